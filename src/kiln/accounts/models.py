@@ -1,0 +1,101 @@
+"""People, their privileges, login sessions, API tokens and emailed one-time tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kiln.db.base import Base, utcnow
+
+# The privileges MediaGoblin has; "active" means the email address was verified.
+PRIVILEGES = ("admin", "moderator", "uploader", "commenter", "reporter", "active")
+DEFAULT_PRIVILEGES = ("uploader", "commenter", "reporter")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(30), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    bio: Mapped[str] = mapped_column(String(2000), default="")
+    default_license: Mapped[str] = mapped_column(String(100), default="")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    banned: Mapped[bool] = mapped_column(default=False)
+
+    privileges: Mapped[list[UserPrivilege]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    def has(self, privilege: str) -> bool:
+        return any(p.name == privilege for p in self.privileges)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.has("admin")
+
+    @property
+    def is_active(self) -> bool:
+        return self.has("active") and not self.banned
+
+    @property
+    def privilege_names(self) -> list[str]:
+        return sorted(p.name for p in self.privileges)
+
+
+class UserPrivilege(Base):
+    __tablename__ = "user_privileges"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(20))
+    user: Mapped[User] = relationship(back_populates="privileges")
+
+
+class LoginSession(Base):
+    """A browser login. Only the SHA-256 of the cookie value is stored."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime]
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class ApiToken(Base):
+    """A personal access token for the API. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    scope: Mapped[str] = mapped_column(String(10), default="write")  # "read" or "write"
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used: Mapped[dt.datetime | None]
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class EmailToken(Base):
+    """A single-use emailed token (verify an address, reset a password). Stored hashed."""
+
+    __tablename__ = "email_tokens"
+    __table_args__ = (Index("ix_email_tokens_user_purpose", "user_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(20))  # "verify" or "reset"
+    email: Mapped[str] = mapped_column(String(254))  # the address the token was sent to
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime]
+    used: Mapped[dt.datetime | None]

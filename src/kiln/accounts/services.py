@@ -1,0 +1,255 @@
+"""Accounts: registration, verification, login sessions, password reset, API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from kiln.accounts.mail import Mailer
+from kiln.accounts.models import DEFAULT_PRIVILEGES, PRIVILEGES, ApiToken, EmailToken, LoginSession, User, UserPrivilege
+from kiln.db.base import utcnow
+from kiln.errors import Conflict, InvalidInput, KilnError, NotFound
+
+HASHER = PasswordHasher()  # Argon2id with the library's current recommended parameters
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,29}$")
+RESERVED = {"admin", "api", "auth", "static", "media", "u", "tag", "tags", "upload", "feeds", "panel", "kiln"}
+SESSION_DAYS = 30
+VERIFY_HOURS = 72
+RESET_HOURS = 1
+MIN_PASSWORD = 8
+
+
+class BadCredentials(KilnError):
+    code = "bad_credentials"
+    status = 401
+
+
+class BadToken(KilnError):
+    code = "bad_token"
+    status = 400
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return HASHER.hash(password)
+
+
+def check_password(user: User, password: str) -> bool:
+    try:
+        return HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def clean_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.match(name):
+        raise InvalidInput(
+            "A username has 2 to 30 characters: lowercase letters, digits, '-' and '_', starting with a "
+            "letter or digit.", code="bad_username")
+    if name in RESERVED:
+        raise InvalidInput(f"The username '{name}' is reserved; choose another.", code="bad_username")
+    return name
+
+
+def clean_email(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"That email address is not valid: {exc}", code="bad_email") from exc
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"A password needs at least {MIN_PASSWORD} characters.", code="weak_password")
+    if len(password) > 1024:
+        raise InvalidInput("A password can have at most 1024 characters.", code="weak_password")
+
+
+def find_user(session: Session, name_or_email: str) -> User | None:
+    value = name_or_email.strip().lower()
+    column = User.email if "@" in value else User.username
+    return session.scalar(select(User).where(func.lower(column) == value))
+
+
+def create_user(
+    session: Session, username: str, email: str, password: str, *, verified: bool = False,
+    admin: bool = False,
+) -> User:
+    name, address = clean_username(username), clean_email(email)
+    check_new_password(password)
+    if session.scalar(select(User.id).where(User.username == name)):
+        raise Conflict(f"The username '{name}' is taken.", code="username_taken")
+    if session.scalar(select(User.id).where(User.email == address)):
+        raise Conflict("An account with that email address already exists.", code="email_taken")
+    user = User(username=name, email=address, password_hash=hash_password(password), display_name=username)
+    user.privileges = [UserPrivilege(name=p) for p in DEFAULT_PRIVILEGES]
+    if verified:
+        user.privileges.append(UserPrivilege(name="active"))
+    if admin:
+        user.privileges += [UserPrivilege(name="admin"), UserPrivilege(name="moderator")]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def grant(user: User, privilege: str) -> None:
+    if privilege not in PRIVILEGES:
+        raise InvalidInput(f"Unknown privilege '{privilege}'. Known: {', '.join(PRIVILEGES)}.")
+    if not user.has(privilege):
+        user.privileges.append(UserPrivilege(name=privilege))
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Set a new password and end every login session of the user (they must log in again)."""
+    check_new_password(password)
+    user.password_hash = hash_password(password)
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+
+
+# Emailed one-time tokens ----------------------------------------------------------------------
+
+def issue_email_token(session: Session, user: User, purpose: str, email: str | None = None) -> str:
+    hours = RESET_HOURS if purpose == "reset" else VERIFY_HOURS
+    token = secrets.token_urlsafe(32)
+    session.add(EmailToken(token_hash=digest(token), user_id=user.id, purpose=purpose,
+                           email=email or user.email, expires=utcnow() + dt.timedelta(hours=hours)))
+    return token
+
+
+def consume_email_token(session: Session, token: str, purpose: str) -> tuple[User, EmailToken]:
+    row = session.scalar(select(EmailToken).where(EmailToken.token_hash == digest(token),
+                                                  EmailToken.purpose == purpose))
+    if row is None or row.used is not None or row.expires < utcnow():
+        raise BadToken("This link is invalid, already used or expired. Ask for a new one.")
+    row.used = utcnow()
+    user = session.get(User, row.user_id)
+    if user is None:
+        raise BadToken("This link belongs to an account that no longer exists.")
+    return user, row
+
+
+def send_verification(session: Session, mailer: Mailer, base_url: str, site: str, user: User,
+                      email: str | None = None) -> None:
+    token = issue_email_token(session, user, "verify", email)
+    mailer.send(email or user.email, f"Confirm your email address for {site}",
+                f"Hello {user.username},\n\nconfirm your email address by opening this link:\n\n"
+                f"{base_url.rstrip('/')}/auth/verify?token={token}\n\n"
+                f"The link works once and for {VERIFY_HOURS} hours. If you did not ask for this, ignore it.\n")
+
+
+def verify_email(session: Session, token: str) -> User:
+    user, row = consume_email_token(session, token, "verify")
+    if row.email != user.email:  # confirming a change of address
+        if session.scalar(select(User.id).where(User.email == row.email, User.id != user.id)):
+            raise Conflict("Another account uses that email address now.", code="email_taken")
+        user.email = row.email
+    grant(user, "active")
+    return user
+
+
+def request_reset(session: Session, mailer: Mailer, base_url: str, site: str, email: str) -> None:
+    """Mail a reset link if the address has an account. Says nothing either way."""
+    user = find_user(session, email) if "@" in email else None
+    if user is None:
+        return
+    token = issue_email_token(session, user, "reset")
+    mailer.send(user.email, f"Reset your {site} password",
+                f"Hello {user.username},\n\nsomeone asked to reset your password. Choose a new one here:\n\n"
+                f"{base_url.rstrip('/')}/auth/reset?token={token}\n\n"
+                f"The link works once and for {RESET_HOURS} hour. If it was not you, ignore this mail.\n")
+
+
+def reset_password(session: Session, token: str, password: str) -> User:
+    check_new_password(password)
+    user, _row = consume_email_token(session, token, "reset")
+    set_password(session, user, password)
+    grant(user, "active")  # following the mailed link proves the address
+    return user
+
+
+# Login sessions ------------------------------------------------------------------------------
+
+def authenticate(session: Session, name_or_email: str, password: str) -> User:
+    user = find_user(session, name_or_email)
+    if user is None:
+        _burn(password)
+        raise BadCredentials("The username or password is wrong.")
+    if not check_password(user, password):
+        raise BadCredentials("The username or password is wrong.")
+    if user.banned:
+        raise BadCredentials("This account is suspended.", code="banned")
+    if HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+_DUMMY_HASH = HASHER.hash("kiln-timing-equaliser")
+
+
+def _burn(password: str) -> None:
+    """Spend the same time as a real check, so unknown usernames cannot be told apart by timing."""
+    try:
+        HASHER.verify(_DUMMY_HASH, password)
+    except VerificationError:
+        pass
+
+
+def start_session(session: Session, user: User) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(LoginSession(token_hash=digest(token), user_id=user.id,
+                             expires=utcnow() + dt.timedelta(days=SESSION_DAYS)))
+    return token
+
+
+def session_user(session: Session, token: str) -> User | None:
+    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == digest(token)))
+    if row is None or row.expires < utcnow() or row.user.banned:
+        return None
+    return row.user
+
+
+def end_session(session: Session, token: str) -> None:
+    session.execute(delete(LoginSession).where(LoginSession.token_hash == digest(token)))
+
+
+# API tokens ----------------------------------------------------------------------------------
+
+def create_api_token(session: Session, user: User, name: str = "", scope: str = "write") -> str:
+    if scope not in ("read", "write"):
+        raise InvalidInput("A token's scope is 'read' or 'write'.")
+    token = "kiln_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=digest(token), user_id=user.id, name=name[:100], scope=scope))
+    return token
+
+
+def token_owner(session: Session, token: str) -> ApiToken | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None or row.user.banned:
+        return None
+    return row
+
+
+def revoke_api_token(session: Session, user: User, token_id: int) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("No such token.")
+    session.delete(row)
+
+
+def get_user(session: Session, username: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise NotFound(f"There is no user named '{username}'.")
+    return user

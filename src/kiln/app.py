@@ -1,0 +1,100 @@
+"""create_app(settings) -> the ASGI application. No I/O happens at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kiln.config import Settings
+from kiln.errors import KilnError, NotAuthenticated
+from kiln.runtime import Runtime, build_runtime
+from kiln.web import api, auth_pages, feeds, files, pages, upload_pages
+from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, dump_flashes
+from kiln.web.templating import STATIC_DIR, make_templates, render
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or build_runtime(settings)
+    app = FastAPI(
+        title=f"{settings.site_name} API",
+        version="1",
+        description="Upload, list, edit and delete media. Authenticate with `Authorization: Bearer <token>`.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    app.state.templates = make_templates(settings.static_base_url, rt.stores.public.url)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (pages, auth_pages, upload_pages, feeds, files, api):
+        app.include_router(module.router)
+    _install_middleware(app, secure=settings.base_url.startswith("https://"))
+    _install_error_handlers(app)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def respond(request: Request, status: int, code: str, message: str) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+        if status == 401 and request.method == "GET":
+            return RedirectResponse(f"/auth/login?next={request.url.path}", status_code=303)
+        return render(request, "error.html", status=status, code=code, message=message)
+
+    @app.exception_handler(KilnError)
+    async def kiln_error(request: Request, exc: KilnError) -> Response:
+        response = respond(request, exc.status, exc.code, exc.message)
+        if isinstance(exc, NotAuthenticated) and _wants_json(request):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "There is nothing here. The page may have been deleted, or the link is wrong.",
+                    405: "That action is not available here."}
+        message = messages.get(exc.status_code, str(exc.detail))
+        return respond(request, exc.status_code, "not_found" if exc.status_code == 404 else "http_error",
+                       message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return respond(request, 422, "invalid", "Some fields are missing or wrong: " + "; ".join(problems))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> Response:  # pragma: no cover - last resort
+        log.exception("unhandled error on %s", request.url.path)
+        return respond(request, 500, "internal", "Something went wrong on our side. Try again in a moment.")
+
+
+def _install_middleware(app: FastAPI, secure: bool) -> None:
+    @app.middleware("http")
+    async def cookies_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        token = getattr(request.state, "csrf", None)
+        if token and request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure)
+        flashes = getattr(request.state, "flash_out", [])
+        if flashes:
+            response.set_cookie(FLASH_COOKIE, dump_flashes(request, flashes), httponly=True, samesite="lax",
+                                secure=secure, max_age=120)
+        elif getattr(request.state, "flash_read", False):
+            response.delete_cookie(FLASH_COOKIE)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response

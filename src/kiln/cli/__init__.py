@@ -1,0 +1,37 @@
+"""The `kiln` command: thin commands over services, one module per group."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kiln.cli.context import Kiln, pass_kiln
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), envvar="KILN_DATA",
+              default="kiln-data", show_default=True, help="Directory holding kiln.toml, the database and media.")
+@click.version_option(package_name="kiln")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path) -> None:
+    """Kiln: a self-hosted media publishing platform."""
+    ctx.obj = Kiln(data_dir)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+from kiln.cli import media, server, users  # noqa: E402  (commands register on `main`)
+
+__all__ = ["main", "pass_kiln", "media", "server", "users"]

@@ -1,0 +1,144 @@
+"""addmedia, and the `media` group: list, show, delete."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from kiln.accounts import services as accounts
+from kiln.cli import echo_json, fail, main
+from kiln.cli.context import Kiln, pass_kiln
+from kiln.errors import KilnError
+from kiln.media import services as media_service
+from kiln.media.services import MediaFields
+from kiln.processing import ledger
+from kiln.processing.dispatch import RecordingDispatcher
+from kiln.processing.service import process_media
+
+
+@main.command()
+@click.argument("username")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title")
+@click.option("--description")
+@click.option("--tags", help="Comma-separated.")
+@click.option("--license", "license_url", help="Licence URL (empty for all rights reserved).")
+@click.option("--wait", is_flag=True, help="Process here and now, and wait until each file is done.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_kiln
+def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | None, description: str | None,
+             tags: str | None, license_url: str | None, wait: bool, as_json: bool) -> None:
+    """Upload FILES for USERNAME. Without --wait, running workers process them."""
+    rt = kiln.runtime(RecordingDispatcher() if wait else None)
+    results, failures = [], 0
+    with rt.sessions() as session:
+        try:
+            owner = accounts.get_user(session, username)
+        except KilnError as exc:
+            fail(exc.message)
+        with click.progressbar(files, label="Uploading", file=click.get_text_stream("stderr"),
+                               show_pos=True) as bar:
+            for path in bar:
+                fields = MediaFields(title=title, description=description, tags=tags, license=license_url)
+                try:
+                    with path.open("rb") as fh:
+                        entry = media_service.submit(rt, session, owner, fh, path.name, fields)
+                    results.append(entry.id)
+                except KilnError as exc:
+                    failures += 1
+                    click.echo(f"\n{path}: {exc.message}", err=True)
+        if wait:
+            with click.progressbar(results, label="Processing", file=click.get_text_stream("stderr"),
+                                   show_pos=True) as bar:
+                for media_id in bar:
+                    _process_until_settled(rt, media_id)
+        items = [media_service.media_json(rt, session.get(media_service.MediaEntry, i, populate_existing=True),
+                                          ledger.steps_of(session, i)) for i in results]
+    if as_json:
+        echo_json(items)
+    else:
+        for item in items:
+            click.echo(f"{item['id']}\t{item['state']}\t{item['title']}\t{item['url']}")
+    if failures:
+        raise SystemExit(1)
+
+
+def _process_until_settled(rt, media_id: int, limit: float = 600.0) -> None:  # type: ignore[no-untyped-def]
+    """Run due steps here; a transient failure waits out its backoff (bounded), like a worker would."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        state = process_media(rt, media_id)
+        if state in ("processed", "failed", None):
+            return
+        time.sleep(0.5)
+
+
+@main.group()
+def media() -> None:
+    """List, show and delete media."""
+
+
+@media.command("list")
+@click.option("--user", "username")
+@click.option("--state", type=click.Choice(["queued", "processing", "processed", "failed"]))
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_kiln
+def media_list(kiln: Kiln, username: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    rt = kiln.runtime()
+    with rt.sessions() as session:
+        try:
+            owner = accounts.get_user(session, username) if username else None
+        except KilnError as exc:
+            fail(exc.message)
+        items = [media_service.media_json(rt, m)
+                 for m in media_service.list_for_admin(session, owner=owner, state=state, limit=limit)]
+    if as_json:
+        echo_json(items)
+        return
+    for item in items:
+        click.echo(f"{item['id']}\t{item['state']:<10}\t{item['owner']}\t{item['title']}")
+
+
+@media.command("show")
+@click.argument("media_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_kiln
+def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
+    rt = kiln.runtime()
+    with rt.sessions() as session:
+        try:
+            item = media_service.get_media(session, media_id)
+        except KilnError as exc:
+            fail(exc.message)
+        data = media_service.media_json(rt, item, ledger.steps_of(session, media_id))
+    if as_json:
+        echo_json(data)
+        return
+    for key in ("id", "title", "kind", "state", "owner", "url", "created"):
+        click.echo(f"{key:>10}: {data[key]}")
+    if "error" in data:
+        click.echo(f"{'error':>10}: {data['error']['message']} ({data['error']['code']})")
+    for name, r in data["renditions"].items():
+        click.echo(f"{name:>10}: {r['width']}x{r['height']} {r['mime_type']} {r['bytes']} bytes  {r['url']}")
+    for step in data["steps"]:
+        click.echo(f"{'step':>10}: {step['name']} {step['state']} (attempts {step['attempts']})")
+
+
+@media.command("delete")
+@click.argument("media_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_kiln
+def media_delete(kiln: Kiln, media_id: int, yes: bool) -> None:
+    rt = kiln.runtime()
+    with rt.sessions() as session:
+        try:
+            item = media_service.get_media(session, media_id)
+        except KilnError as exc:
+            fail(exc.message)
+        if not yes:
+            click.confirm(f"Delete media {media_id} “{item.title}” and all its files?", abort=True)
+        media_service.delete(rt, session, None, item)
+    click.echo(f"Deleted media {media_id}.")

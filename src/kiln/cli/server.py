@@ -1,0 +1,112 @@
+"""serve, worker, dbupdate, shell."""
+
+from __future__ import annotations
+
+import code
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import click
+
+from kiln.cli import main
+from kiln.cli.context import Kiln, pass_kiln
+
+
+@main.command()
+@pass_kiln
+def dbupdate(kiln: Kiln) -> None:
+    """Create or upgrade the database to the current schema."""
+    from kiln.db.migrate import upgrade
+
+    upgrade(kiln.settings.db_url)
+    click.echo(f"Database is up to date ({kiln.settings.db_url.split('://')[0]}).")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=6543, show_default=True, type=int)
+@click.option("--processes", type=int, default=None, help="Processing worker processes (default: one per core).")
+@click.option("--no-worker", is_flag=True, help="Run the web app only (workers run elsewhere).")
+@pass_kiln
+def serve(kiln: Kiln, host: str, port: int, processes: int | None, no_worker: bool) -> None:
+    """Run the web app and the background processing workers."""
+    import uvicorn
+
+    from kiln.app import create_app
+
+    rt = kiln.runtime()
+    worker: subprocess.Popen[bytes] | None = None
+    if not no_worker:
+        args = [sys.executable, "-m", "kiln", "--data", str(kiln.settings.data_dir), "worker"]
+        if processes:
+            args += ["--processes", str(processes)]
+        worker = subprocess.Popen(args)
+    url = f"http://{host}:{port}/"
+    click.secho(f"Kiln is running at {url}  (data: {kiln.settings.data_dir}; Ctrl-C stops it)", fg="green")
+    try:
+        uvicorn.run(create_app(kiln.settings, rt), host=host, port=port, log_level="info",
+                    proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    finally:
+        if worker is not None:
+            _stop(worker)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    """Warm shutdown: let running steps finish, then kill. The sweeper recovers whatever was cut."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@main.command()
+@click.option("--processes", "concurrency", type=int, default=None,
+              help="Worker processes (default: processing.concurrency, or one per core).")
+@click.option("--queues", "-Q", default=None, help="Comma-separated lanes to consume (default: all).")
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_kiln
+def worker(kiln: Kiln, concurrency: int | None, queues: str | None, loglevel: str) -> None:
+    """Run a processing worker (and the sweeper) alone."""
+    from kiln.processing.celery_app import lanes, make_celery
+    from kiln.processing.dispatch import CeleryDispatcher
+    from kiln.processing.sweeper import Sweeper
+
+    app = make_celery(kiln.settings)
+    rt = kiln.runtime(CeleryDispatcher(app))
+    sweeper = Sweeper(rt)
+    sweeper.start()
+    rt.engine.dispose()  # the pool forks; each child opens its own connections
+    lane_list = queues or ",".join(lanes())
+    app.worker_main([
+        "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or kiln.settings.worker_concurrency}",
+        "-Q", lane_list, "-n", f"kiln-{os.getpid()}@{socket.gethostname()}", "--without-gossip",
+        "--without-mingle", "--pool=prefork",
+    ])
+    sweeper.stop()
+
+
+@main.command()
+@pass_kiln
+def shell(kiln: Kiln) -> None:
+    """A Python shell with `rt` (runtime), `session`, `settings` and the models ready."""
+    from kiln.accounts.models import User
+    from kiln.media.models import MediaEntry, Rendition, Tag
+    from kiln.processing.models import ProcessingStep
+
+    rt = kiln.runtime()
+    session = rt.sessions()
+    names = {"rt": rt, "session": session, "settings": kiln.settings, "User": User, "MediaEntry": MediaEntry,
+             "Rendition": Rendition, "Tag": Tag, "ProcessingStep": ProcessingStep}
+    banner = "Kiln shell. Ready: " + ", ".join(names)
+    try:
+        from IPython import start_ipython  # type: ignore[import-not-found]
+
+        start_ipython(argv=[], user_ns=names)
+    except ImportError:
+        code.interact(banner=banner, local=names)

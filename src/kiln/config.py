@@ -1,0 +1,166 @@
+"""Kiln's settings: the one place that reads environment variables and ``kiln.toml``.
+
+Precedence, highest first: keyword arguments (tests, CLI flags), environment variables
+(``KILN_...``; nested with ``__``, e.g. ``KILN_IMAGE__THUMBNAIL_SIZE=240``), then
+``DATA/kiln.toml``, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_NAME = "kiln.toml"
+
+
+class ImageSettings(BaseModel):
+    """Rendition sizes and encodings for still images."""
+
+    thumbnail_size: int = Field(180, ge=16, le=2048, description="Thumbnails fit in a square of this side.")
+    medium_size: int = Field(1280, ge=64, le=8192, description="The page image fits in a square of this side.")
+    jpeg_quality: int = Field(82, ge=30, le=100)
+    webp_quality: int = Field(80, ge=30, le=100)
+    max_pixels: int = Field(200_000_000, description="Images declaring more pixels are refused unread.")
+    max_side: int = Field(30_000, description="Images declaring a longer side are refused unread.")
+
+
+class ProcessingSettings(BaseModel):
+    """How background processing retries and leases work."""
+
+    concurrency: int = Field(0, ge=0, description="Worker processes for `kiln serve`; 0 means one per core.")
+    lease_seconds: int = Field(120, ge=5, description="A running step must renew its lease this often.")
+    step_time_limit: int = Field(600, ge=5, description="Seconds before a step is killed.")
+    max_attempts: int = Field(5, ge=1)
+    backoff_base: float = Field(10.0, ge=0.1, description="Seconds before the first retry.")
+    backoff_cap: float = Field(86_400.0, description="Longest wait between retries (1 day).")
+    sweep_interval: float = Field(15.0, ge=0.5, description="Seconds between sweeper passes.")
+
+
+class MailSettings(BaseModel):
+    """Outgoing mail. With no SMTP host, mail is printed and written under DATA/mail/."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    sender: str = "kiln@localhost"
+
+
+class Settings(BaseSettings):
+    """Every setting Kiln has. Build one with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="KILN_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(Path("kiln-data"), alias="KILN_DATA")
+    database_url: str | None = None
+    broker_url: str | None = Field(None, description="Celery broker; empty means the embedded queue.")
+    secret_key: str = ""
+    site_name: str = "Kiln"
+    base_url: str = Field("http://127.0.0.1:6543", description="Public URL, used in mail and feeds.")
+    static_base_url: str | None = Field(None, description="Serve CSS/JS from another host (direct_remote_path).")
+    registration_open: bool = True
+    require_email_verification: bool = True
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1)
+    per_page: int = Field(30, ge=1, le=200)
+    mail: MailSettings = MailSettings()
+    image: ImageSettings = ImageSettings()
+    processing: ProcessingSettings = ProcessingSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls, init_settings, env_settings))
+
+    # Derived locations -------------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'kiln.db'}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def workbench_dir(self) -> Path:
+        return self.data_dir / "workbench"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.data_dir / "queue"
+
+    @property
+    def embedded_queue(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def worker_concurrency(self) -> int:
+        return self.processing.concurrency or max(1, os.cpu_count() or 1)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads DATA/kiln.toml, where DATA comes from the higher-priority sources or the default."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *higher: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._higher = higher
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data_dir: Any = None
+        for source in self._higher:
+            values = source()
+            data_dir = values.get("data_dir") or values.get("KILN_DATA") or data_dir
+            if data_dir:
+                break
+        path = Path(data_dir or "kiln-data").expanduser() / CONFIG_NAME
+        if not path.is_file():
+            return {}
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, creating the data directory and a secret key on first use."""
+    if "data_dir" in overrides:
+        overrides["KILN_DATA"] = overrides.pop("data_dir")
+    settings = Settings(**overrides)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.secret_key:
+        settings.secret_key = _stored_secret(settings.data_dir)
+    return settings
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """The site's secret lives in DATA/secret.key (mode 600), made once."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,34 @@
+"""Alembic environment: runs migrations against the URL set by kiln.db.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import pool
+
+from kiln.db.base import import_all_models
+from kiln.db.session import make_engine
+
+target_metadata = import_all_models().metadata
+config = context.config
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():  # pragma: no cover
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    run_migrations_online()

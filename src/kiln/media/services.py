@@ -1,0 +1,319 @@
+"""Media: taking uploads in, editing, deleting, listing, and the JSON shape of an item."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from kiln.accounts.models import User
+from kiln.db.base import utcnow
+from kiln.errors import InvalidInput, NotFound, PermissionDenied
+from kiln.media.licenses import get_license, is_known
+from kiln.media.models import MEDIA_STATES, MediaEntry, Tag, media_tags
+from kiln.media.text import parse_tags
+from kiln.mediatypes import extension_for, get_kind, identify
+from kiln.mediatypes.base import MediaRejected
+from kiln.processing import ledger
+from kiln.runtime import Runtime
+from kiln.storage.base import CHUNK
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+    status = 413
+
+
+@dataclass
+class MediaFields:
+    title: str | None = None
+    description: str | None = None
+    tags: str | list[str] | None = None
+    license: str | None = None
+    show_exif: bool | None = None
+
+
+def _spool(rt: Runtime, source: BinaryIO, limit: int) -> tuple[Path, int, str]:
+    """Stream an upload to the workbench, hashing as it goes; refuse past the size limit."""
+    rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=rt.settings.workbench_dir)
+    path, size, sha = Path(name), 0, hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"The file is larger than the {limit // (1024 * 1024)} MiB upload limit.")
+                sha.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, size, sha.hexdigest()
+
+
+def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filename: str,
+           fields: MediaFields) -> MediaEntry:
+    """Take an upload: check it, store it privately, record its steps, then ring the bell.
+
+    Returns as soon as the file is safely stored; processing happens in the background.
+    """
+    if not owner.has("uploader") or owner.banned:
+        raise PermissionDenied("This account is not allowed to upload.", code="not_uploader")
+    if not owner.is_active:
+        raise PermissionDenied("Confirm your email address first: open the link we mailed you "
+                               "(you can ask for a new one on your account page).", code="not_verified")
+    path, size, sha = _spool(rt, source, rt.settings.max_upload_bytes)
+    try:
+        found = identify(path, rt.settings)
+        kind = get_kind(found.kind)
+        title = (fields.title or "").strip() or _title_from(filename)
+        license_url = fields.license if fields.license is not None else owner.default_license
+        _check_license(license_url)
+        entry = MediaEntry(
+            owner=owner, kind=found.kind, state="queued", title=title[:200],
+            description=fields.description or "", license=license_url,
+            show_exif=True if fields.show_exif is None else fields.show_exif,
+            original_key=[], original_name=Path(filename or "").name[:255],
+            mime_type=found.mime_type, size_bytes=size, sha256=sha, width=found.width, height=found.height,
+        )
+        session.add(entry)
+        session.flush()
+        entry.original_key = ["media", str(entry.id), "original" + extension_for(found.mime_type)]
+        entry.tags = _tags(session, fields.tags)
+        ledger.create_steps(session, entry, kind.steps(rt.settings))
+        with path.open("rb") as fh:
+            rt.stores.queue.save(entry.original_key, fh)
+        try:
+            session.commit()
+        except BaseException:
+            rt.stores.queue.delete(entry.original_key)
+            raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        path.unlink(missing_ok=True)
+    rt.dispatcher.ring(entry.id, entry.kind, "new")
+    return entry
+
+
+def _title_from(filename: str) -> str:
+    stem = Path(filename or "").stem.replace("_", " ").strip()
+    return stem[:200] or "Untitled"
+
+
+def _check_license(url: str) -> None:
+    if not is_known(url):
+        raise InvalidInput(f"Unknown licence '{url}'. Choose one from the list.", code="bad_license")
+
+
+def _tags(session: Session, raw: str | list[str] | None) -> list[Tag]:
+    pairs = parse_tags(raw)
+    if not pairs:
+        return []
+    existing = {t.slug: t for t in session.scalars(select(Tag).where(Tag.slug.in_([s for s, _ in pairs])))}
+    tags = []
+    for slug, name in pairs:
+        tag = existing.get(slug)
+        if tag is None:
+            tag = Tag(slug=slug, name=name)
+            session.add(tag)
+        tags.append(tag)
+    return tags
+
+
+def check_owner(user: User | None, media: MediaEntry) -> None:
+    if user is None or (user.id != media.owner_id and not user.is_admin):
+        raise PermissionDenied("Only the owner of this media (or an admin) can change it.")
+
+
+def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields: MediaFields) -> MediaEntry:
+    check_owner(user, media)
+    if fields.title is not None:
+        title = fields.title.strip()
+        if not title:
+            raise InvalidInput("The title cannot be empty.", code="empty_title")
+        media.title = title[:200]
+    if fields.description is not None:
+        media.description = fields.description[:20000]
+    if fields.license is not None:
+        _check_license(fields.license)
+        media.license = fields.license
+    if fields.show_exif is not None:
+        media.show_exif = fields.show_exif
+    if fields.tags is not None:
+        media.tags = _tags(session, fields.tags)
+    media.updated = utcnow()
+    session.commit()
+    return media
+
+
+def delete(rt: Runtime, session: Session, user: User | None, media: MediaEntry) -> None:
+    """Delete an item, its renditions and its original. The row goes first: a crash after it
+    leaves only unreferenced files, which `kiln storage gc` removes; never a row without files."""
+    if user is not None:
+        check_owner(user, media)
+    files = [(rt.stores.public, r.key) for r in media.renditions]
+    files.append((rt.stores.by_name(media.original_store), media.original_key))
+    media_dir = ["media", str(media.id)]
+    session.delete(media)
+    session.commit()
+    for store, key in files:
+        store.delete(key)
+    for store in (rt.stores.public, rt.stores.queue, rt.stores.originals):
+        store.delete_dir(media_dir)
+
+
+def get_media(session: Session, media_id: int) -> MediaEntry:
+    media = session.get(MediaEntry, media_id)
+    if media is None:
+        raise NotFound("There is no media with that id.")
+    return media
+
+
+def visible(media: MediaEntry, viewer: User | None) -> bool:
+    """Processed media is public; the owner and admins also see queued and failed items."""
+    if media.state == "processed":
+        return True
+    return viewer is not None and (viewer.id == media.owner_id or viewer.is_admin)
+
+
+# Listings: keyset pagination over (published, id), newest first ----------------------------------
+
+@dataclass
+class Page:
+    items: list[MediaEntry]
+    next_cursor: str | None
+
+
+def encode_cursor(media: MediaEntry) -> str:
+    assert media.published is not None
+    return f"{int(media.published.timestamp() * 1_000_000)}-{media.id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        micros, media_id = cursor.split("-", 1)
+        when = dt.datetime.fromtimestamp(int(micros) / 1_000_000, dt.UTC)
+        return when, int(media_id)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor") from exc
+
+
+def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[tuple[MediaEntry]]:
+    query = select(MediaEntry).where(MediaEntry.state == "processed")
+    if owner_id is not None:
+        query = query.where(MediaEntry.owner_id == owner_id)
+    if tag is not None:
+        query = query.join(media_tags, media_tags.c.media_id == MediaEntry.id).join(
+            Tag, Tag.id == media_tags.c.tag_id).where(Tag.slug == tag)
+    return query
+
+
+def page(session: Session, query: Select[tuple[MediaEntry]], cursor: str | None, per_page: int) -> Page:
+    after = decode_cursor(cursor)
+    if after is not None:
+        when, media_id = after
+        query = query.where(or_(MediaEntry.published < when,
+                                and_(MediaEntry.published == when, MediaEntry.id < media_id)))
+    rows = list(session.scalars(query.order_by(MediaEntry.published.desc(), MediaEntry.id.desc())
+                                .limit(per_page + 1)).unique())
+    more = len(rows) > per_page
+    items = rows[:per_page]
+    return Page(items, encode_cursor(items[-1]) if more and items else None)
+
+
+def neighbours(session: Session, media: MediaEntry) -> tuple[MediaEntry | None, MediaEntry | None]:
+    """The owner's next newer and next older published items."""
+    if media.published is None:
+        return None, None
+    base = published_query(owner_id=media.owner_id)
+    newer = session.scalars(base.where(or_(MediaEntry.published > media.published,
+                                           and_(MediaEntry.published == media.published,
+                                                MediaEntry.id > media.id)))
+                            .order_by(MediaEntry.published.asc(), MediaEntry.id.asc()).limit(1)).first()
+    older = session.scalars(base.where(or_(MediaEntry.published < media.published,
+                                           and_(MediaEntry.published == media.published,
+                                                MediaEntry.id < media.id)))
+                            .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(1)).first()
+    return newer, older
+
+
+def list_for_admin(session: Session, *, owner: User | None = None, state: str | None = None,
+                   tag: str | None = None, limit: int = 100, offset: int = 0) -> list[MediaEntry]:
+    """Every item whatever its state (CLI and the owner's own views)."""
+    query = select(MediaEntry)
+    if owner is not None:
+        query = query.where(MediaEntry.owner_id == owner.id)
+    if state is not None:
+        if state not in MEDIA_STATES:
+            raise InvalidInput(f"Unknown state '{state}'. Known: {', '.join(MEDIA_STATES)}.", code="bad_state")
+        query = query.where(MediaEntry.state == state)
+    if tag is not None:
+        query = query.join(media_tags, media_tags.c.media_id == MediaEntry.id).join(
+            Tag, Tag.id == media_tags.c.tag_id).where(Tag.slug == tag)
+    return list(session.scalars(query.order_by(MediaEntry.id.desc()).limit(limit).offset(offset)).unique())
+
+
+# The JSON shape shared by the CLI and the API --------------------------------------------------
+
+def media_url(base_url: str, media: MediaEntry) -> str:
+    return f"{base_url.rstrip('/')}/u/{media.owner.username}/m/{media.id}"
+
+
+def rendition_url(rt: Runtime, key: list[str]) -> str:
+    url = rt.stores.public.url(key)
+    return url if "://" in url else rt.settings.base_url.rstrip("/") + url
+
+
+def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -> dict[str, Any]:
+    lic = get_license(media.license)
+    data: dict[str, Any] = {
+        "id": media.id,
+        "kind": media.kind,
+        "state": media.state,
+        "title": media.title,
+        "description": media.description,
+        "owner": media.owner.username,
+        "url": media_url(rt.settings.base_url, media),
+        "created": media.created.isoformat(),
+        "published": media.published.isoformat() if media.published else None,
+        "tags": [t.slug for t in media.tags],
+        "license": {"url": lic.url, "name": lic.abbreviation},
+        "mime_type": media.mime_type,
+        "width": media.width,
+        "height": media.height,
+        "renditions": {
+            r.name: {"url": rendition_url(rt, r.key), "width": r.width, "height": r.height,
+                     "mime_type": r.mime_type, "bytes": r.size_bytes}
+            for r in media.renditions
+        },
+    }
+    if media.state == "failed":
+        data["error"] = {"code": media.error_code or "failed",
+                         "message": media.error_message or "Processing failed."}
+    if steps is not None:
+        data["steps"] = [
+            {"name": s.name, "state": s.state, "attempts": s.attempts, "progress": s.progress,
+             "next_run": s.next_run.isoformat() if s.next_run else None,
+             "error": {"code": s.error_code, "message": s.error_message} if s.error_code else None}
+            for s in steps
+        ]
+        when = ledger.retry_at(steps)
+        data["retry_at"] = when.isoformat() if when else None
+    return data
+
+
+def rejected_message(exc: MediaRejected, filename: str) -> str:
+    name = Path(filename or "").name
+    return f"{name}: {exc.message}" if name else exc.message

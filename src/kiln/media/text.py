@@ -1,0 +1,43 @@
+"""Markdown descriptions, rendered and sanitised; tags parsed into slugs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
+_TAGS = {"p", "br", "em", "strong", "a", "ul", "ol", "li", "blockquote", "code", "pre", "h3", "h4", "s", "hr"}
+
+
+def render_markdown(text: str) -> Markup:
+    html = _MD.render(text or "")
+    clean = nh3.clean(html, tags=_TAGS, attributes={"a": {"href", "title"}}, link_rel="nofollow ugc noopener",
+                      url_schemes={"http", "https", "mailto"})
+    return Markup(clean)  # noqa: S704 - sanitised by nh3 just above
+
+
+MAX_TAGS = 30
+
+
+def slugify(text: str) -> str:
+    value = unicodedata.normalize("NFKC", text).strip().lower()
+    value = re.sub(r"[^\w\s-]", "", value)
+    return re.sub(r"[\s_-]+", "-", value).strip("-")[:64]
+
+
+def parse_tags(raw: str | list[str] | None) -> list[tuple[str, str]]:
+    """'Sunset, beach,  sunset' -> [('sunset', 'Sunset'), ('beach', 'beach')]."""
+    if not raw:
+        return []
+    items = raw if isinstance(raw, list) else raw.split(",")
+    seen: dict[str, str] = {}
+    for item in items:
+        name = " ".join(item.split())[:64]
+        slug = slugify(name)
+        if slug and slug not in seen:
+            seen[slug] = name
+    return list(seen.items())[:MAX_TAGS]

@@ -1,0 +1,93 @@
+"""libvips, hardened: the only loaders it may run are the five formats Kiln sniffs itself.
+
+Importing this module configures libvips for the whole process (only the image kind uses it):
+
+* ``block_untrusted_set(True)`` -- the ``VIPS_BLOCK_UNTRUSTED`` switch, which blocks loaders
+  libvips itself considers unsafe for hostile input (ImageMagick, PDF, SVG, matrix, ...);
+* stricter still, every loader is blocked and only the JPEG, PNG, WebP, GIF and TIFF loaders are
+  re-enabled, so even a mistake elsewhere cannot make libvips guess a format from content;
+* the operation cache is off: workers process each file once, and a cache keyed on file names
+  could hand back a stale image when a work directory is reused.
+
+It also turns libvips errors into Kiln's two outcomes: :class:`MediaRejected` (the file is bad)
+and :class:`TransientFailure` (the machine is short of memory or disk).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pyvips
+
+from kiln.mediatypes.base import MediaRejected, TransientFailure
+
+
+@dataclass(frozen=True)
+class Format:
+    key: str  # "jpeg", ...
+    label: str  # for people: "JPEG"
+    mime_type: str
+    loader: str  # pyvips operation nickname
+    vips_class: str  # GType name of the loader family, for the block list
+
+
+FORMATS: dict[str, Format] = {
+    f.key: f
+    for f in (
+        Format("jpeg", "JPEG", "image/jpeg", "jpegload", "VipsForeignLoadJpeg"),
+        Format("png", "PNG", "image/png", "pngload", "VipsForeignLoadPng"),
+        Format("webp", "WebP", "image/webp", "webpload", "VipsForeignLoadWebp"),
+        Format("gif", "GIF", "image/gif", "gifload", "VipsForeignLoadNsgif"),
+        Format("tiff", "TIFF", "image/tiff", "tiffload", "VipsForeignLoadTiff"),
+    )
+}
+
+
+def _harden() -> None:
+    if hasattr(pyvips, "block_untrusted_set"):
+        pyvips.block_untrusted_set(True)
+    if hasattr(pyvips, "operation_block_set"):
+        pyvips.operation_block_set("VipsForeignLoad", True)
+        for fmt in FORMATS.values():
+            pyvips.operation_block_set(fmt.vips_class, False)
+    pyvips.cache_set_max(0)
+
+
+_harden()
+
+
+def load(path: str, fmt: Format, **options: object) -> pyvips.Image:
+    """Open ``path`` with the loader for ``fmt`` only. Pixels are decoded lazily, top to bottom.
+
+    ``fail_on="truncated"`` makes a cut-off file an error instead of a grey-padded picture.
+    """
+    loader = getattr(pyvips.Image, fmt.loader)
+    return loader(path, access="sequential", fail_on="truncated", **options)
+
+
+_TRANSIENT_WORDS = ("out of memory", "cannot allocate memory", "no space left", "disk quota")
+
+
+@contextmanager
+def translate_errors(fmt: Format) -> Iterator[None]:
+    """Let no raw pyvips.Error, MemoryError or OSError escape a step."""
+    try:
+        yield
+    except (MediaRejected, TransientFailure):
+        raise
+    except MemoryError as exc:
+        raise TransientFailure("The server ran out of memory while processing this image.") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise TransientFailure("The server's disk is full; this image will be retried.") from exc
+        raise TransientFailure("The server could not read or write a working file.") from exc
+    except pyvips.Error as exc:
+        detail = f"{exc.message} {exc.detail}".lower()
+        if any(word in detail for word in _TRANSIENT_WORDS):
+            raise TransientFailure(
+                "The server ran short of memory or disk while processing this image."
+            ) from exc
+        raise MediaRejected(f"This {fmt.label} file is damaged and cannot be read.", code="corrupt") from exc

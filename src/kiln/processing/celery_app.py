@@ -1,0 +1,86 @@
+"""The Celery application: brokers, lanes and the one task.
+
+The embedded default uses kombu's filesystem transport under DATA/queue, so a single machine
+needs no broker server; Redis and RabbitMQ are chosen by URL (``broker_url``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from celery import Celery
+from kombu import Queue
+
+from kiln.config import Settings
+from kiln.processing.dispatch import REASONS, lane
+
+KINDS = ("image",)
+
+
+def lanes(kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """Every lane, fresh uploads first (the worker polls queues in this order)."""
+    return [lane(kind, reason) for reason in REASONS for kind in kinds]
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("kiln", set_as_current=False)
+    if settings.embedded_queue:
+        folder = settings.queue_dir
+        for sub in ("messages", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_url = "filesystem://"
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder / "messages"),
+            "data_folder_out": str(folder / "messages"),
+            "control_folder": str(folder / "control"),
+            "polling_interval": 0.2,
+        }
+    else:
+        app.conf.broker_url = settings.broker_url
+        # Redis redelivers unacknowledged messages only after this; the sweeper covers the gap.
+        app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    time_limit = settings.processing.step_time_limit * 4
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=time_limit,
+        task_soft_time_limit=time_limit - 5,
+        task_queues=[Queue(name) for name in lanes()],
+        task_default_queue=lane("image", "new"),
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        result_backend=None,
+        task_ignore_result=True,
+    )
+    app.kiln_settings = settings  # type: ignore[attr-defined]
+    _register_tasks(app)
+    return app
+
+
+_runtime_lock = threading.Lock()
+_runtimes: dict[tuple[int, int], object] = {}
+
+
+def worker_runtime(app: Celery):  # type: ignore[no-untyped-def]
+    """One Runtime per worker process (built after fork, so no connection crosses a fork)."""
+    from kiln.processing.dispatch import CeleryDispatcher
+    from kiln.runtime import build_runtime
+
+    key = (id(app), os.getpid())
+    with _runtime_lock:
+        if key not in _runtimes:
+            _runtimes[key] = build_runtime(app.kiln_settings, dispatcher=CeleryDispatcher(app))  # type: ignore[attr-defined]
+        return _runtimes[key]
+
+
+def _register_tasks(app: Celery) -> None:
+    @app.task(name="kiln.process_media", ignore_result=True)
+    def process_media(media_id: int) -> str | None:
+        from kiln.processing.service import process_media as run
+
+        return run(worker_runtime(app), media_id)

@@ -1,0 +1,153 @@
+"""State changes of processing steps and media items. Every write to the ledger lives here.
+
+A step is claimed with a conditional UPDATE, so two workers that received the same bell can
+never both run it; a claim holds a lease that the runner renews, and the sweeper takes back
+steps whose lease lapsed (the worker died).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterable
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from kiln.config import ProcessingSettings
+from kiln.db.base import utcnow
+from kiln.media.models import MediaEntry
+from kiln.mediatypes.base import StepDef
+from kiln.processing.models import ProcessingStep
+
+FINAL = ("done", "failed", "skipped")
+
+
+def create_steps(session: Session, media: MediaEntry, steps: Iterable[StepDef], reason: str = "new") -> None:
+    now = utcnow()
+    for position, step in enumerate(steps):
+        session.add(
+            ProcessingStep(
+                media_id=media.id,
+                name=step.name,
+                position=position,
+                fingerprint=step.fingerprint(),
+                state="queued",
+                reason=reason,
+                enqueued=now,
+            )
+        )
+
+
+def backoff_delay(attempts: int, policy: ProcessingSettings, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: base * 2^(n-1), capped, then scaled by 50-100%."""
+    raw = min(policy.backoff_cap, policy.backoff_base * (2 ** max(0, attempts - 1)))
+    return raw * (0.5 + 0.5 * (rng or random).random())
+
+
+def _due_clause(now: dt.datetime):  # type: ignore[no-untyped-def]
+    return or_(
+        and_(
+            ProcessingStep.state.in_(("queued", "pending")),
+            or_(ProcessingStep.next_run.is_(None), ProcessingStep.next_run <= now),
+        ),
+        and_(ProcessingStep.state == "running", ProcessingStep.lease_expires < now),
+    )
+
+
+def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:
+    now = utcnow()
+    query = (
+        select(ProcessingStep)
+        .where(ProcessingStep.media_id == media_id, _due_clause(now))
+        .order_by(ProcessingStep.position)
+    )
+    return list(session.scalars(query))
+
+
+def claim(session: Session, step_id: int, owner: str, lease_seconds: int) -> bool:
+    """Take the step for this worker if it is still due. Commits."""
+    now = utcnow()
+    result = session.execute(
+        update(ProcessingStep)
+        .where(ProcessingStep.id == step_id, _due_clause(now))
+        .values(
+            state="running",
+            lease_owner=owner,
+            lease_expires=now + dt.timedelta(seconds=lease_seconds),
+            attempts=ProcessingStep.attempts + 1,
+            started=now,
+            progress=0.0,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    claimed = result.rowcount == 1  # type: ignore[attr-defined]
+    if claimed:
+        session.execute(
+            update(MediaEntry)
+            .where(MediaEntry.id == select(ProcessingStep.media_id).where(ProcessingStep.id == step_id)
+                   .scalar_subquery(), MediaEntry.state == "queued")
+            .values(state="processing")
+        )
+    session.commit()
+    return claimed
+
+
+def renew(session: Session, step_id: int, owner: str, lease_seconds: int, progress: float | None = None) -> bool:
+    values: dict[str, object] = {"lease_expires": utcnow() + dt.timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, progress))
+    result = session.execute(
+        update(ProcessingStep)
+        .where(ProcessingStep.id == step_id, ProcessingStep.lease_owner == owner,
+               ProcessingStep.state == "running")
+        .values(**values)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def mark_done(step: ProcessingStep) -> None:
+    step.state = "done"
+    step.progress = 1.0
+    step.finished = utcnow()
+    step.lease_owner = None
+    step.lease_expires = None
+    step.next_run = None
+    step.error_class = step.error_code = step.error_message = None
+
+
+def mark_failed(step: ProcessingStep, error_class: str, code: str, message: str) -> None:
+    step.state = "failed"
+    step.finished = utcnow()
+    step.lease_owner = None
+    step.lease_expires = None
+    step.next_run = None
+    step.error_class, step.error_code, step.error_message = error_class, code, message[:1000]
+
+
+def schedule_retry(
+    step: ProcessingStep, policy: ProcessingSettings, error_class: str, code: str, message: str
+) -> None:
+    """A transient failure: try again after a backoff, or give up after the attempt limit."""
+    if step.attempts >= policy.max_attempts:
+        mark_failed(step, error_class, code,
+                    f"{message} Kiln tried {step.attempts} times and gave up.")
+        return
+    step.state = "pending"
+    step.reason = "retry"
+    step.lease_owner = None
+    step.lease_expires = None
+    step.next_run = utcnow() + dt.timedelta(seconds=backoff_delay(step.attempts, policy))
+    step.error_class, step.error_code, step.error_message = error_class, code, message[:1000]
+
+
+def steps_of(session: Session, media_id: int) -> list[ProcessingStep]:
+    query = select(ProcessingStep).where(ProcessingStep.media_id == media_id).order_by(ProcessingStep.position)
+    return list(session.scalars(query))
+
+
+def retry_at(steps: Iterable[ProcessingStep]) -> dt.datetime | None:
+    """When the next retry of a waiting step is scheduled, if any."""
+    times = [s.next_run for s in steps if s.state == "pending" and s.next_run is not None]
+    return min(times) if times else None

@@ -1,0 +1,49 @@
+"""The long-lived parts of a Kiln process, built from Settings: database, stores, queue, mail.
+
+The web app, the CLI and the workers each build one Runtime and pass it down; nothing below
+reads settings or creates engines on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from kiln.accounts.mail import Mailer, make_mailer
+from kiln.config import Settings
+from kiln.db.session import make_engine, make_session_factory
+from kiln.processing.dispatch import Dispatcher
+from kiln.storage import Stores, make_stores
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    stores: Stores
+    mailer: Mailer
+    dispatcher: Dispatcher = field(default=None)  # type: ignore[assignment]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None) -> Runtime:
+    engine = make_engine(settings.db_url)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        stores=make_stores(settings),
+        mailer=make_mailer(settings),
+    )
+    if dispatcher is None:
+        from kiln.processing.celery_app import make_celery
+        from kiln.processing.dispatch import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(make_celery(settings))
+    runtime.dispatcher = dispatcher
+    return runtime

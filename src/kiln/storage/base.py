@@ -1,0 +1,104 @@
+"""The storage interface (after MediaGoblin's seed page): keys are lists of cleaned path
+components, and files go in and out as file-like objects, streamed, never whole in memory."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from kiln.errors import KilnError
+
+Key = Sequence[str]
+CHUNK = 1024 * 1024
+
+
+class StorageError(KilnError):
+    code = "storage_error"
+    status = 503
+
+
+class NoSuchFile(StorageError):
+    code = "no_such_file"
+    status = 404
+
+
+class InvalidKey(StorageError):
+    code = "invalid_key"
+    status = 400
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def clean_component(component: str) -> str:
+    """Make one path component safe, like werkzeug's secure_filename.
+
+    ``'../../../etc/'`` becomes ``'etc'``; a component that cleans to nothing is an error.
+    """
+    text = unicodedata.normalize("NFKD", component).encode("ascii", "ignore").decode("ascii")
+    for sep in ("/", "\\"):
+        text = text.replace(sep, " ")
+    text = _UNSAFE.sub("", "_".join(text.split())).strip("._")
+    if not text:
+        raise InvalidKey(f"The storage path component {component!r} is empty once cleaned.")
+    return text
+
+
+def clean_key(key: Key) -> list[str]:
+    if isinstance(key, str) or not key:
+        raise InvalidKey("A storage key is a non-empty list of path components.")
+    return [clean_component(part) for part in key]
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What every backend provides. Keys are cleaned by the backend with :func:`clean_key`."""
+
+    name: str
+    is_local: bool
+
+    def exists(self, key: Key) -> bool: ...
+
+    def open(self, key: Key) -> BinaryIO:
+        """Open for reading, streaming. Raises NoSuchFile."""
+        ...
+
+    def save(self, key: Key, source: BinaryIO) -> int:
+        """Write ``source`` (read in chunks) to ``key`` atomically; return the byte count."""
+        ...
+
+    def delete(self, key: Key) -> None:
+        """Delete one file; deleting a missing file is not an error."""
+        ...
+
+    def delete_dir(self, key: Key) -> None:
+        """Delete everything under ``key``."""
+        ...
+
+    def size(self, key: Key) -> int: ...
+
+    def url(self, key: Key) -> str:
+        """A URL a browser can fetch the file from."""
+        ...
+
+    def local_path(self, key: Key) -> Path:
+        """The file's path on this machine (local backends only)."""
+        ...
+
+    def iter_keys(self, prefix: Key = ()) -> Iterator[list[str]]: ...
+
+
+def copy_to_local(store: Storage, key: Key, dest: Path) -> Path:
+    """Copy a stored file to a local path (the workbench), streaming."""
+    with store.open(key) as src, dest.open("wb") as out:
+        while chunk := src.read(CHUNK):
+            out.write(chunk)
+    return dest
+
+
+def save_local_file(store: Storage, key: Key, path: Path) -> int:
+    with path.open("rb") as fh:
+        return store.save(key, fh)

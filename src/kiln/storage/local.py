@@ -1,0 +1,91 @@
+"""Files on this machine's disk: the default backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
+
+from kiln.storage.base import CHUNK, Key, NoSuchFile, StorageError, clean_key
+
+
+class LocalStorage:
+    is_local = True
+
+    def __init__(self, name: str, root: Path, base_url: str | None = None) -> None:
+        self.name = name
+        self.root = root.resolve()
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: Key) -> Path:
+        path = self.root.joinpath(*clean_key(key))
+        if self.root not in path.parents:  # cleaning makes this impossible; keep the guard
+            raise StorageError("A storage key escaped its store.")
+        return path
+
+    def exists(self, key: Key) -> bool:
+        return self._path(key).is_file()
+
+    def open(self, key: Key) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+
+    def save(self, key: Key, source: BinaryIO) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return written
+
+    def move_in(self, key: Key, path: Path) -> int:
+        """Take ownership of a local file by renaming it into the store (same filesystem)."""
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        size = path.stat().st_size
+        os.replace(path, dest)
+        return size
+
+    def delete(self, key: Key) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_dir(self, key: Key) -> None:
+        shutil.rmtree(self._path(key), ignore_errors=True)
+
+    def size(self, key: Key) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+
+    def url(self, key: Key) -> str:
+        if self.base_url is None:
+            raise StorageError(f"The {self.name} store is private and has no URL.")
+        return self.base_url + "/" + "/".join(quote(part) for part in clean_key(key))
+
+    def local_path(self, key: Key) -> Path:
+        return self._path(key)
+
+    def iter_keys(self, prefix: Key = ()) -> Iterator[list[str]]:
+        top = self.root.joinpath(*clean_key(prefix)) if prefix else self.root
+        for dirpath, _dirs, files in os.walk(top):
+            for fname in files:
+                if not fname.startswith(".part-"):
+                    yield list((Path(dirpath) / fname).relative_to(self.root).parts)

@@ -1,0 +1,1 @@
+"""The web layer: routes, templates, static files and request dependencies."""

@@ -1,0 +1,194 @@
+"""The JSON API, /api/v1. The same media shape as `kiln media show --json`."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from kiln.accounts import services as accounts
+from kiln.accounts.models import User
+from kiln.errors import InvalidInput, NotFound, PermissionDenied
+from kiln.media import services as media_service
+from kiln.media.models import MEDIA_STATES
+from kiln.media.services import MediaFields
+from kiln.processing import ledger
+from kiln.web.deps import CSRF_COOKIE, DB, RT, SESSION_COOKIE, CsrfFailed, CurrentUser, Writer
+
+
+def api_csrf(request: Request) -> None:
+    """A browser calling the API with its login cookie must send X-CSRF-Token; Bearer calls need not."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get("authorization"):
+        return
+    if request.cookies.get(SESSION_COOKIE):
+        sent, cookie = request.headers.get("x-csrf-token", ""), request.cookies.get(CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(sent, cookie):
+            raise CsrfFailed("Send the X-CSRF-Token header (or use a Bearer token).")
+
+
+router = APIRouter(prefix="/api/v1", tags=["media"], dependencies=[Depends(api_csrf)])
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 415, 422)
+}
+
+
+class RenditionOut(BaseModel):
+    url: str
+    width: int | None
+    height: int | None
+    mime_type: str
+    bytes: int
+
+
+class LicenseOut(BaseModel):
+    url: str
+    name: str
+
+
+class StepOut(BaseModel):
+    name: str
+    state: str
+    attempts: int
+    progress: float
+    next_run: str | None
+    error: ErrorBody | None
+
+
+class MediaOut(BaseModel):
+    id: int
+    kind: str
+    state: str = Field(description="queued, processing, processed or failed")
+    title: str
+    description: str
+    owner: str
+    url: str
+    created: str
+    published: str | None
+    tags: list[str]
+    license: LicenseOut
+    mime_type: str
+    width: int | None
+    height: int | None
+    renditions: dict[str, RenditionOut]
+    error: ErrorBody | None = None
+    steps: list[StepOut] | None = None
+    retry_at: str | None = None
+
+
+class MediaList(BaseModel):
+    items: list[MediaOut]
+    next: str | None = Field(description="Pass as `cursor` to get the next page")
+
+
+class TokenRequest(BaseModel):
+    username: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    name: str = Field("", max_length=100)
+    scope: str = Field("write", pattern="^(read|write)$")
+
+
+class TokenOut(BaseModel):
+    token: str
+    scope: str
+
+
+class MediaPatch(BaseModel):
+    title: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=20000)
+    tags: list[str] | None = Field(None, max_length=30)
+    license: str | None = Field(None, max_length=100)
+    show_exif: bool | None = None
+
+
+@router.post("/tokens", response_model=TokenOut, status_code=201, responses=ERRORS, tags=["auth"])
+def create_token(body: TokenRequest, session: DB) -> dict[str, str]:
+    """Trade a username and password for a personal access token."""
+    user = accounts.authenticate(session, body.username, body.password)
+    token = accounts.create_api_token(session, user, body.name or "API", body.scope)
+    session.commit()
+    return {"token": token, "scope": body.scope}
+
+
+def _visible_media(session: DB, media_id: int, user: User | None) -> Any:
+    media = session.get(media_service.MediaEntry, media_id)
+    if media is None or not media_service.visible(media, user):
+        raise NotFound("There is no media with that id.")
+    return media
+
+
+@router.post("/media", response_model=MediaOut, status_code=202, responses=ERRORS)
+def upload(
+    session: DB, rt: RT, user: Writer, file: Annotated[UploadFile, File()],
+    title: Annotated[str | None, Form(max_length=200)] = None,
+    description: Annotated[str | None, Form(max_length=20000)] = None,
+    tags: Annotated[str | None, Form(max_length=2000, description="Comma-separated")] = None,
+    license: Annotated[str | None, Form(max_length=100)] = None,
+) -> dict[str, Any]:
+    """Upload one file. Answers as soon as it is stored; processing continues in the background."""
+    try:
+        entry = media_service.submit(rt, session, user, file.file, file.filename or "",
+                                     MediaFields(title=title, description=description, tags=tags, license=license))
+    finally:
+        file.file.close()
+    return media_service.media_json(rt, entry, ledger.steps_of(session, entry.id))
+
+
+@router.get("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
+def get_media(media_id: int, session: DB, rt: RT, user: CurrentUser) -> dict[str, Any]:
+    media = _visible_media(session, media_id, user)
+    return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
+
+
+@router.get("/media", response_model=MediaList, responses=ERRORS)
+def list_media(
+    session: DB, rt: RT, viewer: CurrentUser,
+    user: Annotated[str | None, Query(max_length=30, description="Only this user's media")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(description="queued, processing, processed or failed")] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 30,
+) -> dict[str, Any]:
+    """Processed media, newest first. Owners (and admins) may also list their unfinished items by `state`."""
+    owner = accounts.get_user(session, user) if user else None
+    if state not in (None, "processed"):
+        if state not in MEDIA_STATES:
+            raise InvalidInput(f"Unknown state '{state}'. Known: {', '.join(MEDIA_STATES)}.", code="bad_state")
+        if viewer is None or (not viewer.is_admin and (owner is None or owner.id != viewer.id)):
+            raise PermissionDenied("Only the owner can list unfinished media; add user=<your name>.")
+        offset = int(cursor) if cursor and cursor.isdigit() else 0
+        items = media_service.list_for_admin(session, owner=owner, state=state, tag=tag, limit=limit,
+                                             offset=offset)
+        nxt = str(offset + limit) if len(items) == limit else None
+    else:
+        query = media_service.published_query(owner_id=owner.id if owner else None, tag=tag)
+        result = media_service.page(session, query, cursor, limit)
+        items, nxt = result.items, result.next_cursor
+    return {"items": [media_service.media_json(rt, m) for m in items], "next": nxt}
+
+
+@router.patch("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
+def patch_media(media_id: int, body: MediaPatch, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+    media = _visible_media(session, media_id, user)
+    media_service.update(rt, session, user, media, MediaFields(**body.model_dump()))
+    return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
+
+
+@router.delete("/media/{media_id}", status_code=204, responses=ERRORS)
+def delete_media(media_id: int, session: DB, rt: RT, user: Writer) -> Response:
+    media = _visible_media(session, media_id, user)
+    media_service.delete(rt, session, user, media)
+    return Response(status_code=204)

@@ -1,0 +1,218 @@
+"""Registration, email verification, login, logout, password reset and the account page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from kiln.accounts import services as accounts
+from kiln.accounts.models import ApiToken
+from kiln.errors import InvalidInput, KilnError, NotFound
+from kiln.media.licenses import is_known
+from kiln.web.deps import DB, RT, SESSION_COOKIE, CurrentUser, LoggedIn, check_csrf, flash
+from kiln.web.templating import render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+Text = Annotated[str, Form()]
+OptText = Annotated[str, Form()]
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths, so a login link cannot send people to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _login_response(request: Request, rt, token: str, target: str) -> Response:  # type: ignore[no-untyped-def]
+    response = RedirectResponse(_safe_next(target), status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
+                        secure=rt.settings.base_url.startswith("https://"),
+                        max_age=accounts.SESSION_DAYS * 86400)
+    return response
+
+
+@router.get("/auth/register", response_class=HTMLResponse)
+def register_form(request: Request, rt: RT, user: CurrentUser) -> Response:
+    return render(request, "register.html", open=rt.settings.registration_open, form={})
+
+
+@router.post("/auth/register")
+def register(request: Request, session: DB, rt: RT, username: Text, email: Text, password: Text) -> Response:
+    if not rt.settings.registration_open:
+        return render(request, "register.html", status=403, open=False, form={})
+    try:
+        user = accounts.create_user(session, username, email, password,
+                                    verified=not rt.settings.require_email_verification)
+        if rt.settings.require_email_verification:
+            accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user)
+        token = accounts.start_session(session, user)
+        session.commit()
+    except KilnError as exc:
+        session.rollback()
+        return render(request, "register.html", status=exc.status, open=True, error=exc.message,
+                      form={"username": username, "email": email})
+    if rt.settings.require_email_verification:
+        flash(request, f"Welcome, {user.username}! We sent a link to {user.email}: open it to confirm your "
+                       "address, then you can upload.")
+    return _login_response(request, rt, token, "/")
+
+
+@router.get("/auth/verify", response_class=HTMLResponse)
+def verify(request: Request, session: DB, user: CurrentUser, token: str = "") -> Response:
+    try:
+        verified = accounts.verify_email(session, token)
+        session.commit()
+    except KilnError as exc:
+        session.rollback()
+        return render(request, "error.html", status=400, code=exc.code, message=exc.message)
+    flash(request, f"Thank you, {verified.username}: your email address is confirmed.", "success")
+    return RedirectResponse("/upload" if user else "/auth/login", status_code=303)
+
+
+@router.post("/auth/resend")
+def resend(request: Request, session: DB, rt: RT, user: LoggedIn) -> Response:
+    accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user)
+    session.commit()
+    flash(request, f"We sent a new confirmation link to {user.email}.")
+    return RedirectResponse("/account", status_code=303)
+
+
+@router.get("/auth/login", response_class=HTMLResponse)
+def login_form(request: Request, user: CurrentUser, next: str = "/") -> Response:
+    return render(request, "login.html", next=_safe_next(next))
+
+
+@router.post("/auth/login")
+def login(request: Request, session: DB, rt: RT, username: Text, password: Text,
+          next: Annotated[str, Form()] = "/") -> Response:
+    try:
+        user = accounts.authenticate(session, username, password)
+        token = accounts.start_session(session, user)
+        session.commit()
+    except KilnError as exc:
+        session.rollback()
+        return render(request, "login.html", status=exc.status, error=exc.message, next=_safe_next(next),
+                      username=username)
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:  # a fresh session id at every login
+        accounts.end_session(session, old)
+        session.commit()
+    return _login_response(request, rt, token, next)
+
+
+@router.post("/auth/logout")
+def logout(request: Request, session: DB) -> Response:
+    if token := request.cookies.get(SESSION_COOKIE):
+        accounts.end_session(session, token)
+        session.commit()
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/auth/forgot", response_class=HTMLResponse)
+def forgot_form(request: Request, user: CurrentUser) -> Response:
+    return render(request, "forgot.html")
+
+
+@router.post("/auth/forgot")
+def forgot(request: Request, session: DB, rt: RT, email: Text) -> Response:
+    accounts.request_reset(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, email)
+    session.commit()
+    return render(request, "forgot.html", sent=True)
+
+
+@router.get("/auth/reset", response_class=HTMLResponse)
+def reset_form(request: Request, user: CurrentUser, token: str = "") -> Response:
+    return render(request, "reset.html", token=token)
+
+
+@router.post("/auth/reset")
+def reset(request: Request, session: DB, token: Text, password: Text) -> Response:
+    try:
+        user = accounts.reset_password(session, token, password)
+        session.commit()
+    except KilnError as exc:
+        session.rollback()
+        return render(request, "reset.html", status=exc.status, token=token, error=exc.message)
+    flash(request, f"Your password is changed, {user.username}. Log in with the new one.", "success")
+    return RedirectResponse("/auth/login", status_code=303)
+
+
+# The account page ------------------------------------------------------------------------------
+
+@router.get("/account", response_class=HTMLResponse)
+def account(request: Request, session: DB, user: LoggedIn) -> Response:
+    return _account_page(request, session, user)
+
+
+def _account_page(request: Request, session: DB, user: LoggedIn, status: int = 200, **context: object) -> Response:
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)).all()
+    return render(request, "account.html", status=status, tokens=tokens, **context)
+
+
+@router.post("/account/password")
+def change_password(request: Request, session: DB, user: LoggedIn, current: Text, password: Text) -> Response:
+    if not accounts.check_password(user, current):
+        return _account_page(request, session, user, status=400, error="Your current password is wrong.")
+    try:
+        accounts.set_password(session, user, password)
+        token = accounts.start_session(session, user)
+        session.commit()
+    except KilnError as exc:
+        session.rollback()
+        return _account_page(request, session, user, status=exc.status, error=exc.message)
+    flash(request, "Your password is changed. Other devices were logged out.", "success")
+    return _login_response(request, request.app.state.runtime, token, "/account")
+
+
+@router.post("/account/email")
+def change_email(request: Request, session: DB, rt: RT, user: LoggedIn, current: Text, email: Text) -> Response:
+    if not accounts.check_password(user, current):
+        return _account_page(request, session, user, status=400, error="Your current password is wrong.")
+    try:
+        address = accounts.clean_email(email)
+        accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user,
+                                   email=address)
+        session.commit()
+    except KilnError as exc:
+        session.rollback()
+        return _account_page(request, session, user, status=exc.status, error=exc.message)
+    flash(request, f"We sent a link to {address}. Your address changes when you open it.")
+    return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/account/profile")
+def change_profile(request: Request, session: DB, user: LoggedIn, default_license: OptText = "",
+                   display_name: OptText = "", bio: OptText = "") -> Response:
+    if not is_known(default_license):
+        raise InvalidInput("Choose a licence from the list.", code="bad_license")
+    user.default_license = default_license
+    user.display_name = display_name.strip()[:100] or user.username
+    user.bio = bio[:2000]
+    session.commit()
+    flash(request, "Profile saved.", "success")
+    return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/account/tokens")
+def create_token(request: Request, session: DB, user: LoggedIn, name: OptText = "",
+                 scope: OptText = "write") -> Response:
+    token = accounts.create_api_token(session, user, name or "API token", scope)
+    session.commit()
+    return _account_page(request, session, user, new_token=token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(request: Request, session: DB, user: LoggedIn, token_id: int) -> Response:
+    try:
+        accounts.revoke_api_token(session, user, token_id)
+    except NotFound:
+        pass
+    session.commit()
+    flash(request, "Token revoked.")
+    return RedirectResponse("/account", status_code=303)

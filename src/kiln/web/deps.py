@@ -1,0 +1,139 @@
+"""Request dependencies shared by every route: database session, current user, CSRF, flash."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.orm import Session
+
+from kiln.accounts import services as accounts
+from kiln.accounts.models import ApiToken, User
+from kiln.errors import KilnError, NotAuthenticated, PermissionDenied
+from kiln.runtime import Runtime
+
+SESSION_COOKIE = "kiln_session"
+CSRF_COOKIE = "kiln_csrf"
+FLASH_COOKIE = "kiln_flash"
+
+
+class CsrfFailed(KilnError):
+    code = "csrf_failed"
+    status = 403
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def db(request: Request) -> Iterator[Session]:
+    with runtime(request).sessions() as session:
+        request.state.db = session
+        yield session
+
+
+DB = Annotated[Session, Depends(db)]
+RT = Annotated[Runtime, Depends(runtime)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def current_user(request: Request, session: DB) -> User | None:
+    """The person making the request: by API token (Bearer) or by the login cookie."""
+    if hasattr(request.state, "user"):
+        return request.state.user  # type: ignore[no-any-return]
+    user: User | None = None
+    request.state.token = None
+    token = _bearer(request)
+    if token is not None:
+        row: ApiToken | None = accounts.token_owner(session, token)
+        if row is None:
+            raise NotAuthenticated("The API token is not valid (revoked, mistyped or from another site).",
+                                   code="bad_token")
+        user, request.state.token = row.user, row
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        user = accounts.session_user(session, cookie)
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[User | None, Depends(current_user)]
+
+
+def require_user(user: CurrentUser) -> User:
+    if user is None:
+        raise NotAuthenticated("Log in first.")
+    return user
+
+
+LoggedIn = Annotated[User, Depends(require_user)]
+
+
+def require_write_scope(request: Request, user: LoggedIn) -> User:
+    token: ApiToken | None = getattr(request.state, "token", None)
+    if token is not None and token.scope != "write":
+        raise PermissionDenied("This API token is read-only.", code="read_only_token")
+    return user
+
+
+Writer = Annotated[User, Depends(require_write_scope)]
+
+
+def csrf_token(request: Request) -> str:
+    """The visitor's CSRF token (double-submit cookie), made on first need."""
+    token = getattr(request.state, "csrf", None)
+    if token is None:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        request.state.csrf = token
+    return token
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc == host
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing browser request carries the token from the form or X-CSRF-Token."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or _bearer(request) is not None:
+        return
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else ""
+    if not cookie or not hmac.compare_digest(cookie, sent or "") or not _same_origin(request):
+        raise CsrfFailed("This form expired or came from another site. Reload the page and try again.")
+
+
+def flash(request: Request, message: str, category: str = "info") -> None:
+    request.state.flash_out = [*getattr(request.state, "flash_out", []), (category, message)]
+
+
+def pop_flashes(request: Request) -> list[tuple[str, str]]:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw or getattr(request.state, "flash_read", False):
+        return []
+    request.state.flash_read = True
+    try:
+        data = URLSafeSerializer(runtime(request).settings.secret_key, salt="flash").loads(raw)
+        return [(str(c), str(m)) for c, m in data][:10]
+    except (BadSignature, ValueError, TypeError):
+        return []
+
+
+def dump_flashes(request: Request, flashes: list[tuple[str, str]]) -> str:
+    return URLSafeSerializer(runtime(request).settings.secret_key, salt="flash").dumps(flashes)

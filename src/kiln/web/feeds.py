@@ -1,0 +1,52 @@
+"""Atom 1.0 feeds for the site, each user and each tag."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from kiln.accounts.services import get_user
+from kiln.errors import NotFound
+from kiln.media import services as media_service
+from kiln.media.models import Tag
+from kiln.web.deps import DB, RT
+
+router = APIRouter(include_in_schema=False)
+FEED_SIZE = 20
+
+
+def _feed(request: Request, rt, session, query, title: str, page_path: str, feed_path: str) -> Response:  # type: ignore[no-untyped-def]
+    items = media_service.page(session, query, None, FEED_SIZE).items
+    base = rt.settings.base_url.rstrip("/")
+    body = request.app.state.templates.get_template("feed.xml").render(
+        title=title, site_name=rt.settings.site_name, items=items, base=base, page_url=base + page_path,
+        feed_url=base + feed_path, updated=max((m.published for m in items if m.published), default=None),
+        media_url=lambda m: media_service.media_url(base, m),
+        thumb=lambda m: media_service.rendition_url(rt, m.rendition("thumbnail").key)
+        if m.rendition("thumbnail") else None,
+    )
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+@router.get("/feeds/atom")
+def site_feed(request: Request, session: DB, rt: RT) -> Response:
+    return _feed(request, rt, session, media_service.published_query(), f"{rt.settings.site_name}: latest media",
+                 "/", "/feeds/atom")
+
+
+@router.get("/feeds/u/{username}/atom")
+def user_feed(request: Request, username: str, session: DB, rt: RT) -> Response:
+    owner = get_user(session, username)
+    return _feed(request, rt, session, media_service.published_query(owner_id=owner.id),
+                 f"{owner.display_name or owner.username} on {rt.settings.site_name}", f"/u/{owner.username}",
+                 f"/feeds/u/{owner.username}/atom")
+
+
+@router.get("/feeds/tag/{slug}/atom")
+def tag_feed(request: Request, slug: str, session: DB, rt: RT) -> Response:
+    tag = session.scalar(select(Tag).where(Tag.slug == slug))
+    if tag is None:
+        raise NotFound(f"No media is tagged '{slug}'.")
+    return _feed(request, rt, session, media_service.published_query(tag=slug),
+                 f"Tagged “{tag.name}” on {rt.settings.site_name}", f"/tag/{slug}", f"/feeds/tag/{slug}/atom")

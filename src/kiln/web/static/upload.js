@@ -1,0 +1,84 @@
+// Adds a progress bar per file and live processing status to the upload form.
+// Without JavaScript the form posts all files at once and the server redirects to the panel.
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  var list = document.getElementById("progress");
+  if (!form || !list || !window.FormData || !window.XMLHttpRequest) return;
+
+  function row(name) {
+    var li = document.createElement("li");
+    var title = document.createElement("div");
+    title.textContent = name;
+    var bar = document.createElement("progress");
+    bar.max = 100; bar.value = 0;
+    var status = document.createElement("div");
+    status.className = "status"; status.textContent = "Waiting…";
+    li.appendChild(title); li.appendChild(bar); li.appendChild(status);
+    list.appendChild(li);
+    return { li: li, bar: bar, status: status };
+  }
+
+  function watch(item, ui) {
+    fetch("/m/" + item.id + "/status", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (m) {
+        if (m.state === "processed") {
+          ui.status.innerHTML = "";
+          var a = document.createElement("a"); a.href = m.url; a.textContent = "Published — view it";
+          ui.status.appendChild(a);
+        } else if (m.state === "failed") {
+          ui.li.className = "failed"; ui.status.textContent = "Failed: " + m.error.message;
+        } else {
+          ui.status.textContent = m.retry_at ? "Waiting to retry…" : "Processing…";
+          setTimeout(function () { watch(item, ui); }, 1000);
+        }
+      })
+      .catch(function () { setTimeout(function () { watch(item, ui); }, 3000); });
+  }
+
+  function send(file, ui) {
+    return new Promise(function (resolve) {
+      var data = new FormData();
+      ["csrf_token", "title", "description", "tags", "license"].forEach(function (name) {
+        var el = form.elements[name]; if (el) data.append(name, el.value);
+      });
+      data.append("file", file, file.name);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable) {
+          ui.bar.value = Math.round(100 * e.loaded / e.total);
+          ui.status.textContent = "Uploading " + ui.bar.value + "%";
+        }
+      };
+      xhr.onload = function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+        if (xhr.status === 202 && body.media) {
+          ui.bar.value = 100; ui.status.textContent = "Stored. Processing…";
+          watch(body.media[0], ui);
+        } else {
+          ui.li.className = "failed";
+          ui.status.textContent = (body.error && body.error.message) || ("Upload failed (" + xhr.status + ").");
+        }
+        resolve();
+      };
+      xhr.onerror = function () { ui.li.className = "failed"; ui.status.textContent = "Network error: the upload did not finish."; resolve(); };
+      xhr.send(data);
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    var files = form.elements.file.files;
+    if (!files || !files.length) return;
+    event.preventDefault();
+    list.innerHTML = "";
+    var rows = Array.prototype.map.call(files, function (f) { return [f, row(f.name)]; });
+    // Two uploads at a time: fast on a good link, fair on a slow one.
+    var queue = rows.slice();
+    function next() { var job = queue.shift(); return job ? send(job[0], job[1]).then(next) : Promise.resolve(); }
+    Promise.all([next(), next()]).then(function () { form.reset(); });
+  });
+})();

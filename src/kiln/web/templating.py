@@ -1,0 +1,55 @@
+"""Jinja2 templates and the helpers every page uses."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from kiln.media.licenses import LICENSES, get_license
+from kiln.media.text import render_markdown
+from kiln.web.deps import csrf_token, pop_flashes
+
+WEB = Path(__file__).parent
+STATIC_DIR = WEB / "static"
+
+
+def _fingerprints() -> dict[str, str]:
+    return {
+        str(p.relative_to(STATIC_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()[:10]
+        for p in STATIC_DIR.rglob("*") if p.is_file()
+    }
+
+
+def make_templates(static_base: str | None, media_src: Callable[[list[str]], str]) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(WEB / "templates"))
+    prints = _fingerprints()
+    base = (static_base or "/static").rstrip("/")
+
+    def static(path: str) -> str:
+        return f"{base}/{path}?v={prints.get(path, '0')}"
+
+    env = templates.env
+    env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license)
+    env.filters["markdown"] = render_markdown
+    env.filters["datetime"] = lambda d: d.strftime("%-d %B %Y, %H:%M UTC") if d else ""
+    env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
+    return templates
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    rt = request.app.state.runtime
+    context.setdefault("user", getattr(request.state, "user", None))
+    context.update(
+        request=request,
+        site_name=rt.settings.site_name,
+        csrf_token=csrf_token(request),
+        flashes=pop_flashes(request) + getattr(request.state, "flash_out", []),
+    )
+    request.state.flash_out = []
+    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)

@@ -1,0 +1,143 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL when KILN_TEST_DATABASE_URL is set),
+settings in a temporary data directory, a runtime that processes inline, and a web client."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from kiln.app import create_app
+from kiln.config import Settings, load_settings
+from kiln.db.base import import_all_models
+from kiln.db.migrate import upgrade
+from kiln.processing.dispatch import InlineDispatcher, RecordingDispatcher
+from kiln.processing.service import process_media
+from kiln.runtime import Runtime, build_runtime
+
+PG_URL = os.environ.get("KILN_TEST_DATABASE_URL")
+BASE_URL = "http://testserver"
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate once per session: a template SQLite file, or a fresh PostgreSQL database."""
+    if PG_URL:
+        name = f"kiln_test_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        upgrade(url)
+        yield url
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        upgrade(f"sqlite:///{path}")
+        yield str(path)
+
+
+@pytest.fixture
+def db_url(migrated_db: str, tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        yield migrated_db
+        engine = create_engine(migrated_db)
+        tables = ", ".join(f'"{t.name}"' for t in import_all_models().metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+    else:
+        path = tmp_path / "kiln.db"
+        shutil.copy(migrated_db, path)
+        yield f"sqlite:///{path}"
+
+
+def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
+    return load_settings(data_dir=data_dir, database_url=db_url, base_url=BASE_URL, **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path / "data", db_url)
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    """Processing runs inline when the bell rings, so an upload is processed when submit returns."""
+    holder: dict[str, Runtime] = {}
+    runtime = build_runtime(settings, dispatcher=InlineDispatcher(lambda media_id: process_media(holder["rt"], media_id)))
+    holder["rt"] = runtime
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def queued_rt(settings: Settings) -> Iterator[Runtime]:
+    """A runtime whose bells are only recorded: tests run the workers by hand."""
+    runtime = build_runtime(settings, dispatcher=RecordingDispatcher())
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(rt.settings, rt), base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+# Helpers used across test modules ---------------------------------------------------------------
+
+def mails(settings: Settings) -> list[dict[str, str]]:
+    out = []
+    for path in sorted(settings.mail_dir.glob("*.eml")):
+        msg = message_from_bytes(path.read_bytes())
+        out.append({"to": msg["To"], "subject": msg["Subject"], "body": msg.get_payload(decode=True).decode()})
+    return out
+
+
+def last_link(settings: Settings, path: str) -> str:
+    """The newest mailed link to ``path`` (e.g. /auth/verify), as a path with query."""
+    for mail in reversed(mails(settings)):
+        found = re.search(re.escape(BASE_URL + path) + r"\?token=[\w-]+", mail["body"])
+        if found:
+            return found.group(0).removeprefix(BASE_URL)
+    raise AssertionError(f"no mail with a {path} link")
+
+
+def csrf(client: TestClient, path: str = "/auth/login") -> str:
+    page = client.get(path)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def register(client: TestClient, settings: Settings, username: str = "alice", verify: bool = True) -> None:
+    token = csrf(client, "/auth/register")
+    resp = client.post("/auth/register", data={"username": username, "email": f"{username}@example.com",
+                                               "password": "correct horse", "csrf_token": token})
+    assert resp.status_code == 200, resp.text  # followed the redirect to the front page
+    if verify:
+        assert client.get(last_link(settings, "/auth/verify")).status_code == 200
+
+
+def form_post(client: TestClient, path: str, data: dict[str, str], files=None, page: str | None = None):  # type: ignore[no-untyped-def]
+    data = {**data, "csrf_token": csrf(client, page or path)}
+    return client.post(path, data=data, files=files)
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every generated image fixture (see tests/fixtures_images.py), made once per session."""
+    from tests.fixtures_images import make_all
+
+    return make_all(tmp_path_factory.mktemp("images"))

@@ -1,0 +1,127 @@
+"""Registration, verification, login, password reset and account changes, through the web pages."""
+
+from __future__ import annotations
+
+from kiln.accounts.models import EmailToken, LoginSession, User
+from tests.conftest import csrf, form_post, last_link, mails, register
+
+
+def test_register_verify_login_logout(client, settings):
+    register(client, settings, "alice", verify=False)
+    sent = mails(settings)
+    assert len(sent) == 1 and sent[0]["to"] == "alice@example.com"
+    # Not yet verified: the banner asks for confirmation and uploads are refused.
+    assert "Confirm your email address" in client.get("/").text
+    page = client.post("/upload", data={"csrf_token": csrf(client, "/upload")},
+                       files={"file": ("a.png", b"\x89PNG", "image/png")})
+    assert page.status_code == 403
+    assert "Confirm your email address first" in page.text
+    assert client.get(last_link(settings, "/auth/verify")).status_code == 200
+    assert "Confirm your email address" not in client.get("/").text
+    # The token is single-use.
+    reuse = client.get(last_link(settings, "/auth/verify"))
+    assert reuse.status_code == 400 and "already used or expired" in reuse.text
+    form_post(client, "/auth/logout", {}, page="/")
+    assert client.get("/upload", follow_redirects=False).status_code == 303
+    resp = form_post(client, "/auth/login", {"username": "alice", "password": "correct horse"})
+    assert resp.status_code == 200 and "Log out" in resp.text
+
+
+def test_login_errors_are_the_same_for_unknown_users_and_wrong_passwords(client, settings):
+    register(client, settings)
+    form_post(client, "/auth/logout", {}, page="/")
+    wrong = form_post(client, "/auth/login", {"username": "alice", "password": "nope nope"})
+    unknown = form_post(client, "/auth/login", {"username": "nobody", "password": "nope nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert "The username or password is wrong." in wrong.text and "The username or password is wrong." in unknown.text
+
+
+def test_registration_refuses_bad_and_duplicate_input(client, settings):
+    token = csrf(client, "/auth/register")
+    bad = client.post("/auth/register", data={"username": "../x", "email": "a@example.com",
+                                              "password": "correct horse", "csrf_token": token})
+    assert bad.status_code == 422 and "A username has 2 to 30 characters" in bad.text
+    short = client.post("/auth/register", data={"username": "bob", "email": "b@example.com",
+                                                "password": "short", "csrf_token": token})
+    assert short.status_code == 422 and "at least 8 characters" in short.text
+    register(client, settings, "carol")
+    form_post(client, "/auth/logout", {}, page="/")
+    dup = form_post(client, "/auth/register", {"username": "Carol", "email": "c2@example.com",
+                                               "password": "correct horse"})
+    assert dup.status_code == 409 and "is taken" in dup.text
+
+
+def test_csrf_is_required_on_forms(client, settings):
+    register(client, settings)
+    no_token = client.post("/auth/logout")
+    assert no_token.status_code == 403 and "Reload the page" in no_token.text
+    foreign = client.post("/auth/logout", data={"csrf_token": csrf(client, "/")},
+                          headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403
+
+
+def test_password_reset_by_mail(client, settings, rt):
+    register(client, settings)
+    form_post(client, "/auth/logout", {}, page="/")
+    resp = form_post(client, "/auth/forgot", {"email": "alice@example.com"})
+    assert "If an account uses that address" in resp.text
+    unknown = form_post(client, "/auth/forgot", {"email": "ghost@example.com"})
+    assert unknown.text.count("If an account uses that address") == 1  # same answer, no mail
+    link = last_link(settings, "/auth/reset")
+    token = link.split("token=")[1]
+    page = client.get(link)
+    assert page.status_code == 200
+    done = form_post(client, "/auth/reset", {"token": token, "password": "new password 1"}, page=link)
+    assert done.status_code == 200 and "Your password is changed" in done.text
+    again = form_post(client, "/auth/reset", {"token": token, "password": "another one 2"}, page=link)
+    assert again.status_code == 400
+    ok = form_post(client, "/auth/login", {"username": "alice@example.com", "password": "new password 1"})
+    assert "Log out" in ok.text
+    with rt.sessions() as session:
+        stored = session.query(EmailToken).all()
+        assert all(token not in (t.token_hash,) for t in stored)  # only hashes are stored
+
+
+def test_change_password_ends_other_sessions(client, settings, rt):
+    register(client, settings)
+    with rt.sessions() as session:
+        assert session.query(LoginSession).count() == 1
+    resp = form_post(client, "/account/password", {"current": "correct horse", "password": "brand new pass"},
+                     page="/account")
+    assert resp.status_code == 200 and "Your password is changed" in resp.text
+    with rt.sessions() as session:
+        assert session.query(LoginSession).count() == 1  # the old one ended, this browser got a new one
+    assert "Log out" in client.get("/account").text
+    wrong = form_post(client, "/account/password", {"current": "nope nope", "password": "whatever 12"},
+                      page="/account")
+    assert wrong.status_code == 400 and "current password is wrong" in wrong.text
+
+
+def test_change_email_takes_effect_when_confirmed(client, settings, rt):
+    register(client, settings)
+    form_post(client, "/account/email", {"current": "correct horse", "email": "new@example.com"}, page="/account")
+    with rt.sessions() as session:
+        assert session.query(User).one().email == "alice@example.com"
+    assert mails(settings)[-1]["to"] == "new@example.com"
+    client.get(last_link(settings, "/auth/verify"))
+    with rt.sessions() as session:
+        assert session.query(User).one().email == "new@example.com"
+
+
+def test_session_cookie_flags(client, settings):
+    token = csrf(client, "/auth/register")
+    resp = client.post("/auth/register", data={"username": "dave", "email": "d@example.com",
+                                               "password": "correct horse", "csrf_token": token},
+                       follow_redirects=False)
+    cookie = resp.headers["set-cookie"].lower()
+    assert "kiln_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert resp.headers["location"] == "/"
+
+
+def test_login_next_only_goes_to_local_paths(client, settings):
+    register(client, settings)
+    form_post(client, "/auth/logout", {}, page="/")
+    resp = client.post("/auth/login", data={"username": "alice", "password": "correct horse",
+                                            "next": "//evil.example/x", "csrf_token": csrf(client)},
+                       follow_redirects=False)
+    assert resp.headers["location"] == "/"
