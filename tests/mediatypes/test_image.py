@@ -129,13 +129,21 @@ def test_longest_side_limit(images, tmp_path):
     assert caught.value.code == "too_large"
 
 
-def test_damaged_header_is_corrupt(settings, tmp_path):
-    path = tmp_path / "damaged.jpg"
-    path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4, "JPEG"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + b"\x00\x00\x01\x00" * 3 + b"\x00" * 16, "PNG"),
+        (b"GIF89a\x10\x00", "GIF"),
+    ],
+)
+def test_damaged_header_is_corrupt(settings, tmp_path, data, label):
+    path = tmp_path / "damaged"
+    path.write_bytes(data)
     with pytest.raises(MediaRejected) as caught:
         identify(path, settings)
     assert caught.value.code == "corrupt"
-    assert caught.value.message == "This JPEG file is damaged and cannot be read."
+    assert caught.value.message == f"This {label} file is damaged and cannot be read."
 
 
 def test_truncated_jpeg_is_corrupt(images, settings, tmp_path):
@@ -258,6 +266,42 @@ def test_sixteen_bit_becomes_eight_bit(images, settings, tmp_path):
         assert image.mode == "RGB" and image.size == (256, 64)
         r, g, b = image.getpixel((255, 32))
         assert r > 240 and 110 < g < 145 and b < 15
+
+
+def _gradient_in_mode(mode: str) -> Image.Image:
+    grey = Image.linear_gradient("L").resize((300, 200))
+    if mode == "LA":
+        return Image.merge("LA", (grey, grey))
+    if mode == "RGBA":
+        return Image.merge("RGBA", (grey, grey, grey, grey))
+    if mode == "P":
+        palette = Image.new("P", (300, 200), 1)
+        palette.putpalette([255, 0, 0, 0, 0, 255])
+        return palette
+    return grey.convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "suffix", "mime", "out_mode"),
+    [
+        ("L", ".png", "image/jpeg", "L"),
+        ("LA", ".png", "image/webp", "RGBA"),
+        ("P", ".png", "image/webp", "RGBA"),  # palette with a transparent entry
+        ("I;16", ".png", "image/jpeg", "L"),
+        ("I", ".tiff", "image/jpeg", "L"),
+        ("F", ".tiff", "image/jpeg", "L"),
+        ("RGBA", ".tiff", "image/webp", "RGBA"),
+        ("CMYK", ".tiff", "image/jpeg", "RGB"),
+    ],
+)
+def test_pixel_formats_become_browser_friendly(settings, tmp_path, mode, suffix, mime, out_mode):
+    path = tmp_path / f"picture{suffix}"
+    image = _gradient_in_mode(mode)
+    image.save(path, **({"transparency": 0} if mode == "P" else {}))
+    made, _ = run_all(path, settings, tmp_path / "work")
+    assert made["medium"].mime_type == mime
+    with Image.open(made["medium"].path) as medium:
+        assert medium.mode == out_mode and medium.size == (300, 200)
 
 
 # Metadata -------------------------------------------------------------------------------------------

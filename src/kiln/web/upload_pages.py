@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from kiln.errors import KilnError
 from kiln.media import services as media_service
@@ -16,6 +17,7 @@ from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 OptText = Annotated[str | None, Form()]
+FullText = Annotated[str, Form()]
 
 
 def _wants_json(request: Request) -> bool:
@@ -30,11 +32,12 @@ def upload_form(request: Request, user: LoggedIn) -> Response:
 @router.post("/upload")
 def upload(
     request: Request, session: DB, rt: RT, user: LoggedIn,
-    file: Annotated[list[UploadFile], File(description="One or more files")],
+    # A browser sends an empty string part when no file was chosen.
+    file: Annotated[list[UploadFile | str] | None, File(description="One or more files")] = None,
     title: OptText = None, description: OptText = None, tags: OptText = None, license: OptText = None,
 ) -> Response:
     fields = MediaFields(title=title, description=description, tags=tags, license=license)
-    files = [f for f in file if f.filename or (f.size or 0) > 0]
+    files = [f for f in file or [] if isinstance(f, StarletteUploadFile) and (f.filename or f.size)]
     if not files:
         error = KilnError("Choose at least one file to upload.", code="no_file")
         if _wants_json(request):
@@ -84,9 +87,10 @@ def edit_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> R
 
 
 @router.post("/m/{media_id}/edit")
-def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, title: OptText = None,
-         description: OptText = None, tags: OptText = None, license: OptText = None,
+def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
+         description: FullText = "", tags: FullText = "", license: FullText = "",
          show_exif: OptText = None) -> Response:
+    """The form sends every field, so an empty one means cleared (an empty title is refused)."""
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(

@@ -1,0 +1,158 @@
+"""Uploading, publishing, editing and deleting images through the web pages."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from PIL import Image
+
+from kiln.media.models import MediaEntry
+from tests.conftest import csrf, form_post, register
+
+
+def upload(client, *paths, **fields):  # type: ignore[no-untyped-def]
+    files = [("file", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+    return client.post("/upload", data={"csrf_token": csrf(client, "/upload"), **fields}, files=files)
+
+
+def no_private_metadata(data: bytes) -> None:
+    image = Image.open(io.BytesIO(data))
+    exif = image.getexif()
+    assert not exif.get_ifd(0x8825), "GPS data leaked"
+    assert 0x010F not in exif and 0x0110 not in exif, "camera make/model leaked"
+    assert b"GPS" not in data and b"TestCam" not in data
+
+
+def test_three_photos_at_once_are_published_upright_without_metadata(client, settings, rt, images):
+    register(client, settings)
+    resp = upload(client, images["camera"], images["plain"], images["flat_png"], tags="holiday, Sea")
+    assert resp.status_code == 200, resp.text
+    assert "Uploaded 3 files" in resp.text  # the panel, after the redirect
+    gallery = client.get("/u/alice")
+    links = re.findall(r'href="(/u/alice/m/\d+)"', gallery.text)
+    assert len(links) == 3
+    with rt.sessions() as session:
+        camera = session.query(MediaEntry).filter_by(original_name=images["camera"].name).one()
+        assert camera.state == "processed"
+        assert abs(camera.gps_lat - 59.3366667) < 1e-5 and abs(camera.gps_lon - 18.0161667) < 1e-5
+        medium, thumb = camera.rendition("medium"), camera.rendition("thumbnail")
+        assert medium.height == 1280 and medium.width < medium.height  # orientation 6 applied: upright
+        assert max(thumb.width, thumb.height) <= 180
+        flat = session.query(MediaEntry).filter_by(original_name=images["flat_png"].name).one()
+        assert (flat.rendition("medium").width, flat.rendition("medium").height) == (800, 800)  # never upscaled
+    for rendition in (medium, thumb):
+        served = client.get(rt.stores.public.url(rendition.key))
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+        assert served.headers["x-content-type-options"] == "nosniff"
+        no_private_metadata(served.content)
+        with Image.open(io.BytesIO(served.content)) as im:
+            assert im.size == (rendition.width, rendition.height)
+    page = client.get(links[0])
+    assert page.status_code == 200
+    tag_page = client.get("/tag/sea")
+    assert tag_page.status_code == 200 and len(re.findall(r'href="/u/alice/m/\d+"', tag_page.text)) == 3
+
+
+def test_text_named_jpg_and_empty_file_are_refused_with_a_clear_message(client, settings, rt, images):
+    register(client, settings)
+    text = upload(client, images["text"])
+    assert text.status_code == 415
+    assert "is a text file, which Kiln cannot publish" in text.text
+    empty = upload(client, images["empty"])
+    assert empty.status_code == 415 and "The file is empty" in empty.text
+    as_json = client.post("/upload", data={"csrf_token": csrf(client, "/upload")},
+                          files={"file": ("photo.jpg", b"hello, I am text", "image/jpeg")},
+                          headers={"Accept": "application/json"})
+    assert as_json.status_code == 415
+    assert as_json.json()["error"]["code"] == "unsupported"
+    assert as_json.json()["error"]["message"].startswith("photo.jpg: This file is a text file")
+    with rt.sessions() as session:
+        assert session.query(MediaEntry).count() == 0
+    assert not any(rt.stores.queue.iter_keys())
+    none_chosen = client.post("/upload", data={"csrf_token": csrf(client, "/upload")},
+                              files={"file": ("", b"", "application/octet-stream")})
+    assert none_chosen.status_code == 422 and "Choose at least one file" in none_chosen.text
+
+
+def test_a_pixel_bomb_is_refused_before_decoding(client, settings, images):
+    register(client, settings)
+    resp = upload(client, images["bomb"])
+    assert resp.status_code == 415 and "60000×60000" in resp.text
+
+
+def test_damaged_file_ends_failed_with_a_reason_the_owner_sees(client, settings, rt, images):
+    register(client, settings)
+    upload(client, images["truncated"])
+    with rt.sessions() as session:
+        entry = session.query(MediaEntry).one()
+        assert entry.state == "failed" and entry.error_code == "corrupt"
+    panel = client.get("/panel")
+    assert "damaged" in panel.text
+    # Failed media is not public.
+    client.cookies.clear()
+    assert client.get(f"/u/alice/m/{entry.id}").status_code == 404
+    assert "damaged" not in client.get("/").text
+
+
+def test_owner_edits_and_deletes(client, settings, rt, images):
+    register(client, settings)
+    upload(client, images["plain"], title="First try")
+    with rt.sessions() as session:
+        entry = session.query(MediaEntry).one()
+        keys = [r.key for r in entry.renditions] + [entry.original_key]
+        store = entry.original_store
+    resp = form_post(client, f"/m/{entry.id}/edit", {
+        "title": "Better title", "description": "Hello **world** <script>alert(1)</script>",
+        "tags": "a, b", "license": "https://creativecommons.org/licenses/by/4.0/"})
+    assert resp.status_code == 200
+    assert "Better title" in resp.text and "<strong>world</strong>" in resp.text
+    assert "<script>alert" not in resp.text
+    assert 'rel="license" href="https://creativecommons.org/licenses/by/4.0/"' in resp.text
+    bad = form_post(client, f"/m/{entry.id}/edit", {"title": "", "license": ""}, page=f"/m/{entry.id}/edit")
+    assert bad.status_code == 422 and "title cannot be empty" in bad.text
+    # Someone else can neither edit nor delete.
+    other = client.__class__(client.app, base_url=str(client.base_url))
+    register(other, settings, "mallory")
+    assert form_post(other, f"/m/{entry.id}/delete", {}, page="/").status_code == 403
+    resp = form_post(client, f"/m/{entry.id}/delete", {}, page=f"/m/{entry.id}/delete")
+    assert resp.status_code == 200 and "Deleted" in resp.text
+    with rt.sessions() as session:
+        assert session.get(MediaEntry, entry.id) is None
+    assert not any(rt.stores.public.exists(k) for k in keys[:-1])
+    assert not rt.stores.by_name(store).exists(keys[-1])
+
+
+def test_front_page_paginates_newest_first(client, settings, rt, images):
+    rt.settings.per_page = 2
+    register(client, settings)
+    upload(client, images["plain"], images["flat_png"], images["webp"], title="Pic")
+    first = client.get("/")
+    titles = re.findall(r'<span class="caption">([^<]+)</span>', first.text)
+    assert titles == ["Pic (3)", "Pic (2)"]
+    older = re.search(r'href="\?before=([\w-]+)"', first.text).group(1)
+    second = client.get(f"/?before={older}")
+    assert re.findall(r'<span class="caption">([^<]+)</span>', second.text) == ["Pic (1)"]
+    assert "Older" not in second.text
+    broken = client.get("/?before=garbage")
+    assert broken.status_code == 422 and "page link is broken" in broken.text
+
+
+def test_media_page_shows_exif_summary_and_neighbours(client, settings, rt, images):
+    register(client, settings)
+    upload(client, images["plain"], images["camera"])
+    with rt.sessions() as session:
+        first, second = session.query(MediaEntry).order_by(MediaEntry.id).all()
+    page = client.get(f"/u/alice/m/{second.id}")
+    assert "Camera details" in page.text
+    assert f'href="/u/alice/m/{first.id}"' in page.text  # older neighbour
+    form_post(client, f"/m/{second.id}/edit", {"title": "x", "show_exif": ""})
+    assert "Camera details" not in client.get(f"/u/alice/m/{second.id}").text
+
+
+def test_unknown_pages_are_friendly_404s(client):
+    resp = client.get("/u/nobody")
+    assert resp.status_code == 404 and "There is no user named" in resp.text
+    assert client.get("/no/such/page").status_code == 404
+    assert client.get("/u/nobody/m/notanumber").status_code == 422
+    assert client.get("/media/media/1/../../../etc/passwd").status_code == 404
