@@ -12,7 +12,8 @@ Cases:
   floor          libvips JPEG decode at 1/4 scale (shrink-on-load) alone: the least any pipeline
                  making a 1280 px rendition from this file can cost.
   kiln, kiln-o6  ImageKind's medium then thumbnail steps, as the processing service calls them
-                 (the thumbnail derived from the medium).
+                 (the thumbnail derived from the medium), plus the identify that builds the
+                 step context (~1.5 ms).
   kiln-arena2    the same with MALLOC_ARENA_MAX=2 (memory only differs).
   pillow-naive   Pillow: open, resize to 1280, save; resize to 180, save.
   pillow-draft   Pillow with draft() (its JPEG shrink-on-load) and thumbnail(): a careful Pillow.
@@ -126,8 +127,8 @@ def child(case: str, path: Path, warmup: Path, workdir: Path) -> None:
 # The driver ---------------------------------------------------------------------------------------
 def generate(directory: Path) -> None:
     """Make the test images (run in a child process, so this driver stays small)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import fixtures_images as fixtures
+    sys.path.insert(0, str(ROOT))
+    from tests import fixtures_images as fixtures
 
     fixtures.make_camera_jpeg(directory, orientation=1, name="camera-o1.jpg")
     fixtures.make_camera_jpeg(directory, orientation=6, name="camera-o6.jpg")
@@ -167,10 +168,14 @@ def versions() -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "images.json")
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--child", nargs=4, metavar=("CASE", "IMAGE", "WARMUP", "WORKDIR"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=4, metavar=("CASE", "IMAGE", "WARMUP", "WORKDIR"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -208,7 +213,9 @@ def main() -> None:
         "cases": results,
         "ratio_kiln_over_floor": round(results["kiln"]["ms_median"] / floor_ms, 2),
         "ratio_kiln_o6_over_floor": round(results["kiln-o6"]["ms_median"] / floor_ms, 2),
-        "ratio_pillow_naive_over_kiln": round(results["pillow-naive"]["ms_median"] / results["kiln"]["ms_median"], 2),
+        "ratio_pillow_naive_over_kiln": round(
+            results["pillow-naive"]["ms_median"] / results["kiln"]["ms_median"], 2
+        ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -220,7 +227,8 @@ def main() -> None:
             f"{r['peak_rss_mib_median']:>14.1f}{r['baseline_rss_mib_median']:>10.1f}"
         )
     print(
-        f"kiln/floor = {report['ratio_kiln_over_floor']}  (orientation 6: {report['ratio_kiln_o6_over_floor']})"
+        f"kiln/floor = {report['ratio_kiln_over_floor']}"
+        f"  (orientation 6: {report['ratio_kiln_o6_over_floor']})"
         f"   pillow-naive/kiln = {report['ratio_pillow_naive_over_kiln']}   -> {args.out}"
     )
 

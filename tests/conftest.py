@@ -8,6 +8,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from pathlib import Path
 
@@ -27,24 +28,33 @@ PG_URL = os.environ.get("KILN_TEST_DATABASE_URL")
 BASE_URL = "http://testserver"
 
 
-@pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Migrate once per session: a template SQLite file, or a fresh PostgreSQL database."""
+@contextmanager
+def fresh_database(folder: Path) -> Iterator[str]:
+    """A new, migrated database: a SQLite file in ``folder``, or a new PostgreSQL database."""
     if PG_URL:
         name = f"kiln_test_{uuid.uuid4().hex[:10]}"
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    else:
+        url = f"sqlite:///{folder / 'kiln.db'}"
         upgrade(url)
         yield url
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    else:
-        path = tmp_path_factory.mktemp("db") / "template.db"
-        upgrade(f"sqlite:///{path}")
-        yield str(path)
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate once per session; each test then gets a copy (SQLite) or a truncated database (PostgreSQL)."""
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -58,7 +68,7 @@ def db_url(migrated_db: str, tmp_path: Path) -> Iterator[str]:
         engine.dispose()
     else:
         path = tmp_path / "kiln.db"
-        shutil.copy(migrated_db, path)
+        shutil.copy(migrated_db.removeprefix("sqlite:///"), path)
         yield f"sqlite:///{path}"
 
 

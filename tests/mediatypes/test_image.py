@@ -6,24 +6,20 @@ import io
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from tests import fixtures_images as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import fixtures_images as F  # noqa: E402
-from kiln.config import load_settings  # noqa: E402
-from kiln.mediatypes import base  # noqa: E402
-from kiln.mediatypes.base import MediaRejected, StepContext, TransientFailure  # noqa: E402
-from kiln.mediatypes.image import KIND, ImageKind  # noqa: E402
+from kiln.config import load_settings
+from kiln.mediatypes import base
+from kiln.mediatypes.base import MediaRejected, StepContext, TransientFailure
+from kiln.mediatypes.image import KIND, ImageKind
 
-
-@pytest.fixture(scope="session")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return F.make_all(tmp_path_factory.mktemp("images"))
+# ``images`` (every file from tests/fixtures_images.py, generated once per session) comes from
+# tests/conftest.py.
 
 
 @pytest.fixture
@@ -277,6 +273,7 @@ def _gradient_in_mode(mode: str) -> Image.Image:
     if mode == "P":
         palette = Image.new("P", (300, 200), 1)
         palette.putpalette([255, 0, 0, 0, 0, 255])
+        palette.paste(0, (0, 0, 150, 200))  # entry 0 is saved as transparent
         return palette
     return grey.convert(mode)
 

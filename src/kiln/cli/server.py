@@ -46,12 +46,20 @@ def serve(kiln: Kiln, host: str, port: int, processes: int | None, no_worker: bo
         worker = subprocess.Popen(args)
     url = f"http://{host}:{port}/"
     click.secho(f"Kiln is running at {url}  (data: {kiln.settings.data_dir}; Ctrl-C stops it)", fg="green")
+    # uvicorn shuts down gracefully, then re-raises the signal it caught; these handlers turn that
+    # into a normal exit so the worker below is stopped too.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     try:
         uvicorn.run(create_app(kiln.settings, rt), host=host, port=port, log_level="info",
                     proxy_headers=True, forwarded_allow_ips="127.0.0.1")
     finally:
         if worker is not None:
             _stop(worker)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:

@@ -86,7 +86,7 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
         )
         session.add(entry)
         session.flush()
-        entry.original_key = ["media", str(entry.id), "original" + extension_for(found.mime_type)]
+        entry.original_key = ["entries", str(entry.id), "original" + extension_for(found.mime_type)]
         entry.tags = _tags(session, fields.tags)
         ledger.create_steps(session, entry, kind.steps(rt.settings))
         with path.open("rb") as fh:
@@ -163,7 +163,7 @@ def delete(rt: Runtime, session: Session, user: User | None, media: MediaEntry) 
         check_owner(user, media)
     files = [(rt.stores.public, r.key) for r in media.renditions]
     files.append((rt.stores.by_name(media.original_store), media.original_key))
-    media_dir = ["media", str(media.id)]
+    media_dir = ["entries", str(media.id)]
     session.delete(media)
     session.commit()
     for store, key in files:

@@ -46,7 +46,8 @@ def _shrink_on_load(header: Header, box: int) -> dict[str, object]:
     """Let the decoder skip detail the rendition cannot show (JPEG DCT scaling, libwebp scaling).
 
     Picks the largest factor in 2, 4, 8 that still leaves at least ``box`` pixels on the long side,
-    so the final resize only ever shrinks by less than 2x.
+    so the final resize shrinks by less than 2x (more only past 16x, as 1/8 is JPEG's limit).
+    PNG, GIF and TIFF have no such decoder shortcut.
     """
     factor = max(header.stored_width, header.stored_height) / box
     shrink = next((k for k in (8, 4, 2) if factor >= k), 1)

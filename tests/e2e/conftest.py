@@ -1,0 +1,78 @@
+"""A real `kiln serve` (web app + embedded worker + sweeper) in a subprocess, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_database
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def mail_links(self, path: str) -> list[str]:
+        import re
+        from email import message_from_bytes
+
+        links = []
+        for eml in sorted((self.data / "mail").glob("*.eml")):
+            body = message_from_bytes(eml.read_bytes()).get_payload(decode=True).decode()
+            links += re.findall(re.escape(self.url + path) + r"\?token=[\w-]+", body)
+        return links
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp("live")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with fresh_database(folder) as db_url:
+        env = {**os.environ, "KILN_DATABASE_URL": db_url, "KILN_BASE_URL": url,
+               "KILN_PROCESSING__SWEEP_INTERVAL": "2"}
+        log = folder / "serve.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kiln", "--data", str(folder / "data"), "serve", "--port", str(port),
+                 "--processes", "2"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("kiln serve did not start:\n" + log.read_text()[-4000:])
+                time.sleep(0.2)
+            yield LiveServer(url, folder / "data", proc, log)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise AssertionError("kiln serve did not stop within 30 s of SIGTERM") from None

@@ -1,0 +1,44 @@
+"""Atom 1.0 feeds for the site, a user and a tag."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import feedparser
+
+from tests.test_api import make_user, token_for
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def test_site_user_and_tag_feeds_are_valid_atom(client, rt, images):
+    make_user(rt)
+    auth = token_for(client)
+    ids = []
+    for name, title in (("plain", "A & B <tricky>"), ("flat_png", "Flat")):
+        with images[name].open("rb") as fh:
+            ids.append(client.post("/api/v1/media", headers=auth, files={"file": (name, fh, "image/jpeg")},
+                                   data={"title": title, "tags": "feedtag",
+                                         "description": "Some *markdown* & more"}).json()["id"])
+    for path in ("/feeds/atom", "/feeds/u/alice/atom", "/feeds/tag/feedtag/atom"):
+        resp = client.get(path)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/atom+xml")
+        root = ET.fromstring(resp.content)  # well-formed XML
+        assert root.tag == f"{ATOM}feed"
+        for required in ("id", "title", "updated"):
+            assert root.find(f"{ATOM}{required}") is not None
+        feed = feedparser.parse(resp.content)
+        assert not feed.bozo, feed.bozo_exception
+        assert feed.version == "atom10"
+        links = [entry.link for entry in feed.entries]
+        assert links == [f"http://testserver/u/alice/m/{i}" for i in reversed(ids)]
+        entry = feed.entries[1]
+        assert entry.title == "A & B <tricky>"
+        assert "<em>markdown</em>" in entry.content[0].value
+        assert 'src="http://testserver/media/entries/' in entry.content[0].value
+        assert entry.author == "alice"
+        for e in root.iter(f"{ATOM}entry"):
+            for required in ("id", "title", "updated", "author"):
+                assert e.find(f"{ATOM}{required}") is not None
+    assert client.get("/feeds/tag/nope/atom").status_code == 404
+    assert client.get("/feeds/u/nobody/atom").status_code == 404

@@ -1,0 +1,139 @@
+"""The processing ledger: split steps, retries with backoff, leases and the sweeper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from kiln.accounts import services as accounts
+from kiln.config import ProcessingSettings
+from kiln.db.base import utcnow
+from kiln.media import services as media_service
+from kiln.media.models import MediaEntry
+from kiln.mediatypes import get_kind
+from kiln.mediatypes.base import TransientFailure
+from kiln.processing import ledger
+from kiln.processing.models import ProcessingStep
+from kiln.processing.service import process_media
+from kiln.processing.sweeper import sweep
+
+
+@pytest.fixture
+def submitted(queued_rt, images):  # type: ignore[no-untyped-def]
+    """One image uploaded, its bell recorded but not yet answered."""
+    with queued_rt.sessions() as session:
+        user = accounts.create_user(session, "alice", "a@example.com", "correct horse", verified=True)
+        session.commit()
+        with images["plain"].open("rb") as fh:
+            entry = media_service.submit(queued_rt, session, user, fh, "p.jpg", media_service.MediaFields())
+    return entry.id
+
+
+def steps(rt, media_id):  # type: ignore[no-untyped-def]
+    with rt.sessions() as session:
+        return {s.name: s for s in ledger.steps_of(session, media_id)}
+
+
+def test_upload_rings_the_lane_after_commit_and_is_queued(queued_rt, submitted):
+    assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
+    assert {s.state for s in steps(queued_rt, submitted).values()} == {"queued"}
+    assert queued_rt.stores.queue.exists(["entries", str(submitted), "original.jpg"])
+
+
+def test_running_twice_does_no_work_twice(queued_rt, submitted):
+    assert process_media(queued_rt, submitted) == "processed"
+    before = {n: (s.attempts, s.finished) for n, s in steps(queued_rt, submitted).items()}
+    assert process_media(queued_rt, submitted) == "processed"
+    assert {n: (s.attempts, s.finished) for n, s in steps(queued_rt, submitted).items()} == before
+    with queued_rt.sessions() as session:
+        entry = session.get(MediaEntry, submitted)
+        assert entry.original_store == "originals"
+        assert queued_rt.stores.originals.exists(entry.original_key)
+        assert not queued_rt.stores.queue.exists(entry.original_key)
+
+
+def test_transient_failure_retries_only_that_step_with_backoff(queued_rt, submitted, monkeypatch):
+    kind = get_kind("image")
+    real = kind.run_step
+    calls: list[str] = []
+    failures = []
+
+    def flaky(step, ctx):  # type: ignore[no-untyped-def]
+        calls.append(step)
+        if step == "thumbnail" and not failures:
+            failures.append(step)
+            raise TransientFailure("The disk was full.", code="disk_full")
+        return real(step, ctx)
+
+    monkeypatch.setattr(kind, "run_step", flaky)
+    assert process_media(queued_rt, submitted) == "processing"
+    state = steps(queued_rt, submitted)
+    assert state["medium"].state == "done" and state["metadata"].state == "done"
+    thumb = state["thumbnail"]
+    assert thumb.state == "pending" and thumb.error_code == "disk_full" and thumb.attempts == 1
+    wait = (thumb.next_run - utcnow()).total_seconds()
+    base = queued_rt.settings.processing.backoff_base
+    assert base * 0.5 - 1 <= wait <= base
+    # Not due yet: a bell now does nothing.
+    assert process_media(queued_rt, submitted) == "processing"
+    # Time passes; the sweeper rings the retry lane, and only the thumbnail runs again.
+    with queued_rt.sessions() as session:
+        session.get(ProcessingStep, thumb.id).next_run = utcnow() - dt.timedelta(seconds=1)
+        session.commit()
+    assert sweep(queued_rt) == 1
+    assert queued_rt.dispatcher.rung[-1] == (submitted, "image", "retry")
+    calls.clear()
+    assert process_media(queued_rt, submitted) == "processed"
+    assert calls == ["thumbnail"]
+
+
+def test_a_step_that_always_crashes_ends_failed_after_the_attempt_limit(queued_rt, submitted, monkeypatch):
+    kind = get_kind("image")
+    monkeypatch.setattr(kind, "run_step", lambda step, ctx: 1 / 0)
+    limit = queued_rt.settings.processing.max_attempts
+    for _ in range(limit):
+        with queued_rt.sessions() as session:
+            for step in ledger.steps_of(session, submitted):
+                if step.state == "pending":
+                    step.next_run = utcnow()
+            session.commit()
+        process_media(queued_rt, submitted)
+    state = steps(queued_rt, submitted)
+    assert all(s.state == "failed" and s.attempts == limit for s in state.values())
+    with queued_rt.sessions() as session:
+        entry = session.get(MediaEntry, submitted)
+        assert entry.state == "failed" and "gave up" in entry.error_message
+
+
+def test_sweeper_takes_back_a_step_whose_worker_died(queued_rt, submitted):
+    with queued_rt.sessions() as session:
+        step = ledger.steps_of(session, submitted)[0]
+        assert ledger.claim(session, step.id, "dead-worker", lease_seconds=60)
+    # Another worker cannot take it while the lease holds.
+    with queued_rt.sessions() as session:
+        assert not ledger.claim(session, step.id, "other", lease_seconds=60)
+        session.get(ProcessingStep, step.id).lease_expires = utcnow() - dt.timedelta(seconds=1)
+        session.commit()
+    sweep(queued_rt)
+    medium = steps(queued_rt, submitted)["medium"]
+    assert medium.state == "pending" and medium.error_code == "worker_lost" and medium.attempts == 1
+
+
+def test_backoff_grows_exponentially_and_is_capped():
+    policy = ProcessingSettings(backoff_base=10, backoff_cap=86_400)
+    rng = random.Random(1)
+    delays = [ledger.backoff_delay(n, policy, rng) for n in range(1, 20)]
+    assert 5 <= delays[0] <= 10 and 10 <= delays[1] <= 20 and 20 <= delays[2] <= 40
+    assert max(delays) <= 86_400 and delays[-1] >= 43_200
+
+
+def test_lost_bells_are_rung_again(queued_rt, submitted):
+    with queued_rt.sessions() as session:
+        for step in ledger.steps_of(session, submitted):
+            step.enqueued = utcnow() - dt.timedelta(hours=1)
+        session.commit()
+    queued_rt.dispatcher.rung.clear()
+    assert sweep(queued_rt) == 1
+    assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
