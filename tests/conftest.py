@@ -85,7 +85,8 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 def rt(settings: Settings) -> Iterator[Runtime]:
     """Processing runs inline when the bell rings, so an upload is processed when submit returns."""
     holder: dict[str, Runtime] = {}
-    runtime = build_runtime(settings, dispatcher=InlineDispatcher(lambda media_id: process_media(holder["rt"], media_id)))
+    inline = InlineDispatcher(lambda media_id: process_media(holder["rt"], media_id))
+    runtime = build_runtime(settings, dispatcher=inline)
     holder["rt"] = runtime
     yield runtime
     runtime.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -14,7 +15,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from kiln.accounts.mail import Mailer
-from kiln.accounts.models import DEFAULT_PRIVILEGES, PRIVILEGES, ApiToken, EmailToken, LoginSession, User, UserPrivilege
+from kiln.accounts.models import (
+    DEFAULT_PRIVILEGES,
+    PRIVILEGES,
+    ApiToken,
+    EmailToken,
+    LoginSession,
+    User,
+    UserPrivilege,
+)
 from kiln.db.base import utcnow
 from kiln.errors import Conflict, InvalidInput, KilnError, NotFound
 
@@ -200,10 +209,8 @@ _DUMMY_HASH = HASHER.hash("kiln-timing-equaliser")
 
 def _burn(password: str) -> None:
     """Spend the same time as a real check, so unknown usernames cannot be told apart by timing."""
-    try:
+    with contextlib.suppress(VerificationError):
         HASHER.verify(_DUMMY_HASH, password)
-    except VerificationError:
-        pass
 
 
 def start_session(session: Session, user: User) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
             owner = accounts.get_user(session, username)
         except KilnError as exc:
             fail(exc.message)
-        with click.progressbar(files, label="Uploading", file=click.get_text_stream("stderr"),
+        with click.progressbar(files, label="Uploading", file=sys.stderr,
                                show_pos=True) as bar:
             for path in bar:
                 fields = MediaFields(title=title, description=description, tags=tags, license=license_url)
@@ -50,7 +51,7 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
                     failures += 1
                     click.echo(f"\n{path}: {exc.message}", err=True)
         if wait:
-            with click.progressbar(results, label="Processing", file=click.get_text_stream("stderr"),
+            with click.progressbar(results, label="Processing", file=sys.stderr,
                                    show_pos=True) as bar:
                 for media_id in bar:
                     _process_until_settled(rt, media_id)

@@ -52,7 +52,8 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
     try:
         store = rt.stores.by_name(media.original_store)
         source = copy_to_local(store, media.original_key, workdir / ("original" + extension_for(media.mime_type)))
-        ctx = StepContext(source=source, workdir=workdir, settings=rt.settings, identified=identify(source, rt.settings))
+        ctx = StepContext(source=source, workdir=workdir, settings=rt.settings,
+                          identified=identify(source, rt.settings))
         for step in due:
             if step.name not in defs:  # a step the kind no longer has
                 step.state = "skipped"

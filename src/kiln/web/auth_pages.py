@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -209,10 +210,8 @@ def create_token(request: Request, session: DB, user: LoggedIn, name: OptText = 
 
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token(request: Request, session: DB, user: LoggedIn, token_id: int) -> Response:
-    try:
+    with contextlib.suppress(NotFound):
         accounts.revoke_api_token(session, user, token_id)
-    except NotFound:
-        pass
     session.commit()
     flash(request, "Token revoked.")
     return RedirectResponse("/account", status_code=303)
