@@ -30,16 +30,40 @@ class ImageSettings(BaseModel):
     max_side: int = Field(30_000, description="Images declaring a longer side are refused unread.")
 
 
-class ProcessingSettings(BaseModel):
-    """How background processing retries and leases work."""
+class RetryPolicy(BaseModel):
+    """Retries and limits; set site-wide under [processing], overridden per kind."""
+
+    step_time_limit: int = Field(600, ge=1, description="Seconds a step may run before it is killed.")
+    max_attempts: int = Field(5, ge=1)
+    backoff_base: float = Field(10.0, ge=0.0, description="Seconds before the first retry.")
+    backoff_cap: float = Field(86_400.0, ge=0.0, description="Longest wait between retries (1 day).")
+
+
+class KindPolicy(BaseModel):
+    """Per-kind overrides of the retry policy, e.g. [processing.kinds.video] step_time_limit = 3600."""
+
+    step_time_limit: int | None = Field(None, ge=1)
+    max_attempts: int | None = Field(None, ge=1)
+    backoff_base: float | None = Field(None, ge=0.0)
+    backoff_cap: float | None = Field(None, ge=0.0)
+
+
+class ProcessingSettings(RetryPolicy):
+    """How background processing runs, retries and recovers."""
 
     concurrency: int = Field(0, ge=0, description="Worker processes for `kiln serve`; 0 means one per core.")
-    lease_seconds: int = Field(120, ge=5, description="A running step must renew its lease this often.")
-    step_time_limit: int = Field(600, ge=5, description="Seconds before a step is killed.")
-    max_attempts: int = Field(5, ge=1)
-    backoff_base: float = Field(10.0, ge=0.1, description="Seconds before the first retry.")
-    backoff_cap: float = Field(86_400.0, description="Longest wait between retries (1 day).")
-    sweep_interval: float = Field(15.0, ge=0.5, description="Seconds between sweeper passes.")
+    lease_seconds: int = Field(60, ge=2, description="A running step renews its lease this often (x1/3).")
+    sweep_interval: float = Field(15.0, ge=0.2, description="Seconds between sweeper passes.")
+    memory_limit_mb: int = Field(3072, ge=0, description="Address space per worker process; 0 = no limit.")
+    reprocess_concurrency: int = Field(1, ge=1, description="Items reprocessed at once, so uploads stay fast.")
+    kinds: dict[str, KindPolicy] = Field(default_factory=dict)
+
+    def policy(self, kind: str) -> RetryPolicy:
+        base = {name: getattr(self, name) for name in RetryPolicy.model_fields}
+        override = self.kinds.get(kind)
+        if override is not None:
+            base.update({k: v for k, v in override.model_dump().items() if v is not None})
+        return RetryPolicy(**base)
 
 
 class MailSettings(BaseModel):

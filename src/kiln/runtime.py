@@ -26,6 +26,8 @@ class Runtime:
     stores: Stores
     mailer: Mailer
     dispatcher: Dispatcher = field(default=None)  # type: ignore[assignment]
+    # Inside a worker pool process: a step that overruns its time limit kills the process.
+    enforce_limits: bool = False
 
     def close(self) -> None:
         self.engine.dispose()

@@ -76,10 +76,13 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
 @main.command()
 @click.option("--processes", "concurrency", type=int, default=None,
               help="Worker processes (default: processing.concurrency, or one per core).")
-@click.option("--queues", "-Q", default=None, help="Comma-separated lanes to consume (default: all).")
+@click.option("--queues", "-Q", default=None, help="Comma-separated lanes to consume, e.g. image.new,image.retry.")
+@click.option("--kinds", default=None, help="Only these kinds (comma-separated), every reason.")
+@click.option("--reasons", default=None, help="Only these reasons (new, retry, reprocess), every kind.")
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_kiln
-def worker(kiln: Kiln, concurrency: int | None, queues: str | None, loglevel: str) -> None:
+def worker(kiln: Kiln, concurrency: int | None, queues: str | None, kinds: str | None, reasons: str | None,
+           loglevel: str) -> None:
     """Run a processing worker (and the sweeper) alone."""
     from kiln.processing.celery_app import lanes, make_celery
     from kiln.processing.dispatch import CeleryDispatcher
@@ -90,13 +93,24 @@ def worker(kiln: Kiln, concurrency: int | None, queues: str | None, loglevel: st
     sweeper = Sweeper(rt)
     sweeper.start()
     rt.engine.dispose()  # the pool forks; each child opens its own connections
-    lane_list = queues or ",".join(lanes())
+    lane_list = queues or ",".join(_select_lanes(lanes(), kinds, reasons))
     app.worker_main([
         "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or kiln.settings.worker_concurrency}",
         "-Q", lane_list, "-n", f"kiln-{os.getpid()}@{socket.gethostname()}", "--without-gossip",
         "--without-mingle", "--pool=prefork",
     ])
     sweeper.stop()
+
+
+def _select_lanes(all_lanes: list[str], kinds: str | None, reasons: str | None) -> list[str]:
+    want_kinds = set(kinds.split(",")) if kinds else None
+    want_reasons = set(reasons.split(",")) if reasons else None
+    chosen = [name for name in all_lanes
+              if (want_kinds is None or name.split(".")[0] in want_kinds)
+              and (want_reasons is None or name.split(".")[1] in want_reasons)]
+    if not chosen:
+        raise click.BadParameter(f"no lane matches; lanes are {', '.join(all_lanes)}")
+    return chosen
 
 
 @main.command()

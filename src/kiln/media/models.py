@@ -92,6 +92,8 @@ class Rendition(Base):
     height: Mapped[int | None]
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     spec_fingerprint: Mapped[str] = mapped_column(String(32))
+    # The spec's parameters, so a reprocess can tell whether a new spec would change the bytes.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     media: Mapped[MediaEntry] = relationship(back_populates="renditions")

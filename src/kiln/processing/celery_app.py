@@ -40,15 +40,12 @@ def make_celery(settings: Settings) -> Celery:
         app.conf.broker_url = settings.broker_url
         # Redis redelivers unacknowledged messages only after this; the sweeper covers the gap.
         app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    time_limit = settings.processing.step_time_limit * 4
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=time_limit,
-        task_soft_time_limit=time_limit - 5,
         task_queues=[Queue(name) for name in lanes()],
         task_default_queue=lane("image", "new"),
         broker_connection_retry_on_startup=True,
@@ -67,14 +64,20 @@ _runtimes: dict[tuple[int, int], object] = {}
 
 
 def worker_runtime(app: Celery):  # type: ignore[no-untyped-def]
-    """One Runtime per worker process (built after fork, so no connection crosses a fork)."""
+    """One Runtime per worker process, built after fork (no connection crosses a fork), with the
+    memory limit applied and time limits enforced."""
     from kiln.processing.dispatch import CeleryDispatcher
+    from kiln.processing.limits import apply_memory_limit
     from kiln.runtime import build_runtime
 
     key = (id(app), os.getpid())
     with _runtime_lock:
         if key not in _runtimes:
-            _runtimes[key] = build_runtime(app.kiln_settings, dispatcher=CeleryDispatcher(app))  # type: ignore[attr-defined]
+            settings = app.kiln_settings  # type: ignore[attr-defined]
+            apply_memory_limit(settings.processing.memory_limit_mb)
+            rt = build_runtime(settings, dispatcher=CeleryDispatcher(app))
+            rt.enforce_limits = True
+            _runtimes[key] = rt
         return _runtimes[key]
 
 

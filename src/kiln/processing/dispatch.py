@@ -26,7 +26,13 @@ class CeleryDispatcher:
         self.app = celery_app
 
     def ring(self, media_id: int, kind: str, reason: str = "new") -> None:
-        self.app.send_task("kiln.process_media", args=[media_id], queue=lane(kind, reason))
+        # Each step enforces its own limit; this hard limit is Celery's backstop for the whole task.
+        from kiln.mediatypes import get_kind
+
+        settings = self.app.kiln_settings
+        steps = len(get_kind(kind).steps(settings))
+        limit = settings.processing.policy(kind).step_time_limit * steps + 60
+        self.app.send_task("kiln.process_media", args=[media_id], queue=lane(kind, reason), time_limit=limit)
 
 
 class InlineDispatcher:

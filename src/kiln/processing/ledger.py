@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from kiln.config import ProcessingSettings
+from kiln.config import RetryPolicy
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry
 from kiln.mediatypes.base import StepDef
@@ -39,7 +39,7 @@ def create_steps(session: Session, media: MediaEntry, steps: Iterable[StepDef], 
         )
 
 
-def backoff_delay(attempts: int, policy: ProcessingSettings, rng: random.Random | None = None) -> float:
+def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: base * 2^(n-1), capped, then scaled by 50-100%."""
     raw = min(policy.backoff_cap, policy.backoff_base * (2 ** max(0, attempts - 1)))
     return raw * (0.5 + 0.5 * (rng or random).random())
@@ -127,7 +127,7 @@ def mark_failed(step: ProcessingStep, error_class: str, code: str, message: str)
 
 
 def schedule_retry(
-    step: ProcessingStep, policy: ProcessingSettings, error_class: str, code: str, message: str
+    step: ProcessingStep, policy: RetryPolicy, error_class: str, code: str, message: str
 ) -> None:
     """A transient failure: try again after a backoff, or give up after the attempt limit."""
     if step.attempts >= policy.max_attempts:
@@ -140,6 +140,33 @@ def schedule_retry(
     step.lease_expires = None
     step.next_run = utcnow() + dt.timedelta(seconds=backoff_delay(step.attempts, policy))
     step.error_class, step.error_code, step.error_message = error_class, code, message[:1000]
+
+
+def request_steps(session: Session, media: MediaEntry, definitions: Iterable[StepDef], names: Iterable[str],
+                  reason: str) -> list[ProcessingStep]:
+    """Ask for steps to run again (retry now, or reprocess). They become due at once; the caller
+    rings the bell after committing (retries), or the admission control does (reprocessing)."""
+    wanted = set(names)
+    existing = {s.name: s for s in steps_of(session, media.id)}
+    now = utcnow()
+    touched = []
+    for position, definition in enumerate(definitions):
+        if definition.name not in wanted:
+            continue
+        step = existing.get(definition.name)
+        if step is None:
+            step = ProcessingStep(media_id=media.id, name=definition.name, position=position)
+            session.add(step)
+        if step.state == "running":  # a worker has it; it will finish with the current settings
+            continue
+        step.state, step.reason, step.attempts, step.progress = "pending", reason, 0, 0.0
+        step.next_run, step.enqueued, step.finished = now, None, None
+        step.error_class = step.error_code = step.error_message = None
+        touched.append(step)
+    if touched and media.state == "failed":
+        media.state = "processing"
+        media.error_code = media.error_message = None
+    return touched
 
 
 def steps_of(session: Session, media_id: int) -> list[ProcessingStep]:

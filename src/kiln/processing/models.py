@@ -42,3 +42,13 @@ class ProcessingStep(Base):
     error_class: Mapped[str | None] = mapped_column(String(100))
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(String(1000))
+
+
+class Lock(Base):
+    """A named, expiring lock held by one process (the sweeper: one active at a time)."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    expires: Mapped[dt.datetime]

@@ -7,11 +7,10 @@ re-checks whether the item is finished.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -22,30 +21,49 @@ from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected, ProducedFile, StepContext, StepDef, TransientFailure
 from kiln.processing import ledger
+from kiln.processing.limits import kill_self, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep
 from kiln.runtime import Runtime
 from kiln.storage.base import StorageError, copy_to_local, save_local_file
 
 log = logging.getLogger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
 
 def process_media(rt: Runtime, media_id: int) -> str | None:
     """Run every due step of one media item, then the finishing check. Returns the item's state."""
-    owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    owner = lease_owner()
+    reprocessing = False
     with rt.sessions() as session:
         media = session.get(MediaEntry, media_id)
         if media is None:
             return None
+        _recover_dead(rt, session, media)
         due = ledger.due_steps(session, media_id)
+        reprocessing = any(step.reason == "reprocess" for step in due)
         if due:
             _run_steps(rt, session, media, due, owner)
-        return finish_check(rt, session, media_id)
+        state = finish_check(rt, session, media_id)
+    if reprocessing:
+        from kiln.processing.admission import admit_reprocess
+
+        admit_reprocess(rt)
+    return state
+
+
+def _recover_dead(rt: Runtime, session: Session, media: MediaEntry) -> None:
+    """A step still 'running' under a process of this host that died (killed, crashed): count the
+    attempt and schedule a retry with backoff, instead of waiting for its lease to lapse."""
+    policy = rt.settings.processing.policy(media.kind)
+    for step in ledger.steps_of(session, media.id):
+        if step.state == "running" and owner_is_dead(step.lease_owner):
+            ledger.schedule_retry(step, policy, "WorkerLost", "worker_lost",
+                                  "The worker processing this file stopped unexpectedly.")
+    session.commit()
 
 
 def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[ProcessingStep], owner: str) -> None:
     kind = get_kind(media.kind)
+    policy = rt.settings.processing.policy(media.kind)
     defs = {d.name: d for d in kind.steps(rt.settings)}
     rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"media-{media.id}-", dir=rt.settings.workbench_dir))
@@ -62,38 +80,79 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
             if not ledger.claim(session, step.id, owner, rt.settings.processing.lease_seconds):
                 continue
             session.refresh(step)
+            if step.attempts > policy.max_attempts:  # the previous attempts all died mid-step
+                ledger.mark_failed(step, "WorkerLost", "worker_lost",
+                                   f"Processing this file stopped the worker {step.attempts - 1} times; "
+                                   "Kiln gave up.")
+                session.commit()
+                continue
+            if step.reason == "reprocess" and _already_current(session, media, defs[step.name], ctx):
+                ledger.mark_done(step)
+                step.fingerprint = defs[step.name].fingerprint()
+                session.commit()
+                continue
             _run_one(rt, session, media, step, defs[step.name], ctx, owner)
     except MediaRejected as exc:  # the original itself no longer identifies: permanent for all steps
-        for step in due:
-            session.refresh(step)
-            if step.state not in ledger.FINAL:
-                ledger.mark_failed(step, type(exc).__name__, exc.code, exc.message)
-        session.commit()
+        _settle_all(session, due, lambda s: ledger.mark_failed(s, type(exc).__name__, exc.code, exc.message))
     except StorageError as exc:
-        for step in due:
-            session.refresh(step)
-            if step.state not in ledger.FINAL:
-                ledger.schedule_retry(step, rt.settings.processing, type(exc).__name__, exc.code,
-                                      "The original could not be read from storage.")
-        session.commit()
+        _settle_all(session, due, lambda s: ledger.schedule_retry(
+            s, policy, type(exc).__name__, exc.code, "The original could not be read from storage."))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-class _LeaseKeeper(threading.Thread):
-    """Renews a running step's lease in the background so the sweeper leaves it alone."""
+def _settle_all(session: Session, steps: list[ProcessingStep], settle) -> None:  # type: ignore[no-untyped-def]
+    for step in steps:
+        session.refresh(step)
+        if step.state not in ledger.FINAL:
+            settle(step)
+    session.commit()
 
-    def __init__(self, rt: Runtime, step_id: int, owner: str) -> None:
+
+def _already_current(session: Session, media: MediaEntry, definition: StepDef, ctx: StepContext) -> bool:
+    """A reprocess whose stored renditions would come out the same under the new spec is skipped.
+
+    The kind decides (``is_current``); kinds without that hook always recompute.
+    """
+    check = getattr(get_kind(media.kind), "is_current", None)
+    if check is None or not definition.renditions:
+        return False
+    stored = {r.name: r for r in media.renditions}
+    for spec in definition.renditions:
+        rendition = stored.get(spec.name)
+        if rendition is None or not check(spec, rendition.spec or {}, ctx.identified):
+            return False
+    for spec in definition.renditions:  # same bytes: record the new spec
+        rendition = stored[spec.name]
+        rendition.spec_fingerprint, rendition.spec = spec.fingerprint(), dict(spec.params)
+    return True
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a running step's lease and reports progress; past the time limit, in a worker
+    process, it records the overrun and kills the process (nothing else can stop a stuck decoder)."""
+
+    def __init__(self, rt: Runtime, step_id: int, owner: str, time_limit: float) -> None:
         super().__init__(daemon=True, name=f"lease-{step_id}")
-        self.rt, self.step_id, self.owner = rt, step_id, owner
+        self.rt, self.step_id, self.owner, self.time_limit = rt, step_id, owner, time_limit
         self.stop = threading.Event()
         self.progress: float | None = None
+        self.started = time.monotonic()
 
     def run(self) -> None:
-        interval = max(1.0, self.rt.settings.processing.lease_seconds / 3)
+        interval = max(0.5, min(self.rt.settings.processing.lease_seconds / 3, self.time_limit / 4))
         while not self.stop.wait(interval):
+            overrun = time.monotonic() - self.started > self.time_limit
             try:
                 with self.rt.sessions() as session:
+                    if overrun and self.rt.enforce_limits:
+                        step = session.get(ProcessingStep, self.step_id)
+                        if step is not None and step.state == "running":
+                            ledger.mark_failed(step, "TimeLimit", "timeout",
+                                               f"Processing took longer than the {self.time_limit:.0f} s limit "
+                                               "and was stopped.")
+                            session.commit()
+                        kill_self()
                     ledger.renew(session, self.step_id, self.owner, self.rt.settings.processing.lease_seconds,
                                  self.progress)
             except Exception:  # renewal is best effort; the sweeper tolerates a late one
@@ -104,7 +163,8 @@ def _run_one(
     rt: Runtime, session: Session, media: MediaEntry, step: ProcessingStep, definition: StepDef,
     ctx: StepContext, owner: str,
 ) -> None:
-    keeper = _LeaseKeeper(rt, step.id, owner)
+    policy = rt.settings.processing.policy(media.kind)
+    keeper = _LeaseKeeper(rt, step.id, owner, policy.step_time_limit)
     ctx.report_progress = lambda fraction: setattr(keeper, "progress", fraction)
     keeper.start()
     try:
@@ -118,13 +178,13 @@ def _run_one(
     except MediaRejected as exc:
         ledger.mark_failed(step, type(exc).__name__, exc.code, exc.message)
     except (TransientFailure, StorageError) as exc:
-        ledger.schedule_retry(step, rt.settings.processing, type(exc).__name__, exc.code, exc.message)
+        ledger.schedule_retry(step, policy, type(exc).__name__, exc.code, exc.message)
     except MemoryError:
-        ledger.schedule_retry(step, rt.settings.processing, "MemoryError", "out_of_memory",
+        ledger.schedule_retry(step, policy, "MemoryError", "out_of_memory",
                               "The server ran out of memory while processing this file.")
     except Exception as exc:  # unknown: transient until the attempt limit
         log.exception("step %s of media %s failed", step.name, media.id)
-        ledger.schedule_retry(step, rt.settings.processing, type(exc).__name__, "internal",
+        ledger.schedule_retry(step, policy, type(exc).__name__, "internal",
                               "Processing stopped on an unexpected error.")
     finally:
         keeper.stop.set()
@@ -150,6 +210,7 @@ def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced:
     existing.width, existing.height = produced.width, produced.height
     existing.size_bytes = size
     existing.spec_fingerprint = fingerprint
+    existing.spec = dict(spec.params) if spec else {}
 
 
 def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[type-arg]
@@ -164,18 +225,21 @@ def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[
 
 
 def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
-    """Decide the item's state from what is actually stored, not from counters."""
+    """Decide the item's state from what is actually stored, not from counters.
+
+    An item that was published once stays published when a later reprocess fails: its earlier
+    renditions still serve, and the failure shows in the panels.
+    """
     media = session.get(MediaEntry, media_id, populate_existing=True)
     if media is None:
         return None
     steps = ledger.steps_of(session, media_id)
-    kind = get_kind(media.kind)
-    defs = {d.name: d for d in kind.steps(rt.settings)}
+    defs = {d.name: d for d in get_kind(media.kind).steps(rt.settings)}
     failed = [s for s in steps if s.state == "failed" and defs.get(s.name, StepDef(s.name)).required]
-    if failed:
+    if failed and media.published is None:
         media.state = "failed"
         media.error_code, media.error_message = failed[0].error_code, failed[0].error_message
-    elif all(s.state in ("done", "skipped") for s in steps) and _renditions_present(rt, media, defs.values()):
+    elif all(s.state in ledger.FINAL for s in steps) and _renditions_present(rt, media, defs.values()):
         if media.state != "processed":
             media.state = "processed"
             media.published = media.published or utcnow()
@@ -188,7 +252,7 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
             media.original_store = "originals"
             session.commit()
             rt.stores.queue.delete(key)
-    elif any(s.state != "queued" for s in steps):
+    elif media.published is None and any(s.state != "queued" for s in steps):
         media.state = "processing"
     session.commit()
     return media.state
@@ -204,4 +268,3 @@ def _renditions_present(rt: Runtime, media: MediaEntry, defs) -> bool:  # type: 
                 log.warning("media %s lacks rendition %s", media.id, spec.name)
                 return False
     return True
-

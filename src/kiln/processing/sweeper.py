@@ -1,7 +1,8 @@
-"""The sweeper: re-rings the bell for work the queue lost or a dead worker left behind.
+"""The sweeper: takes back work from dead workers and re-rings bells the queue lost.
 
 The broker cannot be trusted to redeliver (the filesystem and SQLite transports never redeliver
-a message whose worker was SIGKILLed; Redis waits an hour), so the ledger is swept instead.
+a message whose worker was SIGKILLed; Redis waits an hour), so the ledger is swept instead. Every
+`kiln worker` runs one; a lock in the database lets only one sweep at a time.
 """
 
 from __future__ import annotations
@@ -10,72 +11,83 @@ import datetime as dt
 import logging
 import threading
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry
 from kiln.processing import ledger
-from kiln.processing.models import ProcessingStep
+from kiln.processing.admission import ring_bells, ring_due
+from kiln.processing.limits import lease_owner, owner_is_dead
+from kiln.processing.models import Lock, ProcessingStep
 from kiln.runtime import Runtime
 
 log = logging.getLogger(__name__)
+LOCK = "sweeper"
+
+
+def acquire_lock(rt: Runtime, owner: str, seconds: float, name: str = LOCK) -> bool:
+    """Take or renew a named lock that expires by itself if its holder dies."""
+    now = utcnow()
+    expires = now + dt.timedelta(seconds=seconds)
+    with rt.sessions() as session:
+        result = session.execute(
+            update(Lock).where(Lock.name == name, or_(Lock.owner == owner, Lock.expires < now))
+            .values(owner=owner, expires=expires))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            session.commit()
+            return True
+        if session.get(Lock, name) is not None:
+            return False
+        session.add(Lock(name=name, owner=owner, expires=expires))
+        try:
+            session.commit()
+        except IntegrityError:  # another process created it first
+            return False
+        return True
 
 
 def sweep(rt: Runtime) -> int:
-    """One pass. Returns how many media items had their bell rung again."""
+    """One pass. Returns how many media items had their bell rung."""
     now = utcnow()
-    policy = rt.settings.processing
-    lost_bell = now - dt.timedelta(seconds=max(60.0, policy.lease_seconds * 2))
-    ring: dict[int, tuple[str, str]] = {}
+    settings = rt.settings.processing
     with rt.sessions() as session:
-        # A running step whose lease lapsed: its worker died. That attempt counts.
-        for step in session.scalars(
-            select(ProcessingStep).where(ProcessingStep.state == "running", ProcessingStep.lease_expires < now)
+        # Running steps whose worker died (lease lapsed, or its process is gone from this host).
+        for step, kind in session.execute(
+            select(ProcessingStep, MediaEntry.kind).join(MediaEntry, MediaEntry.id == ProcessingStep.media_id)
+            .where(ProcessingStep.state == "running")
         ):
-            ledger.schedule_retry(step, policy, "WorkerLost", "worker_lost",
-                                  "The worker processing this file stopped unexpectedly.")
+            if step.lease_expires is not None and step.lease_expires < now or owner_is_dead(step.lease_owner):
+                ledger.schedule_retry(step, settings.policy(kind), "WorkerLost", "worker_lost",
+                                      "The worker processing this file stopped unexpectedly.")
         session.commit()
-        query = (
-            select(ProcessingStep, MediaEntry.kind)
-            .join(MediaEntry, MediaEntry.id == ProcessingStep.media_id)
-            .where(
-                or_(
-                    and_(ProcessingStep.state == "pending", ProcessingStep.next_run <= now),
-                    and_(ProcessingStep.state == "queued", ProcessingStep.enqueued < lost_bell),
-                )
-            )
-        )
-        for step, kind in session.execute(query):
-            ring.setdefault(step.media_id, (kind, step.reason))
-            step.state = "queued"
-            step.enqueued = now
         # Items whose steps are all final but whose state was never settled (a crash mid-check).
-        for media_id in session.scalars(
-            select(MediaEntry.id).where(MediaEntry.state.in_(("queued", "processing")))
-            .where(~MediaEntry.id.in_(select(ProcessingStep.media_id)
-                                     .where(ProcessingStep.state.not_in(ledger.FINAL))))
-        ):
-            kind = session.get(MediaEntry, media_id).kind  # type: ignore[union-attr]
-            ring.setdefault(media_id, (kind, "retry"))
-        session.commit()
-    for media_id, (kind, reason) in ring.items():
-        try:
-            rt.dispatcher.ring(media_id, kind, reason)
-        except Exception:
-            log.exception("could not ring the bell for media %s", media_id)
-    return len(ring)
+        unsettled = {
+            media_id: (kind, "retry")
+            for media_id, kind in session.execute(
+                select(MediaEntry.id, MediaEntry.kind).where(MediaEntry.state.in_(("queued", "processing")))
+                .where(~MediaEntry.id.in_(select(ProcessingStep.media_id)
+                                         .where(ProcessingStep.state.not_in(ledger.FINAL))))
+            )
+        }
+    rung = ring_due(rt, lost_after=dt.timedelta(seconds=max(60.0, settings.lease_seconds * 2)))
+    ring_bells(rt, unsettled)
+    return rung + len(unsettled)
 
 
 class Sweeper(threading.Thread):
     def __init__(self, rt: Runtime) -> None:
         super().__init__(daemon=True, name="kiln-sweeper")
         self.rt = rt
+        self.owner = lease_owner()
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.rt.settings.processing.sweep_interval):
+        interval = self.rt.settings.processing.sweep_interval
+        while not self.stopping.wait(interval):
             try:
-                sweep(self.rt)
+                if acquire_lock(self.rt, self.owner, seconds=interval * 3):
+                    sweep(self.rt)
             except Exception:
                 log.exception("sweep failed")
 
