@@ -93,10 +93,12 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                 continue
             _run_one(rt, session, media, step, defs[step.name], ctx, owner)
     except MediaRejected as exc:  # the original itself no longer identifies: permanent for all steps
-        _settle_all(session, due, lambda s: ledger.mark_failed(s, type(exc).__name__, exc.code, exc.message))
+        rejected = exc
+        _settle_all(session, due, lambda s: ledger.mark_failed(s, "MediaRejected", rejected.code, rejected.message))
     except StorageError as exc:
+        code = exc.code
         _settle_all(session, due, lambda s: ledger.schedule_retry(
-            s, policy, type(exc).__name__, exc.code, "The original could not be read from storage."))
+            s, policy, "StorageError", code, "The original could not be read from storage."))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
