@@ -75,7 +75,7 @@ def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Pa
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise MediaRejected(f"{what} took longer than {timeout:.0f} s on this file and was stopped.",
+        raise MediaRejected(f"{what} took longer than {timeout:g} s on this file and was stopped.",
                             code="timeout") from None
     if proc.returncode < 0 and -proc.returncode == signal.SIGKILL:
         raise TransientFailure(f"{what} was killed (probably out of memory).", code="out_of_memory")
