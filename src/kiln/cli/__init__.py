@@ -10,9 +10,21 @@ from typing import Any
 import click
 
 from kiln.cli.context import Kiln, pass_kiln
+from kiln.errors import KilnError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class KilnGroup(click.Group):
+    """Turns a refusal from any service (KilnError) into its message on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KilnError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=KilnGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), envvar="KILN_DATA",
               default="kiln-data", show_default=True, help="Directory holding kiln.toml, the database and media.")
 @click.version_option(package_name="kiln")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kiln.accounts import services as accounts
-from kiln.cli import echo_json, fail, main
+from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
 from kiln.errors import KilnError
 from kiln.media import services as media_service
@@ -35,10 +35,7 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
     rt = kiln.runtime(RecordingDispatcher() if wait else None)
     results, failures = [], 0
     with rt.sessions() as session:
-        try:
-            owner = accounts.get_user(session, username)
-        except KilnError as exc:
-            fail(exc.message)
+        owner = accounts.get_user(session, username)
         with click.progressbar(files, label="Uploading", file=sys.stderr,
                                show_pos=True) as bar:
             for path in bar:
@@ -90,10 +87,7 @@ def media() -> None:
 def media_list(kiln: Kiln, username: str | None, state: str | None, limit: int, as_json: bool) -> None:
     rt = kiln.runtime()
     with rt.sessions() as session:
-        try:
-            owner = accounts.get_user(session, username) if username else None
-        except KilnError as exc:
-            fail(exc.message)
+        owner = accounts.get_user(session, username) if username else None
         items = [media_service.media_json(rt, m)
                  for m in media_service.list_for_admin(session, owner=owner, state=state, limit=limit)]
     if as_json:
@@ -110,10 +104,7 @@ def media_list(kiln: Kiln, username: str | None, state: str | None, limit: int, 
 def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
     rt = kiln.runtime()
     with rt.sessions() as session:
-        try:
-            item = media_service.get_media(session, media_id)
-        except KilnError as exc:
-            fail(exc.message)
+        item = media_service.get_media(session, media_id)
         data = media_service.media_json(rt, item, ledger.steps_of(session, media_id))
     if as_json:
         echo_json(data)
@@ -135,10 +126,7 @@ def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
 def media_delete(kiln: Kiln, media_id: int, yes: bool) -> None:
     rt = kiln.runtime()
     with rt.sessions() as session:
-        try:
-            item = media_service.get_media(session, media_id)
-        except KilnError as exc:
-            fail(exc.message)
+        item = media_service.get_media(session, media_id)
         if not yes:
             click.confirm(f"Delete media {media_id} “{item.title}” and all its files?", abort=True)
         media_service.delete(rt, session, None, item)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from kiln.accounts import services as accounts
-from kiln.cli import echo_json, fail, main
+from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
-from kiln.errors import KilnError
 
 
 @main.command()
@@ -22,11 +21,8 @@ def adduser(kiln: Kiln, username: str, email: str, password: str | None, admin: 
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     rt = kiln.runtime()
     with rt.sessions() as session:
-        try:
-            user = accounts.create_user(session, username, email, password, verified=True, admin=admin)
-            session.commit()
-        except KilnError as exc:
-            fail(exc.message)
+        user = accounts.create_user(session, username, email, password, verified=True, admin=admin)
+        session.commit()
         click.echo(f"Created user {user.username}{' (admin)' if admin else ''}.")
 
 
@@ -36,10 +32,7 @@ def adduser(kiln: Kiln, username: str, email: str, password: str | None, admin: 
 def makeadmin(kiln: Kiln, username: str) -> None:
     """Give a user admin and moderator privileges."""
     with kiln.runtime().sessions() as session:
-        try:
-            user = accounts.get_user(session, username)
-        except KilnError as exc:
-            fail(exc.message)
+        user = accounts.get_user(session, username)
         accounts.grant(user, "admin")
         accounts.grant(user, "moderator")
         session.commit()
@@ -53,14 +46,11 @@ def makeadmin(kiln: Kiln, username: str) -> None:
 def changepw(kiln: Kiln, username: str, password: str | None) -> None:
     """Set a user's password (their login sessions end)."""
     with kiln.runtime().sessions() as session:
-        try:
-            user = accounts.get_user(session, username)
-            if password is None:
-                password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-            accounts.set_password(session, user, password)
-            session.commit()
-        except KilnError as exc:
-            fail(exc.message)
+        user = accounts.get_user(session, username)
+        if password is None:
+            password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+        accounts.set_password(session, user, password)
+        session.commit()
         click.echo(f"Password changed for {user.username}.")
 
 
@@ -78,10 +68,7 @@ def token() -> None:
 def token_create(kiln: Kiln, username: str, name: str, scope: str, as_json: bool) -> None:
     """Create a personal access token and print it (it is shown only once)."""
     with kiln.runtime().sessions() as session:
-        try:
-            user = accounts.get_user(session, username)
-        except KilnError as exc:
-            fail(exc.message)
+        user = accounts.get_user(session, username)
         value = accounts.create_api_token(session, user, name, scope)
         session.commit()
     if as_json:
