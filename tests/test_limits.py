@@ -51,22 +51,21 @@ def test_bad_input_to_external_program_is_a_readable_rejection():
     assert caught.value.code == "corrupt" and "cannot parse header" in caught.value.message
 
 
-def _allocate_under_limit(queue) -> None:  # type: ignore[no-untyped-def]
-    apply_memory_limit(256)
+def _allocate_under_limit() -> None:
+    apply_memory_limit(768)
+    small = bytearray(64 * 1024 * 1024)  # well under the limit: fine
     try:
         bytearray(1024 * 1024 * 1024)
-        queue.put("allocated")
     except MemoryError:
-        queue.put("MemoryError")
+        os._exit(42 if small else 1)
+    os._exit(0)
 
 
 def test_worker_memory_limit_turns_a_huge_allocation_into_memory_error():
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_allocate_under_limit, args=(queue,))
+    proc = multiprocessing.get_context("spawn").Process(target=_allocate_under_limit)
     proc.start()
-    proc.join(30)
-    assert queue.get(timeout=5) == "MemoryError"
+    proc.join(60)
+    assert proc.exitcode == 42, "a 1 GiB allocation under a 768 MiB cap did not raise MemoryError"
 
 
 def test_dead_owners_are_recognised():

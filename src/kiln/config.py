@@ -11,7 +11,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -77,6 +77,35 @@ class MailSettings(BaseModel):
     sender: str = "kiln@localhost"
 
 
+class BackendSettings(BaseModel):
+    """One place media can be stored. Each store (queue, originals, public) gets its own folder,
+    Swift container or S3 bucket inside it, named ``<prefix>-<store>``."""
+
+    type: Literal["local", "swift", "s3"] = "local"
+    path: Path | None = Field(None, description="local: the folder (default DATA/media).")
+    prefix: str = Field("kiln", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$", description="swift/s3: container/bucket prefix.")
+    auth_url: str | None = Field(None, description="swift: e.g. https://swift.example.org/auth/v1.0")
+    user: str | None = None
+    key: str | None = None
+    auth_version: str = "1"
+    endpoint_url: str | None = Field(None, description="s3: e.g. https://s3.eu-west-1.amazonaws.com")
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    public_url: str | None = Field(None, description="Base URL the public store is reachable at (a CDN).")
+    url_expires: int = Field(3600, ge=60, le=604_800, description="Lifetime of signed URLs, in seconds.")
+
+
+class StorageSettings(BaseModel):
+    """Named backends, and which backend holds each store."""
+
+    backends: dict[str, BackendSettings] = Field(default_factory=lambda: {"local": BackendSettings()})
+    queue: str = "local"
+    originals: str = "local"
+    public: str = "local"
+
+
 class Settings(BaseSettings):
     """Every setting Kiln has. Build one with :func:`load_settings`."""
 
@@ -96,6 +125,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     image: ImageSettings = ImageSettings()
     processing: ProcessingSettings = ProcessingSettings()
+    storage: StorageSettings = StorageSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,19 +45,24 @@ class LiveServer:
         return links
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp("live")
+@contextmanager
+def serve(folder: Path, config_toml: str = "", processes: int = 2) -> Iterator[LiveServer]:
+    """Run `kiln serve` on a free port with its own database and data directory (and an optional
+    kiln.toml), until the block ends; then SIGTERM it and check it stopped."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    if config_toml:
+        (data / "kiln.toml").write_text(config_toml)
     with fresh_database(folder) as db_url:
         env = {**os.environ, "KILN_DATABASE_URL": db_url, "KILN_BASE_URL": url,
                "KILN_PROCESSING__SWEEP_INTERVAL": "2"}
         log = folder / "serve.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "kiln", "--data", str(folder / "data"), "serve", "--port", str(port),
-                 "--processes", "2"], env=env, stdout=out, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "kiln", "--data", str(data), "serve", "--port", str(port),
+                 "--processes", str(processes)], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -68,7 +74,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("kiln serve did not start:\n" + log.read_text()[-4000:])
                 time.sleep(0.2)
-            yield LiveServer(url, folder / "data", proc, log)
+            yield LiveServer(url, data, proc, log)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -76,3 +82,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             except subprocess.TimeoutExpired:
                 proc.kill()
                 raise AssertionError("kiln serve did not stop within 30 s of SIGTERM") from None
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with serve(tmp_path_factory.mktemp("live")) as server:
+        yield server

@@ -3,6 +3,7 @@ components, and files go in and out as file-like objects, streamed, never whole 
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -62,8 +63,8 @@ class Storage(Protocol):
 
     def exists(self, key: Key) -> bool: ...
 
-    def open(self, key: Key) -> BinaryIO:
-        """Open for reading, streaming. Raises NoSuchFile."""
+    def open(self, key: Key, start: int | None = None, end: int | None = None) -> BinaryIO:
+        """Open for reading, streaming; ``start``/``end`` (inclusive) read a byte range. Raises NoSuchFile."""
         ...
 
     def save(self, key: Key, source: BinaryIO) -> int:
@@ -81,7 +82,8 @@ class Storage(Protocol):
     def size(self, key: Key) -> int: ...
 
     def url(self, key: Key) -> str:
-        """A URL a browser can fetch the file from."""
+        """A URL a browser can fetch the file from: plain for the public store, signed and expiring
+        for a private store where the backend supports it; StorageError where it does not."""
         ...
 
     def local_path(self, key: Key) -> Path:
@@ -89,6 +91,47 @@ class Storage(Protocol):
         ...
 
     def iter_keys(self, prefix: Key = ()) -> Iterator[list[str]]: ...
+
+
+class CountingReader:
+    """Wraps a readable file and counts the bytes read through it, holding none of them.
+
+    Deliberately neither seekable nor tell-able, so clients stream it instead of sizing it first."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source, self.count = source, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.count += len(data)
+        return data
+
+
+class RangeReader(io.RawIOBase):
+    """Reads at most ``length`` bytes from an already positioned file (None: to the end)."""
+
+    def __init__(self, fh: BinaryIO, length: int | None) -> None:
+        self.fh, self.left = fh, length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left is not None:
+            size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.fh.read(size)
+        if self.left is not None:
+            self.left -= len(data)
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
 
 
 def copy_to_local(store: Storage, key: Key, dest: Path) -> Path:

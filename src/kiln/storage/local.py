@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from kiln.storage.base import CHUNK, Key, NoSuchFile, StorageError, clean_key
+from kiln.storage.base import CHUNK, Key, NoSuchFile, RangeReader, StorageError, clean_key
 
 
 class LocalStorage:
@@ -31,11 +31,15 @@ class LocalStorage:
     def exists(self, key: Key) -> bool:
         return self._path(key).is_file()
 
-    def open(self, key: Key) -> BinaryIO:
+    def open(self, key: Key, start: int | None = None, end: int | None = None) -> BinaryIO:
         try:
-            return self._path(key).open("rb")
+            fh = self._path(key).open("rb")
         except FileNotFoundError as exc:
             raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+        if start is None and end is None:
+            return fh
+        fh.seek(start or 0)
+        return RangeReader(fh, None if end is None else end - (start or 0) + 1)
 
     def save(self, key: Key, source: BinaryIO) -> int:
         path = self._path(key)
