@@ -156,3 +156,20 @@ def test_unknown_pages_are_friendly_404s(client):
     assert client.get("/no/such/page").status_code == 404
     assert client.get("/u/nobody/m/notanumber").status_code == 422
     assert client.get("/media/media/1/../../../etc/passwd").status_code == 404
+
+
+def test_local_renditions_support_ranges_etags_and_long_caching(client, settings, rt, images):
+    register(client, settings)
+    upload(client, images["plain"])
+    with rt.sessions() as session:
+        medium = session.query(MediaEntry).one().rendition("medium")
+    url = rt.stores.public.url(medium.key)
+    full = client.get(url)
+    assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert full.headers["accept-ranges"] == "bytes" and "etag" in full.headers
+    part = client.get(url, headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == full.content[:100]
+    assert part.headers["content-range"] == f"bytes 0-99/{len(full.content)}"
+    assert client.get(url, headers={"If-None-Match": full.headers["etag"]}).status_code == 304
+    bad = client.get(url, headers={"Range": f"bytes={len(full.content) + 10}-"})
+    assert bad.status_code == 416
