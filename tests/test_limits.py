@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -51,21 +52,23 @@ def test_bad_input_to_external_program_is_a_readable_rejection():
     assert caught.value.code == "corrupt" and "cannot parse header" in caught.value.message
 
 
-def _allocate_under_limit() -> None:
-    apply_memory_limit(768)
-    small = bytearray(64 * 1024 * 1024)  # well under the limit: fine
-    try:
-        bytearray(1024 * 1024 * 1024)
-    except MemoryError:
-        os._exit(42 if small else 1)
-    os._exit(0)
+ALLOCATE_UNDER_LIMIT = """
+import os
+from kiln.processing.limits import apply_memory_limit
+apply_memory_limit(768)
+small = bytearray(64 * 1024 * 1024)  # well under the limit: fine
+try:
+    bytearray(1024 * 1024 * 1024)
+except MemoryError:
+    os._exit(42 if small else 1)
+os._exit(0)
+"""
 
 
 def test_worker_memory_limit_turns_a_huge_allocation_into_memory_error():
-    proc = multiprocessing.get_context("spawn").Process(target=_allocate_under_limit)
-    proc.start()
-    proc.join(60)
-    assert proc.exitcode == 42, "a 1 GiB allocation under a 768 MiB cap did not raise MemoryError"
+    # A fresh interpreter, so the cap is measured against a small process, not the test runner.
+    result = subprocess.run([sys.executable, "-c", ALLOCATE_UNDER_LIMIT], timeout=60)
+    assert result.returncode == 42, "a 1 GiB allocation under a 768 MiB cap did not raise MemoryError"
 
 
 def test_dead_owners_are_recognised():

@@ -173,3 +173,23 @@ def test_local_renditions_support_ranges_etags_and_long_caching(client, settings
     assert client.get(url, headers={"If-None-Match": full.headers["etag"]}).status_code == 304
     bad = client.get(url, headers={"Range": f"bytes={len(full.content) + 10}-"})
     assert bad.status_code == 416
+
+
+def test_static_assets_can_live_on_another_host(tmp_path, db_url):
+    from kiln.app import create_app
+    from kiln.processing.dispatch import RecordingDispatcher
+    from kiln.runtime import build_runtime
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "data", db_url, static_base_url="https://static.example.org/kiln/")
+    rt = build_runtime(settings, dispatcher=RecordingDispatcher())
+    with client_for(create_app(settings, rt)) as other:
+        page = other.get("/").text
+    rt.close()
+    assert 'href="https://static.example.org/kiln/kiln.css?v=' in page
+
+
+def client_for(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://testserver")

@@ -16,6 +16,7 @@ from kiln.config import Settings
 from kiln.db.session import make_engine, make_session_factory
 from kiln.processing.dispatch import Dispatcher
 from kiln.storage import Stores, make_stores
+from kiln.storage.assignments import loader
 
 
 @dataclass
@@ -35,11 +36,12 @@ class Runtime:
 
 def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None) -> Runtime:
     engine = make_engine(settings.db_url)
+    sessions = make_session_factory(engine)
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        stores=make_stores(settings),
+        sessions=sessions,
+        stores=make_stores(settings, loader(sessions)),
         mailer=make_mailer(settings),
     )
     if dispatcher is None:

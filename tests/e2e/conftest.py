@@ -33,6 +33,7 @@ class LiveServer:
     data: Path
     process: subprocess.Popen[bytes]
     log: Path
+    db_url: str
 
     def mail_links(self, path: str) -> list[str]:
         import re
@@ -74,7 +75,7 @@ def serve(folder: Path, config_toml: str = "", processes: int = 2) -> Iterator[L
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("kiln serve did not start:\n" + log.read_text()[-4000:])
                 time.sleep(0.2)
-            yield LiveServer(url, data, proc, log)
+            yield LiveServer(url, data, proc, log, db_url)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

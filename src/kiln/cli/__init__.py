@@ -44,6 +44,6 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-from kiln.cli import media, server, users  # noqa: E402  (commands register on `main`)
+from kiln.cli import media, reprocess, server, storage, users  # noqa: E402  (commands register on `main`)
 
-__all__ = ["main", "pass_kiln", "media", "server", "users"]
+__all__ = ["main", "pass_kiln", "media", "reprocess", "server", "storage", "users"]

@@ -52,5 +52,6 @@ def import_all_models() -> type[Base]:
     from kiln.accounts import models as _accounts  # noqa: F401
     from kiln.media import models as _media  # noqa: F401
     from kiln.processing import models as _processing  # noqa: F401
+    from kiln.storage import models as _storage  # noqa: F401
 
     return Base

@@ -17,13 +17,13 @@ from kiln.accounts.models import User
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
-from kiln.media.models import MEDIA_STATES, MediaEntry, Tag, media_tags
+from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags
 from kiln.media.text import parse_tags
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected
 from kiln.processing import ledger
 from kiln.runtime import Runtime
-from kiln.storage.base import CHUNK
+from kiln.storage.base import CHUNK, copy_to_local, save_local_file
 
 
 class TooLarge(InvalidInput):
@@ -170,6 +170,56 @@ def delete(rt: Runtime, session: Session, user: User | None, media: MediaEntry) 
         store.delete(key)
     for store in (rt.stores.public, rt.stores.queue, rt.stores.originals):
         store.delete_dir(media_dir)
+
+
+ORIGINAL_MODES = ("private", "public", "stripped")
+
+
+def original_mode(media: MediaEntry) -> str:
+    published = media.rendition("original")
+    return "private" if published is None else str(published.spec.get("mode", "public"))
+
+
+def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntry, mode: str) -> None:
+    """Make the original downloadable as it is, or without camera data and GPS, or private again.
+
+    The published copy is a rendition named "original" in the public store; the private original
+    itself never moves.
+    """
+    check_owner(user, media)
+    if mode not in ORIGINAL_MODES:
+        raise InvalidInput("Choose private, public or public without camera data.", code="bad_mode")
+    if mode == original_mode(media):
+        return
+    if media.state != "processed" and mode != "private":
+        raise InvalidInput("The original can be published once processing has finished.", code="not_processed")
+    old = media.rendition("original")
+    if mode != "private":
+        rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=rt.settings.workbench_dir) as tmp:
+            workdir = Path(tmp)
+            source = copy_to_local(rt.stores.by_name(media.original_store), media.original_key,
+                                   workdir / ("original" + extension_for(media.mime_type)))
+            if mode == "stripped":
+                made = get_kind(media.kind).strip_metadata(source, workdir, rt.settings)  # type: ignore[attr-defined]
+                path, mime_type, width, height = made.path, made.mime_type, made.width, made.height
+            else:
+                path, mime_type, width, height = source, media.mime_type, media.width, media.height
+            key = ["entries", str(media.id), f"original-{mode}-{media.sha256[:10]}{path.suffix}"]
+            size = save_local_file(rt.stores.public, key, path)
+        row = old or Rendition(name="original")
+        old_key = list(old.key) if old is not None else None
+        row.key, row.mime_type, row.width, row.height = key, mime_type, width, height
+        row.size_bytes, row.spec_fingerprint, row.spec = size, mode, {"mode": mode}
+        if old is None:
+            media.renditions.append(row)
+    else:
+        old_key = list(old.key) if old is not None else None
+        if old is not None:
+            media.renditions.remove(old)
+    session.commit()
+    if old_key is not None:
+        rt.stores.public.delete(old_key)
 
 
 def get_media(session: Session, media_id: int) -> MediaEntry:

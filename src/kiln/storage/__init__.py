@@ -2,26 +2,79 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kiln.config import BackendSettings, Settings
 from kiln.storage.base import Storage, StorageError
 from kiln.storage.local import LocalStorage
+from kiln.storage.mirror import MirroredStorage
 
 PUBLIC_MEDIA_PATH = "/media"
 STORE_NAMES = ("queue", "originals", "public")
 
 
 @dataclass(frozen=True)
-class Stores:
-    """The stores a site has: queue (fresh uploads), originals (kept privately), public (renditions)."""
+class Assignment:
+    backend: str
+    migrating_to: str | None = None
 
-    queue: Storage
-    originals: Storage
-    public: Storage
+
+Loader = Callable[[], dict[str, Assignment]]
+
+
+class Stores:
+    """The stores a site has: queue (fresh uploads), originals (kept privately), public (renditions).
+
+    Which backend holds each store comes from the settings, overridden by the database (where
+    `kiln storage migrate` switches it); it is re-read every ``ttl`` seconds, so every process follows
+    a switch within seconds. During a migration, writes go to both backends.
+    """
+
+    def __init__(self, settings: Settings, load: Loader | None = None, ttl: float = 5.0) -> None:
+        self.settings, self.load, self.ttl = settings, load, ttl
+        self._opened: dict[tuple[str, str, str | None], Storage] = {}
+        self._assignments: dict[str, Assignment] = {}
+        self._checked = -ttl
+        self._lock = threading.Lock()
+
+    def assignments(self) -> dict[str, Assignment]:
+        now = time.monotonic()
+        if now - self._checked >= self.ttl:
+            defaults = {name: Assignment(getattr(self.settings.storage, name)) for name in STORE_NAMES}
+            loaded = self.load() if self.load else {}
+            self._assignments, self._checked = {**defaults, **loaded}, now
+        return self._assignments
 
     def by_name(self, name: str) -> Storage:
-        return {"queue": self.queue, "originals": self.originals, "public": self.public}[name]
+        if name not in STORE_NAMES:
+            raise KeyError(name)
+        current = self.assignments()[name]
+        slot = (name, current.backend, current.migrating_to)
+        with self._lock:
+            if slot not in self._opened:
+                store = open_store(self.settings, current.backend, name)
+                if current.migrating_to:
+                    store = MirroredStorage(store, open_store(self.settings, current.migrating_to, name))
+                self._opened[slot] = store
+            return self._opened[slot]
+
+    def refresh(self) -> None:
+        self._checked = -self.ttl
+
+    @property
+    def queue(self) -> Storage:
+        return self.by_name("queue")
+
+    @property
+    def originals(self) -> Storage:
+        return self.by_name("originals")
+
+    @property
+    def public(self) -> Storage:
+        return self.by_name("public")
 
 
 def open_store(settings: Settings, backend_name: str, store: str) -> Storage:
@@ -50,8 +103,5 @@ def open_store(settings: Settings, backend_name: str, store: str) -> Storage:
                      url_expires=backend.url_expires, public=public)
 
 
-def make_stores(settings: Settings) -> Stores:
-    cfg = settings.storage
-    return Stores(queue=open_store(settings, cfg.queue, "queue"),
-                  originals=open_store(settings, cfg.originals, "originals"),
-                  public=open_store(settings, cfg.public, "public"))
+def make_stores(settings: Settings, load: Loader | None = None) -> Stores:
+    return Stores(settings, load)

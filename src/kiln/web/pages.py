@@ -39,7 +39,7 @@ def media_page(request: Request, username: str, media_id: int, session: DB, rt: 
         raise NotFound("There is no such media. It may have been deleted.")
     newer, older = media_service.neighbours(session, media)
     return render(request, "media.html", media=media, newer=newer, older=older,
-                  medium=media.rendition("medium"), url_for_key=rt.stores.public.url)
+                  medium=media.rendition("medium"))
 
 
 @router.get("/tag/{slug}", response_class=HTMLResponse)

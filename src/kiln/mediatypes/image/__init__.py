@@ -15,12 +15,15 @@ Renditions:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from kiln.config import Settings
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
+    ProducedFile,
     RenditionSpec,
     StepContext,
     StepDef,
@@ -30,6 +33,7 @@ from kiln.mediatypes.base import (
 from kiln.mediatypes.image.exif import read_exif
 from kiln.mediatypes.image.pipeline import ALGORITHM_VERSION, Encoding, render
 from kiln.mediatypes.image.sniff import Header, read_header, sniff
+from kiln.mediatypes.image.strip import strip_file
 
 __all__ = ["KIND", "ImageKind"]
 
@@ -70,6 +74,32 @@ class ImageKind:
             StepDef("metadata"),
         ]
 
+    # Reprocessing -------------------------------------------------------------------------------
+    def is_current(self, spec: RenditionSpec, stored_params: Mapping[str, Any], identified: Identified) -> bool:
+        """Would ``spec`` give the same bytes as the rendition made with ``stored_params``?
+
+        Only a change of size can leave the bytes alone, and only when the picture was never
+        shrunk: its displayed size fits in both the old and the new box, so both runs copy the
+        whole picture (upright, re-encoded with the same settings). Any other change, or a
+        rendition stored before specs were recorded (``{}``), needs recomputing.
+
+        The thumbnail is held to a stricter rule: it must be *smaller* than both boxes. When the
+        picture is exactly as large as the box, the first run made the thumbnail from the medium
+        (one more JPEG generation), while a run of the thumbnail step alone reads the original.
+        """
+        new, old = dict(spec.params), dict(stored_params or {})
+        if "size" not in new or "size" not in old:
+            return False
+        new_size, old_size = new.pop("size"), old.pop("size")
+        if new != old or not identified.width or not identified.height:
+            return False
+        if not isinstance(new_size, int) or not isinstance(old_size, int):
+            return False
+        long_side = max(identified.width, identified.height)
+        if spec.name == "thumbnail":
+            return long_side < min(new_size, old_size)
+        return long_side <= min(new_size, old_size)
+
     # Running ------------------------------------------------------------------------------------
     def run_step(self, step: str, ctx: StepContext) -> StepResult:
         image = ctx.settings.image
@@ -99,6 +129,18 @@ class ImageKind:
                 }
             )
         raise ValueError(f"The image kind has no step called {step!r}.")
+
+    def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
+        """A copy of the original for publishing, without camera data or GPS: lossless for JPEG and
+        PNG (see strip.py); other formats are re-encoded at full size keeping only the ICC profile."""
+        header = self._header(source, settings)
+        try:
+            path = strip_file(source, workdir, header.fmt.key, header.orientation)
+        except LookupError:
+            encoding = Encoding(jpeg_quality=95, webp_quality=95)
+            return render(source, header, max(header.width, header.height), encoding, workdir, "original-stripped")
+        return ProducedFile(name="original", path=path, mime_type=header.fmt.mime_type, width=header.width,
+                            height=header.height)
 
     def _thumbnail_source(self, ctx: StepContext) -> Path:
         """The medium made earlier in this run is much cheaper to shrink than the original.
