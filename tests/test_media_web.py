@@ -193,3 +193,39 @@ def client_for(app):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
     return TestClient(app, base_url="http://testserver")
+
+
+def test_concurrent_uploads_with_the_same_new_tag(rt, images):
+    """Two requests creating the same tag at once must both succeed (a unique-slug race)."""
+    import threading
+
+    from kiln.accounts import services as accounts
+    from kiln.media import services as media_service
+
+    with rt.sessions() as session:
+        accounts.create_user(session, "tagger", "t@example.com", "correct horse", verified=True)
+        session.commit()
+    barrier, errors = threading.Barrier(4), []
+
+    def one() -> None:
+        try:
+            with rt.sessions() as session:
+                owner = accounts.get_user(session, "tagger")
+                barrier.wait()
+                with images["plain"].open("rb") as fh:
+                    media_service.submit(rt, session, owner, fh, "p.jpg", media_service.MediaFields(tags="racy, new"))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with rt.sessions() as session:
+        from kiln.media.models import Tag
+
+        assert sorted(t.slug for t in session.query(Tag).all()) == ["new", "racy"]
+        assert session.query(MediaEntry).count() == 4
+        assert all(sorted(t.slug for t in m.tags) == ["new", "racy"] for m in session.query(MediaEntry))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
@@ -124,8 +125,14 @@ def _tags(session: Session, raw: str | list[str] | None) -> list[Tag]:
     for slug, name in pairs:
         tag = existing.get(slug)
         if tag is None:
-            tag = Tag(slug=slug, name=name)
-            session.add(tag)
+            # Two uploads with the same new tag at once: the second insert fails on the unique slug,
+            # and takes the row the first one made.
+            try:
+                with session.begin_nested():
+                    tag = Tag(slug=slug, name=name)
+                    session.add(tag)
+            except IntegrityError:
+                tag = session.scalar(select(Tag).where(Tag.slug == slug))
         tags.append(tag)
     return tags
 
