@@ -104,5 +104,6 @@ def test_openapi_schema_documents_every_operation(client):
     ops = {(path, method) for path, item in schema["paths"].items() for method in item}
     assert ops == {("/api/v1/tokens", "post"), ("/api/v1/media", "post"), ("/api/v1/media", "get"),
                    ("/api/v1/media/{media_id}", "get"), ("/api/v1/media/{media_id}", "patch"),
-                   ("/api/v1/media/{media_id}", "delete")}
-    assert "MediaOut" in schema["components"]["schemas"]
+                   ("/api/v1/media/{media_id}", "delete"), ("/api/v1/media/{media_id}/retry", "post"),
+                   ("/api/v1/admin/processing", "get")}
+    assert {"MediaOut", "ProcessingOverviewOut"} <= set(schema["components"]["schemas"])

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kiln.config import Settings
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
-from kiln.web import api, auth_pages, feeds, files, pages, upload_pages
+from kiln.web import api, auth_pages, feeds, files, pages, panels, upload_pages
 from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, dump_flashes
 from kiln.web.templating import STATIC_DIR, make_templates, render
 
@@ -31,9 +31,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    app.state.templates = make_templates(settings.static_base_url, rt.stores.public.url)
+    app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (pages, auth_pages, upload_pages, feeds, files, api):
+    for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
         app.include_router(module.router)
     _install_middleware(app, secure=settings.base_url.startswith("https://"))
     _install_error_handlers(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hmac
 from typing import Annotated, Any
 
@@ -16,7 +18,10 @@ from kiln.media import services as media_service
 from kiln.media.models import MEDIA_STATES
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
+from kiln.processing.retry import nothing_to_retry, retry_media
+from kiln.processing.stats import admin_overview
 from kiln.web.deps import CSRF_COOKIE, DB, RT, SESSION_COOKIE, CsrfFailed, CurrentUser, Writer
+from kiln.web.panels import Admin
 
 
 def api_csrf(request: Request) -> None:
@@ -92,6 +97,55 @@ class MediaOut(BaseModel):
 class MediaList(BaseModel):
     items: list[MediaOut]
     next: str | None = Field(description="Pass as `cursor` to get the next page")
+
+
+class FailureCountOut(BaseModel):
+    code: str
+    message: str = Field(description="The most frequent wording of this failure, as owners see it")
+    items: int = Field(description="Media with a step failed for good with this code")
+    failed: int = Field(description="Steps failed for good")
+    retrying: int = Field(description="Steps waiting to retry after a failure with this code")
+
+
+class LaneOut(BaseModel):
+    name: str = Field(description="Queue name, KIND.REASON")
+    waiting: int = Field(description="Items waiting in this lane according to the ledger")
+    messages: int | None = Field(description="Messages in the broker's queue; null when unknown")
+    broker: str = Field(description="ok, unknown (the broker did not answer) or not available (no broker)")
+
+
+class StuckOut(BaseModel):
+    media_id: int
+    title: str
+    owner: str
+    kind: str
+    steps: list[str]
+    state: str = Field(description="The steps' state: queued, pending or running")
+    since: dt.datetime | None = Field(description="When they should have moved")
+    reason: str
+
+
+class FailedItemOut(BaseModel):
+    media_id: int
+    title: str
+    owner: str
+    kind: str
+    media_state: str
+    steps: list[str] = Field(description="The failed steps, in order")
+    code: str = Field(description="The error code of the first failed step")
+    message: str
+    attempts: int
+    at: dt.datetime | None
+
+
+class ProcessingOverviewOut(BaseModel):
+    media: dict[str, int] = Field(description="Media per state")
+    steps: dict[str, int] = Field(description="Processing steps per state")
+    failures: list[FailureCountOut]
+    lanes: list[LaneOut]
+    stuck: list[StuckOut]
+    latest_failures: list[FailedItemOut]
+    generated: dt.datetime
 
 
 class TokenRequest(BaseModel):
@@ -192,3 +246,21 @@ def delete_media(media_id: int, session: DB, rt: RT, user: Writer) -> Response:
     media = _visible_media(session, media_id, user)
     media_service.delete(rt, session, user, media)
     return Response(status_code=204)
+
+
+@router.post("/media/{media_id}/retry", response_model=MediaOut, responses={**ERRORS, 409: {"model": ErrorOut}})
+def retry_media_now(media_id: int, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+    """Run the item's failed steps (and steps waiting to retry) again now. 409 when nothing is to retry."""
+    media = _visible_media(session, media_id, user)
+    media_service.check_owner(user, media)
+    if not retry_media(rt, session, media):
+        raise nothing_to_retry(media)
+    media = media_service.get_media(session, media_id)
+    return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
+
+
+@router.get("/admin/processing", response_model=ProcessingOverviewOut, responses=ERRORS, tags=["admin"])
+def processing_overview(session: DB, rt: RT, user: Admin) -> dict[str, Any]:
+    """Admins: media and steps per state, failures per code, queue depth per lane, stuck steps and
+    the latest failures (the same as the /admin/processing page)."""
+    return dataclasses.asdict(admin_overview(rt, session))

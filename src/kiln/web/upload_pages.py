@@ -1,4 +1,4 @@
-"""Uploading, editing and deleting media, and the owner's processing panel."""
+"""Uploading, editing and deleting media (the processing panel is in panels.py)."""
 
 from __future__ import annotations
 
@@ -70,13 +70,6 @@ def upload(
     flash(request, f"Uploaded {len(accepted)} file{'s' if len(accepted) != 1 else ''}. "
                    "They appear in your gallery as soon as processing finishes.", "success")
     return RedirectResponse("/panel", status_code=303)
-
-
-@router.get("/panel", response_class=HTMLResponse)
-def panel(request: Request, session: DB, rt: RT, user: LoggedIn) -> Response:
-    items = media_service.list_for_admin(session, owner=user, limit=200)
-    steps = {m.id: ledger.steps_of(session, m.id) for m in items if m.state != "processed"}
-    return render(request, "panel.html", items=items, steps=steps, retry_at=ledger.retry_at)
 
 
 @router.get("/m/{media_id}/edit", response_class=HTMLResponse)
