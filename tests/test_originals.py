@@ -79,3 +79,36 @@ def test_png_originals_are_stripped_losslessly(rt, images):
     with rt.stores.public.open(published.key) as fh, Image.open(images["alpha_png"]) as original:
         copy = Image.open(io.BytesIO(fh.read()))
         assert copy.tobytes() == original.tobytes() and copy.mode == original.mode
+
+
+def test_owner_publishes_the_original_from_the_edit_page(client, settings, rt, images):
+    from tests.conftest import csrf, form_post, register
+
+    register(client, settings)
+    client.post("/upload", data={"csrf_token": csrf(client, "/upload")},
+                files={"file": ("cam.jpg", images["camera"].read_bytes(), "image/jpeg")})
+    with rt.sessions() as session:
+        media_id = session.query(MediaEntry).one().id
+    page = client.get(f"/m/{media_id}/edit")
+    assert 'value="private" checked' in page.text
+    form_post(client, f"/m/{media_id}/edit", {"title": "Cam", "original": "stripped"})
+    media_page = client.get(f"/u/alice/m/{media_id}")
+    assert "Download the original" in media_page.text and "without camera data" in media_page.text
+    href = media_page.text.split('<p class="download"><a href="')[1].split('"')[0]
+    assert b"TestCam" not in client.get(href).content
+    form_post(client, f"/m/{media_id}/edit", {"title": "Cam", "original": "private"})
+    assert "Download the original" not in client.get(f"/u/alice/m/{media_id}").text
+    assert client.get(href).status_code == 404
+
+
+def test_api_patch_publishes_the_original(client, rt, images):
+    from tests.test_api import make_user, token_for
+
+    make_user(rt, "dora")
+    auth = token_for(client, "dora")
+    with images["plain"].open("rb") as fh:
+        media_id = client.post("/api/v1/media", headers=auth, files={"file": ("p.jpg", fh, "image/jpeg")}).json()["id"]
+    item = client.patch(f"/api/v1/media/{media_id}", headers=auth, json={"original": "public"}).json()
+    assert client.get(item["renditions"]["original"]["url"]).content == images["plain"].read_bytes()
+    bad = client.patch(f"/api/v1/media/{media_id}", headers=auth, json={"original": "everyone"})
+    assert bad.status_code == 422

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hmac
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -166,6 +166,8 @@ class MediaPatch(BaseModel):
     tags: list[str] | None = Field(None, max_length=30)
     license: str | None = Field(None, max_length=100)
     show_exif: bool | None = None
+    original: Literal["private", "public", "stripped"] | None = Field(
+        None, description="Publish the original file as uploaded, without camera data and GPS, or keep it private")
 
 
 @router.post("/tokens", response_model=TokenOut, status_code=201, responses=ERRORS, tags=["auth"])
@@ -237,7 +239,9 @@ def list_media(
 @router.patch("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
 def patch_media(media_id: int, body: MediaPatch, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
     media = _visible_media(session, media_id, user)
-    media_service.update(rt, session, user, media, MediaFields(**body.model_dump()))
+    media_service.update(rt, session, user, media, MediaFields(**body.model_dump(exclude={"original"})))
+    if body.original is not None:
+        media_service.publish_original(rt, session, user, media, body.original)
     return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
 
 

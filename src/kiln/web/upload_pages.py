@@ -76,21 +76,24 @@ def upload(
 def edit_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> Response:
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)
-    return render(request, "edit.html", media=media)
+    return render(request, "edit.html", media=media, original=media_service.original_mode(media))
 
 
 @router.post("/m/{media_id}/edit")
 def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
          description: FullText = "", tags: FullText = "", license: FullText = "",
-         show_exif: OptText = None) -> Response:
+         show_exif: OptText = None, original: OptText = None) -> Response:
     """The form sends every field, so an empty one means cleared (an empty title is refused)."""
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(
             title=title, description=description, tags=tags, license=license, show_exif=show_exif == "on"))
+        if original is not None:
+            media_service.publish_original(rt, session, user, media, original)
     except KilnError as exc:
         session.rollback()
-        return render(request, "edit.html", status=exc.status, media=media, error=exc.message)
+        return render(request, "edit.html", status=exc.status, media=media, error=exc.message,
+                      original=media_service.original_mode(media))
     flash(request, "Saved.", "success")
     return RedirectResponse(f"/u/{media.owner.username}/m/{media.id}", status_code=303)
 
