@@ -20,7 +20,7 @@ from kiln.mediatypes import get_kind
 from kiln.mediatypes.base import MediaRejected, TransientFailure
 from kiln.processing import ledger
 from kiln.processing.dispatch import RecordingDispatcher
-from kiln.processing.limits import apply_memory_limit, lease_owner, owner_is_dead, run_external
+from kiln.processing.limits import lease_owner, owner_is_dead, run_external
 from kiln.processing.service import process_media
 from kiln.runtime import build_runtime
 
