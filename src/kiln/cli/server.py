@@ -86,20 +86,22 @@ def worker(kiln: Kiln, concurrency: int | None, queues: str | None, kinds: str |
     """Run a processing worker (and the sweeper) alone."""
     from kiln.processing.celery_app import lanes, make_celery
     from kiln.processing.dispatch import CeleryDispatcher
-    from kiln.processing.sweeper import Sweeper
+    from kiln.processing.sweeper import start_sweeper_process
 
     app = make_celery(kiln.settings)
     rt = kiln.runtime(CeleryDispatcher(app))
-    sweeper = Sweeper(rt)
-    sweeper.start()
-    rt.engine.dispose()  # the pool forks; each child opens its own connections
+    rt.engine.dispose()  # the sweeper and the pool fork; each child opens its own connections
     lane_list = queues or ",".join(_select_lanes(lanes(), kinds, reasons))
-    app.worker_main([
-        "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or kiln.settings.worker_concurrency}",
-        "-Q", lane_list, "-n", f"kiln-{os.getpid()}@{socket.gethostname()}", "--without-gossip",
-        "--without-mingle", "--pool=prefork",
-    ])
-    sweeper.stop()
+    sweeper = start_sweeper_process(kiln.settings)
+    try:
+        app.worker_main([
+            "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or kiln.settings.worker_concurrency}",
+            "-Q", lane_list, "-n", f"kiln-{os.getpid()}@{socket.gethostname()}", "--without-gossip",
+            "--without-mingle", "--pool=prefork",
+        ])
+    finally:
+        sweeper.terminate()
+        sweeper.join(10)
 
 
 def _select_lanes(all_lanes: list[str], kinds: str | None, reasons: str | None) -> list[str]:

@@ -7,6 +7,7 @@ re-checks whether the item is finished.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -21,7 +22,7 @@ from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected, ProducedFile, StepContext, StepDef, TransientFailure
 from kiln.processing import ledger
-from kiln.processing.limits import kill_self, lease_owner, owner_is_dead
+from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep
 from kiln.runtime import Runtime
 from kiln.storage.base import StorageError, copy_to_local, save_local_file
@@ -66,7 +67,7 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
     policy = rt.settings.processing.policy(media.kind)
     defs = {d.name: d for d in kind.steps(rt.settings)}
     rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"media-{media.id}-", dir=rt.settings.workbench_dir))
+    workdir = Path(tempfile.mkdtemp(prefix=f"media-{media.id}-{HOST}-{os.getpid()}-", dir=rt.settings.workbench_dir))
     try:
         store = rt.stores.by_name(media.original_store)
         source = copy_to_local(store, media.original_key, workdir / ("original" + extension_for(media.mime_type)))
@@ -101,6 +102,29 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
             s, policy, "StorageError", code, "The original could not be read from storage."))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def clean_workbench(rt: Runtime) -> int:
+    """Remove the work directories of this host's processes that died mid-step (a SIGKILL skips the
+    ``finally`` that removes them), so a file that keeps killing its worker cannot fill the disk.
+
+    A work directory is named ``media-ID-HOST-PID-RANDOM`` (the random part has no dash).
+    """
+    removed = 0
+    try:
+        entries = list(rt.settings.workbench_dir.iterdir())
+    except FileNotFoundError:
+        return 0
+    for path in entries:
+        head, _, rest = path.name.partition("-")
+        parts = rest.split("-", 1)[-1].rsplit("-", 2)
+        if head != "media" or len(parts) != 3 or not path.is_dir():
+            continue
+        host, pid, _random = parts
+        if host == HOST and pid.isdigit() and owner_is_dead(f"{host}:{pid}"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _settle_all(session: Session, steps: list[ProcessingStep], settle) -> None:  # type: ignore[no-untyped-def]

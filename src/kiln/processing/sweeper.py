@@ -2,25 +2,30 @@
 
 The broker cannot be trusted to redeliver (the filesystem and SQLite transports never redeliver
 a message whose worker was SIGKILLed; Redis waits an hour), so the ledger is swept instead. Every
-`kiln worker` runs one; a lock in the database lets only one sweep at a time.
+`kiln worker` runs one, in a process of its own; a lock in the database lets only one sweep at a time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry
 from kiln.processing import ledger
 from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.limits import lease_owner, owner_is_dead
 from kiln.processing.models import Lock, ProcessingStep
-from kiln.runtime import Runtime
+from kiln.processing.service import clean_workbench
+from kiln.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
 LOCK = "sweeper"
@@ -76,16 +81,20 @@ def sweep(rt: Runtime) -> int:
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, parent: int | None = None) -> None:
         super().__init__(daemon=True, name="kiln-sweeper")
         self.rt = rt
         self.owner = lease_owner()
         self.stopping = threading.Event()
+        self.parent = parent  # stop when this process is gone (a SIGKILLed worker leaves no orphan)
 
     def run(self) -> None:
         interval = self.rt.settings.processing.sweep_interval
         while not self.stopping.wait(interval):
+            if self.parent is not None and os.getppid() != self.parent:
+                return
             try:
+                clean_workbench(self.rt)  # this host's own leftovers: not behind the site-wide lock
                 if acquire_lock(self.rt, self.owner, seconds=interval * 3):
                     sweep(self.rt)
             except Exception:
@@ -93,3 +102,27 @@ class Sweeper(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def start_sweeper_process(settings: Settings) -> multiprocessing.process.BaseProcess:
+    """Run the sweeper in a process of its own, forked before the worker starts its pool.
+
+    Not a thread of the worker's main process: that process forks pool children (and replaces each
+    one that dies), and a fork copies whatever lock another thread holds at that instant. A child
+    forked while the sweeper was inside SQLite inherited its allocator mutex locked and hung on
+    its first query, holding its message and a prefetch slot until the worker was killed.
+    """
+    context = multiprocessing.get_context("fork")
+    process = context.Process(target=_sweeper_main, args=(settings, os.getpid()), name="kiln-sweeper",
+                              daemon=True)
+    process.start()
+    return process
+
+
+def _sweeper_main(settings: Settings, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the worker stops us
+    rt = build_runtime(settings)
+    try:
+        Sweeper(rt, parent=parent).run()
+    finally:
+        rt.close()
