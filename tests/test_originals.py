@@ -112,3 +112,14 @@ def test_api_patch_publishes_the_original(client, rt, images):
     assert client.get(item["renditions"]["original"]["url"]).content == images["plain"].read_bytes()
     bad = client.patch(f"/api/v1/media/{media_id}", headers=auth, json={"original": "everyone"})
     assert bad.status_code == 422
+
+
+def test_private_originals_and_queued_files_have_no_url(client, rt, photo, images):
+    """Local stores: only the public store is served, so no path reaches an original or the queue."""
+    with rt.sessions() as session:
+        media = session.get(MediaEntry, photo)
+        key = "/".join(media.original_key)
+    assert rt.stores.originals.exists(media.original_key)
+    for path in (f"/media/{key}", f"/media/../originals/{key}", f"/media/%2e%2e/originals/{key}",
+                 f"/media/originals/{key}", f"/media/queue/{key}"):
+        assert client.get(path).status_code == 404, path

@@ -11,7 +11,16 @@ import pytest
 
 from kiln.config import load_settings
 from kiln.storage import open_store
-from kiln.storage.base import InvalidKey, NoSuchFile, Storage, StorageError, clean_component, clean_key, copy_to_local
+from kiln.storage.base import (
+    InvalidKey,
+    NoSuchFile,
+    Storage,
+    StorageError,
+    clean_component,
+    clean_key,
+    copy_to_local,
+    unique_key,
+)
 from tests.storage.conftest import backend_config
 
 BACKENDS = ["local", "swift", "s3"]
@@ -142,3 +151,11 @@ def test_copy_to_local(public: Storage, tmp_path):
     public.save(["c", "f.bin"], io.BytesIO(b"abc" * 1000))
     dest = copy_to_local(public, ["c", "f.bin"], tmp_path / "copy.bin")
     assert dest.read_bytes() == b"abc" * 1000
+
+
+def test_unique_keys(public: Storage):
+    key = ["u", "same name.jpg"]
+    assert unique_key(public, key) == ["u", "same_name.jpg"]
+    public.save(key, io.BytesIO(b"first"))
+    other = unique_key(public, key)
+    assert other[:-1] == ["u"] and other[-1].endswith("-same_name.jpg") and not public.exists(other)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -132,6 +133,15 @@ class RangeReader(io.RawIOBase):
     def close(self) -> None:
         self.fh.close()
         super().close()
+
+
+def unique_key(store: Storage, key: Key) -> list[str]:
+    """``key`` if nothing is stored there yet, else the same folder with a random prefix on the
+    file name (MediaGoblin's get_unique_filepath)."""
+    cleaned = clean_key(key)
+    while store.exists(cleaned):
+        cleaned = [*cleaned[:-1], f"{uuid.uuid4().hex[:12]}-{cleaned[-1]}"]
+    return cleaned
 
 
 def copy_to_local(store: Storage, key: Key, dest: Path) -> Path:
