@@ -157,7 +157,7 @@ def request_steps(session: Session, media: MediaEntry, definitions: Iterable[Ste
         if step is None:
             step = ProcessingStep(media_id=media.id, name=definition.name, position=position)
             session.add(step)
-        if step.state == "running":  # a worker has it; it will finish with the current settings
+        if step.state in ("running", "queued"):  # a worker has it, or its bell already rang
             continue
         step.state, step.reason, step.attempts, step.progress = "pending", reason, 0, 0.0
         step.next_run, step.enqueued, step.finished = now, None, None
