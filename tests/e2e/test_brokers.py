@@ -238,7 +238,7 @@ class Site:
 
 @contextmanager
 def running_site(tmp_path: Path, broker: str | None, step_delay: float = 0.0, backoff_base: float = 10.0,
-                 processes: int = 2, sweep_interval: float = 1.0) -> Iterator[Site]:
+                 processes: int = 2) -> Iterator[Site]:
     hooks, flags, data = tmp_path / "hooks", tmp_path / "flags", tmp_path / "data"
     for folder in (hooks, flags):
         folder.mkdir()
@@ -247,7 +247,7 @@ def running_site(tmp_path: Path, broker: str | None, step_delay: float = 0.0, ba
         env = {key: value for key, value in os.environ.items() if not key.startswith("KILN_")}
         env.update({
             "KILN_DATABASE_URL": db_url,
-            "KILN_PROCESSING__SWEEP_INTERVAL": str(sweep_interval),
+            "KILN_PROCESSING__SWEEP_INTERVAL": "1",
             "KILN_PROCESSING__LEASE_SECONDS": "6",
             "KILN_PROCESSING__BACKOFF_BASE": str(backoff_base),
             "KILN_E2E_STEP_DELAY": str(step_delay),
@@ -364,7 +364,7 @@ def test_worker_processes_uploads_retries_a_transient_failure_and_gives_up_on_po
     flaky = small_jpeg(folder, "flaky.jpg", seed=100, comment=FLAKY)
     poison = small_jpeg(folder, "poison.jpg", seed=101, comment=POISON)
     corrupt = make_truncated_jpeg(folder)
-    backoff = 1.0
+    backoff = 0.5
     with running_site(tmp_path, broker, backoff_base=backoff) as site:
         started = time.monotonic()
         ids = upload_all(site, [*good, flaky, poison, corrupt])

@@ -1,7 +1,7 @@
 """Chaos: 50 uploads while the worker is SIGKILLed mid-step, pool children and the main process,
 once with each broker. Nothing may be lost, done twice or left behind.
 
-Each step sleeps a quarter of a second in the worker (see the ``sitecustomize`` in
+Each step sleeps 0.15 s in the worker (see the ``sitecustomize`` in
 ``test_brokers.py``) so that there is always a step in flight to kill; every kill aims at a pool
 process that is inside a step at that moment (it holds the step's lease).
 """
@@ -55,7 +55,7 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(tmp_path, broker):
     files = [small_jpeg(folder, f"photo-{n:02}.jpg", seed=n, size=(480, 360)) for n in range(UPLOADS - 1)]
     corrupt = make_truncated_jpeg(folder)
     files.insert(UPLOADS // 2, corrupt)
-    with running_site(tmp_path, broker, step_delay=0.25, backoff_base=2.0) as site:
+    with running_site(tmp_path, broker, step_delay=0.15, backoff_base=2.0) as site:
         started = time.monotonic()
         ids = upload_all(site, files)
         killed = []

@@ -87,7 +87,7 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                                    "Kiln gave up.")
                 session.commit()
                 continue
-            if step.reason == "reprocess" and _already_current(session, media, defs[step.name], ctx):
+            if step.reason == "reprocess" and _already_current(rt, media, defs[step.name], ctx):
                 ledger.mark_done(step)
                 step.fingerprint = defs[step.name].fingerprint()
                 session.commit()
@@ -135,7 +135,7 @@ def _settle_all(session: Session, steps: list[ProcessingStep], settle) -> None: 
     session.commit()
 
 
-def _already_current(session: Session, media: MediaEntry, definition: StepDef, ctx: StepContext) -> bool:
+def _already_current(rt: Runtime, media: MediaEntry, definition: StepDef, ctx: StepContext) -> bool:
     """A reprocess whose stored renditions would come out the same under the new spec is skipped.
 
     The kind decides (``is_current``); kinds without that hook always recompute.
@@ -147,6 +147,8 @@ def _already_current(session: Session, media: MediaEntry, definition: StepDef, c
     for spec in definition.renditions:
         rendition = stored.get(spec.name)
         if rendition is None or not check(spec, rendition.spec or {}, ctx.identified):
+            return False
+        if not rt.stores.public.exists(rendition.key):  # a lost file is remade, not skipped
             return False
     for spec in definition.renditions:  # same bytes: record the new spec
         rendition = stored[spec.name]
