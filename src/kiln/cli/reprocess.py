@@ -12,9 +12,8 @@ from typing import Any
 
 import click
 
-from kiln.cli import echo_json, fail, main
+from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
-from kiln.errors import KilnError
 from kiln.processing import reprocess as service
 from kiln.processing.dispatch import RecordingDispatcher
 from kiln.runtime import Runtime
@@ -97,10 +96,7 @@ def _confirm(question: str, yes: bool) -> None:
 def available_cmd(kiln: Kiln, target: str, as_json: bool) -> None:
     """What can run for a media item (ID) or a kind (KIND), and what is stale."""
     rt = _runtime(kiln, True)
-    try:
-        data = service.available(rt, int(target) if target.isdigit() else target)
-    except KilnError as exc:
-        fail(exc.message)
+    data = service.available(rt, int(target) if target.isdigit() else target)
     if as_json:
         echo_json(data)
         return
@@ -138,11 +134,8 @@ def available_cmd(kiln: Kiln, target: str, as_json: bool) -> None:
 def run_cmd(kiln: Kiln, media_id: int, step: str, wait: bool, as_json: bool) -> None:
     """Run STEP (or all) of one media item again, on the reprocess lane."""
     rt = _runtime(kiln, wait)
-    try:
-        names = service.check_steps(rt, service.kind_of(rt, media_id), [step])
-        requested = service.request(rt, [media_id], names, "reprocess")
-    except KilnError as exc:
-        fail(exc.message)
+    names = service.check_steps(rt, service.kind_of(rt, media_id), [step])
+    requested = service.request(rt, [media_id], names, "reprocess")
     _finish(rt, requested, {media_id: set(names)}, wait, as_json, {"media_id": media_id, "step": step})
 
 
@@ -157,10 +150,7 @@ def run_cmd(kiln: Kiln, media_id: int, step: str, wait: bool, as_json: bool) -> 
 def failed_cmd(kiln: Kiln, kind: str | None, dry_run: bool, yes: bool, wait: bool, as_json: bool) -> None:
     """Retry now every failed step (of failed items, and of published items whose reprocess failed)."""
     rt = _runtime(kiln, wait or dry_run)
-    try:
-        report = service.failed(rt, kind)
-    except KilnError as exc:
-        fail(exc.message)
+    report = service.failed(rt, kind)
     total = len({media_id for media_id, _ in report["failed"]})
     if not as_json:
         for kind_name, data in report["kinds"].items():
@@ -190,10 +180,7 @@ def failed_cmd(kiln: Kiln, kind: str | None, dry_run: bool, yes: bool, wait: boo
 def stale_cmd(kiln: Kiln, kind: str | None, dry_run: bool, yes: bool, wait: bool, as_json: bool) -> None:
     """Remake every rendition the current settings would make differently."""
     rt = _runtime(kiln, wait or dry_run)
-    try:
-        report = service.stale(rt, kind)
-    except KilnError as exc:
-        fail(exc.message)
+    report = service.stale(rt, kind)
     stale_items = len({media_id for media_id, _ in report["stale"]})
     same_items = len({media_id for media_id, _ in report["same_output"]})
     if not as_json:
@@ -234,10 +221,7 @@ def bulk_cmd(kiln: Kiln, kind: str, state: str, step: str, dry_run: bool, yes: b
              as_json: bool) -> None:
     """Reprocess STEP of every KIND item in STATE, stale or not."""
     rt = _runtime(kiln, wait or dry_run)
-    try:
-        plan = service.bulk(rt, kind, state, step, dry_run=True)
-    except KilnError as exc:
-        fail(exc.message)
+    plan = service.bulk(rt, kind, state, step, dry_run=True)
     count = len(plan["media_ids"])
     if not as_json:
         click.echo(f"{'+'.join(plan['steps'])}: {_plural(count, kind + ' item')} {'is' if count == 1 else 'are'} "
