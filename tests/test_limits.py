@@ -18,9 +18,10 @@ from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import get_kind
 from kiln.mediatypes.base import MediaRejected, TransientFailure
+from kiln.mediatypes.external import run_external
 from kiln.processing import ledger
 from kiln.processing.dispatch import RecordingDispatcher
-from kiln.processing.limits import lease_owner, owner_is_dead, run_external
+from kiln.processing.limits import lease_owner, owner_is_dead
 from kiln.processing.service import process_media
 from kiln.runtime import build_runtime
 

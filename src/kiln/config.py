@@ -30,6 +30,56 @@ class ImageSettings(BaseModel):
     max_side: int = Field(30_000, description="Images declaring a longer side are refused unread.")
 
 
+class ToolSettings(BaseModel):
+    """External programs. Empty means the copy installed with Kiln's own Python packages."""
+
+    ffmpeg: str = Field("", description="Path to an ffmpeg binary; empty uses the one bundled with imageio-ffmpeg.")
+
+
+class VideoSettings(BaseModel):
+    """The web transcode ladder and the limits checked before decoding a video."""
+
+    heights: list[int] = Field(default_factory=lambda: [720, 360], description="Renditions made, tallest first; "
+                               "never taller than the source.")
+    crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower is better and bigger).")
+    preset: str = Field("veryfast", description="x264 preset.")
+    audio_bitrate_kbps: int = Field(128, ge=32, le=512)
+    av1: bool = Field(False, description="Also make an AV1 (SVT-AV1) rendition at the largest height.")
+    max_duration_seconds: float = Field(4 * 3600, gt=0, description="Longer videos are refused unread.")
+    max_fps: float = Field(240, gt=0)
+    max_pixels: int = Field(8192 * 4320, description="Frames declaring more pixels are refused unread.")
+
+
+class AudioSettings(BaseModel):
+    """Audio renditions and limits."""
+
+    bitrate_kbps: int = Field(128, ge=32, le=512)
+    max_duration_seconds: float = Field(12 * 3600, gt=0, description="Longer audio is refused unread.")
+    spectrogram_width: int = Field(1024, ge=64, le=8192)
+    waveform_peaks: int = Field(1000, ge=50, le=20_000, description="Peaks stored for the player's waveform.")
+
+
+class DocumentSettings(BaseModel):
+    """PDF documents."""
+
+    max_pages: int = Field(5000, ge=1, description="PDFs declaring more pages are refused.")
+
+
+class TextSettings(BaseModel):
+    """Text art (.txt, .nfo, .asc)."""
+
+    max_bytes: int = Field(1024 * 1024, ge=1, description="Larger text files are refused.")
+    max_columns: int = Field(400, ge=10)
+    max_lines: int = Field(5000, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """3D models (STL, OBJ, PLY, glTF/GLB)."""
+
+    max_triangles: int = Field(5_000_000, ge=1, description="Models with more triangles are refused.")
+    max_bytes: int = Field(512 * 1024**2, ge=1)
+
+
 class RetryPolicy(BaseModel):
     """Retries and limits; set site-wide under [processing], overridden per kind."""
 
@@ -124,6 +174,12 @@ class Settings(BaseSettings):
     per_page: int = Field(30, ge=1, le=200)
     mail: MailSettings = MailSettings()
     image: ImageSettings = ImageSettings()
+    video: VideoSettings = VideoSettings()
+    audio: AudioSettings = AudioSettings()
+    document: DocumentSettings = DocumentSettings()
+    text: TextSettings = TextSettings()
+    model3d: ModelSettings = ModelSettings()
+    tools: ToolSettings = ToolSettings()
     processing: ProcessingSettings = ProcessingSettings()
     storage: StorageSettings = StorageSettings()
 

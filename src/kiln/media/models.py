@@ -63,6 +63,9 @@ class MediaEntry(Base):
     exif: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     gps_lat: Mapped[float | None]
     gps_lon: Mapped[float | None]
+    # What the kind learned that has no column of its own: duration, codecs, page count, triangle
+    # count, text encoding, the blurred placeholder (``blurhash``) ...
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(String(1000))

@@ -73,7 +73,7 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
                                "(you can ask for a new one on your account page).", code="not_verified")
     path, size, sha = _spool(rt, source, rt.settings.max_upload_bytes)
     try:
-        found = identify(path, rt.settings)
+        found = identify(path, rt.settings, filename=Path(filename or '').name or None)
         kind = get_kind(found.kind)
         title = (fields.title or "").strip() or _title_from(filename)
         license_url = fields.license if fields.license is not None else owner.default_license
@@ -350,6 +350,7 @@ def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -
         "mime_type": media.mime_type,
         "width": media.width,
         "height": media.height,
+        "info": media.info or {},
         "renditions": {
             r.name: {"url": rendition_url(rt, r.key), "width": r.width, "height": r.height,
                      "mime_type": r.mime_type, "bytes": r.size_bytes}

@@ -1,51 +1,92 @@
-"""The registry of media kinds. A file's kind is decided from its content, never its name."""
+"""The registry of media kinds. A file's kind is decided from its content, never its name alone.
+
+Kinds are asked in order; the first whose ``identify`` recognises the file wins. Text art comes
+last, because almost anything without NUL bytes decodes as text. The file's *name* is used only
+to refuse a mismatch: a file whose extension belongs to one kind but whose content is another
+("a text document named .mp4") is refused, since a name that lies is a classic way in for hostile
+files.
+"""
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from importlib import import_module
+from pathlib import Path, PurePath
 
 from kiln.config import Settings
 from kiln.mediatypes.base import Identified, MediaKind, MediaRejected
 
 HEAD_BYTES = 64 * 1024
 
-EXTENSIONS = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "image/tiff": ".tif",
-}
+# Module names, in the order kinds are asked. Each module exposes ``KIND``.
+KIND_MODULES = ("image", "video", "audio", "pdf", "model3d", "text")
 
 
 @cache
 def kinds() -> dict[str, MediaKind]:
-    from kiln.mediatypes.image import KIND as image
-
-    return {image.name: image}
+    found: dict[str, MediaKind] = {}
+    for module in KIND_MODULES:
+        try:
+            kind = import_module(f"kiln.mediatypes.{module}").KIND
+        except ModuleNotFoundError as exc:
+            if exc.name != f"kiln.mediatypes.{module}":
+                raise
+            continue  # a kind still being written
+        found[kind.name] = kind
+    return found
 
 
 def get_kind(name: str) -> MediaKind:
     return kinds()[name]
 
 
-def identify(path: Path, settings: Settings) -> Identified:
-    """What the file at ``path`` is, or MediaRejected with a sentence its owner understands."""
+def identify(path: Path, settings: Settings, filename: str | None = None, kind: str | None = None) -> Identified:
+    """What the file at ``path`` is, or MediaRejected with a sentence its owner understands.
+
+    ``filename`` is the name the file was uploaded with (checked against the content);
+    ``kind`` restricts the question to one kind (a worker re-reading an original it already knows).
+    """
     with path.open("rb") as fh:
         head = fh.read(HEAD_BYTES)
     if not head:
         raise MediaRejected("The file is empty (0 bytes). Choose the file again and re-upload it.", code="empty")
-    for kind in kinds().values():
-        found = kind.identify(path, head, settings)
+    suffix = PurePath(filename).suffix.lower() if filename else None
+    candidates = [get_kind(kind)] if kind else list(kinds().values())
+    for candidate in candidates:
+        if getattr(candidate, "needs_name", False) and suffix is not None and suffix not in candidate.file_extensions:
+            continue
+        found = candidate.identify(path, head, settings)
         if found is not None:
+            _check_name(found, suffix)
             return found
-    accepted = ", ".join(kind.label.lower() + "s" for kind in kinds().values())
     raise MediaRejected(
-        f"This file is {describe(head)}, which Kiln cannot publish. Kiln accepts {accepted} "
-        f"(JPEG, PNG, WebP, GIF, TIFF).",
+        f"This file is {describe(head)}, which Kiln cannot publish. Kiln accepts {accepted()}.",
         code="unsupported",
     )
+
+
+def _check_name(found: Identified, suffix: str | None) -> None:
+    if not suffix:
+        return
+    claimed = next((k for k in kinds().values() if suffix in k.file_extensions), None)
+    if claimed is None or claimed.name == found.kind:
+        return
+    what = get_kind(found.kind).label.lower()
+    raise MediaRejected(
+        f"This file is named {suffix} but its content is {_article(what)} {what} ({found.mime_type}), "
+        f"not {_article(claimed.label.lower())} {claimed.label.lower()}. Rename it to match its content, "
+        "or choose the right file.",
+        code="type_mismatch",
+    )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def accepted() -> str:
+    """The kinds and formats this site accepts, for messages and the upload form."""
+    return "; ".join(f"{k.label.lower()}s ({k.formats})" for k in kinds().values())
 
 
 def describe(head: bytes) -> str:
@@ -55,6 +96,7 @@ def describe(head: bytes) -> str:
         b"PK\x03\x04": "a ZIP archive (or an office document)",
         b"#!": "a script",
         b"\x7fELF": "a program",
+        b"MZ": "a Windows program",
         b"<?php": "a PHP script",
         b"#EXTM3U": "a media playlist",
     }
@@ -62,19 +104,26 @@ def describe(head: bytes) -> str:
         if head.startswith(magic):
             return words
     if head[4:8] == b"ftyp":
-        return "a video or HEIF file"
+        return "a video or HEIF file of a kind Kiln does not read"
     sample = head[:4096]
     if b"\x00" not in sample:
         try:
             text = sample.decode("utf-8")
         except UnicodeDecodeError:
             text = ""
-        if text and "<html" in text.lower():
+        lowered = text.lower()
+        if "<html" in lowered or "<!doctype html" in lowered:
             return "a web page (HTML)"
+        if "<svg" in lowered:
+            return "an SVG drawing (which can carry scripts)"
         if text:
             return "a text file"
-    return "not a recognised image"
+    return "a file of a type Kiln does not recognise"
 
 
 def extension_for(mime_type: str) -> str:
-    return EXTENSIONS.get(mime_type, ".bin")
+    """The extension Kiln gives a stored original of this type."""
+    for kind in kinds().values():
+        if mime_type in kind.mime_extensions:
+            return kind.mime_extensions[mime_type]
+    return ".bin"

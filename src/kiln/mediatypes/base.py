@@ -104,8 +104,20 @@ class StepContext:
 
 
 class MediaKind(Protocol):
+    """One kind of media. Besides these members a kind package holds ``display.html``, the part of
+    the media page that shows it (rendered with ``media`` and a ``rendition(name)`` lookup).
+
+    Optional members the engine looks for: ``needs_name`` (True when content alone cannot tell,
+    as with plain text: the upload's name must then carry one of ``file_extensions``),
+    ``is_current(spec, stored_params, identified)`` for reprocessing, and
+    ``strip_metadata(source, workdir, settings)`` for publishing originals without camera data.
+    """
+
     name: str
     label: str
+    formats: str  # for people: "JPEG, PNG, WebP, ..."
+    file_extensions: frozenset[str]  # names people give such files, lower case with the dot
+    mime_extensions: Mapping[str, str]  # MIME type identified -> extension of the stored original
 
     def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
         """Return what the file is if it belongs to this kind, None if it does not.

@@ -72,7 +72,7 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
         store = rt.stores.by_name(media.original_store)
         source = copy_to_local(store, media.original_key, workdir / ("original" + extension_for(media.mime_type)))
         ctx = StepContext(source=source, workdir=workdir, settings=rt.settings,
-                          identified=identify(source, rt.settings))
+                          identified=identify(source, rt.settings, kind=media.kind))
         for step in due:
             if step.name not in defs:  # a step the kind no longer has
                 step.state = "skipped"
@@ -242,14 +242,19 @@ def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced:
 
 
 def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[type-arg]
+    """Width, height, EXIF and GPS have columns; everything else a kind reports lands in ``info``."""
     if not metadata:
         return
-    media.width = metadata.get("width", media.width)
-    media.height = metadata.get("height", media.height)
-    if "exif" in metadata:
-        media.exif = metadata["exif"] or None
-    gps = metadata.get("gps") or {}
-    media.gps_lat, media.gps_lon = gps.get("lat"), gps.get("lon")
+    rest = dict(metadata)
+    media.width = rest.pop("width", media.width)
+    media.height = rest.pop("height", media.height)
+    if "exif" in rest:
+        media.exif = rest.pop("exif") or None
+    if "gps" in rest:
+        gps = rest.pop("gps") or {}
+        media.gps_lat, media.gps_lon = gps.get("lat"), gps.get("lon")
+    if rest:
+        media.info = {**(media.info or {}), **rest}
 
 
 def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:

@@ -10,12 +10,15 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from kiln.media.licenses import LICENSES, get_license
 from kiln.media.text import render_markdown
+from kiln.mediatypes import accepted
 from kiln.web.deps import csrf_token, pop_flashes
 
 WEB = Path(__file__).parent
+KINDS_DIR = WEB.parent / "mediatypes"  # each kind's display.html, included as "kinds/<kind>/display.html"
 STATIC_DIR = WEB / "static"
 
 
@@ -28,6 +31,10 @@ def _fingerprints() -> dict[str, str]:
 
 def make_templates(static_base: str | None, media_src: Callable[[list[str]], str]) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(WEB / "templates"))
+    templates.env.loader = ChoiceLoader([
+        FileSystemLoader(str(WEB / "templates")),
+        PrefixLoader({"kinds": FileSystemLoader(str(KINDS_DIR))}),
+    ])
     prints = _fingerprints()
     base = (static_base or "/static").rstrip("/")
 
@@ -35,7 +42,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
         return f"{base}/{path}?v={prints.get(path, '0')}"
 
     env = templates.env
-    env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license)
+    env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license,
+                       accepted_kinds=accepted)
     env.filters["markdown"] = render_markdown
     env.filters["datetime"] = lambda d: d.strftime("%-d %B %Y, %H:%M UTC") if d else ""
     env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""

@@ -43,6 +43,10 @@ HEAD_BYTES = 64 * 1024
 class ImageKind:
     name = "image"
     label = "Image"
+    formats = "JPEG, PNG, WebP, GIF, TIFF"
+    file_extensions = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff"})
+    mime_extensions = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
+                       "image/tiff": ".tif"}
 
     # Recognising ---------------------------------------------------------------------------------
     def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:

@@ -1,0 +1,57 @@
+"""Running external decoders and encoders (ffmpeg, ...) safely on untrusted files.
+
+Every program a kind runs goes through :func:`run_external`: its own session (so the whole
+process group can be killed), an address-space cap, SIGKILL on overrun (SIGTERM lets ffmpeg run
+on for seconds), and exit codes translated into errors a user can read.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from kiln.config import Settings
+from kiln.mediatypes.base import MediaRejected, TransientFailure
+
+
+def ffmpeg_binary(settings: Settings) -> str:
+    """The configured ffmpeg, or the static one shipped in the imageio-ffmpeg wheel."""
+    if settings.tools.ffmpeg:
+        return settings.tools.ffmpeg
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Path | None = None,
+                 what: str = "The converter") -> subprocess.CompletedProcess[bytes]:
+    """Run an external program with a memory cap, killed with SIGKILL when it overruns ``timeout``.
+
+    Exit codes become MediaRejected (the input is bad); a time-out becomes MediaRejected too, since
+    a program that takes too long will take too long again.
+    """
+
+    def limit_child() -> None:  # runs in the child between fork and exec
+        os.setsid()
+        if memory_mb > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024 * 1024, memory_mb * 1024 * 1024))
+
+    proc = subprocess.Popen(list(args), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=limit_child)  # noqa: PLW1509
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise MediaRejected(f"{what} took longer than {timeout:g} s on this file and was stopped.",
+                            code="timeout") from None
+    if proc.returncode < 0 and -proc.returncode == signal.SIGKILL:
+        raise TransientFailure(f"{what} was killed (probably out of memory).", code="out_of_memory")
+    if proc.returncode != 0:
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        raise MediaRejected(f"{what} could not read this file ({tail[0][:200]}).", code="corrupt")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

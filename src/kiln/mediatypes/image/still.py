@@ -1,0 +1,27 @@
+"""Web renditions from a still picture another kind made (a video frame, a PDF page, a waveform,
+a rendered 3D model, text drawn in a monospace font).
+
+Other kinds write a PNG or JPEG of their picture into the work directory and call
+:func:`render_still` for each rendition they publish, so every kind's ``thumbnail`` and ``medium``
+follow the same rules as images: never enlarged, web formats, no metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kiln.config import Settings
+from kiln.mediatypes.base import MediaRejected, ProducedFile
+from kiln.mediatypes.image.pipeline import Encoding, render
+from kiln.mediatypes.image.sniff import read_header, sniff
+
+
+def render_still(still: Path, box: int, workdir: Path, name: str, settings: Settings) -> ProducedFile:
+    """Write rendition ``name`` of the picture ``still`` (PNG/JPEG/WebP), fitting a ``box`` square."""
+    with still.open("rb") as fh:
+        fmt = sniff(fh.read(64))
+    if fmt is None:
+        raise MediaRejected("The picture made from this file could not be read.", code="internal")
+    header = read_header(still, fmt, settings.image)
+    encoding = Encoding(jpeg_quality=settings.image.jpeg_quality, webp_quality=settings.image.webp_quality)
+    return render(still, header, box, encoding, workdir, name)
