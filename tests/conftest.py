@@ -146,6 +146,38 @@ def form_post(client: TestClient, path: str, data: dict[str, str], files=None, p
     return client.post(path, data=data, files=files)
 
 
+def _fixture_module(kind: str):  # type: ignore[no-untyped-def]
+    from importlib import import_module
+
+    return import_module("tests.fixtures_images" if kind == "image" else f"tests.fixtures_{kind}")
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``samples(kind)``: that kind's good fixture files (``tests/fixtures_<kind>.py: make_all``), made once."""
+    made: dict[str, dict[str, Path]] = {}
+
+    def get(kind: str) -> dict[str, Path]:
+        if kind not in made:
+            made[kind] = _fixture_module(kind).make_all(tmp_path_factory.mktemp(f"samples-{kind}"))
+        return made[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``hostile(kind)``: files of that kind that must end refused or failed (``make_hostile``), made once."""
+    made: dict[str, dict[str, Path]] = {}
+
+    def get(kind: str) -> dict[str, Path]:
+        if kind not in made:
+            made[kind] = _fixture_module(kind).make_hostile(tmp_path_factory.mktemp(f"hostile-{kind}"))
+        return made[kind]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every generated image fixture (see tests/fixtures_images.py), made once per session."""
