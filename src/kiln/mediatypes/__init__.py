@@ -121,6 +121,13 @@ def describe(head: bytes) -> str:
     return "a file of a type Kiln does not recognise"
 
 
+def placeholder(picture: Path) -> str | None:
+    """The blurred placeholder (blurhash) of a thumbnail, stored in ``media.info["blurhash"]``."""
+    from kiln.mediatypes.image.still import placeholder as make
+
+    return make(picture)
+
+
 def extension_for(mime_type: str) -> str:
     """The extension Kiln gives a stored original of this type."""
     for kind in kinds().values():

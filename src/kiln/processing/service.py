@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry, Rendition
-from kiln.mediatypes import extension_for, get_kind, identify
+from kiln.mediatypes import extension_for, get_kind, identify, placeholder
 from kiln.mediatypes.base import MediaRejected, ProducedFile, StepContext, StepDef, TransientFailure
 from kiln.processing import ledger
 from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
@@ -200,6 +200,8 @@ def _run_one(
         for produced in result.files:
             _store_rendition(rt, session, media, produced, definition)
             ctx.earlier[produced.name] = produced
+            if produced.name == "thumbnail":  # every kind's gallery picture gets a blurred placeholder
+                result.metadata.setdefault("blurhash", placeholder(produced.path))
         _apply_metadata(media, result.metadata)
         ledger.mark_done(step)
         step.fingerprint = definition.fingerprint()

@@ -25,3 +25,20 @@ def render_still(still: Path, box: int, workdir: Path, name: str, settings: Sett
     header = read_header(still, fmt, settings.image)
     encoding = Encoding(jpeg_quality=settings.image.jpeg_quality, webp_quality=settings.image.webp_quality)
     return render(still, header, box, encoding, workdir, name)
+
+
+def placeholder(picture: Path) -> str | None:
+    """A blurhash of ``picture`` (a small rendition): a ~30-character string galleries paint as a
+    blurred preview before the thumbnail arrives. None when the picture cannot be read."""
+    import blurhash
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(picture) as image:
+            image.draft("RGB", (64, 64))
+            small = image.convert("RGB")
+            small.thumbnail((64, 64))
+            x, y = (4, 3) if small.width >= small.height else (3, 4)
+            return str(blurhash.encode(small, x_components=x, y_components=y))
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
