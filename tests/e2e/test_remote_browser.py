@@ -9,7 +9,6 @@ import re
 import pytest
 
 from tests.e2e.conftest import serve
-from tests.e2e.test_browser import ARGS, CHROMIUM  # noqa: F401  (skips the module without Chromium)
 from tests.storage.conftest import backend_config
 
 pytestmark = pytest.mark.browser
@@ -23,12 +22,11 @@ def toml_for(backend: dict) -> str:
 
 
 @pytest.mark.parametrize("kind", ["swift", "s3"])
-def test_photo_page_images_load_from_object_storage(kind, tmp_path, images):
-    from playwright.sync_api import expect, sync_playwright
+def test_photo_page_images_load_from_object_storage(kind, tmp_path, images, browser):
+    from playwright.sync_api import expect
 
     backend = backend_config(kind, tmp_path)
-    with serve(tmp_path / "site", toml_for(backend), processes=1) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with serve(tmp_path / "site", toml_for(backend), processes=1) as server:
         page = browser.new_context(base_url=server.url).new_page()
         page.goto("/auth/register")
         page.fill("input[name=username]", "gus")
@@ -49,4 +47,4 @@ def test_photo_page_images_load_from_object_storage(kind, tmp_path, images):
         thumb = page.locator("ul.grid img").first
         expect(thumb).to_be_visible()
         assert thumb.evaluate("img => img.complete && img.naturalWidth > 0")
-        browser.close()
+        page.context.close()
