@@ -113,6 +113,9 @@ def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
         click.echo(f"{key:>10}: {data[key]}")
     if "error" in data:
         click.echo(f"{'error':>10}: {data['error']['message']} ({data['error']['code']})")
+    for key, value in data["info"].items():
+        if key != "text" and not isinstance(value, dict | list):
+            click.echo(f"{key:>10}: {value}")
     for name, r in data["renditions"].items():
         click.echo(f"{name:>10}: {r['width']}x{r['height']} {r['mime_type']} {r['bytes']} bytes  {r['url']}")
     for step in data["steps"]:

@@ -13,9 +13,10 @@ from celery import Celery
 from kombu import Queue
 
 from kiln.config import Settings
+from kiln.mediatypes import KIND_MODULES
 from kiln.processing.dispatch import REASONS, lane
 
-KINDS = ("image",)
+KINDS = KIND_MODULES  # each kind's package is named after it
 
 
 def lanes(kinds: tuple[str, ...] = KINDS) -> list[str]:
