@@ -7,11 +7,14 @@ on for seconds), and exit codes translated into errors a user can read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kiln.config import Settings
@@ -28,11 +31,16 @@ def ffmpeg_binary(settings: Settings) -> str:
 
 
 def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Path | None = None,
-                 what: str = "The converter") -> subprocess.CompletedProcess[bytes]:
+                 what: str = "The converter",
+                 on_line: Callable[[bytes], None] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run an external program with a memory cap, killed with SIGKILL when it overruns ``timeout``.
 
     Exit codes become MediaRejected (the input is bad); a time-out becomes MediaRejected too, since
     a program that takes too long will take too long again.
+
+    With ``on_line``, standard output is streamed: each line is passed to ``on_line`` as it arrives
+    (ffmpeg's ``-progress pipe:1`` reports), and the result's ``stdout`` is empty. Only the last
+    lines of standard error are kept, so a chatty program cannot fill memory.
     """
 
     def limit_child() -> None:  # runs in the child between fork and exec
@@ -42,11 +50,17 @@ def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Pa
 
     proc = subprocess.Popen(list(args), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=limit_child)  # noqa: PLW1509
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+    if on_line is not None:
+        out, err, timed_out = b"", *_stream(proc, timeout, on_line)
+    else:
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            timed_out = True
+    if timed_out:
         raise MediaRejected(f"{what} took longer than {timeout:g} s on this file and was stopped.",
                             code="timeout") from None
     if proc.returncode < 0 and -proc.returncode == signal.SIGKILL:
@@ -55,3 +69,34 @@ def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Pa
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
         raise MediaRejected(f"{what} could not read this file ({tail[0][:200]}).", code="corrupt")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _stream(proc: subprocess.Popen[bytes], timeout: float, on_line: Callable[[bytes], None]) -> tuple[bytes, bool]:
+    """Feed ``proc``'s output lines to ``on_line`` until it exits; SIGKILL its group at ``timeout``
+    (or when ``on_line`` raises). Returns the tail of its standard error and whether it timed out."""
+    assert proc.stdout is not None and proc.stderr is not None
+    tail: deque[bytes] = deque(maxlen=64)
+    errors = proc.stderr
+    reader = threading.Thread(target=lambda: tail.extend(errors), daemon=True)
+    reader.start()
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            on_line(line)
+    except BaseException:
+        kill()
+        raise
+    finally:
+        proc.stdout.close()
+        proc.wait()
+        timer.cancel()
+        reader.join(timeout=5)
+    return b"".join(tail), expired.is_set()
