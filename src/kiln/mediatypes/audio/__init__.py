@@ -1,0 +1,221 @@
+"""Audio: MP3, FLAC, Ogg Vorbis/Opus, WAV, AIFF and M4A/AAC.
+
+Recognised from content (``sniff.py``), refused early when cut off or longer than
+``audio.max_duration_seconds`` (the probe reads only headers), then decoded by ffmpeg in a
+limited child process (``decode.py``) and drawn with numpy (``draw.py``).
+
+Renditions:
+
+* ``peaks`` (JSON: ``audio.waveform_peaks`` loudest-sample values 0..1, and the duration), which
+  the player draws and seeks on; ``waveform``, the same as a transparent PNG for pages without
+  JavaScript; ``thumbnail``, the waveform as bars on a dark ground (the issue asks galleries to
+  show the waveform, also for music with cover art).
+* ``medium``: the cover art when the file carries one, otherwise a large waveform picture.
+* ``audio``: AAC-LC in M4A with its index first. Every current browser (Safari and iOS included,
+  where Opus in Ogg is not dependable) plays it, it seeks with Range requests, and ffmpeg's
+  own encoder is fast (about 100x real time here).
+* ``spectrogram``: frequencies over time, as MediaGoblin shows (optional: its failure leaves the
+  item published).
+
+Info keys: duration, container, audio_codec, sample_rate, channels, bit_rate, tags (title,
+artist, album, ...) and cover (true when cover art is shown as the medium).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kiln.config import Settings
+from kiln.mediatypes._ffmpeg import Probe, probe
+from kiln.mediatypes.audio import decode, draw
+from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, sniff
+from kiln.mediatypes.base import (
+    Identified,
+    MediaRejected,
+    ProducedFile,
+    RenditionSpec,
+    StepContext,
+    StepDef,
+    StepResult,
+)
+from kiln.mediatypes.image.still import render_still
+
+__all__ = ["KIND", "AudioKind"]
+
+VERSION = 1  # bump when a drawing or encoding change alters renditions made with the same settings
+WAVEFORM_SIZE = (1200, 120)  # the page's waveform picture
+THUMB_STILL = (480, 360)  # drawn, then fitted into image.thumbnail_size
+GROUND, BARS, PAGE_BARS = (28, 36, 48), (120, 190, 240), (60, 110, 170)
+MAX_SAMPLE_RATE, MAX_CHANNELS = 768_000, 64
+KEPT_TAGS = ("title", "artist", "album", "album_artist", "composer", "genre", "date", "track")
+
+
+class AudioKind:
+    name = "audio"
+    label = "Audio"
+    formats = "MP3, FLAC, Ogg Vorbis, Opus, WAV, AIFF, M4A/AAC"
+    file_extensions = frozenset({".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff",
+                                 ".aifc", ".m4a", ".m4b"})
+    mime_extensions = {"audio/mpeg": ".mp3", "audio/flac": ".flac", "audio/ogg": ".ogg", "audio/wav": ".wav",
+                       "audio/aiff": ".aiff", "audio/mp4": ".m4a"}
+
+    # Recognising ---------------------------------------------------------------------------------
+    def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
+        fmt = sniff(path, head)
+        if fmt is None:
+            return None
+        check_complete(path, fmt)
+        found = probe(path, settings, frozenset({fmt.demuxer}), what="This audio file")
+        if found.video is not None:
+            return None  # a video (the video kind, asked first, decides about those)
+        stream = found.audio
+        if stream is None:
+            raise MediaRejected("This file holds no sound.", code="corrupt")
+        limit = settings.audio.max_duration_seconds
+        if found.duration > limit:
+            raise MediaRejected(f"This recording says it lasts {decode.clock(found.duration)}; this site accepts "
+                                f"audio up to {decode.clock(limit)}.", code="too_long")
+        if found.duration <= 0:
+            raise MediaRejected("This audio file does not say how long it is, so it cannot be checked safely.",
+                                code="corrupt")
+        if not 0 < (stream.sample_rate or 0) <= MAX_SAMPLE_RATE or not 0 < (stream.channels or 0) <= MAX_CHANNELS:
+            raise MediaRejected(f"This audio file declares {stream.channels} channels at {stream.sample_rate} Hz, "
+                                "which no recording has: it is damaged.", code="corrupt")
+        return Identified(kind=self.name, mime_type=fmt.mime_type, extra=_facts(fmt, found))
+
+    # Planning -----------------------------------------------------------------------------------
+    def steps(self, settings: Settings) -> list[StepDef]:
+        audio, image = settings.audio, settings.image
+        drawn = {"version": VERSION, "peaks": audio.waveform_peaks}
+        return [
+            StepDef("metadata"),
+            StepDef("waveform", (
+                RenditionSpec("peaks", drawn),
+                RenditionSpec("waveform", {**drawn, "size": list(WAVEFORM_SIZE)}),
+                RenditionSpec("thumbnail", {**drawn, "size": image.thumbnail_size, "jpeg_quality": image.jpeg_quality}),
+            )),
+            StepDef("medium", (RenditionSpec("medium", {
+                **drawn, "size": image.medium_size, "jpeg_quality": image.jpeg_quality,
+                "webp_quality": image.webp_quality, "picture": "cover art, else the waveform"}),)),
+            StepDef("transcode", (RenditionSpec("audio", {
+                "version": VERSION, "codec": "aac", "container": "m4a", "bitrate_kbps": audio.bitrate_kbps}),)),
+            StepDef("spectrogram", (RenditionSpec("spectrogram", {
+                "version": VERSION, "width": audio.spectrogram_width, "fft": draw.FFT_SIZE,
+                "jpeg_quality": image.jpeg_quality}),), required=False),
+        ]
+
+    # Running ------------------------------------------------------------------------------------
+    def run_step(self, step: str, ctx: StepContext) -> StepResult:
+        facts = ctx.identified.extra
+        if step == "metadata":
+            return StepResult(metadata=_info(facts))
+        if step == "waveform":
+            return self._waveform(ctx)
+        if step == "medium":
+            return self._medium(ctx)
+        if step == "transcode":
+            target = ctx.workdir / "audio.m4a"
+            decode.transcode(ctx.source, facts["demuxer"], facts["duration"], facts["channels"],
+                             facts["sample_rate"], ctx.settings, target, ctx.report_progress)
+            return StepResult(files=[ProducedFile("audio", target, "audio/mp4")])
+        if step == "spectrogram":
+            return self._spectrogram(ctx)
+        raise ValueError(f"The audio kind has no step called {step!r}.")
+
+    def _samples(self, ctx: StepContext, share: float = 0.8):  # type: ignore[no-untyped-def]
+        facts = ctx.identified.extra
+        rate = decode.analysis_rate(facts["duration"])
+        samples = decode.decode_pcm(ctx.source, facts["demuxer"], facts["duration"], ctx.settings, ctx.workdir,
+                                    rate, lambda fraction: ctx.report_progress(fraction * share))
+        return samples, rate
+
+    def _waveform(self, ctx: StepContext) -> StepResult:
+        samples, _ = self._samples(ctx)
+        values = draw.peaks(samples, ctx.settings.audio.waveform_peaks)
+        peaks_file = ctx.workdir / "peaks.json"
+        peaks_file.write_text(json.dumps({"version": VERSION, "duration": ctx.identified.extra["duration"],
+                                          "peaks": values}, separators=(",", ":")))
+        page = ctx.workdir / "waveform.png"
+        draw.waveform_picture(values, *WAVEFORM_SIZE, PAGE_BARS, None, bar=2, gap=1).save(page, optimize=True)
+        still = ctx.workdir / "waveform-still.png"
+        draw.waveform_picture(values, *THUMB_STILL, BARS, GROUND, bar=4, gap=2).save(still, compress_level=1)
+        thumbnail = render_still(still, ctx.settings.image.thumbnail_size, ctx.workdir, "thumbnail", ctx.settings)
+        ctx.report_progress(1.0)
+        return StepResult(files=[
+            ProducedFile("peaks", peaks_file, "application/json"),
+            ProducedFile("waveform", page, "image/png", *WAVEFORM_SIZE),
+            thumbnail,
+        ])
+
+    def _medium(self, ctx: StepContext) -> StepResult:
+        facts, settings = ctx.identified.extra, ctx.settings
+        box = settings.image.medium_size
+        cover = facts.get("cover")
+        if cover and _fits(cover, settings):
+            picture = ctx.workdir / "cover.png"
+            decode.extract_cover(ctx.source, facts["demuxer"], cover["index"], settings, picture)
+            return StepResult(files=[render_still(picture, box, ctx.workdir, "medium", settings)],
+                              metadata={"cover": True})
+        earlier = ctx.earlier.get("peaks")
+        if earlier is not None and earlier.path.is_file():
+            values = json.loads(earlier.path.read_text())["peaks"]
+        else:
+            values = draw.peaks(self._samples(ctx)[0], settings.audio.waveform_peaks)
+        still = ctx.workdir / "medium-still.png"
+        draw.waveform_picture(values, box, max(1, box * 3 // 8), BARS, GROUND, bar=6, gap=3).save(
+            still, compress_level=1)
+        return StepResult(files=[render_still(still, box, ctx.workdir, "medium", settings)],
+                          metadata={"cover": False})
+
+    def _spectrogram(self, ctx: StepContext) -> StepResult:
+        samples, rate = self._samples(ctx)
+        width = ctx.settings.audio.spectrogram_width
+        still = ctx.workdir / "spectrogram-still.png"
+        draw.spectrogram_picture(samples, rate, width, max(64, width // 4)).save(still, compress_level=1)
+        produced = render_still(still, width, ctx.workdir, "spectrogram", ctx.settings)
+        ctx.report_progress(1.0)
+        return StepResult(files=[produced], metadata={"spectrogram_max_hz": rate // 2})
+
+
+def _facts(fmt: Format, found: Probe) -> dict[str, Any]:
+    """What identify learned, kept in ``Identified.extra`` for the steps."""
+    stream = found.audio
+    assert stream is not None
+    cover = found.cover
+    tags = {key.lower(): value for key, value in found.tags.items()}
+    return {
+        "format": fmt.key,
+        "demuxer": found.format,
+        "duration": round(found.duration, 3),
+        "codec": stream.codec,
+        "sample_rate": stream.sample_rate,
+        "channels": stream.channels,
+        "bit_rate": found.bit_rate,
+        "cover": {"index": cover.index, "width": cover.width, "height": cover.height} if cover else None,
+        "tags": {key: tags[key][:200] for key in KEPT_TAGS if tags.get(key)},
+    }
+
+
+def _fits(cover: dict[str, Any], settings: Settings) -> bool:
+    """Cover art is decoded only when its header declares a size the image rules accept."""
+    width, height = cover.get("width") or 0, cover.get("height") or 0
+    limits = settings.image
+    return 0 < width <= limits.max_side and 0 < height <= limits.max_side and width * height <= limits.max_pixels
+
+
+def _info(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts shown to people and by the API (``media.info``)."""
+    return {
+        "duration": facts["duration"],
+        "container": FORMATS[facts["format"]].label,
+        "audio_codec": facts["codec"],
+        "sample_rate": facts["sample_rate"],
+        "channels": facts["channels"],
+        "bit_rate": facts["bit_rate"],
+        "tags": facts["tags"],
+    }
+
+
+KIND = AudioKind()
