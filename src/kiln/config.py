@@ -48,6 +48,9 @@ class VideoSettings(BaseModel):
     max_duration_seconds: float = Field(4 * 3600, gt=0, description="Longer videos are refused unread.")
     max_fps: float = Field(240, gt=0)
     max_pixels: int = Field(8192 * 4320, description="Frames declaring more pixels are refused unread.")
+    memory_mb: int = Field(2048, ge=0, description="Address space allowed to each ffmpeg run (0 = no cap).")
+    av1_preset: int = Field(8, ge=0, le=13, description="SVT-AV1 preset (higher is faster).")
+    av1_crf: int = Field(35, ge=1, le=63, description="SVT-AV1 constant rate factor.")
 
 
 class AudioSettings(BaseModel):

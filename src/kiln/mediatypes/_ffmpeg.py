@@ -124,7 +124,7 @@ def probe(path: Path, settings: Settings, formats: frozenset[str], what: str) ->
 
 def run_ffmpeg(settings: Settings, args: Sequence[str], *, duration: float | None,
                progress: Callable[[float], None], timeout: float, memory_mb: int, what: str,
-               input_format: str | None = None) -> None:
+               input_format: str | None = None) -> float:
     """Run ffmpeg with ``args`` (inputs and outputs, without the program name).
 
     Every ``-i PATH`` must name an existing local file; it is opened as ``file:PATH`` with only the
@@ -132,19 +132,26 @@ def run_ffmpeg(settings: Settings, args: Sequence[str], *, duration: float | Non
     forced; otherwise the demuxer must be one of :data:`KNOWN_FORMATS`. ``progress`` receives the
     fraction (0..1) of ``duration`` written so far, from ffmpeg's ``-progress`` reports. ffmpeg is
     SIGKILLed after ``timeout`` seconds; errors become MediaRejected / TransientFailure.
+
+    Returns the seconds of media written (ffmpeg's last ``out_time``), so callers can tell a file
+    cut short from a whole one.
     """
     command = [ffmpeg_binary(settings), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats",
                "-progress", "pipe:1", *_guard_inputs(args, input_format)]
     total = duration * 1_000_000 if duration and duration > 0 else None
+    written = [0]
 
     def on_line(line: bytes) -> None:
         key, _, value = line.decode("ascii", "replace").strip().partition("=")
-        if key == "out_time_us" and total and value.lstrip("-").isdigit():
-            progress(min(1.0, max(0.0, int(value) / total)))
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            written[0] = max(written[0], int(value))
+            if total:
+                progress(min(1.0, max(0.0, int(value) / total)))
         elif key == "progress" and value == "end":
             progress(1.0)
 
     run_external(command, timeout=timeout, memory_mb=memory_mb, what=what, on_line=on_line)
+    return written[0] / 1_000_000
 
 
 def _guard_inputs(args: Sequence[str], input_format: str | None) -> list[str]:

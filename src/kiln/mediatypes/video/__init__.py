@@ -1,0 +1,182 @@
+"""Video: MP4 and QuickTime (including iPhone HEVC .mov), WebM/Matroska, AVI, MPEG-TS, Ogg Theora.
+
+The container is recognised from its first bytes (sniff.py), then its header is read by the
+sandboxed probe (``_ffmpeg.probe``) with that one demuxer allowed. Duration, frame rate and frame
+size are checked against ``[video]`` limits before anything is decoded. A file with no real video
+stream (sound only, or sound with cover art) is not video: ``identify`` returns None and the audio
+kind takes it.
+
+Steps and renditions:
+
+* ``metadata``: duration, frame rate, codecs, container, displayed size (after rotation), has_audio.
+* ``poster``: one keyframe, drawn into ``medium`` (the player's poster) and ``thumbnail``.
+* ``video-<h>`` for each rung of ``video.heights`` (the short side: 720 is 1280x720, or 720x1280
+  upright): H.264/AAC MP4 with faststart, never upscaled (rungs above the source collapse into
+  one rendition at the source size), upright, aspect kept, even sides, live progress.
+* ``video-av1`` (when ``video.av1``): SVT-AV1/AAC MP4 at the tallest rung; optional, so a failure
+  there does not fail the item.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kiln.config import Settings
+from kiln.mediatypes._ffmpeg import Probe, probe
+from kiln.mediatypes.base import (
+    Identified,
+    MediaRejected,
+    ProducedFile,
+    RenditionSpec,
+    StepContext,
+    StepDef,
+    StepResult,
+)
+from kiln.mediatypes.image.still import render_still
+from kiln.mediatypes.video.sniff import Container, sniff
+from kiln.mediatypes.video.transcode import (
+    Target,
+    frames_declared,
+    ladder_size,
+    poster,
+    time_limit,
+    transcode,
+)
+
+__all__ = ["KIND", "VideoKind"]
+
+ALGORITHM_VERSION = 1
+
+
+class VideoKind:
+    name = "video"
+    label = "Video"
+    formats = "MP4, MOV (incl. iPhone HEVC), WebM, MKV, AVI, MPEG-TS, OGV, 3GP"
+    file_extensions = frozenset({".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi", ".ts", ".mts", ".m2ts",
+                                 ".ogv", ".3gp", ".3g2"})
+    mime_extensions = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm",
+                       "video/x-matroska": ".mkv", "video/x-msvideo": ".avi", "video/mp2t": ".ts",
+                       "video/ogg": ".ogv", "video/3gpp": ".3gp"}
+
+    # Recognising ---------------------------------------------------------------------------------
+    def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
+        container = sniff(head)
+        if container is None:
+            return None
+        found = probe(path, settings, frozenset({container.demuxer}), f"This {container.label} file")
+        stream = found.video
+        if stream is None:
+            return None  # sound only (or sound with cover art): the audio kind's
+        display = stream.display_size
+        if display is None:
+            raise MediaRejected(f"This {container.label} file does not say how large its picture is, so Kiln "
+                                "cannot safely read it.", code="corrupt")
+        self._check_limits(found, container, settings)
+        return Identified(kind=self.name, mime_type=container.mime_type, width=display[0], height=display[1],
+                          extra=self._facts(found, container))
+    @staticmethod
+    def _check_limits(found: Probe, container: Container, settings: Settings) -> None:
+        limits, stream = settings.video, found.video
+        assert stream is not None and stream.width and stream.height
+        length = frames_declared(found.duration, stream.fps, stream.frames)
+        if length > limits.max_duration_seconds:
+            raise MediaRejected(
+                f"This video declares a length of {_clock(length)}; this site accepts videos up to "
+                f"{_clock(limits.max_duration_seconds)}.", code="too_long")
+        if stream.width * stream.height > limits.max_pixels:
+            raise MediaRejected(
+                f"This video's frames are {stream.width}x{stream.height} pixels; this site accepts up to "
+                f"{limits.max_pixels / 1e6:.0f} megapixels per frame.", code="too_large")
+        if stream.fps and stream.fps > limits.max_fps:
+            raise MediaRejected(f"This video declares {stream.fps:.0f} frames per second; this site accepts "
+                                f"up to {limits.max_fps:g}.", code="too_large")
+
+    @staticmethod
+    def _facts(found: Probe, container: Container) -> dict[str, object]:
+        stream, audio = found.video, found.audio
+        assert stream is not None
+        return {
+            "demuxer": found.format,
+            "container": container.label,
+            # The longest the header implies (an AVI cut short still declares its frame count).
+            "duration": round(frames_declared(found.duration, stream.fps, stream.frames), 3),
+            "fps": round(stream.fps, 3) if stream.fps else None,
+            "video_codec": stream.codec,
+            "audio_codec": audio.codec if audio else None,
+            "has_audio": audio is not None,
+            "rotation": stream.rotation,
+            "bit_rate": found.bit_rate,
+        }
+
+    # Planning -----------------------------------------------------------------------------------
+    def steps(self, settings: Settings) -> list[StepDef]:
+        video, image = settings.video, settings.image
+        still = {"version": ALGORITHM_VERSION, "jpeg_quality": image.jpeg_quality, "frame": "keyframe near 10%"}
+        encode = {"version": ALGORITHM_VERSION, "container": "mp4+faststart", "audio": "aac",
+                  "audio_kbps": video.audio_bitrate_kbps}
+        steps = [
+            StepDef("metadata"),
+            StepDef("poster", (RenditionSpec("medium", {**still, "size": image.medium_size}),
+                               RenditionSpec("thumbnail", {**still, "size": image.thumbnail_size}))),
+        ]
+        for rung in rungs(settings):
+            spec = {**encode, "codec": "h264", "short_side": rung, "crf": video.crf, "preset": video.preset}
+            steps.append(StepDef(f"video-{rung}", (RenditionSpec(f"video-{rung}", spec),)))
+        if video.av1:
+            spec = {**encode, "codec": "av1", "short_side": max(rungs(settings)), "crf": video.av1_crf,
+                    "preset": video.av1_preset}
+            steps.append(StepDef("video-av1", (RenditionSpec("video-av1", spec),), required=False))
+        return steps
+
+    # Running ------------------------------------------------------------------------------------
+    def run_step(self, step: str, ctx: StepContext) -> StepResult:
+        facts = ctx.identified.extra
+        display = (ctx.identified.width or 0, ctx.identified.height or 0)
+        if step == "metadata":
+            return StepResult(metadata={"width": display[0], "height": display[1],
+                                        **{k: v for k, v in facts.items() if k != "demuxer"}})
+        if step == "poster":
+            return self._poster(ctx)
+        if step.startswith("video-"):
+            return self._transcode(step, ctx, display)
+        raise ValueError(f"The video kind has no step called {step!r}.")
+
+    def _poster(self, ctx: StepContext) -> StepResult:
+        image = ctx.settings.image
+        still = ctx.workdir / "poster.png"
+        poster(ctx.source, ctx.identified.extra["demuxer"], float(ctx.identified.extra["duration"] or 0),
+               max(image.medium_size, image.thumbnail_size), still, ctx.settings)
+        medium = render_still(still, image.medium_size, ctx.workdir, "medium", ctx.settings)
+        thumbnail = render_still(medium.path, image.thumbnail_size, ctx.workdir, "thumbnail", ctx.settings)
+        return StepResult(files=[medium, thumbnail])
+
+    def _transcode(self, step: str, ctx: StepContext, display: tuple[int, int]) -> StepResult:
+        settings, facts = ctx.settings, ctx.identified.extra
+        ladder = rungs(settings)
+        codec = "av1" if step == "video-av1" else "h264"
+        rung = max(ladder) if codec == "av1" else int(step.removeprefix("video-"))
+        size = ladder_size(display, rung, ladder if codec == "h264" else [rung])
+        if size is None:  # the source is smaller than this rung: a taller rung already has it
+            return StepResult()
+        target = Target(size[0], size[1], codec)
+        duration = float(facts.get("duration") or 0.0)
+        out = ctx.workdir / f"{step}.mp4"
+        limit = time_limit(duration, target, settings, settings.processing.policy(self.name).step_time_limit)
+        transcode(ctx.source, str(facts["demuxer"]), target, bool(facts.get("has_audio")), out, duration=duration,
+                  settings=settings, timeout=limit, progress=ctx.report_progress)
+        return StepResult(files=[ProducedFile(name=step, path=out, mime_type="video/mp4", width=target.width,
+                                              height=target.height)])
+
+
+def rungs(settings: Settings) -> list[int]:
+    """The ladder's short sides, tallest first, without repeats."""
+    return sorted({h for h in settings.video.heights if h >= 2}, reverse=True) or [720]
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+KIND = VideoKind()
