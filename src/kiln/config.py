@@ -66,6 +66,13 @@ class DocumentSettings(BaseModel):
     """PDF documents."""
 
     max_pages: int = Field(5000, ge=1, description="PDFs declaring more pages are refused.")
+    max_page_inches: float = Field(200.0, gt=0, description="PDFs with a page side longer than this are refused "
+                                   "(200 inches is the PDF 1.7 limit).")
+    pages_shown: int = Field(50, ge=1, le=1000, description="First pages drawn as pictures for the page viewer.")
+    page_width: int = Field(1200, ge=200, le=4000, description="Page pictures fit this width (and twice its height).")
+    memory_mb: int = Field(1024, ge=0, description="Address-space cap of the process that reads a PDF; 0 = none.")
+    probe_seconds: float = Field(20.0, gt=0, description="Time the header read at upload may take.")
+    seconds_per_page: float = Field(10.0, gt=0, description="Time allowed per page drawn.")
 
 
 class TextSettings(BaseModel):

@@ -1,0 +1,154 @@
+"""PDF documents, read with pdfium (pypdfium2) in a separate, limited process (see reader.py).
+
+Recognising: the file must *start* with ``%PDF-``. PDF readers accept up to 1 KiB of anything before
+the header, which is exactly what PDF+HTML polyglots use, and no honest PDF writer puts bytes there;
+so Kiln does not. A file that hides ``%PDF-`` behind other bytes, carries web-page markup where
+browsers sniff (its first KiB or after its end), has no ``%%EOF`` near its end (cut off), needs a
+password, declares more than ``document.max_pages`` pages or a page side longer than
+``document.max_page_inches`` is refused at upload with a sentence saying so.
+
+Renditions (all pictures: a user's PDF is never shown inline from Kiln's origin, since PDFs can
+carry scripts and forms):
+
+* ``medium`` and ``thumbnail``: the first page, through the image rules (``render_still``).
+* ``page-1`` .. ``page-N``: the first ``document.pages_shown`` pages as JPEGs fitting
+  ``document.page_width``, so the media page shows the document without JavaScript. The pages step
+  reports progress page by page.
+* ``metadata``: ``info`` gets ``pages``, ``pdf_version``, ``page_size_mm``, ``encrypted`` (true for
+  documents locked with an owner password only: they open without one) and ``document`` (title,
+  author, subject, keywords, creator, producer, created, modified, when present).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kiln.config import Settings
+from kiln.mediatypes.base import (
+    Identified,
+    MediaRejected,
+    ProducedFile,
+    RenditionSpec,
+    StepContext,
+    StepDef,
+    StepResult,
+)
+from kiln.mediatypes.image.still import render_still
+from kiln.mediatypes.pdf import reader
+
+__all__ = ["KIND", "PdfKind"]
+
+ALGORITHM_VERSION = 1
+SNIFF_WINDOW = 1024  # PDF readers look this far for the header; browsers sniff about as far for HTML
+MARKUP = (b"<html", b"<!doctype", b"<script", b"<body", b"<head", b"<svg", b"<iframe", b"<object", b"<embed")
+METADATA_NAMES = {"Title": "title", "Author": "author", "Subject": "subject", "Keywords": "keywords",
+                  "Creator": "creator", "Producer": "producer", "CreationDate": "created", "ModDate": "modified"}
+MM_PER_POINT = 25.4 / 72
+
+
+class PdfKind:
+    name = "pdf"
+    label = "PDF document"
+    formats = "PDF"
+    file_extensions = frozenset({".pdf"})
+    mime_extensions = {"application/pdf": ".pdf"}
+
+    # Recognising ---------------------------------------------------------------------------------
+    def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
+        if not head.startswith(b"%PDF-"):
+            if b"%PDF-" in head[:SNIFF_WINDOW] and b" obj" in head:
+                raise MediaRejected("This file has something else in front of its PDF header (a trick used to "
+                                    "disguise web pages as PDFs), so Kiln does not accept it.", code="polyglot")
+            return None
+        self._check_envelope(path, head)
+        found = reader.probe(path, settings)
+        return Identified(kind=self.name, mime_type="application/pdf",
+                          extra={"pages": found.pages, "encrypted": found.encrypted})
+
+    @staticmethod
+    def _check_envelope(path: Path, head: bytes) -> None:
+        """The cheap checks, before pdfium sees the file: markup where browsers sniff, and the end."""
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            fh.seek(max(0, size - SNIFF_WINDOW))
+            tail = fh.read()
+        end = tail.rfind(b"%%EOF")
+        after = tail[end:].lower() if end >= 0 else b""
+        if any(tag in head[:SNIFF_WINDOW].lower() or tag in after for tag in MARKUP):
+            raise MediaRejected("This PDF also contains a web page (HTML), a trick used to smuggle scripts, "
+                                "so Kiln does not accept it.", code="polyglot")
+        if end < 0:
+            raise MediaRejected("This PDF is incomplete (its end is missing), probably cut off during the upload "
+                                "or download. Upload the complete file.", code="corrupt")
+
+    # Planning -----------------------------------------------------------------------------------
+    def steps(self, settings: Settings) -> list[StepDef]:
+        image, doc = settings.image, settings.document
+        common = {"version": ALGORITHM_VERSION, "jpeg_quality": image.jpeg_quality,
+                  "webp_quality": image.webp_quality, "page": 1}
+        pages = {"version": ALGORITHM_VERSION, "count": doc.pages_shown, "width": doc.page_width,
+                 "format": "jpeg", "quality": image.jpeg_quality}
+        return [
+            StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),)),
+            StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
+            StepDef("metadata"),
+            # Only page 1 is declared: later pages exist only when the document has them.
+            StepDef("pages", (RenditionSpec("page-1", pages),)),
+        ]
+
+    # Running ------------------------------------------------------------------------------------
+    def run_step(self, step: str, ctx: StepContext) -> StepResult:
+        settings = ctx.settings
+        if step == "medium":
+            return StepResult(files=[self._first_page(ctx, "medium", settings.image.medium_size)])
+        if step == "thumbnail":
+            medium = ctx.earlier.get("medium")
+            size = settings.image.thumbnail_size
+            if medium is not None and medium.path.is_file() and max(medium.width or 0, medium.height or 0) >= size:
+                return StepResult(files=[render_still(medium.path, size, ctx.workdir, "thumbnail", settings)])
+            return StepResult(files=[self._first_page(ctx, "thumbnail", size)])
+        if step == "metadata":
+            return StepResult(metadata=self._metadata(reader.probe(ctx.source, settings)))
+        if step == "pages":
+            return self._pages(ctx)
+        raise ValueError(f"The PDF kind has no step called {step!r}.")
+
+    def _first_page(self, ctx: StepContext, name: str, box: int) -> ProducedFile:
+        drawn = reader.draw_pages(ctx.source, ctx.workdir / f"{name}-page", 1, 1, (box, box), "png", 0, ctx.settings)
+        return render_still(drawn[0].path, box, ctx.workdir, name, ctx.settings)
+
+    def _pages(self, ctx: StepContext) -> StepResult:
+        doc = ctx.settings.document
+        count = min(doc.pages_shown, reader.probe(ctx.source, ctx.settings).pages)
+        drawn = reader.draw_pages(ctx.source, ctx.workdir / "pages", 1, count, (doc.page_width, 2 * doc.page_width),
+                                  "jpeg", ctx.settings.image.jpeg_quality, ctx.settings,
+                                  progress=lambda done: ctx.report_progress(done / count))
+        files = [ProducedFile(name=f"page-{page.number}", path=page.path, mime_type="image/jpeg",
+                              width=page.width, height=page.height) for page in drawn]
+        return StepResult(files=files, metadata={"pages_shown": len(files)})
+
+    @staticmethod
+    def _metadata(found: reader.Probe) -> dict[str, object]:
+        document = {METADATA_NAMES[key]: _pdf_date(value) if key.endswith("Date") else value
+                    for key, value in found.metadata.items() if key in METADATA_NAMES}
+        return {
+            "pages": found.pages,
+            "pdf_version": found.version,
+            "encrypted": found.encrypted,
+            "page_size_mm": [round(found.width_pt * MM_PER_POINT), round(found.height_pt * MM_PER_POINT)],
+            "document": {key: value for key, value in document.items() if value},
+        }
+
+
+def _pdf_date(value: str) -> str | None:
+    """A PDF date (``D:20240229123000+01'00'``) as ISO 8601 (``2024-02-29T12:30:00``), or None."""
+    found = re.match(r"(?:D:)?(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?", value.strip())
+    if not found:
+        return None
+    year, month, day, hour, minute, second = (part or default for part, default in
+                                              zip(found.groups(), ("", "01", "01", "00", "00", "00"), strict=True))
+    return f"{year}-{month}-{day}T{hour}:{minute}:{second}"
+
+
+KIND = PdfKind()

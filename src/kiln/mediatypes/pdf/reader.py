@@ -1,0 +1,117 @@
+"""Asking the pdfium child process (``_child.py``) about a PDF, and turning its answers into facts or
+sentences a user understands.
+
+pdfium is a large C++ parser; a hostile PDF can crash it or make it loop. It therefore never runs
+in the web process or the worker: every question goes to a fresh child with an address-space cap
+and a time limit (``run_external``), on the job's own copy of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln.config import Settings
+from kiln.mediatypes.base import MediaRejected
+from kiln.mediatypes.external import run_external
+
+CHILD = Path(__file__).with_name("_child.py")
+POINTS_PER_INCH = 72
+
+
+@dataclass(frozen=True)
+class Probe:
+    pages: int
+    encrypted: bool
+    version: str | None
+    width_pt: float
+    height_pt: float
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrawnPage:
+    number: int
+    path: Path
+    width: int
+    height: int
+
+
+def _child(settings: Settings, *args: object, timeout: float, what: str) -> bytes:
+    command = [sys.executable, "-I", str(CHILD), *(str(a) for a in args)]
+    return run_external(command, timeout=timeout, memory_mb=settings.document.memory_mb, what=what).stdout
+
+
+def probe(path: Path, settings: Settings) -> Probe:
+    """Page count, first page size and metadata, or MediaRejected; nothing is drawn."""
+    doc = settings.document
+    out = _child(settings, "probe", path, doc.max_pages, doc.max_page_inches * POINTS_PER_INCH,
+                 timeout=doc.probe_seconds, what="The PDF reader")
+    try:
+        answer: dict[str, Any] = json.loads(out)
+    except ValueError:
+        raise MediaRejected("This PDF could not be read.", code="corrupt") from None
+    if "refused" in answer:
+        raise _refusal(answer, settings)
+    return Probe(pages=answer["pages"], encrypted=answer["encrypted"], version=answer["version"],
+                 width_pt=answer["width_pt"], height_pt=answer["height_pt"], metadata=answer["metadata"])
+
+
+def _refusal(answer: dict[str, Any], settings: Settings) -> MediaRejected:
+    code = answer["refused"]
+    if code == "encrypted":
+        return MediaRejected("This PDF is protected by a password, so Kiln cannot show its pages. Save a copy "
+                             "without the password and upload that.", code="encrypted")
+    if code == "too_many_pages":
+        return MediaRejected(f"This PDF has {answer['pages']:,} pages; Kiln accepts documents of up to "
+                             f"{settings.document.max_pages:,} pages.", code="too_large")
+    if code == "page_size":
+        width, height = (answer[k] / POINTS_PER_INCH for k in ("width_pt", "height_pt"))
+        return MediaRejected(f"Page {answer['page']} of this PDF measures {width:,.0f}\u00d7{height:,.0f} inches; "
+                             f"Kiln accepts pages of up to {settings.document.max_page_inches:g} inches a side.",
+                             code="too_large")
+    if code == "no_pages":
+        return MediaRejected("This PDF has no pages.", code="corrupt")
+    if code == "corrupt_page":
+        return MediaRejected(f"Page {answer['page']} of this PDF is damaged.", code="corrupt")
+    return MediaRejected("This PDF is damaged and cannot be read.", code="corrupt")
+
+
+def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, int], fmt: str, quality: int,
+               settings: Settings, progress: Callable[[int], None] = lambda done: None) -> list[DrawnPage]:
+    """Draw pages ``first``..``last`` (1-based) into ``outdir``, fitting ``box``; ``progress(pages done)``
+    is called while the child works, as finished page files appear."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    suffix = ".png" if fmt == "png" else ".jpg"
+    stop = threading.Event()
+
+    def watch() -> None:  # the child renames each page into place when it is complete
+        seen = 0
+        while not stop.wait(0.2):
+            done = sum(1 for n in range(first, last + 1) if (outdir / f"page-{n}{suffix}").exists())
+            if done != seen:
+                seen = done
+                progress(done)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        timeout = settings.document.probe_seconds + settings.document.seconds_per_page * (last - first + 1)
+        out = _child(settings, "render", path, outdir, first, last, box[0], box[1], fmt, quality,
+                     timeout=timeout, what="The PDF renderer")
+    finally:
+        stop.set()
+        watcher.join()
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    if lines and "refused" in lines[0]:
+        raise _refusal(lines[0], settings)
+    drawn = [DrawnPage(d["page"], outdir / f"page-{d['page']}{suffix}", d["width"], d["height"]) for d in lines]
+    if not drawn:
+        raise MediaRejected("No page of this PDF could be drawn.", code="corrupt")
+    progress(len(drawn))
+    return drawn
