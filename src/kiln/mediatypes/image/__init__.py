@@ -1,7 +1,8 @@
-"""Still images: JPEG, PNG, WebP, GIF and TIFF.
+"""Images: JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC/HEIF and camera RAW (DNG, CR2, NEF, ARW).
 
-Pixels go through libvips (shrink-on-load, streaming, little memory); EXIF is read with Pillow.
-This package is the only place in Kiln that imports either library.
+Pixels go through libvips (shrink-on-load, streaming, little memory), except HEIC, which
+pillow-heif decodes (decode.py), and camera RAW, whose embedded JPEG preview is used (raw.py).
+EXIF is read with Pillow. This package is the only place in Kiln that imports these libraries.
 
 Renditions:
 
@@ -10,6 +11,7 @@ Renditions:
   profile and nothing else (no EXIF, GPS, XMP, IPTC). Opaque pictures are JPEG; pictures with real
   transparency are WebP. An animated GIF or WebP gives a still of its first frame.
 * The thumbnail is made from the medium when one was made earlier in the run and is big enough.
+* ``animated`` (animated GIF and WebP only) is an animated WebP fitting ``image.animation_size``.
 * ``metadata`` reports the displayed size, readable camera EXIF and the GPS position.
 """
 
@@ -30,6 +32,9 @@ from kiln.mediatypes.base import (
     StepResult,
     TransientFailure,
 )
+from kiln.mediatypes.image import raw
+from kiln.mediatypes.image._vips import FORMATS
+from kiln.mediatypes.image.animated import render_animation
 from kiln.mediatypes.image.exif import read_exif
 from kiln.mediatypes.image.pipeline import ALGORITHM_VERSION, Encoding, render
 from kiln.mediatypes.image.sniff import Header, read_header, sniff
@@ -43,10 +48,10 @@ HEAD_BYTES = 64 * 1024
 class ImageKind:
     name = "image"
     label = "Image"
-    formats = "JPEG, PNG, WebP, GIF, TIFF"
-    file_extensions = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff"})
-    mime_extensions = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
-                       "image/tiff": ".tif"}
+    formats = "JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC, camera RAW (DNG, CR2, NEF, ARW)"
+    file_extensions = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff",
+                                 ".avif", ".heic", ".heif", ".hif", ".dng", ".cr2", ".nef", ".nrw", ".arw"})
+    mime_extensions = {fmt.mime_type: fmt.extension for fmt in FORMATS.values()}
 
     # Recognising ---------------------------------------------------------------------------------
     def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
@@ -56,10 +61,10 @@ class ImageKind:
         header = read_header(path, fmt, settings.image)
         return Identified(
             kind=self.name,
-            mime_type=fmt.mime_type,
             width=header.width,
             height=header.height,
-            extra={"format": fmt.key, "orientation": header.orientation, "frames": header.frames},
+            mime_type=header.fmt.mime_type,
+            extra={"format": header.fmt.key, "orientation": header.orientation, "frames": header.frames},
         )
 
     # Planning -----------------------------------------------------------------------------------
@@ -75,6 +80,9 @@ class ImageKind:
         return [
             StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),)),
             StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
+            # No rendition spec: stills make no ``animated`` file, and a declared rendition that is
+            # never stored would read as stale to the reprocessing scan.
+            StepDef("animated", required=False),
             StepDef("metadata"),
         ]
 
@@ -119,25 +127,41 @@ class ImageKind:
             return StepResult(
                 files=[render(source, header, image.thumbnail_size, encoding, ctx.workdir, "thumbnail")]
             )
+        if step == "animated":
+            header = self._header(ctx.source, ctx.settings)
+            made = render_animation(ctx.source, header, image.animation_size, image.webp_quality, ctx.workdir)
+            return StepResult(files=[made] if made else [])
         if step == "metadata":
             header = self._header(ctx.source, ctx.settings)
-            exif, gps = read_exif(header.exif, ctx.source if header.fmt.key == "tiff" else None)
-            return StepResult(
-                metadata={
-                    "width": header.width,
-                    "height": header.height,
-                    "format": header.fmt.key,
-                    "frames": header.frames,
-                    "exif": exif,
-                    "gps": gps,
-                }
-            )
+            if header.fmt.pixels == "raw":
+                exif, gps = read_exif(raw.exif_prefix(ctx.source))
+            else:
+                exif, gps = read_exif(header.exif, ctx.source if header.fmt.key == "tiff" else None)
+            metadata = {
+                "width": header.width,
+                "height": header.height,
+                "format": header.fmt.key,
+                "frames": header.frames,
+                "exif": exif,
+                "gps": gps,
+            }
+            if header.sensor:
+                metadata["sensor_size"] = list(header.sensor)
+            return StepResult(metadata=metadata)
         raise ValueError(f"The image kind has no step called {step!r}.")
 
     def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
         """A copy of the original for publishing, without camera data or GPS: lossless for JPEG and
-        PNG (see strip.py); other formats are re-encoded at full size keeping only the ICC profile."""
+        PNG (see strip.py); other formats are re-encoded at full size keeping only the ICC profile.
+        Camera RAW is refused: its sensor data cannot be published without the camera's metadata,
+        and a JPEG in its place would not be the original."""
         header = self._header(source, settings)
+        if header.fmt.pixels == "raw":
+            raise MediaRejected(
+                f"A camera RAW ({header.fmt.label}) original cannot be published without its camera data. "
+                "Publish it as it is, or keep it private.",
+                code="unsupported",
+            )
         try:
             path = strip_file(source, workdir, header.fmt.key, header.orientation)
         except LookupError:

@@ -1,11 +1,11 @@
-"""libvips, hardened: the only loaders it may run are the five formats Kiln sniffs itself.
+"""libvips, hardened: the only loaders it may run are the formats Kiln sniffs itself.
 
 Importing this module configures libvips for the whole process (only the image kind uses it):
 
 * ``block_untrusted_set(True)`` -- the ``VIPS_BLOCK_UNTRUSTED`` switch, which blocks loaders
   libvips itself considers unsafe for hostile input (ImageMagick, PDF, SVG, matrix, ...);
-* stricter still, every loader is blocked and only the JPEG, PNG, WebP, GIF and TIFF loaders are
-  re-enabled, so even a mistake elsewhere cannot make libvips guess a format from content;
+* stricter still, every loader is blocked and only the JPEG, PNG, WebP, GIF, TIFF and HEIF (for
+  AVIF) loaders are re-enabled, so even a mistake elsewhere cannot make libvips guess a format;
 * the operation cache is off: workers process each file once, and a cache keyed on file names
   could hand back a stale image when a work directory is reused.
 
@@ -30,18 +30,35 @@ class Format:
     key: str  # "jpeg", ...
     label: str  # for people: "JPEG"
     mime_type: str
-    loader: str  # pyvips operation nickname
+    loader: str  # pyvips operation nickname: reads the header (and the pixels when ``pixels`` is "vips")
     vips_class: str  # GType name of the loader family, for the block list
+    pixels: str = "vips"  # who decodes: "vips", "heif" (pillow-heif) or "raw" (the embedded JPEG preview)
+    extension: str = ""  # the extension Kiln gives a stored original
 
 
 FORMATS: dict[str, Format] = {
     f.key: f
     for f in (
-        Format("jpeg", "JPEG", "image/jpeg", "jpegload", "VipsForeignLoadJpeg"),
-        Format("png", "PNG", "image/png", "pngload", "VipsForeignLoadPng"),
-        Format("webp", "WebP", "image/webp", "webpload", "VipsForeignLoadWebp"),
-        Format("gif", "GIF", "image/gif", "gifload", "VipsForeignLoadNsgif"),
-        Format("tiff", "TIFF", "image/tiff", "tiffload", "VipsForeignLoadTiff"),
+        Format("jpeg", "JPEG", "image/jpeg", "jpegload", "VipsForeignLoadJpeg", extension=".jpg"),
+        Format("png", "PNG", "image/png", "pngload", "VipsForeignLoadPng", extension=".png"),
+        Format("webp", "WebP", "image/webp", "webpload", "VipsForeignLoadWebp", extension=".webp"),
+        Format("gif", "GIF", "image/gif", "gifload", "VipsForeignLoadNsgif", extension=".gif"),
+        Format("tiff", "TIFF", "image/tiff", "tiffload", "VipsForeignLoadTiff", extension=".tif"),
+        # libvips' HEIF loader decodes AV1 (AVIF) but has no HEVC decoder: HEIC pixels come from
+        # pillow-heif, while libvips still reads the header (size after irot/imir, EXIF, n-pages).
+        Format("avif", "AVIF", "image/avif", "heifload", "VipsForeignLoadHeif", extension=".avif"),
+        Format("heic", "HEIC", "image/heic", "heifload", "VipsForeignLoadHeif", pixels="heif",
+               extension=".heic"),
+        # Camera RAW: the header is Kiln's own TIFF walk (raw.py); pixels are the largest embedded
+        # JPEG preview, decoded by libvips' JPEG loader from memory.
+        Format("dng", "DNG", "image/x-adobe-dng", "jpegload", "VipsForeignLoadJpeg", pixels="raw",
+               extension=".dng"),
+        Format("cr2", "CR2", "image/x-canon-cr2", "jpegload", "VipsForeignLoadJpeg", pixels="raw",
+               extension=".cr2"),
+        Format("nef", "NEF", "image/x-nikon-nef", "jpegload", "VipsForeignLoadJpeg", pixels="raw",
+               extension=".nef"),
+        Format("arw", "ARW", "image/x-sony-arw", "jpegload", "VipsForeignLoadJpeg", pixels="raw",
+               extension=".arw"),
     )
 }
 
@@ -51,8 +68,8 @@ def _harden() -> None:
         pyvips.block_untrusted_set(True)
     if hasattr(pyvips, "operation_block_set"):
         pyvips.operation_block_set("VipsForeignLoad", True)
-        for fmt in FORMATS.values():
-            pyvips.operation_block_set(fmt.vips_class, False)
+        for vips_class in {fmt.vips_class for fmt in FORMATS.values()}:
+            pyvips.operation_block_set(vips_class, False)
     pyvips.cache_set_max(0)
 
 
@@ -66,6 +83,11 @@ def load(path: str, fmt: Format, **options: object) -> pyvips.Image:
     """
     loader = getattr(pyvips.Image, fmt.loader)
     return loader(path, access="sequential", fail_on="truncated", **options)
+
+
+def load_jpeg_buffer(data: bytes, **options: object) -> pyvips.Image:
+    """A JPEG held in memory (a camera RAW's embedded preview), opened like :func:`load`."""
+    return pyvips.Image.jpegload_buffer(data, access="sequential", fail_on="truncated", **options)
 
 
 _TRANSIENT_WORDS = ("out of memory", "cannot allocate memory", "no space left", "disk quota")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pyvips
 
 from kiln.mediatypes.base import ProducedFile
-from kiln.mediatypes.image._vips import load, translate_errors
+from kiln.mediatypes.image._vips import translate_errors
+from kiln.mediatypes.image.decode import open_image
 from kiln.mediatypes.image.sniff import Header
 
 # Bump when the pixels or encodings this module produces change: it is part of every rendition's
@@ -31,33 +32,14 @@ def render(
     Opaque results are JPEG; results with real transparency are WebP. The only metadata kept is
     the colour profile: no EXIF, GPS, XMP or IPTC.
     """
-    fmt = header.fmt
-    with translate_errors(fmt):
-        image = load(str(source), fmt, **_shrink_on_load(header, box))
+    with translate_errors(header.fmt):
+        image = open_image(source, header, box)
         image = image.thumbnail_image(box, height=box, size="down")  # also turns it upright
         image = _displayable(image)
         data, mime_type, suffix = _encode(image, encoding)
         path = out_dir / f"{name}{suffix}"
         path.write_bytes(data)
     return ProducedFile(name=name, path=path, mime_type=mime_type, width=image.width, height=image.height)
-
-
-def _shrink_on_load(header: Header, box: int) -> dict[str, object]:
-    """Let the decoder skip detail the rendition cannot show (JPEG DCT scaling, libwebp scaling).
-
-    Picks the largest factor in 2, 4, 8 that still leaves at least ``box`` pixels on the long side,
-    so the final resize shrinks by less than 2x (more only past 16x, as 1/8 is JPEG's limit).
-    PNG, GIF and TIFF have no such decoder shortcut.
-    """
-    factor = max(header.stored_width, header.stored_height) / box
-    shrink = next((k for k in (8, 4, 2) if factor >= k), 1)
-    if shrink == 1:
-        return {}
-    if header.fmt.key == "jpeg":
-        return {"shrink": shrink}
-    if header.fmt.key == "webp":
-        return {"scale": 1 / shrink}
-    return {}
 
 
 _GREY = {"b-w", "grey16"}

@@ -10,14 +10,17 @@ import pyvips
 
 from kiln.config import ImageSettings
 from kiln.mediatypes.base import MediaRejected
+from kiln.mediatypes.image import raw
 from kiln.mediatypes.image._vips import FORMATS, Format, load, translate_errors
 
+ANIMATED = ("gif", "webp")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 
-_TAG_NEW_SUBFILE_TYPE = 0x00FE
-_TAG_SUB_IFDS = 0x014A
-_TAG_DNG_VERSION = 0xC612
+# ISO BMFF brands (ftyp) of still pictures. Plain "mif1"/"msf1" say "HEIF" without naming the
+# codec: libvips' header read then tells HEVC from AV1 (see read_header).
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 
 def sniff(head: bytes) -> Format | None:
@@ -30,38 +33,23 @@ def sniff(head: bytes) -> Format | None:
         return FORMATS["webp"]
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return FORMATS["gif"]
-    if head[:4] in _TIFF_MAGICS and not _looks_like_camera_raw(head):
-        return FORMATS["tiff"]
+    if head[4:8] == b"ftyp":
+        return _heif(head)
+    if head[:4] in _TIFF_MAGICS:
+        return FORMATS["tiff"]  # or a camera RAW: read_header looks at the whole first directory
     return None
 
 
-def _looks_like_camera_raw(head: bytes) -> bool:
-    """Camera RAW files (DNG, CR2, NEF, ARW, ...) are TIFF containers holding a small preview.
-
-    Processing them as TIFF would publish that preview, so they are left for a future RAW kind.
-    """
-    if head[8:10] == b"CR":  # Canon CR2
-        return True
-    if head[:4] not in (b"II*\x00", b"MM\x00*") or len(head) < 8:
-        return False
-    order = "<" if head[:2] == b"II" else ">"
-    (ifd,) = struct.unpack_from(order + "I", head, 4)
-    if ifd + 2 > len(head):
-        return False
-    (count,) = struct.unpack_from(order + "H", head, ifd)
-    tags: dict[int, int] = {}
-    for i in range(min(count, 512)):
-        at = ifd + 2 + 12 * i
-        if at + 12 > len(head):
-            break
-        tag, kind, n = struct.unpack_from(order + "HHI", head, at)
-        value = struct.unpack_from(order + ("H" if kind == 3 else "I"), head, at + 8)[0] if n == 1 else 0
-        tags[tag] = value
-    if _TAG_DNG_VERSION in tags:
-        return True
-    # NEF, ARW, PEF, ...: the first directory is a reduced-resolution preview with the real
-    # picture in a sub-directory.
-    return tags.get(_TAG_NEW_SUBFILE_TYPE) == 1 and _TAG_SUB_IFDS in tags
+def _heif(head: bytes) -> Format | None:
+    (size,) = struct.unpack_from(">I", head, 0)
+    if not 16 <= size <= min(len(head), 4096) or size % 4:
+        return None
+    brands = {head[8:12]} | {head[i:i + 4] for i in range(16, size, 4)}
+    if brands & _AVIF_BRANDS:
+        return FORMATS["avif"]
+    if brands & _HEIC_BRANDS:
+        return FORMATS["heic"]
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +61,8 @@ class Header:
     frames: int
     bands: int
     exif: bytes | None
+    preview: raw.Preview | None = None  # camera RAW: the embedded JPEG the pixels come from
+    sensor: tuple[int, int] | None = None  # camera RAW: the sensor picture's declared size
 
     @property
     def width(self) -> int:
@@ -90,7 +80,9 @@ def header_of(image: pyvips.Image, fmt: Format) -> Header:
     if image.get_typeof("orientation"):
         value = image.get("orientation")
         orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
-    frames = image.get("n-pages") if image.get_typeof("n-pages") else 1
+    # Only GIF and WebP frames play as an animation; the pages of a TIFF or the other pictures in
+    # a HEIF file are never shown, so they do not count.
+    frames = image.get("n-pages") if image.get_typeof("n-pages") and fmt.key in ANIMATED else 1
     exif = image.get("exif-data") if image.get_typeof("exif-data") else None
     return Header(
         fmt=fmt,
@@ -104,11 +96,59 @@ def header_of(image: pyvips.Image, fmt: Format) -> Header:
 
 
 def read_header(path: Path, fmt: Format, limits: ImageSettings) -> Header:
-    """Read and check the header. Raises MediaRejected for damaged headers and pixel bombs."""
-    with translate_errors(fmt):
-        header = header_of(load(str(path), fmt), fmt)
+    """Read and check the header. Raises MediaRejected for damaged headers and pixel bombs.
+
+    A HEIF file sniffed by brand alone ("mif1") is sorted into HEIC or AVIF by the compression its
+    primary picture declares. A TIFF is checked for being a camera RAW: passing one as a TIFF
+    would publish its thumbnail-sized first picture.
+    """
+    if fmt.key == "tiff":
+        fmt = _camera_raw(path, fmt)
+    if fmt.pixels == "raw":
+        header = _raw_header(path, fmt)
+    else:
+        with translate_errors(fmt):
+            image = load(str(path), fmt)
+            if fmt.loader == "heifload":
+                fmt = _heif_format(image)
+            header = header_of(image, fmt)
     check_limits(header, limits)
     return header
+
+
+def _camera_raw(path: Path, fmt: Format) -> Format:
+    with translate_errors(fmt):
+        camera = raw.family(path)
+    if camera == "raw":
+        raise MediaRejected(
+            "This is a camera RAW file of a make Kiln does not read. Kiln reads DNG, CR2, NEF and "
+            "ARW RAW files; export it as DNG or JPEG and upload that.",
+            code="unsupported",
+        )
+    return FORMATS[camera] if camera else fmt
+
+
+def _heif_format(image: pyvips.Image) -> Format:
+    compression = image.get("heif-compression") if image.get_typeof("heif-compression") else ""
+    if compression == "av1":
+        return FORMATS["avif"]
+    if compression == "hevc":
+        return FORMATS["heic"]
+    raise MediaRejected(
+        f"This HEIF file is compressed with {compression or 'a codec it does not name'}; Kiln reads "
+        "HEIC (HEVC) and AVIF (AV1) pictures.",
+        code="unsupported",
+    )
+
+
+def _raw_header(path: Path, fmt: Format) -> Header:
+    with translate_errors(fmt):
+        camera = raw.read(path, fmt.label, fmt.key)
+    preview = camera.preview
+    assert preview is not None  # raw.read refuses files without one
+    return Header(fmt=fmt, stored_width=preview.width, stored_height=preview.height,
+                  orientation=camera.orientation, frames=1, bands=3, exif=None, preview=preview,
+                  sensor=camera.sensor)
 
 
 def check_limits(header: Header, limits: ImageSettings) -> None:
@@ -125,6 +165,19 @@ def check_limits(header: Header, limits: ImageSettings) -> None:
         raise MediaRejected(
             f"This image is {w}\u00d7{h} pixels; Kiln accepts images up to "
             f"{limits.max_side} pixels on a side.",
+            code="too_large",
+        )
+    if header.frames > limits.max_frames:
+        raise MediaRejected(
+            f"This animation has {header.frames} frames; Kiln accepts animations of up to "
+            f"{limits.max_frames} frames.",
+            code="too_large",
+        )
+    if header.frames * w * h > limits.max_animation_pixels:
+        raise MediaRejected(
+            f"This animation is {header.frames} frames of {w}\u00d7{h} pixels, too much to show: Kiln "
+            f"accepts animations of up to {_megapixels(limits.max_animation_pixels)} megapixels in all "
+            "frames together.",
             code="too_large",
         )
 
