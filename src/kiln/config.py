@@ -28,6 +28,11 @@ class ImageSettings(BaseModel):
     webp_quality: int = Field(80, ge=30, le=100)
     max_pixels: int = Field(200_000_000, description="Images declaring more pixels are refused unread.")
     max_side: int = Field(30_000, description="Images declaring a longer side are refused unread.")
+    animation_size: int = Field(720, ge=16, le=4096, description="Animated GIF/WebP play on their page as an "
+                                "animated WebP fitting a square of this side.")
+    max_frames: int = Field(1000, ge=1, description="Animations declaring more frames are refused unread.")
+    max_animation_pixels: int = Field(1_000_000_000, description="Animations whose frames hold more pixels "
+                                      "together (frames x width x height) are refused unread.")
 
 
 class ToolSettings(BaseModel):
