@@ -12,7 +12,8 @@ Steps and renditions:
 * ``poster``: one keyframe, drawn into ``medium`` (the player's poster) and ``thumbnail``.
 * ``video-<h>`` for each rung of ``video.heights`` (the short side: 720 is 1280x720, or 720x1280
   upright): H.264/AAC MP4 with faststart, never upscaled (rungs above the source collapse into
-  one rendition at the source size), upright, aspect kept, even sides, live progress.
+  one rendition at the source size, made by the tallest), upright, aspect kept, even sides, live
+  progress. Only the tallest rung's step is required: it always makes a file.
 * ``video-av1`` (when ``video.av1``): SVT-AV1/AAC MP4 at the tallest rung; optional, so a failure
   there does not fail the item.
 """
@@ -119,11 +120,15 @@ class VideoKind:
             StepDef("poster", (RenditionSpec("medium", {**still, "size": image.medium_size}),
                                RenditionSpec("thumbnail", {**still, "size": image.thumbnail_size}))),
         ]
-        for rung in rungs(settings):
+        ladder = rungs(settings)
+        for rung in ladder:
             spec = {**encode, "codec": "h264", "short_side": rung, "crf": video.crf, "preset": video.preset}
-            steps.append(StepDef(f"video-{rung}", (RenditionSpec(f"video-{rung}", spec),)))
+            # The tallest rung always makes a file (at the source size when the source is smaller);
+            # a lower rung above the source makes none, so only the tallest is required.
+            steps.append(StepDef(f"video-{rung}", (RenditionSpec(f"video-{rung}", spec),),
+                                 required=rung == ladder[0]))
         if video.av1:
-            spec = {**encode, "codec": "av1", "short_side": max(rungs(settings)), "crf": video.av1_crf,
+            spec = {**encode, "codec": "av1", "short_side": ladder[0], "crf": video.av1_crf,
                     "preset": video.av1_preset}
             steps.append(StepDef("video-av1", (RenditionSpec("video-av1", spec),), required=False))
         return steps
