@@ -18,9 +18,10 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 
 # ISO BMFF brands (ftyp) of still pictures. Plain "mif1"/"msf1" say "HEIF" without naming the
-# codec: libvips' header read then tells HEVC from AV1 (see read_header).
+# codec: the codec configuration box in the header (av1C or hvcC) then decides.
 _AVIF_BRANDS = {b"avif", b"avis"}
-_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_HEIF_BRANDS = {b"mif1", b"msf1"}
 
 
 def sniff(head: bytes) -> Format | None:
@@ -49,6 +50,13 @@ def _heif(head: bytes) -> Format | None:
         return FORMATS["avif"]
     if brands & _HEIC_BRANDS:
         return FORMATS["heic"]
+    if brands & _HEIF_BRANDS:
+        if b"av1C" in head:
+            return FORMATS["avif"]
+        if b"hvcC" in head:
+            return FORMATS["heic"]
+        raise MediaRejected("This HEIF picture uses a codec Kiln does not read; Kiln reads HEIC (HEVC) and "
+                            "AVIF (AV1) pictures.", code="unsupported")
     return None
 
 
@@ -98,8 +106,7 @@ def header_of(image: pyvips.Image, fmt: Format) -> Header:
 def read_header(path: Path, fmt: Format, limits: ImageSettings) -> Header:
     """Read and check the header. Raises MediaRejected for damaged headers and pixel bombs.
 
-    A HEIF file sniffed by brand alone ("mif1") is sorted into HEIC or AVIF by the compression its
-    primary picture declares. A TIFF is checked for being a camera RAW: passing one as a TIFF
+    A TIFF is checked for being a camera RAW: passing one as a TIFF
     would publish its thumbnail-sized first picture.
     """
     if fmt.key == "tiff":
@@ -108,10 +115,7 @@ def read_header(path: Path, fmt: Format, limits: ImageSettings) -> Header:
         header = _raw_header(path, fmt)
     else:
         with translate_errors(fmt):
-            image = load(str(path), fmt)
-            if fmt.loader == "heifload":
-                fmt = _heif_format(image)
-            header = header_of(image, fmt)
+            header = header_of(load(str(path), fmt), fmt)
     check_limits(header, limits)
     return header
 
@@ -126,19 +130,6 @@ def _camera_raw(path: Path, fmt: Format) -> Format:
             code="unsupported",
         )
     return FORMATS[camera] if camera else fmt
-
-
-def _heif_format(image: pyvips.Image) -> Format:
-    compression = image.get("heif-compression") if image.get_typeof("heif-compression") else ""
-    if compression == "av1":
-        return FORMATS["avif"]
-    if compression == "hevc":
-        return FORMATS["heic"]
-    raise MediaRejected(
-        f"This HEIF file is compressed with {compression or 'a codec it does not name'}; Kiln reads "
-        "HEIC (HEVC) and AVIF (AV1) pictures.",
-        code="unsupported",
-    )
 
 
 def _raw_header(path: Path, fmt: Format) -> Header:
