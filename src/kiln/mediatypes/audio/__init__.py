@@ -30,7 +30,7 @@ from typing import Any
 from kiln.config import Settings
 from kiln.mediatypes._ffmpeg import Probe, probe
 from kiln.mediatypes.audio import decode, draw
-from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, sniff
+from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, ogg_tags, sniff
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -83,7 +83,8 @@ class AudioKind:
         if not 0 < (stream.sample_rate or 0) <= MAX_SAMPLE_RATE or not 0 < (stream.channels or 0) <= MAX_CHANNELS:
             raise MediaRejected(f"This audio file declares {stream.channels} channels at {stream.sample_rate} Hz, "
                                 "which no recording has: it is damaged.", code="corrupt")
-        return Identified(kind=self.name, mime_type=fmt.mime_type, extra=_facts(fmt, found))
+        tags = ogg_tags(head) if fmt.key == "ogg" else {}
+        return Identified(kind=self.name, mime_type=fmt.mime_type, extra=_facts(fmt, found, tags))
 
     # Planning -----------------------------------------------------------------------------------
     def steps(self, settings: Settings) -> list[StepDef]:
@@ -179,17 +180,17 @@ class AudioKind:
         return StepResult(files=[produced], metadata={"spectrogram_max_hz": rate // 2})
 
 
-def _facts(fmt: Format, found: Probe) -> dict[str, Any]:
+def _facts(fmt: Format, found: Probe, stream_tags: dict[str, str]) -> dict[str, Any]:
     """What identify learned, kept in ``Identified.extra`` for the steps."""
     stream = found.audio
     assert stream is not None
     cover = found.cover
-    tags = {key.lower(): value for key, value in found.tags.items()}
+    tags = {**stream_tags, **{key.lower(): value for key, value in found.tags.items()}}
     return {
         "format": fmt.key,
         "demuxer": found.format,
         "duration": round(found.duration, 3),
-        "codec": stream.codec,
+        "codec": stream.codec.removesuffix("float"),  # the decoder's name: "mp3float" is MP3
         "sample_rate": stream.sample_rate,
         "channels": stream.channels,
         "bit_rate": found.bit_rate,

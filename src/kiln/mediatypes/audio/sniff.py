@@ -227,3 +227,49 @@ def _check_mp3_end(data: mmap.mmap) -> None:
             raise MediaRejected(CUT_OFF, code="corrupt")
         at += length
 
+
+
+# Ogg comments --------------------------------------------------------------------------------------
+def ogg_tags(head: bytes) -> dict[str, str]:
+    """The Vorbis comments (TITLE=..., ARTIST=...) of an Ogg Vorbis or Opus stream, from its first
+    pages; ffmpeg keeps them on the stream, where the probe does not look. Empty when not found."""
+    packets: list[bytes] = []
+    current = b""
+    at = 0
+    while len(packets) < 2 and head.startswith(b"OggS", at) and at + 27 <= len(head):
+        segments = head[at + 26]
+        table = head[at + 27: at + 27 + segments]
+        body = at + 27 + segments
+        for length in table:
+            current += head[body: body + length]
+            body += length
+            if length < 255:
+                packets.append(current)
+                current = b""
+        at = body
+    if len(packets) < 2:
+        return {}
+    comment = packets[1]
+    for magic in (b"OpusTags", b"\x03vorbis"):
+        if comment.startswith(magic):
+            return _vorbis_comments(comment[len(magic):])
+    return {}
+
+
+def _vorbis_comments(data: bytes) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    try:
+        vendor = int.from_bytes(data[:4], "little")
+        at = 4 + vendor
+        count = int.from_bytes(data[at: at + 4], "little")
+        at += 4
+        for _ in range(min(count, 200)):
+            length = int.from_bytes(data[at: at + 4], "little")
+            entry = data[at + 4: at + 4 + length].decode("utf-8", "replace")
+            at += 4 + length
+            key, sep, value = entry.partition("=")
+            if sep and len(tags) < 50:
+                tags.setdefault(key.lower(), value[:500])
+    except (IndexError, ValueError):
+        pass
+    return tags
