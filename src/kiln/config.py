@@ -93,6 +93,10 @@ class ModelSettings(BaseModel):
 
     max_triangles: int = Field(5_000_000, ge=1, description="Models with more triangles are refused.")
     max_bytes: int = Field(512 * 1024**2, ge=1)
+    time_limit_seconds: float = Field(300, gt=0, description="Loading or drawing one model is stopped after this.")
+    memory_mb: int = Field(4096, ge=256, description="Address-space cap of the process that loads a model.")
+    supersample: int = Field(2, ge=1, le=4, description="Pictures are drawn this many times larger, then "
+                             "shrunk (smoother edges; cost grows with its square).")
 
 
 class RetryPolicy(BaseModel):

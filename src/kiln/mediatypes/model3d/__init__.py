@@ -1,0 +1,120 @@
+"""3D models: STL (binary and ASCII), OBJ, PLY, glTF (embedded data) and GLB.
+
+Recognised from content (sniff.py), with the triangle count, the file's length and any reference
+to another file checked from headers before anything is loaded. Loading and drawing happen in a
+child process under time and memory limits (child.py), with a numpy software renderer
+(raster.py): no display, no OpenGL, nothing beyond pip packages.
+
+Steps and renditions:
+
+* ``model``: the mesh as GLB (Y-up, materials and textures kept), which the page's viewer shows
+  whatever the uploaded format was; also reports triangles, vertices, dimensions, units, parts
+  and whether the surface is closed (watertight) into ``media.info``.
+* ``medium``: a picture of the model from a 3/4 view above its front right, fitting
+  ``image.medium_size``, drawn from the GLB made just before when there is one.
+* ``thumbnail``: fits ``image.thumbnail_size``, shrunk from the medium when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from kiln.config import Settings
+from kiln.mediatypes.base import (
+    Identified,
+    MediaRejected,
+    ProducedFile,
+    RenditionSpec,
+    StepContext,
+    StepDef,
+    StepResult,
+)
+from kiln.mediatypes.external import run_external
+from kiln.mediatypes.model3d.sniff import FORMATS, check, sniff
+
+__all__ = ["KIND", "ModelKind"]
+
+RENDERER_VERSION = 1
+
+
+class ModelKind:
+    name = "model3d"
+    label = "3D model"
+    formats = "STL, OBJ, PLY, glTF, GLB"
+    file_extensions = frozenset({".stl", ".obj", ".ply", ".gltf", ".glb"})
+    mime_extensions = {"model/stl": ".stl", "model/obj": ".obj", "model/x-ply": ".ply",
+                       "model/gltf+json": ".gltf", "model/gltf-binary": ".glb"}
+
+    # Recognising ---------------------------------------------------------------------------------
+    def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
+        size = path.stat().st_size
+        fmt = sniff(head, size)
+        if fmt is None:
+            return None
+        declared = check(path, head, size, fmt, settings.model3d)
+        return Identified(kind=self.name, mime_type=fmt.mime_type,
+                          extra={"format": fmt.key, "triangles": declared.triangles})
+
+    # Planning -----------------------------------------------------------------------------------
+    def steps(self, settings: Settings) -> list[StepDef]:
+        image, model = settings.image, settings.model3d
+        look = {"version": RENDERER_VERSION, "view": "3/4 front right, above", "supersample": model.supersample,
+                "jpeg_quality": image.jpeg_quality, "webp_quality": image.webp_quality}
+        return [
+            StepDef("model", (RenditionSpec("model", {"version": RENDERER_VERSION, "format": "glb", "up": "y"}),)),
+            StepDef("medium", (RenditionSpec("medium", {**look, "size": image.medium_size}),)),
+            StepDef("thumbnail", (RenditionSpec("thumbnail", {**look, "size": image.thumbnail_size}),)),
+        ]
+
+    # Running ------------------------------------------------------------------------------------
+    def run_step(self, step: str, ctx: StepContext) -> StepResult:
+        fmt = self._format(ctx)
+        if step == "model":
+            glb = ctx.workdir / "model.glb"
+            info = self._child(ctx, [str(ctx.source), fmt, "--glb", str(glb)])
+            ctx.report_progress(1.0)
+            info.update(format=FORMATS[fmt].label, units=FORMATS[fmt].units or "unknown")
+            return StepResult(files=[ProducedFile("model", glb, "model/gltf-binary")], metadata=info)
+        if step == "medium":
+            return StepResult(files=[self._picture(ctx, "medium", ctx.settings.image.medium_size)])
+        if step == "thumbnail":
+            return StepResult(files=[self._picture(ctx, "thumbnail", ctx.settings.image.thumbnail_size)])
+        raise ValueError(f"The 3D model kind has no step called {step!r}.")
+
+    def _picture(self, ctx: StepContext, name: str, box: int) -> ProducedFile:
+        from kiln.mediatypes.image.still import render_still
+
+        medium = ctx.earlier.get("medium")
+        if name == "thumbnail" and medium is not None and medium.path.is_file() \
+                and max(medium.width or 0, medium.height or 0) >= box:
+            return render_still(medium.path, box, ctx.workdir, name, ctx.settings)
+        glb = ctx.earlier.get("model")
+        source, fmt = (glb.path, "kiln_glb") if glb is not None and glb.path.is_file() \
+            else (ctx.source, self._format(ctx))
+        still = ctx.workdir / f"{name}-still.png"
+        self._child(ctx, [str(source), fmt, "--png", str(still), "--size", str(box),
+                          "--supersample", str(ctx.settings.model3d.supersample)])
+        ctx.report_progress(0.9)
+        return render_still(still, box, ctx.workdir, name, ctx.settings)
+
+    @staticmethod
+    def _format(ctx: StepContext) -> str:
+        fmt = ctx.identified.extra.get("format")
+        if fmt not in FORMATS:
+            raise MediaRejected("This file is not a 3D model Kiln can read.", code="unsupported")
+        return str(fmt)
+
+    @staticmethod
+    def _child(ctx: StepContext, args: list[str]) -> dict:  # type: ignore[type-arg]
+        model = ctx.settings.model3d
+        done = run_external(
+            [sys.executable, "-m", "kiln.mediatypes.model3d.child", *args,
+             "--max-triangles", str(model.max_triangles)],
+            timeout=model.time_limit_seconds, memory_mb=model.memory_mb, cwd=ctx.workdir,
+            what="The 3D model reader")
+        return dict(json.loads(done.stdout.decode()))
+
+
+KIND = ModelKind()
