@@ -86,6 +86,11 @@ class TextSettings(BaseModel):
     max_bytes: int = Field(1024 * 1024, ge=1, description="Larger text files are refused.")
     max_columns: int = Field(400, ge=10)
     max_lines: int = Field(5000, ge=1)
+    tab_size: int = Field(8, ge=1, le=16, description="Columns between tab stops.")
+    page_text_bytes: int = Field(64 * 1024, ge=1024, le=1024**2, description="Text shown on the media page; the "
+                                 "whole text is a rendition linked from there.")
+    font_size: int = Field(16, ge=6, le=64, description="Pixel size of the font text pictures are drawn in.")
+    picture_lines: int = Field(60, ge=5, le=1000, description="Lines drawn in the medium picture.")
 
 
 class ModelSettings(BaseModel):

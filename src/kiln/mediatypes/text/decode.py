@@ -1,0 +1,149 @@
+"""Reading a text file: refusing what is not plain text, finding its encoding, tidying it for display.
+
+The encoding is decided in this order, deliberately, because detectors guess badly on short texts
+and on DOS-era art:
+
+1. a byte-order mark (UTF-8, UTF-16, UTF-32);
+2. UTF-8, if the bytes are valid UTF-8 (reported as ``ascii`` when they are all 7-bit);
+3. code page 437 (the IBM PC character set of scene ``.nfo``/``.diz``/``.ans`` art) when most bytes above
+   0x7F fall in its box-drawing and block range 0xB0-0xDF and some repeat in runs (``═══``, ``███``),
+   as drawn lines do and words in other encodings do not;
+4. Windows-1252 / ISO 8859-1 when every non-ASCII character it gives is a Western European letter or
+   common punctuation, and such letters are a minority among the letters: charset-normalizer tends to
+   call French or German Latin-1 text ``cp1250`` and turn ``è`` into ``č``;
+5. otherwise charset-normalizer's best guess (Cyrillic, Greek, CJK, ...).
+
+Then: ANSI escape sequences are removed (cursor-forward moves become spaces, colours are dropped),
+everything after a DOS end-of-file mark (0x1A, where SAUCE metadata lives) is ignored, and line ends
+become ``\\n``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.config import TextSettings
+from kiln.mediatypes.base import MediaRejected
+
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32"), (b"\xff\xfe", "utf-16-le", "utf-16"),
+        (b"\xfe\xff", "utf-16-be", "utf-16"))
+BOX_RANGE = range(0xB0, 0xE0)
+WESTERN = set("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ"
+              "¡¢£¤¥¦§¨©ª«¬\xad®¯°±²³´µ¶·¸¹º»¼½¾¿×÷€‚„…†‡ˆ‰‹›‘’“”•–—˜™\xa0")
+ALLOWED_CONTROLS = set("\t\n\r\f\x1b")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
+CURSOR_FORWARD = re.compile(r"\x1b\[(\d*)C")
+ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
+NOT_TEXT = (
+    (re.compile(r"#EXTM3U|#EXT-X-", re.I), "a media playlist", "playlist"),
+    (re.compile(r"<\?php|\A\s*#!", re.I), "a script", "script"),
+    (re.compile(r"<svg\b", re.I), "an SVG drawing (which can carry scripts)", "svg"),
+    (re.compile(r"<(!doctype\s+html|html|head|body|script|iframe|object|embed|meta|form|style)\b", re.I),
+     "a web page (HTML)", "html"),
+)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str  # line ends are \n, escape sequences removed, tabs kept
+    encoding: str  # as people know it: utf-8, ascii, cp437, windows-1252, utf-16, ...
+    lines: int
+    columns: int  # the longest line, tabs expanded
+    ansi: bool  # escape sequences were removed
+
+
+def read_text(path: Path, settings: TextSettings) -> Decoded:
+    """The file's text, or MediaRejected with a sentence saying why it is not acceptable text."""
+    size = path.stat().st_size
+    if size > settings.max_bytes:
+        raise MediaRejected(f"This text file is {size / 1024:,.0f} KiB; Kiln accepts text files of up to "
+                            f"{settings.max_bytes / 1024:,.0f} KiB.", code="too_large")
+    raw = path.read_bytes()
+    text, encoding = _decode(raw)
+    eof = text.find("\x1a")
+    if eof >= 0:
+        text = text[:eof]
+    bad = CONTROL.search(text)
+    if bad:
+        raise MediaRejected(f"This file contains binary data (byte {ord(bad.group()):#04x} at character "
+                            f"{bad.start():,}), not text. Kiln publishes plain text files only.", code="binary")
+    _refuse_disguised(text)
+    ansi = "\x1b" in text
+    if ansi:
+        text = CURSOR_FORWARD.sub(lambda m: " " * min(int(m.group(1) or 1), settings.max_columns), text)
+        text = ESCAPE.sub("", text).replace("\x1b", "")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").rstrip("\n")
+    rows = text.split("\n")
+    if not text.strip():
+        raise MediaRejected("This text file has no visible text.", code="empty")
+    if len(rows) > settings.max_lines:
+        raise MediaRejected(f"This text file has {len(rows):,} lines; Kiln accepts up to {settings.max_lines:,}.",
+                            code="too_large")
+    columns = max(len(row.expandtabs(settings.tab_size)) for row in rows)
+    if columns > settings.max_columns:
+        raise MediaRejected(f"This text file has a line {columns:,} characters long; Kiln accepts lines of up to "
+                            f"{settings.max_columns:,} characters.", code="too_large")
+    return Decoded(text=text, encoding=encoding, lines=len(rows), columns=columns, ansi=ansi)
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    for bom, codec, name in BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec).removeprefix("\ufeff"), name
+            except UnicodeDecodeError:
+                raise MediaRejected(f"This file starts like {name.upper()} text but is not valid {name.upper()} "
+                                    "(it may be cut off or damaged).",
+                                    code="binary") from None
+    if b"\x00" in raw:
+        raise MediaRejected("This file contains binary data (NUL bytes), not text. Kiln publishes plain text "
+                            "files only.", code="binary")
+    try:
+        return raw.decode("utf-8"), "ascii" if raw.isascii() else "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start >= len(raw) - 3:
+            raise MediaRejected("This UTF-8 text ends in the middle of a character: it was probably cut off. "
+                                "Upload the complete file.", code="corrupt") from None
+    if _looks_like_cp437_art(raw):
+        return raw.decode("cp437"), "cp437"
+    try:
+        western = raw.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None and _looks_western(western):
+        return western, "windows-1252" if any(0x80 <= b < 0xA0 for b in raw) else "iso-8859-1"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise MediaRejected("Kiln could not tell which character set this text file uses; save it as UTF-8 "
+                            "and upload it again.", code="encoding")
+    return str(best), best.encoding.replace("_", "-")
+
+
+def _looks_like_cp437_art(raw: bytes) -> bool:
+    high = [b for b in raw if b > 0x7F]
+    if not high or sum(b in BOX_RANGE for b in high) < len(high) / 2:
+        return False
+    return re.search(rb"([\xb0-\xdf])\1\1", raw) is not None
+
+
+def _looks_western(text: str) -> bool:
+    """Accented letters sprinkled among plain ones, all of them Western European: French, German,
+    Spanish... Text in Cyrillic or Greek single-byte encodings decodes to Latin-1 letters too, but then
+    nearly every letter is non-ASCII."""
+    if not all(ch in WESTERN for ch in set(text) if ord(ch) > 0x7F):
+        return False
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ord(ch) > 0x7F for ch in letters) <= 0.3 * len(letters)
+
+
+def _refuse_disguised(text: str) -> None:
+    start = text[:4096]
+    for pattern, words, code in NOT_TEXT:
+        if pattern.search(start):
+            raise MediaRejected(f"This file is {words}, not a text document, so Kiln does not publish it.",
+                                code=code)
