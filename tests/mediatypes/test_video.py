@@ -210,3 +210,22 @@ def test_hostile_uploads_end_refused_or_failed(client, settings, rt, hostile) ->
         assert entry is not None and entry.state == "failed" and entry.error_message, (name, entry and entry.state)
     leaked = [p for p in settings.data_dir.rglob("*") if p.is_file() and fx.SECRET_MARKER.encode() in p.read_bytes()]
     assert not leaked, f"the private file's content leaked into {leaked}"
+
+
+@pytest.mark.parametrize(("name", "args", "mime", "size"), [
+    ("clip.ts", ["-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts"], "video/mp2t", (320, 240)),
+    ("clip.mts", ["-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", "-mpegts_m2ts_mode", "1"],
+     "video/mp2t", (320, 240)),
+    ("clip.ogv", ["-c:v", "libtheora", "-f", "ogg"], "video/ogg", (320, 240)),
+    ("clip.3gp", ["-c:v", "libx264", "-preset", "ultrafast", "-f", "3gp"], "video/3gpp", (320, 240)),
+    # Non-square pixels (anamorphic HDV/DVD): shown 4:3 wider, published with square pixels.
+    ("wide-pixels.mp4", ["-vf", "setsar=4/3", "-c:v", "libx264", "-preset", "ultrafast"], "video/mp4", (428, 240)),
+])
+def test_other_containers_and_pixel_shapes(tmp_path: Path, video_settings, name, args, mime, size) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    fx.ffmpeg(*fx.lavfi(audio=False), "-pix_fmt", "yuv420p", *args, str(path))
+    found = identify(path, video_settings)
+    assert found is not None and found.mime_type == mime
+    files, _, _ = run_all(path, video_settings, tmp_path / "work")
+    out = probed(files["video-720"].path)
+    assert out.video is not None and (out.video.width, out.video.height) == size and out.video.sar == 1.0

@@ -51,18 +51,20 @@ class Stream:
     fps: float | None = None
     frames: int | None = None
     rotation: int = 0  # 0/90/180/270, from the display matrix
+    sar: float = 1.0  # sample (pixel) aspect ratio: 4/3 for an anamorphic 1440x1080 HDV frame
     sample_rate: int | None = None
     channels: int | None = None
     attached_pic: bool = False  # cover art in audio files
 
     @property
     def display_size(self) -> tuple[int, int] | None:
-        """Width and height as shown, after rotation."""
+        """Width and height as shown: non-square pixels stretched square, then rotated."""
         if not self.width or not self.height:
             return None
+        width = max(1, round(self.width * self.sar))
         if self.rotation in (90, 270):
-            return self.height, self.width
-        return self.width, self.height
+            return self.height, width
+        return width, self.height
 
 
 @dataclass(frozen=True)

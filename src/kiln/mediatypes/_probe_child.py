@@ -63,10 +63,12 @@ def _attached(stream: Any) -> bool:
 
 def _stream(stream: Any) -> dict[str, Any]:
     ctx = stream.codec_context
-    rate = None
+    rate, sar = None, 1.0
     if stream.type == "video":
         found = stream.average_rate or stream.guessed_rate
         rate = float(found) if found else None
+        aspect = stream.sample_aspect_ratio
+        sar = float(aspect) if aspect and 0.01 < float(aspect) < 100 else 1.0
     return {
         "index": stream.index,
         "type": stream.type,
@@ -76,6 +78,7 @@ def _stream(stream: Any) -> dict[str, Any]:
         "fps": rate,
         "frames": stream.frames or None,
         "rotation": 0,
+        "sar": sar,
         "sample_rate": getattr(ctx, "sample_rate", None) or None,
         "channels": getattr(ctx, "channels", None) or None,
         "attached_pic": _attached(stream),

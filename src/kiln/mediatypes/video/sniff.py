@@ -23,6 +23,7 @@ NOT_VIDEO_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1
 # QuickTime files from before the ftyp box start straight with one of these atoms.
 QUICKTIME_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 TS_PACKET = 188
+M2TS_PACKET = 192
 
 
 def sniff(head: bytes) -> Container | None:
@@ -48,6 +49,8 @@ def sniff(head: bytes) -> Container | None:
         return Container("avi", "video/x-msvideo", "AVI")
     if len(head) > 2 * TS_PACKET and head[0] == head[TS_PACKET] == head[2 * TS_PACKET] == 0x47:
         return Container("mpegts", "video/mp2t", "MPEG-TS")
+    if len(head) > 2 * M2TS_PACKET + 4 and head[4] == head[M2TS_PACKET + 4] == head[2 * M2TS_PACKET + 4] == 0x47:
+        return Container("mpegts", "video/mp2t", "AVCHD/Blu-ray (M2TS)")  # 4-byte timecode per packet
     if head.startswith(b"OggS") and b"\x80theora" in head:
         return Container("ogg", "video/ogg", "Ogg Theora")
     return None
