@@ -229,3 +229,17 @@ def test_other_containers_and_pixel_shapes(tmp_path: Path, video_settings, name,
     files, _, _ = run_all(path, video_settings, tmp_path / "work")
     out = probed(files["video-720"].path)
     assert out.video is not None and (out.video.width, out.video.height) == size and out.video.sar == 1.0
+
+
+def test_original_published_without_where_it_was_filmed(samples, video_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    located = tmp_path / "located.mov"
+    fx.ffmpeg("-i", str(samples("video")["portrait_phone_mov"]), "-c", "copy", "-metadata",
+              "location=+59.3367+018.0162/", "-metadata", "title=KilnCam holiday", "-f", "mov", str(located))
+    assert b"+59.3367" in located.read_bytes()
+    made = KIND.strip_metadata(located, tmp_path, video_settings)
+    data = made.path.read_bytes()
+    assert b"+59.3367" not in data and b"KilnCam" not in data
+    assert (made.mime_type, made.width, made.height) == ("video/quicktime", 180, 320)
+    copy = _ffmpeg.probe(made.path, video_settings, FORMATS, "The copy")
+    assert copy.video is not None and copy.video.rotation == 90 and copy.video.codec == "hevc"
+    assert copy.audio is not None and copy.duration == pytest.approx(1.0, abs=0.1)

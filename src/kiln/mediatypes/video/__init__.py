@@ -16,6 +16,8 @@ Steps and renditions:
   progress. Only the tallest rung's step is required: it always makes a file.
 * ``video-av1`` (when ``video.av1``): SVT-AV1/AAC MP4 at the tallest rung; optional, so a failure
   there does not fail the item.
+
+``strip_metadata`` publishes the original without its tags (where it was filmed), streams copied.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from kiln.mediatypes.video.transcode import (
     poster,
     time_limit,
     transcode,
+    without_metadata,
 )
 
 __all__ = ["KIND", "VideoKind"]
@@ -171,6 +174,18 @@ class VideoKind:
                   settings=settings, timeout=limit, progress=ctx.report_progress)
         return StepResult(files=[ProducedFile(name=step, path=out, mime_type="video/mp4", width=target.width,
                                               height=target.height)])
+
+    def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
+        """A copy of the original for publishing, without its tags (phones store where the video was
+        taken): the streams are copied bit for bit, so nothing is re-encoded."""
+        with source.open("rb") as fh:
+            found = self.identify(source, fh.read(64 * 1024), settings)
+        if found is None:
+            raise MediaRejected("This file is no longer a video Kiln can read.", code="unsupported")
+        out = workdir / f"original-stripped{self.mime_extensions.get(found.mime_type, '.mp4')}"
+        without_metadata(source, str(found.extra["demuxer"]), found.mime_type, out, settings)
+        return ProducedFile(name="original", path=out, mime_type=found.mime_type, width=found.width,
+                            height=found.height)
 
 
 def rungs(settings: Settings) -> list[int]:

@@ -125,6 +125,29 @@ def poster(source: Path, demuxer: str, duration: float, box: int, out: Path, set
     raise MediaRejected("No picture could be decoded from this video: it is damaged or empty.", code="corrupt")
 
 
+# The muxer that writes a container back as the same kind of file it was read from.
+MUXERS = {"video/mp4": "mp4", "video/quicktime": "mov", "video/3gpp": "3gp", "video/webm": "webm",
+          "video/x-matroska": "matroska", "video/x-msvideo": "avi", "video/mp2t": "mpegts", "video/ogg": "ogg"}
+
+
+def without_metadata(source: Path, demuxer: str, mime_type: str, out: Path, settings: Settings) -> None:
+    """Copy the picture and sound streams, untouched, into a new file of the same type without
+    tags, chapters, data tracks or subtitles: phones record where a video was taken (QuickTime
+    ``\xa9xyz`` / ``location`` tags and per-frame metadata tracks). The display rotation is kept.
+    """
+    args = ["-i", str(source), "-map", "0:v", "-map", "0:a?", "-c", "copy", "-map_metadata", "-1",
+            "-map_chapters", "-1", "-dn", "-sn"]
+    muxer = MUXERS[mime_type]
+    if muxer in ("mp4", "mov", "3gp"):
+        args += ["-movflags", "+faststart"]
+    args += ["-f", muxer, "-y", str(out)]
+    run_ffmpeg(settings, args, duration=None, progress=lambda fraction: None, timeout=POSTER_TIMEOUT * 5,
+               memory_mb=settings.video.memory_mb, what="Removing the location from this video",
+               input_format=demuxer)
+    if not out.is_file() or out.stat().st_size == 0:
+        raise MediaRejected("This video could not be copied without its metadata.", code="corrupt")
+
+
 def frames_declared(duration: float, fps: float | None, frames: int | None) -> float:
     """The longest length the header implies, from the container duration or frames / rate."""
     implied = frames / fps if frames and fps else 0.0
