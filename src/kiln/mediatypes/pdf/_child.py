@@ -11,8 +11,8 @@ It is a plain script with no Kiln imports, so it starts in ~0.1 s. It prints JSO
     page from the page tree (cheap: no page is loaded), before anything is drawn.
 ``render FILE OUTDIR FIRST LAST BOX_W BOX_H FORMAT QUALITY``
     draws pages FIRST..LAST (1-based) to ``OUTDIR/page-N.jpg`` (or ``.png``), each fitting the box,
-    on white. Each file appears under its final name only when complete (written then renamed), so the
-    parent can count finished pages for live progress. Prints one JSON line per page.
+    on white, printing one JSON line as each page is finished (the parent's live progress). A page
+    file appears under its final name only when complete (written, then renamed).
 """
 
 from __future__ import annotations

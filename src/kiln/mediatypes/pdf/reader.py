@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +41,11 @@ class DrawnPage:
     height: int
 
 
-def _child(settings: Settings, *args: object, timeout: float, what: str) -> bytes:
+def _child(settings: Settings, *args: object, timeout: float, what: str,
+           on_line: Callable[[bytes], None] | None = None) -> bytes:
     command = [sys.executable, "-I", str(CHILD), *(str(a) for a in args)]
-    return run_external(command, timeout=timeout, memory_mb=settings.document.memory_mb, what=what).stdout
+    return run_external(command, timeout=timeout, memory_mb=settings.document.memory_mb, what=what,
+                        on_line=on_line).stdout
 
 
 def probe(path: Path, settings: Settings) -> Probe:
@@ -85,33 +86,22 @@ def _refusal(answer: dict[str, Any], settings: Settings) -> MediaRejected:
 def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, int], fmt: str, quality: int,
                settings: Settings, progress: Callable[[int], None] = lambda done: None) -> list[DrawnPage]:
     """Draw pages ``first``..``last`` (1-based) into ``outdir``, fitting ``box``; ``progress(pages done)``
-    is called while the child works, as finished page files appear."""
+    is called as the child reports each finished page."""
     outdir.mkdir(parents=True, exist_ok=True)
     suffix = ".png" if fmt == "png" else ".jpg"
-    stop = threading.Event()
+    answers: list[dict[str, Any]] = []
 
-    def watch() -> None:  # the child renames each page into place when it is complete
-        seen = 0
-        while not stop.wait(0.2):
-            done = sum(1 for n in range(first, last + 1) if (outdir / f"page-{n}{suffix}").exists())
-            if done != seen:
-                seen = done
-                progress(done)
+    def on_line(line: bytes) -> None:
+        if line.startswith(b"{"):
+            answers.append(json.loads(line))
+            progress(len(answers))
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        timeout = settings.document.probe_seconds + settings.document.seconds_per_page * (last - first + 1)
-        out = _child(settings, "render", path, outdir, first, last, box[0], box[1], fmt, quality,
-                     timeout=timeout, what="The PDF renderer")
-    finally:
-        stop.set()
-        watcher.join()
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    if lines and "refused" in lines[0]:
-        raise _refusal(lines[0], settings)
-    drawn = [DrawnPage(d["page"], outdir / f"page-{d['page']}{suffix}", d["width"], d["height"]) for d in lines]
+    timeout = settings.document.probe_seconds + settings.document.seconds_per_page * (last - first + 1)
+    _child(settings, "render", path, outdir, first, last, box[0], box[1], fmt, quality,
+           timeout=timeout, what="The PDF renderer", on_line=on_line)
+    if answers and "refused" in answers[0]:
+        raise _refusal(answers[0], settings)
+    drawn = [DrawnPage(a["page"], outdir / f"page-{a['page']}{suffix}", a["width"], a["height"]) for a in answers]
     if not drawn:
         raise MediaRejected("No page of this PDF could be drawn.", code="corrupt")
-    progress(len(drawn))
     return drawn
