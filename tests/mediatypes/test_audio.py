@@ -185,16 +185,34 @@ def test_mp3_renditions(samples, settings, tmp_path):  # type: ignore[no-untyped
     assert made["medium"].width <= settings.image.medium_size
     spectrogram = made["spectrogram"]
     assert spectrogram.width == settings.audio.spectrogram_width
-    audio = made["audio"]
-    assert audio.mime_type == "audio/mp4" and audio.path.suffix == ".m4a"
-    out = probe(audio.path, settings, frozenset({"mov"}), "The result")
-    assert out.audio is not None and out.audio.codec == "aac" and out.audio.channels == 2
-    assert abs(out.duration - 2.0) < 0.1 and out.cover is None
+    audio = made["audio"]  # an MP3 every browser plays is published as it is, without its tags
+    assert metadata["audio_copied"] is True and (audio.mime_type, audio.path.suffix) == ("audio/mpeg", ".mp3")
+    out = probe(audio.path, settings, frozenset({"mp3"}), "The result")
+    assert out.audio is not None and out.audio.codec.startswith("mp3") and out.audio.channels == 2
+    assert abs(out.duration - 2.0) < 0.1 and not out.tags
     data = audio.path.read_bytes()
-    assert F.ARTIST.encode() not in data and data.find(b"moov") < data.find(b"mdat")  # no tags; index first
+    assert F.ARTIST.encode() not in data and not data.startswith(b"ID3") and b"Info" in data[:200]  # seekable
 
 
-def test_cover_art_becomes_the_medium_and_mono_stays_mono(samples, settings, tmp_path):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("key", "channels"), [("flac", 1), ("opus", 2), ("wav", 1), ("aiff", 2)])
+def test_other_formats_become_aac_in_m4a_with_the_index_first(samples, settings, tmp_path, key, channels):  # type: ignore[no-untyped-def]
+    found = identify(samples("audio")[key], settings)
+    ctx = StepContext(source=samples("audio")[key], workdir=tmp_path, settings=settings, identified=found)
+    fractions: list[float] = []
+    ctx.report_progress = fractions.append
+    result = KIND.run_step("transcode", ctx)
+    (audio,) = result.files
+    assert result.metadata == {"audio_copied": False}
+    assert (audio.name, audio.mime_type, audio.path.suffix) == ("audio", "audio/mp4", ".m4a")
+    out = probe(audio.path, settings, frozenset({"mov"}), "The result")
+    assert out.audio is not None and out.audio.codec == "aac" and out.audio.channels == channels
+    assert abs(out.duration - found.extra["duration"]) < 0.1 and out.cover is None
+    data = audio.path.read_bytes()
+    assert F.ARTIST.encode() not in data and data.find(b"moov") < data.find(b"mdat")
+    assert fractions and fractions[-1] == 1.0
+
+
+def test_cover_art_becomes_the_medium(samples, settings, tmp_path):  # type: ignore[no-untyped-def]
     made, metadata = run_all(samples("audio")["m4a_cover"], settings, tmp_path)
     assert metadata["cover"] is True
     with Image.open(made["medium"].path) as medium:
@@ -203,8 +221,10 @@ def test_cover_art_becomes_the_medium_and_mono_stays_mono(samples, settings, tmp
         assert r > 160 and g < 80 and b < 70  # the cover's colour, 0xC03020
     with Image.open(made["thumbnail"].path) as thumb:  # the waveform, on its dark ground
         assert thumb.convert("RGB").getpixel((2, 2))[2] < 80
+    assert metadata["audio_copied"] is True  # AAC from an M4A is copied, without the picture
     out = probe(made["audio"].path, settings, frozenset({"mov"}), "The result")
     assert out.audio is not None and out.audio.channels == 1 and out.cover is None
+    assert not {"title", "artist", "album"} & set(out.tags)
 
 
 def test_spectrogram_shows_the_stereo_tones(samples, settings, tmp_path):  # type: ignore[no-untyped-def]
@@ -244,7 +264,8 @@ def test_every_sample_plays_on_its_page(client, settings, rt, samples):  # type:
         if label == "m4a_cover":
             assert 'class="audio-cover"' in part
         ranged = client.get(audio_url, headers={"Range": "bytes=0-99"})
-        assert (ranged.status_code, ranged.headers["content-type"], len(ranged.content)) == (206, "audio/mp4", 100)
+        mime = "audio/mpeg" if label.startswith("mp3") else "audio/mp4"
+        assert (ranged.status_code, ranged.headers["content-type"], len(ranged.content)) == (206, mime, 100)
     script = re.search(r'src="(/static/kinds/audio\.js\?v=\w+)"', page.text)
     assert script and client.get(script.group(1)).status_code == 200
     assert re.search(r'href="/static/kinds/audio\.css\?v=\w+"', page.text)

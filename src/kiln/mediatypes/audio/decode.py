@@ -3,8 +3,10 @@ demuxer forced, ``file`` protocol only, the job's own copy, time and memory limi
 
 * :func:`decode_pcm` decodes the first audio stream to mono 16-bit PCM at a low rate, into a file
   in the work directory that numpy maps (never the whole sound in memory), and refuses a file
-  whose sound stops well before the duration its header declares (a cut-off FLAC or M4A).
-* :func:`transcode` makes the web rendition; :func:`extract_cover` the cover art as a PNG.
+  whose sound stops well before the duration its header declares (a cut-off FLAC or M4A). Later
+  steps of the same run reuse the decoded file.
+* :func:`transcode` makes the web rendition (copying MP3 and AAC sound browsers already play);
+  :func:`extract_cover` the cover art as a PNG.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DECODE_MEMORY_MB = 768
 FULL_RATE = 16_000  # analysis sample rate for sound up to ten minutes long (spectrogram up to 8 kHz)
 LOWEST_RATE = 2_000  # twelve hours at this rate is 173 MB of PCM in the work directory
 MIN_SPEED = 10.0  # seconds of sound per second of wall time below which a run is stopped
+COPY_MAX_BITRATE = 330_000  # MP3 and AAC up to 320 kbit/s are published as they are, not re-encoded
 
 
 def analysis_rate(duration: float) -> int:
@@ -45,7 +48,11 @@ def decode_pcm(source: Path, demuxer: str, duration: float, settings: Settings, 
     Raises MediaRejected when less than 90% of the declared ``duration`` decodes (cut off), or
     when nothing decodes at all.
     """
-    target = workdir / f"sound-{rate}.s16"
+    done = workdir / f"sound-{rate}.s16"
+    if done.is_file():  # decoded and checked by an earlier step of this run (waveform, then spectrogram)
+        progress(1.0)
+        return np.memmap(done, dtype="<i2", mode="r", shape=(done.stat().st_size // 2,))
+    target = workdir / f"sound-{rate}.s16.part"
     run_ffmpeg(settings, ["-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", str(rate),
                           "-c:a", "pcm_s16le", "-f", "s16le", "-y", str(target)],
                duration=duration, progress=progress, timeout=time_limit(settings, duration),
@@ -58,22 +65,46 @@ def decode_pcm(source: Path, demuxer: str, duration: float, settings: Settings, 
         raise MediaRejected(
             f"This audio file is incomplete or damaged: its header says it lasts {clock(duration)}, but "
             f"only {clock(decoded)} of sound could be read. Upload the whole file again.", code="corrupt")
-    return np.memmap(target, dtype="<i2", mode="r", shape=(count,))
+    target.rename(done)
+    return np.memmap(done, dtype="<i2", mode="r", shape=(count,))
+
+
+def copyable(fmt_key: str, codec: str, channels: int, sample_rate: int, bit_rate: int | None) -> str | None:
+    """The container to copy the original's sound into, when every browser already plays it (MP3,
+    or AAC from an M4A/MP4) at a sensible size: "mp3", "m4a" or None (convert it)."""
+    if channels > 2 or sample_rate > 48_000 or (bit_rate or 0) > COPY_MAX_BITRATE:
+        return None
+    if fmt_key == "mp3" and codec == "mp3":
+        return "mp3"
+    if fmt_key in ("m4a", "mp4") and codec == "aac":
+        return "m4a"
+    return None
 
 
 def transcode(source: Path, demuxer: str, duration: float, channels: int, sample_rate: int, settings: Settings,
-              target: Path, progress: Callable[[float], None]) -> None:
-    """AAC-LC in an M4A with its index first (plays while it downloads), no tags or pictures."""
-    audio = settings.audio
-    stereo = channels >= 2
-    bitrate = audio.bitrate_kbps if stereo else max(32, audio.bitrate_kbps // 2)
-    args = ["-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-            "-ac", "2" if stereo else "1", "-c:a", "aac", "-b:a", f"{bitrate}k"]
-    if sample_rate > 48_000 or sample_rate < 8_000:
-        args += ["-ar", "48000"]
-    args += ["-movflags", "+faststart", "-f", "ipod", "-y", str(target)]
-    run_ffmpeg(settings, args, duration=duration, progress=progress, timeout=time_limit(settings, duration),
-               memory_mb=DECODE_MEMORY_MB, what="The audio converter", input_format=demuxer)
+              workdir: Path, progress: Callable[[float], None], copy: str | None) -> tuple[Path, str]:
+    """The web rendition: the original's MP3 or AAC stream copied when ``copy`` says so, otherwise
+    AAC-LC in M4A. Either way tags and pictures are left out, and an M4A has its index first (it
+    plays while it downloads). Returns the file and its MIME type."""
+    args = ["-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+    if copy == "mp3":
+        target, mime = workdir / "audio.mp3", "audio/mpeg"
+        args += ["-c:a", "copy", "-id3v2_version", "0", "-write_id3v1", "0", "-f", "mp3"]
+    else:
+        target, mime = workdir / "audio.m4a", "audio/mp4"
+        if copy == "m4a":
+            args += ["-c:a", "copy"]
+        else:
+            stereo = channels >= 2
+            bitrate = settings.audio.bitrate_kbps if stereo else max(32, settings.audio.bitrate_kbps // 2)
+            args += ["-ac", "2" if stereo else "1", "-c:a", "aac", "-aac_coder", "fast", "-b:a", f"{bitrate}k"]
+            if sample_rate > 48_000 or sample_rate < 8_000:
+                args += ["-ar", "48000"]
+        args += ["-movflags", "+faststart", "-f", "ipod"]
+    run_ffmpeg(settings, [*args, "-y", str(target)], duration=duration, progress=progress,
+               timeout=time_limit(settings, duration), memory_mb=DECODE_MEMORY_MB, what="The audio converter",
+               input_format=demuxer)
+    return target, mime
 
 
 def extract_cover(source: Path, demuxer: str, stream_index: int, settings: Settings, target: Path) -> None:
