@@ -443,6 +443,7 @@ def _samples() -> dict[str, object]:
         "cr2": R.make_cr2,
         "nef": R.make_nef,
         "arw": R.make_arw,
+        "dng_sensor_only": R.make_dng_sensor_only,
     }
 
 
@@ -459,7 +460,8 @@ def _hostile() -> dict[str, object]:
         "truncated_png": make_truncated_png,
         "truncated_heic": make_truncated_heic,
         "truncated_dng": R.make_truncated_dng,
-        "raw_without_preview": R.make_raw_without_preview,
+        "raw_without_pictures": R.make_raw_without_pictures,
+        "sensor_bomb": R.make_sensor_bomb,
         "unknown_raw": R.make_pentax_like,
         "text": make_text_as_jpeg,
         "script": make_shell_script_as_jpeg,

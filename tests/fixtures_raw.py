@@ -11,7 +11,6 @@ must never reach a rendition.
 from __future__ import annotations
 
 import io
-import random
 import struct
 from pathlib import Path
 
@@ -106,18 +105,26 @@ def _thumbnail_rgb(w: TiffWriter, width: int = 160, height: int = 120) -> dict[i
     }
 
 
-def _cfa(w: TiffWriter, width: int, height: int, seed: int = 5) -> dict[int, tuple[int, int, bytes]]:
-    """Uncompressed 16-bit Bayer (RGGB) sensor data, as a DNG's main sub-directory holds."""
-    rng = random.Random(seed)
-    levels = bytes(rng.randrange(40, 200) for _ in range(256))
-    row = b"".join(struct.pack("<H", levels[(x * 7) % 256] * 16) for x in range(width))
-    at = w.blob(row * height)
+def _cfa(w: TiffWriter, width: int, height: int, red_block: bool = False) -> dict[int, tuple[int, int, bytes]]:
+    """Uncompressed 16-bit Bayer (RGGB) sensor data, as a DNG's main sub-directory holds: mid grey,
+    with (``red_block``) a saturated red block in the stored top-left quarter."""
+    grey = struct.pack("<H", 1600)
+    plain_row = grey * width
+    block = width // 4
+    red_even = (struct.pack("<HH", 4000, 150) * (block // 2)) + grey * (width - block)
+    red_odd = (struct.pack("<HH", 150, 150) * (block // 2)) + grey * (width - block)
+    rows = [(red_even if y % 2 == 0 else red_odd) if red_block and y < height // 4 else plain_row
+            for y in range(height)]
+    at = w.blob(b"".join(rows))
     return {
         0x00FE: long_(0), 0x0100: long_(width), 0x0101: long_(height), 0x0102: short(16),
         0x0103: short(1), 0x0106: short(32803), 0x0111: long_(at), 0x0115: short(1),
-        0x0116: long_(height), 0x0117: long_(len(row) * height), 0x828D: shorts(2, 2),
+        0x0116: long_(height), 0x0117: long_(2 * width * height), 0x828D: shorts(2, 2),
         0x828E: (1, 4, bytes([0, 1, 1, 2])), 0xC61D: long_(4095),
     }
+
+
+_IDENTITY = (10, 9, struct.pack("<" + "i" * 18, *[v for d in (1, 0, 0, 0, 1, 0, 0, 0, 1) for v in (d, 1)]))
 
 
 def make_dng(directory: Path, name: str = "camera.dng") -> Path:
@@ -130,9 +137,7 @@ def make_dng(directory: Path, name: str = "camera.dng") -> Path:
                      0x0106: short(6), 0x0111: long_(at), 0x0117: long_(len(jpeg))})
     entries = {**_thumbnail_rgb(w), **_exif_and_gps(w, "KilnCam", "KC-RAW"), 0x0112: short(1),
                0x014A: long_(cfa, preview), 0xC612: (1, 4, bytes([1, 4, 0, 0])),
-               0xC614: ascii_("KilnCam KC-RAW"),
-               0xC621: (10, 9, struct.pack("<" + "i" * 18, *[v for d in (1, 0, 0, 0, 1, 0, 0, 0, 1)
-                                                         for v in (d, 1)]))}
+               0xC614: ascii_("KilnCam KC-RAW"), 0xC621: _IDENTITY}
     path = directory / name
     path.write_bytes(w.finish(w.ifd(entries)))
     return path
@@ -145,11 +150,12 @@ def _lossless_jpeg_header(width: int, height: int) -> bytes:
 
 
 def make_cr2(directory: Path, name: str = "canon.cr2") -> Path:
-    """CR2: a 900x600 JPEG in IFD0 with orientation 8, a thumbnail in IFD1, and lossless-JPEG
-    sensor data in IFD3 declaring a bigger picture (which must not be chosen)."""
+    """CR2: a full-size 900x600 JPEG in IFD0 with orientation 8, a thumbnail in IFD1, and
+    lossless-JPEG sensor data in IFD3 whose frame header declares a bigger picture (which must not
+    be taken for a preview)."""
     w = TiffWriter(b"II*\x00\x10\x00\x00\x00CR\x02\x00\x00\x00\x00\x00")
     sensor = w.blob(_lossless_jpeg_header(3000, 2000))
-    ifd3 = w.ifd({0x0100: long_(3000), 0x0101: long_(2000), 0x0103: short(6), 0x0111: long_(sensor),
+    ifd3 = w.ifd({0x0100: long_(900), 0x0101: long_(600), 0x0103: short(6), 0x0111: long_(sensor),
                   0x0117: long_(400)})
     small = w.blob(bytes(160 * 120 * 3))
     ifd2 = w.ifd({0x0100: long_(160), 0x0101: long_(120), 0x0103: short(1), 0x0111: long_(small),
@@ -169,11 +175,11 @@ def make_cr2(directory: Path, name: str = "canon.cr2") -> Path:
 
 
 def make_nef(directory: Path, name: str = "nikon.nef") -> Path:
-    """NEF: an RGB thumbnail in IFD0 (Make NIKON), a 1000x664 JPEG preview and the sensor data in
-    SubIFDs; orientation 6."""
+    """NEF: an RGB thumbnail in IFD0 (Make NIKON), a full-size 1000x664 JPEG preview and the sensor
+    data in SubIFDs; orientation 6."""
     w = TiffWriter()
     raw = w.blob(bytes(4096))
-    sensor = w.ifd({0x00FE: long_(0), 0x0100: long_(1200), 0x0101: long_(800), 0x0103: short(34713),
+    sensor = w.ifd({0x00FE: long_(0), 0x0100: long_(1000), 0x0101: long_(664), 0x0103: short(34713),
                     0x0111: long_(raw), 0x0117: long_(4096)})
     jpeg = preview_jpeg(1000, 664, seed=14)
     at = w.blob(jpeg)
@@ -189,7 +195,7 @@ def make_arw(directory: Path, name: str = "sony.arw") -> Path:
     """ARW: Make SONY, an 800x532 JPEG preview in IFD0's JPEGInterchangeFormat, sensor in a SubIFD."""
     w = TiffWriter()
     raw = w.blob(bytes(4096))
-    sensor = w.ifd({0x00FE: long_(0), 0x0100: long_(1200), 0x0101: long_(800), 0x0103: short(32767),
+    sensor = w.ifd({0x00FE: long_(0), 0x0100: long_(800), 0x0101: long_(532), 0x0103: short(32767),
                     0x0111: long_(raw), 0x0117: long_(4096)})
     jpeg = preview_jpeg(800, 532, seed=15)
     at = w.blob(jpeg)
@@ -200,11 +206,36 @@ def make_arw(directory: Path, name: str = "sony.arw") -> Path:
     return path
 
 
-def make_raw_without_preview(directory: Path) -> Path:
-    """A DNG holding only sensor data: Kiln has nothing it may show."""
+def make_dng_sensor_only(directory: Path) -> Path:
+    """A DNG whose only preview is a 160x120 thumbnail: its 640x480 sensor data (red block stored
+    top-left, orientation 6) must be decoded, by LibRaw."""
     w = TiffWriter()
-    entries = {**_cfa(w, 64, 48), 0x010F: ascii_("KilnCam"), 0xC612: (1, 4, bytes([1, 4, 0, 0]))}
-    path = directory / "no-preview.dng"
+    cfa = w.ifd(_cfa(w, 640, 480, red_block=True))
+    entries = {**_thumbnail_rgb(w), **_exif_and_gps(w, "KilnCam", "KC-RAW"), 0x0112: short(6),
+               0x014A: long_(cfa), 0xC612: (1, 4, bytes([1, 4, 0, 0])), 0xC614: ascii_("KilnCam KC-RAW"),
+               0xC621: _IDENTITY}
+    path = directory / "sensor-only.dng"
+    path.write_bytes(w.finish(w.ifd(entries)))
+    return path
+
+
+def make_raw_without_pictures(directory: Path) -> Path:
+    """A DNG with neither a preview nor sensor data: nothing to show."""
+    w = TiffWriter()
+    entries = {0x010F: ascii_("KilnCam"), 0xC612: (1, 4, bytes([1, 4, 0, 0]))}
+    path = directory / "empty.dng"
+    path.write_bytes(w.finish(w.ifd(entries)))
+    return path
+
+
+def make_sensor_bomb(directory: Path) -> Path:
+    """A DNG without a preview whose sensor data declares 60000x60000 pixels (in a few bytes)."""
+    w = TiffWriter()
+    at = w.blob(bytes(64))
+    entries = {0x00FE: long_(0), 0x0100: long_(60000), 0x0101: long_(60000), 0x0102: short(16),
+               0x0103: short(1), 0x0106: short(32803), 0x0111: long_(at), 0x0117: long_(64),
+               0xC612: (1, 4, bytes([1, 4, 0, 0]))}
+    path = directory / "sensor-bomb.dng"
     path.write_bytes(w.finish(w.ifd(entries)))
     return path
 

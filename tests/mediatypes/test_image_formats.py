@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from tests import fixtures_images as F
 from tests import fixtures_raw as R
-from tests.mediatypes.test_image import identify, is_red, run_all
+from tests.mediatypes.test_image import identify, run_all
 
 from kiln.config import load_settings
 from kiln.mediatypes.base import MediaRejected
@@ -35,13 +35,18 @@ def no_metadata(path: Path) -> None:
         assert dict(image.getexif()) == {}
 
 
+def _reddish(pixel) -> bool:  # LibRaw's rendering of the synthetic sensor's red is a little blue
+    r, g, b = pixel[:3]
+    return r > 200 and g < 70 and b < 100
+
+
 def red_corner(path: Path) -> str:
     """Which corner of the picture is red: "tl", "tr", "bl" or "br"."""
     with Image.open(path) as image:
         rgb = image.convert("RGB")
         w, h = rgb.size
         corners = {"tl": (3, 3), "tr": (w - 4, 3), "bl": (3, h - 4), "br": (w - 4, h - 4)}
-        red = [name for name, xy in corners.items() if is_red(rgb.getpixel(xy))]
+        red = [name for name, xy in corners.items() if _reddish(rgb.getpixel(xy))]
     assert len(red) == 1, red
     return red[0]
 
@@ -107,6 +112,7 @@ def test_heic_original_is_published_stripped_as_an_upright_jpeg(images, settings
         ("cr2", "image/x-canon-cr2", (600, 900), "bl"),  # orientation 8; the SOF3 sensor data is skipped
         ("nef", "image/x-nikon-nef", (664, 1000), "tr"),  # orientation 6, preview in a SubIFD
         ("arw", "image/x-sony-arw", (800, 532), "tl"),
+        ("dng_sensor_only", "image/x-adobe-dng", (480, 640), "tr"),  # no preview: LibRaw, orientation 6
     ],
 )
 def test_camera_raw_shows_its_largest_preview_upright(images, settings, tmp_path, key, mime, size, corner):
@@ -118,7 +124,7 @@ def test_camera_raw_shows_its_largest_preview_upright(images, settings, tmp_path
     assert red_corner(medium.path) == corner
     for name in ("medium", "thumbnail"):
         no_metadata(made[name].path)
-    assert metadata["format"] == key
+    assert metadata["format"] == key.split("_")[0]
     assert metadata["gps"]["lat"] == pytest.approx(R.RAW_LAT, abs=1e-6)
     assert metadata["gps"]["lon"] == pytest.approx(R.RAW_LON, abs=1e-6)
     assert metadata["exif"]["f_number"] == 5.6 and metadata["exif"]["iso"] == 200
@@ -129,11 +135,32 @@ def test_dng_reports_its_sensor_size(images, settings, tmp_path):
     assert metadata["sensor_size"] == [960, 640]
 
 
+def test_sensor_data_is_decoded_by_libraw_in_a_child_with_limits(images, tmp_path):
+    """Only a child process could be stopped like this: the worker itself never runs LibRaw."""
+    hasty = load_settings(data_dir=tmp_path / "data", image={"raw_seconds": 0.001})
+    started = time.perf_counter()
+    with pytest.raises(MediaRejected) as caught:
+        run_all(images["dng_sensor_only"], hasty, tmp_path / "work")
+    assert time.perf_counter() - started < 5
+    assert caught.value.code == "timeout" and "camera RAW decoder" in caught.value.message
+
+
+def test_a_preview_too_small_for_the_medium_is_passed_over(images, tmp_path):
+    """With a 960 px medium box the DNG's 960x640 preview is enough; at 1280 it would be too."""
+    for size in (640, 960):
+        settings = load_settings(data_dir=tmp_path / f"data{size}", image={"medium_size": size})
+        assert identify(images["dng"], settings).width == 960  # the preview serves
+    small_preview = load_settings(data_dir=tmp_path / "data", image={"medium_size": 2000})
+    assert identify(images["dng"], small_preview).width == 960  # the preview is as big as the sensor
+    assert identify(images["dng_sensor_only"], small_preview).width == 480  # only a thumbnail: sensor
+
+
 @pytest.mark.parametrize(
     ("key", "code", "words"),
     [
         ("truncated_dng", "corrupt", "damaged"),
-        ("raw_without_preview", "unsupported", "no embedded preview"),
+        ("raw_without_pictures", "unsupported", "neither a preview"),
+        ("sensor_bomb", "too_large", "60000\u00d760000"),
         ("unknown_raw", "unsupported", "make Kiln does not read"),
     ],
 )
@@ -168,7 +195,7 @@ def test_directory_loops_end_and_absurd_entry_counts_are_refused(settings, tmp_p
     looping.write_bytes(w.finish(first))
     with pytest.raises(MediaRejected) as caught:
         identify(looping, settings)
-    assert "no embedded preview" in caught.value.message
+    assert "neither a preview" in caught.value.message
     absurd = tmp_path / "absurd.nef"
     absurd.write_bytes(b"II*\x00\x08\x00\x00\x00" + b"\x40\x9c" + b"\x00" * 64)  # 40000 entries
     with pytest.raises(MediaRejected) as caught:

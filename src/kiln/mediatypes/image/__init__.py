@@ -119,13 +119,13 @@ class ImageKind:
         if step == "medium":
             header = self._header(ctx.source, ctx.settings)
             return StepResult(
-                files=[render(ctx.source, header, image.medium_size, encoding, ctx.workdir, "medium")]
+                files=[render(ctx.source, header, image.medium_size, encoding, ctx.workdir, "medium", image)]
             )
         if step == "thumbnail":
             source = self._thumbnail_source(ctx)
             header = self._header(source, ctx.settings)
             return StepResult(
-                files=[render(source, header, image.thumbnail_size, encoding, ctx.workdir, "thumbnail")]
+                files=[render(source, header, image.thumbnail_size, encoding, ctx.workdir, "thumbnail", image)]
             )
         if step == "animated":
             header = self._header(ctx.source, ctx.settings)
@@ -166,7 +166,8 @@ class ImageKind:
             path = strip_file(source, workdir, header.fmt.key, header.orientation)
         except LookupError:
             encoding = Encoding(jpeg_quality=95, webp_quality=95)
-            return render(source, header, max(header.width, header.height), encoding, workdir, "original-stripped")
+            return render(source, header, max(header.width, header.height), encoding, workdir, "original-stripped",
+                          settings.image)
         return ProducedFile(name="original", path=path, mime_type=header.fmt.mime_type, width=header.width,
                             height=header.height)
 

@@ -6,7 +6,8 @@
   applies the HEIF transformations (``irot``, ``imir``, ``clap``), so the pixels arrive upright and
   the EXIF orientation an iPhone also writes must not be applied a second time.
 * Camera RAW: the largest embedded JPEG preview (see raw.py), read from memory by libvips' JPEG
-  loader, turned upright with the orientation of the RAW's first directory.
+  loader, turned upright with the orientation of the RAW's first directory; or, for files without
+  a big enough preview, the sensor data decoded by LibRaw in a limited child (_libraw.py).
 
 Callers check the header's limits before calling :func:`open_image`.
 """
@@ -17,14 +18,18 @@ from pathlib import Path
 
 import pyvips
 
+from kiln.config import ImageSettings
 from kiln.mediatypes.base import MediaRejected
+from kiln.mediatypes.external import run_external
+from kiln.mediatypes.image import _libraw as _libraw_child
 from kiln.mediatypes.image import raw
-from kiln.mediatypes.image._vips import load, load_jpeg_buffer
+from kiln.mediatypes.image._vips import FORMATS, load, load_jpeg_buffer
 from kiln.mediatypes.image.sniff import Header
 
 
-def open_image(source: Path, header: Header, box: int | None = None) -> pyvips.Image:
+def open_image(source: Path, header: Header, box: int | None, workdir: Path, settings: ImageSettings) -> pyvips.Image:
     """``source`` as a libvips image; with ``box``, decoded no larger than needed for that box.
+    ``workdir`` receives intermediate files (LibRaw's output).
 
     Call inside ``translate_errors(header.fmt)``.
     """
@@ -32,13 +37,27 @@ def open_image(source: Path, header: Header, box: int | None = None) -> pyvips.I
     options = shrink_on_load(header, box) if box else {}
     if fmt.pixels == "heif":
         return _heic(source, header)
-    if fmt.pixels == "raw":
-        assert header.preview is not None
+    if fmt.pixels == "raw" and header.preview is None:
+        image = _libraw(source, header, box, workdir, settings)
+        orientation = 1  # LibRaw turned it upright
+    elif fmt.pixels == "raw":
         image = load_jpeg_buffer(raw.preview_bytes(source, header.preview), **options)
-        image = image.copy()
-        image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)
-        return image
-    return load(str(source), fmt, **options)
+        orientation = header.orientation
+    else:
+        return load(str(source), fmt, **options)
+    image = image.copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return image
+
+
+def _libraw(source: Path, header: Header, box: int | None, workdir: Path, settings: ImageSettings) -> pyvips.Image:
+    """Demosaic the sensor data in a child process; at half size when that still fills ``box``."""
+    half = box is not None and max(header.stored_width, header.stored_height) >= 2 * box
+    out = workdir / f"sensor-{'half' if half else 'full'}.tif"
+    if not out.is_file():
+        run_external(_libraw_child.command(source, out, half), timeout=settings.raw_seconds,
+                     memory_mb=settings.raw_memory_mb, what="The camera RAW decoder")
+    return load(str(out), FORMATS["tiff"])
 
 
 def shrink_on_load(header: Header, box: int) -> dict[str, object]:

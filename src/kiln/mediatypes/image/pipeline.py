@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyvips
 
+from kiln.config import ImageSettings
 from kiln.mediatypes.base import ProducedFile
 from kiln.mediatypes.image._vips import translate_errors
 from kiln.mediatypes.image.decode import open_image
@@ -25,7 +26,8 @@ class Encoding:
 
 
 def render(
-    source: Path, header: Header, box: int, encoding: Encoding, out_dir: Path, name: str
+    source: Path, header: Header, box: int, encoding: Encoding, out_dir: Path, name: str,
+    settings: ImageSettings,
 ) -> ProducedFile:
     """Write ``name`` (fitting in a ``box`` x ``box`` square, never enlarged) into ``out_dir``.
 
@@ -33,7 +35,7 @@ def render(
     the colour profile: no EXIF, GPS, XMP or IPTC.
     """
     with translate_errors(header.fmt):
-        image = open_image(source, header, box)
+        image = open_image(source, header, box, out_dir, settings)
         image = image.thumbnail_image(box, height=box, size="down")  # also turns it upright
         image = _displayable(image)
         data, mime_type, suffix = _encode(image, encoding)

@@ -1,12 +1,16 @@
 """Camera RAW (DNG, CR2, NEF, ARW): recognised from the TIFF structure, shown through the largest
-JPEG preview the camera (or the DNG converter) embedded.
+JPEG preview the camera (or the DNG converter) embedded, or else decoded by LibRaw in a child.
 
-Why the preview and not a RAW decoder: the preview is the picture as the camera rendered it
-(white balance, tone curve, lens corrections), it is usually full size for CR2 and NEF, and
-publishing it costs one JPEG decode (tens of milliseconds, with DCT shrink-on-load) instead of a
-demosaic of the whole sensor (seconds and hundreds of MB). It also keeps LibRaw, a large C parser
-with a long history of memory-safety fixes, out of the worker: the only code that touches the
-untrusted bytes is this bounded TIFF walk and libvips' JPEG decoder, which reads every JPEG anyway.
+Why the preview first: it is the picture as the camera rendered it (white balance, tone curve,
+lens corrections), it is full size in CR2 and most NEF and DNG files, and publishing it costs one
+JPEG decode (tens of milliseconds, with DCT shrink-on-load) instead of a demosaic of the whole
+sensor (seconds and hundreds of MB; see bench/results/images-formats.json). It also keeps LibRaw,
+a large C parser with a long history of memory-safety fixes, out of the worker process: the only
+code that touches the untrusted bytes is this bounded TIFF walk and libvips' JPEG decoder.
+
+Only when a file has no preview big enough for the medium rendition (a DNG holding sensor data
+and a thumbnail) is the sensor data decoded, by LibRaw (rawpy) in a separate process with an
+address-space cap and a time limit (see _libraw.py), after its declared size passed the limits.
 
 Every read here is bounded: at most ``_MAX_IFDS`` directories of ``_MAX_ENTRIES`` entries, each
 offset checked against the file's size, loops refused.
@@ -63,7 +67,7 @@ class RawFile:
     make: str
     orientation: int
     previews: list[Preview] = field(default_factory=list)
-    sensor: tuple[int, int] | None = None  # the largest directory's declared size
+    sensor: tuple[int, int] | None = None  # the largest full-resolution directory's declared size
 
     @property
     def preview(self) -> Preview | None:
@@ -96,8 +100,8 @@ def family(path: Path) -> str | None:
 
 
 def read(path: Path, fmt_label: str, family_key: str) -> RawFile:
-    """Walk every directory of the RAW at ``path``. MediaRejected when it is cut short or has no
-    JPEG preview Kiln can show."""
+    """Walk every directory of the RAW at ``path``. MediaRejected when it is cut short or has
+    neither a JPEG preview nor sensor data."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         walker = _Walker(fh, size, fmt_label)
@@ -105,10 +109,10 @@ def read(path: Path, fmt_label: str, family_key: str) -> RawFile:
     if walker.furthest > size:
         raise MediaRejected(f"This {fmt_label} file is cut short: part of the picture is missing.",
                             code="corrupt")
-    if raw.preview is None:
+    if raw.preview is None and raw.sensor is None:
         raise MediaRejected(
-            f"This {fmt_label} file has no embedded preview picture, which Kiln needs to show a camera "
-            "RAW file. Export it as JPEG (or DNG with a full-size preview) and upload that.",
+            f"This {fmt_label} file holds neither a preview picture nor sensor data Kiln can find. "
+            "Export it as JPEG (or DNG) and upload that.",
             code="unsupported",
         )
     return raw
@@ -194,7 +198,9 @@ class _Walker:
 
     def _collect(self, entries: dict[int, tuple[int, int, bytes]], raw: RawFile) -> None:
         width, height = self._first(entries.get(TAG_WIDTH)), self._first(entries.get(TAG_HEIGHT))
-        if width and height and (raw.sensor is None or width * height > raw.sensor[0] * raw.sensor[1]):
+        full_resolution = not (self._first(entries.get(TAG_NEW_SUBFILE_TYPE)) or 0) & 1
+        if full_resolution and width and height and (
+                raw.sensor is None or width * height > raw.sensor[0] * raw.sensor[1]):
             raw.sensor = (width, height)
         for offsets_tag, counts_tag in _PAIRS:
             offsets, counts = self._values(entries.get(offsets_tag)), self._values(entries.get(counts_tag))

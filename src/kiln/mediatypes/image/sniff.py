@@ -69,7 +69,7 @@ class Header:
     frames: int
     bands: int
     exif: bytes | None
-    preview: raw.Preview | None = None  # camera RAW: the embedded JPEG the pixels come from
+    preview: raw.Preview | None = None  # camera RAW: the embedded JPEG the pixels come from (None: LibRaw)
     sensor: tuple[int, int] | None = None  # camera RAW: the sensor picture's declared size
 
     @property
@@ -112,7 +112,7 @@ def read_header(path: Path, fmt: Format, limits: ImageSettings) -> Header:
     if fmt.key == "tiff":
         fmt = _camera_raw(path, fmt)
     if fmt.pixels == "raw":
-        header = _raw_header(path, fmt)
+        header = _raw_header(path, fmt, limits)
     else:
         with translate_errors(fmt):
             header = header_of(load(str(path), fmt), fmt)
@@ -132,14 +132,21 @@ def _camera_raw(path: Path, fmt: Format) -> Format:
     return FORMATS[camera] if camera else fmt
 
 
-def _raw_header(path: Path, fmt: Format) -> Header:
+def _raw_header(path: Path, fmt: Format, limits: ImageSettings) -> Header:
+    """The embedded preview when it is big enough for the medium rendition (or as big as the
+    sensor); otherwise the sensor data, which LibRaw will decode (``preview`` is then None)."""
     with translate_errors(fmt):
         camera = raw.read(path, fmt.label, fmt.key)
-    preview = camera.preview
-    assert preview is not None  # raw.read refuses files without one
-    return Header(fmt=fmt, stored_width=preview.width, stored_height=preview.height,
-                  orientation=camera.orientation, frames=1, bands=3, exif=None, preview=preview,
-                  sensor=camera.sensor)
+    preview, sensor = camera.preview, camera.sensor
+    if preview is not None and (
+        sensor is None or max(preview.width, preview.height) >= min(limits.medium_size, max(sensor))
+    ):
+        width, height = preview.width, preview.height
+    else:
+        assert sensor is not None  # raw.read refuses files with neither
+        preview, (width, height) = None, sensor
+    return Header(fmt=fmt, stored_width=width, stored_height=height, orientation=camera.orientation,
+                  frames=1, bands=3, exif=None, preview=preview, sensor=sensor)
 
 
 def check_limits(header: Header, limits: ImageSettings) -> None:

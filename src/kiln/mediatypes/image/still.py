@@ -25,7 +25,7 @@ def render_still(still: Path, box: int, workdir: Path, name: str, settings: Sett
         raise MediaRejected("The picture made from this file could not be read.", code="internal")
     header = read_header(still, fmt, settings.image)
     encoding = Encoding(jpeg_quality=settings.image.jpeg_quality, webp_quality=settings.image.webp_quality)
-    return render(still, header, box, encoding, workdir, name)
+    return render(still, header, box, encoding, workdir, name, settings.image)
 
 
 def placeholder(picture: Path) -> str | None:
