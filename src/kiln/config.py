@@ -33,6 +33,9 @@ class ImageSettings(BaseModel):
     max_frames: int = Field(1000, ge=1, description="Animations declaring more frames are refused unread.")
     max_animation_pixels: int = Field(1_000_000_000, description="Animations whose frames hold more pixels "
                                       "together (frames x width x height) are refused unread.")
+    raw_memory_mb: int = Field(2048, ge=0, description="Address-space cap of the LibRaw process that decodes a "
+                               "camera RAW without a big enough preview; 0 = none.")
+    raw_seconds: float = Field(60.0, gt=0, description="Time that LibRaw process may take.")
 
 
 class ToolSettings(BaseModel):
