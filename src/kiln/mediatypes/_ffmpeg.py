@@ -105,7 +105,8 @@ def probe(path: Path, settings: Settings, formats: frozenset[str], what: str) ->
         raise MediaRejected(f"{what} is not a file Kiln can read.", code="unsupported")
     done = run_external([sys.executable, "-I", str(_CHILD), ",".join(allowed), str(PROBE_MAX_PIXELS),
                          str(path.resolve())],
-                        timeout=PROBE_TIMEOUT, memory_mb=PROBE_MEMORY_MB, what=f"Reading {what.lower()}'s header")
+                        timeout=PROBE_TIMEOUT, memory_mb=PROBE_MEMORY_MB,
+                        what=f"Reading the header of {what[:1].lower()}{what[1:]}")
     try:
         data = json.loads(done.stdout)
     except ValueError:
