@@ -37,6 +37,7 @@ from kiln.mediatypes.model3d.sniff import FORMATS, check, sniff
 __all__ = ["KIND", "ModelKind"]
 
 RENDERER_VERSION = 1
+CHILD = Path(__file__).with_name("child.py")
 
 
 class ModelKind:
@@ -110,7 +111,7 @@ class ModelKind:
     def _child(ctx: StepContext, args: list[str]) -> dict:  # type: ignore[type-arg]
         model = ctx.settings.model3d
         done = run_external(
-            [sys.executable, "-m", "kiln.mediatypes.model3d.child", *args,
+            [sys.executable, str(CHILD), *args,
              "--max-triangles", str(model.max_triangles)],
             timeout=model.time_limit_seconds, memory_mb=model.memory_mb, cwd=ctx.workdir,
             what="The 3D model reader")

@@ -1,4 +1,4 @@
-"""The child process that loads an untrusted model (``python -m kiln.mediatypes.model3d.child``).
+"""The child process that loads an untrusted model (``python .../model3d/child.py``, run as a script).
 
 Parsing meshes is CPU- and memory-hungry and trimesh was not written for hostile input, so it runs
 here, under :func:`kiln.mediatypes.external.run_external`'s time and address-space limits, never in
@@ -14,7 +14,10 @@ stderr is a sentence for the model's owner, and it exits with status 2.
 from __future__ import annotations
 
 import os
+import sys
 
+if __name__ == "__main__":
+    sys.path.pop(0)  # this file's folder: its modules (gltf.py, ...) must not shadow top-level names
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one thread: thread stacks count against the memory cap
 
@@ -22,7 +25,6 @@ import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -125,9 +127,20 @@ def report(parts, fmt: str) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def picture(parts, size: int, supersample: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    from kiln.mediatypes.model3d.raster import render
+def _raster():  # type: ignore[no-untyped-def]
+    """raster.py, loaded from beside this file: importing it through the ``kiln`` package would
+    import Kiln's settings and media registry too, a third of a second per child for nothing."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("kiln_model3d_raster", Path(__file__).with_name("raster.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def picture(parts, size: int, supersample: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    render = _raster().render
     offsets = np.cumsum([0] + [len(m.vertices) for m in parts])
     vertices = np.concatenate([m.vertices for m in parts])
     faces = np.concatenate([m.faces + offset for m, offset in zip(parts, offsets, strict=False)])

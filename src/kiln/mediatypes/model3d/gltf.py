@@ -14,7 +14,6 @@ from typing import Any
 from kiln.mediatypes.base import MediaRejected
 
 MAX_JSON_BYTES = 64 * 1024**2  # a GLB's JSON chunk holds only the structure, never the data
-MAX_NODE_VISITS = 200_000
 # Extensions a file may *require* and still be read correctly by the loader; anything else (Draco or
 # meshopt compression, ...) would load wrongly or not at all.
 READABLE_EXTENSIONS = frozenset({
@@ -165,30 +164,35 @@ def _mesh_triangles(mesh: dict[str, Any], counts: list[int]) -> int:
 
 
 def _scene_triangles(doc: dict[str, Any], per_mesh: list[int], max_triangles: int) -> int:
-    """Triangles drawn once each node is instanced (a mesh under many nodes is drawn many times)."""
+    """Triangles drawn once each node is instanced: a node draws its mesh and everything its children
+    draw, so a small file can ask for millions of copies (counted here without walking them)."""
     nodes = doc.get("nodes", [])
     scenes = doc.get("scenes", [])
     if scenes:
-        roots = list(scenes[int(doc.get("scene", 0))].get("nodes", []))
-    else:
+        roots = [int(r) for r in scenes[int(doc.get("scene", 0))].get("nodes", [])]
+    elif nodes:
         children = {int(c) for node in nodes for c in node.get("children", [])}
         roots = [i for i in range(len(nodes)) if i not in children]
-        if not nodes:
-            return sum(per_mesh)
-    total, visits = 0, 0
-    stack: list[tuple[int, frozenset[int]]] = [(int(r), frozenset()) for r in roots]
-    while stack:
-        index, above = stack.pop()
-        visits += 1
-        if index in above:
-            raise MediaRejected("This glTF scene is damaged: a node contains itself.", code="corrupt")
-        if visits > MAX_NODE_VISITS:
-            raise MediaRejected(f"This glTF scene places its parts more than {MAX_NODE_VISITS:,} times; Kiln "
-                                "refuses scenes that large.", code="too_large")
-        if total > max_triangles:
-            return total
-        node = nodes[index]
-        if "mesh" in node:
-            total += per_mesh[int(node["mesh"])]
-        stack.extend((int(child), above | {index}) for child in node.get("children", []))
-    return total
+    else:
+        return sum(per_mesh)
+    drawn: dict[int, int] = {}
+    visiting: set[int] = set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            index, children_done = stack.pop()
+            if index in drawn:
+                continue
+            node = nodes[index]
+            kids = [int(c) for c in node.get("children", [])]
+            if children_done:
+                visiting.discard(index)
+                own = per_mesh[int(node["mesh"])] if "mesh" in node else 0
+                drawn[index] = min(own + sum(drawn[k] for k in kids), 2**62)
+                continue
+            if index in visiting:
+                raise MediaRejected("This glTF scene is damaged: a node contains itself.", code="corrupt")
+            visiting.add(index)
+            stack.append((index, True))
+            stack.extend((k, False) for k in kids if k not in drawn)
+    return min(sum(drawn[r] for r in roots), 2**62)
