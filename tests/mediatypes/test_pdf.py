@@ -185,3 +185,22 @@ def test_every_hostile_file_is_refused_or_failed_with_a_message(client, settings
         assert message.startswith(f"{path.name}: ") and len(message) > len(path.name) + 30
     with rt.sessions() as session:
         assert session.query(MediaEntry).count() == 0
+
+
+def test_original_published_without_metadata_keeps_the_pages(client, settings, rt, samples):
+    from tests.conftest import form_post
+
+    register(client, settings)
+    upload(client, samples("pdf")["multipage"])
+    with rt.sessions() as session:
+        media_id = session.query(MediaEntry).one().id
+    form_post(client, f"/m/{media_id}/edit", {"title": "Doc", "original": "stripped"})
+    page = client.get(f"/u/alice/m/{media_id}").text
+    href = page.split('<p class="download"><a href="')[1].split('"')[0]
+    served = client.get(href)
+    assert served.status_code == 200 and served.content.startswith(b"%PDF-")
+    assert F.AUTHOR.encode() not in served.content and F.TITLE.encode() not in served.content
+    assert b"Ada Lovelace" in samples("pdf")["multipage"].read_bytes()
+    copy = Path(settings.data_dir) / "stripped.pdf"
+    copy.write_bytes(served.content)
+    assert reader.probe(copy, settings).pages == 3

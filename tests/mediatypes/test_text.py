@@ -200,3 +200,18 @@ def test_every_hostile_file_is_refused_with_a_message(client, settings, rt, host
         assert message.startswith(f"{path.name}: This ") and len(message) > len(path.name) + 30
     with rt.sessions() as session:
         assert session.query(MediaEntry).count() == 0
+
+
+def test_original_published_without_metadata_loses_its_sauce_record(client, settings, rt, samples):
+    from tests.conftest import form_post
+
+    register(client, settings)
+    upload(client, samples("text")["scene"])
+    with rt.sessions() as session:
+        media_id = session.query(MediaEntry).one().id
+    form_post(client, f"/m/{media_id}/edit", {"title": "Scene", "original": "stripped"})
+    page = client.get(f"/u/alice/m/{media_id}").text
+    href = page.split('<p class="download"><a href="')[1].split('"')[0]
+    served = client.get(href).content
+    original = samples("text")["scene"].read_bytes()
+    assert original.endswith(F.SAUCE) and served == original[: -len(F.SAUCE)]

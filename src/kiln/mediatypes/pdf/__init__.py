@@ -17,6 +17,8 @@ carry scripts and forms):
 * ``metadata``: ``info`` gets ``pages``, ``pdf_version``, ``page_size_mm``, ``encrypted`` (true for
   documents locked with an owner password only: they open without one) and ``document`` (title,
   author, subject, keywords, creator, producer, created, modified, when present).
+* Publishing the original "without camera data" gives the pages in a new document without that
+  metadata (``strip_metadata``).
 """
 
 from __future__ import annotations
@@ -127,6 +129,13 @@ class PdfKind:
         files = [ProducedFile(name=f"page-{page.number}", path=page.path, mime_type="image/jpeg",
                               width=page.width, height=page.height) for page in drawn]
         return StepResult(files=files, metadata={"pages_shown": len(files)})
+
+    def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
+        """The original for publishing "without camera data": the same pages in a new document, without
+        author, title, dates, software names, XMP, bookmarks and attachments."""
+        out = workdir / "original-stripped.pdf"
+        reader.strip(source, out, settings)
+        return ProducedFile(name="original", path=out, mime_type="application/pdf")
 
     @staticmethod
     def _metadata(found: reader.Probe) -> dict[str, object]:

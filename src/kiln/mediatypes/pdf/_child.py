@@ -13,6 +13,9 @@ It is a plain script with no Kiln imports, so it starts in ~0.1 s. It prints JSO
     draws pages FIRST..LAST (1-based) to ``OUTDIR/page-N.jpg`` (or ``.png``), each fitting the box,
     on white, printing one JSON line as each page is finished (the parent's live progress). A page
     file appears under its final name only when complete (written, then renamed).
+``strip FILE OUT``
+    writes the pages into a new document, leaving behind the document information (author, title,
+    dates, software), XMP metadata, bookmarks, attachments and document-level scripts.
 """
 
 from __future__ import annotations
@@ -92,12 +95,24 @@ def render(path: str, outdir: str, first: int, last: int, box_w: int, box_h: int
         page.close()
 
 
+def strip(path: str, out: str) -> None:
+    pdf = _open(path)
+    if pdf is None:
+        return
+    copy = pdfium.PdfDocument.new()
+    copy.import_pages(pdf)
+    copy.save(out)
+    print(json.dumps({"pages": len(copy)}))
+
+
 def main(argv: list[str]) -> int:
     command, *args = argv
     if command == "probe":
         probe(args[0], int(args[1]), float(args[2]))
     elif command == "render":
         render(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), int(args[5]), args[6], int(args[7]))
+    elif command == "strip":
+        strip(args[0], args[1])
     else:
         print(f"unknown command {command!r}", file=sys.stderr)
         return 2

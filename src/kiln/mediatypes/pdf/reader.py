@@ -105,3 +105,11 @@ def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, 
     if not drawn:
         raise MediaRejected("No page of this PDF could be drawn.", code="corrupt")
     return drawn
+
+
+def strip(path: Path, out: Path, settings: Settings) -> None:
+    """Write to ``out`` a copy of the PDF's pages without its document metadata (see _child.py)."""
+    answer = json.loads(_child(settings, "strip", path, out, timeout=settings.document.probe_seconds
+                               + settings.document.seconds_per_page, what="The PDF reader") or b"{}")
+    if "refused" in answer:
+        raise _refusal(answer, settings)

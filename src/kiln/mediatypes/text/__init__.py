@@ -19,6 +19,7 @@ Renditions:
   the entry rather than read from the rendition because a page is rendered from the database alone
   (renditions may live in an object store), Jinja escapes it, and text art is small: most ``.nfo``
   files are a few KiB, so the page shows them whole while a 1 MiB text still costs the page little.
+* Publishing the original "without camera data" leaves out a SAUCE record (``strip_metadata``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ class TextKind:
             return StepResult(files=[render_still(picture, settings.image.thumbnail_size, ctx.workdir,
                                                   "thumbnail", settings)])
         raise ValueError(f"The text kind has no step called {step!r}.")
+
+    def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
+        """The original for publishing "without camera data": its bytes up to the DOS end-of-file mark,
+        leaving out the SAUCE record after it (title, author, group, date). Only in encodings where
+        byte 0x1A can be nothing else; other files are published as they are."""
+        data = source.read_bytes()
+        if read_text(source, settings.text).encoding not in ("utf-16", "utf-32"):
+            data = data.split(b"\x1a", 1)[0]
+        out = workdir / "original-stripped.txt"
+        out.write_bytes(data)
+        return ProducedFile(name="original", path=out, mime_type="text/plain")
 
     @staticmethod
     def _text(decoded: Decoded, ctx: StepContext) -> StepResult:
