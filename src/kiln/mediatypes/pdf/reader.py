@@ -73,6 +73,9 @@ def _refusal(answer: dict[str, Any], settings: Settings) -> MediaRejected:
                              f"{settings.document.max_pages:,} pages.", code="too_large")
     if code == "page_size":
         width, height = (answer[k] / POINTS_PER_INCH for k in ("width_pt", "height_pt"))
+        if width <= 0 or height <= 0:
+            return MediaRejected(f"Page {answer['page']} of this PDF has no size, so it cannot be shown.",
+                                 code="corrupt")
         return MediaRejected(f"Page {answer['page']} of this PDF measures {width:,.0f}\u00d7{height:,.0f} inches; "
                              f"Kiln accepts pages of up to {settings.document.max_page_inches:g} inches a side.",
                              code="too_large")
