@@ -3,7 +3,7 @@
 Every sample is one to two seconds long so the whole set is made in well under a second.
 ``make_all`` gives files that must process; ``make_hostile`` gives files that must end refused at
 upload or failed with a reason (truncated copies of each format, a FLAC declaring 100 hours, a text
-file named .mp3, an MP3 header followed by garbage, ...).
+file named .mp3, an HLS playlist named .mp3, an MP3 header followed by garbage, ...).
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def make_hostile(directory: Path) -> dict[str, Path]:
     text = directory / "song.mp3"
     text.write_text("Not a song at all, only words.\n" * 20)
     out["text_mp3"] = text
+    playlist = directory / "playlist.mp3"  # an HLS playlist naming another local file (REFERENCE.md 4)
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nfile:{good['mp3'].resolve()}\n#EXT-X-ENDLIST\n")
+    out["hls_playlist_mp3"] = playlist
     garbage = directory / "garbage.mp3"
     noise = random.Random(5).randbytes(8000)
     garbage.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + noise)

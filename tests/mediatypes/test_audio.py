@@ -136,6 +136,21 @@ def test_an_mp3_tag_followed_by_garbage_and_text_named_mp3(hostile, settings):  
         registry_identify(files["text_mp3"], settings, filename="song.mp3")
 
 
+def test_a_playlist_named_mp3_is_refused_unread(hostile, settings):  # type: ignore[no-untyped-def]
+    playlist = hostile("audio")["hls_playlist_mp3"]
+    assert identify(playlist, settings) is None
+    with pytest.raises(MediaRejected, match="media playlist"):
+        registry_identify(playlist, settings, filename=playlist.name)
+
+
+def test_decoding_is_stopped_at_its_time_limit(samples, settings, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(decode, "time_limit", lambda settings, duration: 0.001)
+    with pytest.raises(MediaRejected) as caught:
+        decode.decode_pcm(samples("audio")["flac"], "flac", 1.5, settings, tmp_path, 16000, lambda f: None)
+    assert caught.value.code == "timeout" and "was stopped" in caught.value.message
+    assert not list(tmp_path.glob("sound-*.s16"))  # nothing half-decoded is left for a later step to reuse
+
+
 # Drawing -------------------------------------------------------------------------------------------------
 def test_peaks_find_the_loud_half():
     samples = np.concatenate([np.zeros(8000, dtype=np.int16), np.full(8000, -32768, dtype=np.int16)])
