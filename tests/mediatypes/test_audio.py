@@ -17,6 +17,8 @@ from PIL import Image
 from tests import fixtures_audio as F
 from tests.conftest import csrf, register
 
+from kiln.accounts import services as accounts
+from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import identify as registry_identify
 from kiln.mediatypes._ffmpeg import probe
@@ -252,6 +254,33 @@ def test_spectrogram_shows_the_stereo_tones(samples, settings, tmp_path):  # typ
         return round((height - 1) * (1 - math.log(hz / draw.LOWEST_HZ) / math.log(8000 / draw.LOWEST_HZ)))
 
     assert rows[row(440)] > 3 * rows[row(3000)] and rows[row(660)] > 3 * rows[row(3000)]
+
+
+@pytest.mark.parametrize("key", ["mp3", "flac", "opus", "m4a_cover", "wav", "aiff"])
+def test_originals_published_without_tags_keep_their_sound(samples, settings, tmp_path, key):  # type: ignore[no-untyped-def]
+    original = samples("audio")[key]
+    made = KIND.strip_metadata(original, tmp_path, settings)
+    data = made.path.read_bytes()
+    assert F.ARTIST.encode() not in data and F.TITLE.encode() not in data
+    again = identify(made.path, settings)
+    assert again is not None and again.mime_type == identify(original, settings).mime_type
+    assert again.extra["tags"] == {} and again.extra["cover"] is None
+    assert abs(again.extra["duration"] - identify(original, settings).extra["duration"]) < 0.05
+
+
+def test_owner_publishes_the_original_without_tags(rt, client, samples):  # type: ignore[no-untyped-def]
+    with rt.sessions() as session:
+        owner = accounts.create_user(session, "alice", "a@example.com", "correct horse", verified=True)
+        session.commit()
+        with samples("audio")["mp3"].open("rb") as fh:
+            media = media_service.submit(rt, session, owner, fh, "tone.mp3", media_service.MediaFields())
+        session.refresh(media)
+        assert media.state == "processed"
+        media_service.publish_original(rt, session, owner, media, "stripped")
+        key = media.rendition("original").key
+    served = client.get(rt.stores.public.url(key))
+    assert served.status_code == 200 and served.headers["content-type"] == "audio/mpeg"
+    assert F.ARTIST.encode() not in served.content and len(served.content) > 10_000
 
 
 # Through the site ----------------------------------------------------------------------------------------

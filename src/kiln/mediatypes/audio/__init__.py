@@ -132,6 +132,18 @@ class AudioKind:
             return self._spectrogram(ctx)
         raise ValueError(f"The audio kind has no step called {step!r}.")
 
+    def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
+        """A copy of the original for publishing without its tags (names, comments, cover art):
+        the sound is copied bit for bit into the same container."""
+        with source.open("rb") as fh:
+            found = self.identify(source, fh.read(64 * 1024), settings)
+        if found is None:
+            raise MediaRejected("This file is no longer audio Kiln can read.", code="unsupported")
+        facts = found.extra
+        target = workdir / f"original-stripped{FORMATS[facts['format']].extension}"
+        decode.without_tags(source, facts["format"], facts["demuxer"], settings, target)
+        return ProducedFile(name="original", path=target, mime_type=found.mime_type)
+
     def _samples(self, ctx: StepContext, share: float = 0.8):  # type: ignore[no-untyped-def]
         facts = ctx.identified.extra
         rate = decode.analysis_rate(facts["duration"])

@@ -107,6 +107,21 @@ def transcode(source: Path, demuxer: str, duration: float, channels: int, sample
     return target, mime
 
 
+MUXERS = {"mp3": "mp3", "flac": "flac", "ogg": "ogg", "wav": "wav", "aiff": "aiff", "m4a": "ipod", "mp4": "mp4"}
+
+
+def without_tags(source: Path, fmt_key: str, demuxer: str, settings: Settings, target: Path) -> None:
+    """The original's sound streams copied bit for bit into the same container, without tags,
+    comments, chapters or pictures (for publishing the original "without metadata")."""
+    args = ["-i", str(source), "-map", "0:a", "-c", "copy", "-map_metadata", "-1", "-map_metadata:s:a", "-1",
+            "-map_chapters", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"]
+    if fmt_key == "mp3":
+        args += ["-id3v2_version", "0", "-write_id3v1", "0"]
+    run_ffmpeg(settings, [*args, "-f", MUXERS[fmt_key], "-y", str(target)], duration=None,
+               progress=lambda fraction: None, timeout=120.0, memory_mb=DECODE_MEMORY_MB,
+               what="Copying the recording", input_format=demuxer)
+
+
 def extract_cover(source: Path, demuxer: str, stream_index: int, settings: Settings, target: Path) -> None:
     """Decode the attached picture (stream ``stream_index``) to a PNG."""
     run_ffmpeg(settings, ["-i", str(source), "-map", f"0:{stream_index}", "-frames:v", "1", "-an", "-sn", "-dn",
