@@ -243,3 +243,15 @@ def test_original_published_without_where_it_was_filmed(samples, video_settings,
     copy = _ffmpeg.probe(made.path, video_settings, FORMATS, "The copy")
     assert copy.video is not None and copy.video.rotation == 90 and copy.video.codec == "hevc"
     assert copy.audio is not None and copy.duration == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_transcode_stopped_by_the_sites_step_limit_says_so(samples, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import kiln.mediatypes.video as video
+
+    settings = load_settings(data_dir=tmp_path, processing={"kinds": {"video": {"step_time_limit": 5}}})
+    monkeypatch.setattr(video, "time_limit", lambda *args: 0.01)  # as if the video were hours long
+    source = samples("video")["landscape_mp4"]
+    ctx = StepContext(source=source, workdir=tmp_path, settings=settings, identified=identify(source, settings))
+    with pytest.raises(MediaRejected) as caught:
+        KIND.run_step("video-720", ctx)
+    assert caught.value.code == "timeout" and "step_time_limit" in caught.value.message

@@ -169,9 +169,18 @@ class VideoKind:
         target = Target(size[0], size[1], codec)
         duration = float(facts.get("duration") or 0.0)
         out = ctx.workdir / f"{step}.mp4"
-        limit = time_limit(duration, target, settings, settings.processing.policy(self.name).step_time_limit)
-        transcode(ctx.source, str(facts["demuxer"]), target, bool(facts.get("has_audio")), out, duration=duration,
-                  settings=settings, timeout=limit, progress=ctx.report_progress)
+        step_limit = settings.processing.policy(self.name).step_time_limit
+        limit = time_limit(duration, target, settings, step_limit)
+        try:
+            transcode(ctx.source, str(facts["demuxer"]), target, bool(facts.get("has_audio")), out,
+                      duration=duration, settings=settings, timeout=limit, progress=ctx.report_progress)
+        except MediaRejected as exc:
+            if exc.code != "timeout" or limit < step_limit - 5:
+                raise
+            raise MediaRejected(  # the site's step limit, not the file, stopped it: say so
+                f"Converting this {_clock(duration)} video to {min(size)}p took longer than this site allows "
+                f"for one step ({_clock(step_limit)}) and was stopped. The site's administrator can raise "
+                "[processing.kinds.video] step_time_limit.", code="timeout") from exc
         return StepResult(files=[ProducedFile(name=step, path=out, mime_type="video/mp4", width=target.width,
                                               height=target.height)])
 
