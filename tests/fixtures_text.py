@@ -18,7 +18,18 @@ ASCII_ART = "\n".join([
     r"  | . \| | | | | |",
     r"  |_|\_\_|_|_| |_|",
 ])
-SAUCE = b"\x1aSAUCE00Kiln scene art                 Kiln               Kiln  20240229"
+
+
+def sauce(title: str, author: str, group: str, date: str, file_type: int, width: int) -> bytes:
+    """A DOS end-of-file mark and a 128-byte SAUCE record (data type 1: character art)."""
+    record = (b"SAUCE00" + title.encode("cp437").ljust(35) + author.encode("cp437").ljust(20)
+              + group.encode("cp437").ljust(20) + date.encode() + (0).to_bytes(4, "little")
+              + bytes([1, file_type]) + width.to_bytes(2, "little") + bytes(6) + bytes(2) + bytes(22))
+    assert len(record) == 128
+    return b"\x1a" + record
+
+
+SAUCE = sauce("Kiln scene art", "Ada", "Kiln Crew", "20240229", 0, 78)
 
 
 def scene_nfo() -> bytes:
@@ -34,9 +45,11 @@ def scene_nfo() -> bytes:
 
 
 def ansi_art() -> bytes:
-    """Colours (SGR) and cursor-forward moves, as ANSI editors write them."""
+    """Colours (SGR), cursor-forward moves and a row of 60 half blocks with no line end, which a 40-column
+    terminal (the width its SAUCE record gives) wraps, as ANSI editors write them."""
     return (b"\x1b[0m\x1b[1;33m\xdb\xdb\xdb\x1b[10C\x1b[0;36mKILN\x1b[0m\r\n"
-            b"\x1b[44m\xb0\xb1\xb2\x1b[0m plain\r\n")
+            b"\x1b[44m\xb0\xb1\xb2\x1b[0m plain\r\n" + b"\xdf" * 60
+            + sauce("Kiln ANSI", "Ada", "", "20240230", 1, 40))
 
 
 def make_all(directory: Path) -> dict[str, Path]:

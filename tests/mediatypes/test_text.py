@@ -113,6 +113,8 @@ def test_cp437_art_becomes_utf8_box_drawing_and_pictures(samples, plain_settings
     assert "SAUCE" not in text  # everything after the DOS end-of-file mark is metadata
     assert info["text"] == text.rstrip("\n") and info["text_truncated"] is False
     assert (info["lines"], info["columns"], info["encoding"]) == (8, 78, "cp437")
+    assert info["sauce"] == {"title": "Kiln scene art", "author": "Ada", "group": "Kiln Crew", "date": "2024-02-29",
+                             "width": 78}
     medium, thumb = made["medium"], made["thumbnail"]
     assert medium.mime_type == "image/jpeg" and medium.width > 4 * medium.height > 0
     assert max(thumb.width, thumb.height) == 180 and thumb.height >= 0.6 * thumb.width - 1
@@ -125,8 +127,10 @@ def test_cp437_art_becomes_utf8_box_drawing_and_pictures(samples, plain_settings
 
 def test_ansi_colours_are_removed_and_cursor_moves_become_spaces(samples, plain_settings, tmp_path):
     made, info = run_all(samples("text")["ansi"], plain_settings, tmp_path / "work")
-    assert made["text"].path.read_text("utf-8") == "███" + " " * 10 + "KILN\n░▒▓ plain\n"
+    wrapped = "▀" * 40 + "\n" + "▀" * 20 + "\n"  # a 60-column row in a 40-column terminal
+    assert made["text"].path.read_text("utf-8") == "███" + " " * 10 + "KILN\n░▒▓ plain\n" + wrapped
     assert info["ansi"] is True
+    assert info["sauce"] == {"title": "Kiln ANSI", "author": "Ada", "width": 40}  # 30 February is no date
 
 
 def test_tabs_and_long_texts(tmp_path):
@@ -177,7 +181,8 @@ def test_every_sample_is_published_and_shown_as_text(client, settings, rt, sampl
             served = client.get(rt.stores.public.url(full.key))
             assert served.status_code == 200 and served.content.decode("utf-8").rstrip("\n") == entry.info["text"]
         scene = next(e for e in entries if e.original_name == "scene.nfo")
-    assert "╔═══" in client.get(f"/u/alice/m/{scene.id}").text
+    scene_page = client.get(f"/u/alice/m/{scene.id}").text
+    assert "╔═══" in scene_page and "“Kiln scene art” by Ada / Kiln Crew, 2024-02-29" in scene_page
 
 
 def test_markup_in_text_is_escaped_on_the_page(client, settings, rt, tmp_path):

@@ -14,7 +14,8 @@ Renditions:
   ``thumbnail``: a picture of the top of the text, about as tall as it is wide. Both go through the
   image rules (``render_still``).
 * ``info``: ``encoding`` (as detected: utf-8, ascii, cp437, iso-8859-1, utf-16, ...), ``lines``,
-  ``columns``, ``ansi`` (escape sequences were removed) and ``text``: the first ``text.page_text_bytes``
+  ``columns``, ``ansi`` (escape sequences were removed), ``sauce`` (title, author, group, date and
+  width from a SAUCE record, see sauce.py; null without one) and ``text``: the first ``text.page_text_bytes``
   of the decoded text, with ``text_truncated``. The media page shows it in a ``<pre>``. It is kept in
   the entry rather than read from the rendition because a page is rendered from the database alone
   (renditions may live in an object store), Jinja escapes it, and text art is small: most ``.nfo``
@@ -115,7 +116,8 @@ class TextKind:
         return StepResult(
             files=[ProducedFile(name="text", path=out, mime_type="text/plain; charset=utf-8")],
             metadata={"encoding": decoded.encoding, "lines": decoded.lines, "columns": decoded.columns,
-                      "ansi": decoded.ansi, "text": shown.rstrip("\n"), "text_truncated": len(data) > limit},
+                      "ansi": decoded.ansi, "sauce": decoded.sauce, "text": shown.rstrip("\n"),
+                      "text_truncated": len(data) > limit},
         )
 
 

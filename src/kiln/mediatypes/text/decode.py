@@ -13,9 +13,9 @@ and on DOS-era art:
    call French or German Latin-1 text ``cp1250`` and turn ``è`` into ``č``;
 5. otherwise charset-normalizer's best guess (Cyrillic, Greek, CJK, ...).
 
-Then: ANSI escape sequences are removed (cursor-forward moves become spaces, colours are dropped),
-everything after a DOS end-of-file mark (0x1A, where SAUCE metadata lives) is ignored, and line ends
-become ``\\n``.
+Then: ANSI escape sequences are removed (cursor-forward moves become spaces, colours are dropped) and
+ANSI art is wrapped at its width (80, or its SAUCE record's) as a terminal would; everything after a
+DOS end-of-file mark (0x1A, where the SAUCE record lives) is ignored, and line ends become ``\\n``.
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kiln.config import TextSettings
 from kiln.mediatypes.base import MediaRejected
+from kiln.mediatypes.text.sauce import read_sauce
 
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32"),
         (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32"), (b"\xff\xfe", "utf-16-le", "utf-16"),
         (b"\xfe\xff", "utf-16-be", "utf-16"))
 BOX_RANGE = range(0xB0, 0xE0)
+ANSI_WIDTH = 80  # the terminal ANSI art is drawn for, unless its SAUCE record says otherwise
 WESTERN = set("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ"
               "¡¢£¤¥¦§¨©ª«¬\xad®¯°±²³´µ¶·¸¹º»¼½¾¿×÷€‚„…†‡ˆ‰‹›‘’“”•–—˜™\xa0")
 ALLOWED_CONTROLS = set("\t\n\r\f\x1b")
@@ -53,6 +56,7 @@ class Decoded:
     lines: int
     columns: int  # the longest line, tabs expanded
     ansi: bool  # escape sequences were removed
+    sauce: dict[str, Any] | None  # the SAUCE record's title, author, group, date, width (sauce.py)
 
 
 def read_text(path: Path, settings: TextSettings) -> Decoded:
@@ -71,11 +75,14 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
         raise MediaRejected(f"This file contains binary data (byte {ord(bad.group()):#04x} at character "
                             f"{bad.start():,}), not text. Kiln publishes plain text files only.", code="binary")
     _refuse_disguised(text)
+    sauce = read_sauce(raw)
     ansi = "\x1b" in text
     if ansi:
         text = CURSOR_FORWARD.sub(lambda m: " " * min(int(m.group(1) or 1), settings.max_columns), text)
         text = ESCAPE.sub("", text).replace("\x1b", "")
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").rstrip("\n")
+    if ansi:  # a terminal wraps at its width: rows drawn full width carry no line end
+        text = _wrap(text, (sauce or {}).get("width", ANSI_WIDTH))
     rows = text.split("\n")
     if not text.strip():
         raise MediaRejected("This text file has no visible text.", code="empty")
@@ -86,7 +93,11 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
     if columns > settings.max_columns:
         raise MediaRejected(f"This text file has a line {columns:,} characters long; Kiln accepts lines of up to "
                             f"{settings.max_columns:,} characters.", code="too_large")
-    return Decoded(text=text, encoding=encoding, lines=len(rows), columns=columns, ansi=ansi)
+    return Decoded(text=text, encoding=encoding, lines=len(rows), columns=columns, ansi=ansi, sauce=sauce)
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(row[i:i + width] for row in text.split("\n") for i in range(0, max(len(row), 1), width))
 
 
 def _decode(raw: bytes) -> tuple[str, str]:
@@ -98,6 +109,7 @@ def _decode(raw: bytes) -> tuple[str, str]:
                 raise MediaRejected(f"This file starts like {name.upper()} text but is not valid {name.upper()} "
                                     "(it may be cut off or damaged).",
                                     code="binary") from None
+    raw = raw.split(b"\x1a", 1)[0]  # DOS end of file: a SAUCE record (with NUL bytes) may follow
     if b"\x00" in raw:
         raise MediaRejected("This file contains binary data (NUL bytes), not text. Kiln publishes plain text "
                             "files only.", code="binary")
