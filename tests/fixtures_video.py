@@ -59,6 +59,16 @@ def make_phone_portrait(directory: Path) -> Path:
     return path
 
 
+def make_hlg(directory: Path) -> Path:
+    """HDR as recent iPhones record it: 10-bit HEVC tagged BT.2020 primaries with the HLG transfer."""
+    path = directory / "hdr.mov"
+    ffmpeg(*lavfi(audio=False), "-vf", "format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
+           "-x265-params", "log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
+           "-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace", "bt2020nc",
+           "-tag:v", "hvc1", "-f", "mov", str(path))
+    return path
+
+
 def make_webm(directory: Path) -> Path:
     """VP8 + Opus in WebM, as browsers record it."""
     path = directory / "clip.webm"

@@ -255,3 +255,14 @@ def test_a_transcode_stopped_by_the_sites_step_limit_says_so(samples, tmp_path, 
     with pytest.raises(MediaRejected) as caught:
         KIND.run_step("video-720", ctx)
     assert caught.value.code == "timeout" and "step_time_limit" in caught.value.message
+
+
+def test_hdr_phone_video_is_tone_mapped_to_sdr(tmp_path: Path, video_settings) -> None:  # type: ignore[no-untyped-def]
+    source = fx.make_hlg(tmp_path)
+    found = identify(source, video_settings)
+    assert found is not None and found.extra["hdr"] is True
+    files, metadata, _ = run_all(source, video_settings, tmp_path / "work")
+    assert metadata["hdr"] is True
+    out = probed(files["video-720"].path)
+    assert out.video is not None and not out.video.hdr and out.video.codec == "h264"
+    assert files["thumbnail"].path.stat().st_size > 0

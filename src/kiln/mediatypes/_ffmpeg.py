@@ -52,6 +52,7 @@ class Stream:
     frames: int | None = None
     rotation: int = 0  # 0/90/180/270, from the display matrix
     sar: float = 1.0  # sample (pixel) aspect ratio: 4/3 for an anamorphic 1440x1080 HDV frame
+    hdr: bool = False  # PQ or HLG transfer (phones record HLG): needs tone mapping for SDR output
     sample_rate: int | None = None
     channels: int | None = None
     attached_pic: bool = False  # cover art in audio files

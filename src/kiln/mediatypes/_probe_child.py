@@ -20,6 +20,7 @@ from typing import Any
 
 PROBE_BYTES = 5_000_000  # bytes ffmpeg may read to find the streams
 ANALYZE_MICROSECONDS = 5_000_000
+HDR_TRANSFERS = {16, 18}  # AVCOL_TRC_SMPTE2084 (PQ, HDR10/Dolby Vision), AVCOL_TRC_ARIB_STD_B67 (HLG, iPhone)
 MAX_PACKETS = 64  # packets read looking for the first keyframe
 
 
@@ -79,6 +80,7 @@ def _stream(stream: Any) -> dict[str, Any]:
         "frames": stream.frames or None,
         "rotation": 0,
         "sar": sar,
+        "hdr": stream.type == "video" and getattr(ctx, "color_trc", None) in HDR_TRANSFERS,
         "sample_rate": getattr(ctx, "sample_rate", None) or None,
         "channels": getattr(ctx, "channels", None) or None,
         "attached_pic": _attached(stream),

@@ -109,6 +109,7 @@ class VideoKind:
             "audio_codec": audio.codec if audio else None,
             "has_audio": audio is not None,
             "rotation": stream.rotation,
+            "hdr": stream.hdr,
             "bit_rate": found.bit_rate,
         }
 
@@ -152,8 +153,10 @@ class VideoKind:
     def _poster(self, ctx: StepContext) -> StepResult:
         image = ctx.settings.image
         still = ctx.workdir / "poster.png"
-        poster(ctx.source, ctx.identified.extra["demuxer"], float(ctx.identified.extra["duration"] or 0),
-               max(image.medium_size, image.thumbnail_size), still, ctx.settings)
+        facts = ctx.identified.extra
+        box = max(image.medium_size, image.thumbnail_size)
+        poster(ctx.source, str(facts["demuxer"]), float(facts["duration"] or 0), box, still, ctx.settings,
+               hdr=bool(facts.get("hdr")))
         medium = render_still(still, image.medium_size, ctx.workdir, "medium", ctx.settings)
         thumbnail = render_still(medium.path, image.thumbnail_size, ctx.workdir, "thumbnail", ctx.settings)
         return StepResult(files=[medium, thumbnail])
@@ -166,7 +169,7 @@ class VideoKind:
         size = ladder_size(display, rung, ladder if codec == "h264" else [rung])
         if size is None:  # the source is smaller than this rung: a taller rung already has it
             return StepResult()
-        target = Target(size[0], size[1], codec)
+        target = Target(size[0], size[1], codec, hdr=bool(facts.get("hdr")))
         duration = float(facts.get("duration") or 0.0)
         out = ctx.workdir / f"{step}.mp4"
         step_limit = settings.processing.policy(self.name).step_time_limit

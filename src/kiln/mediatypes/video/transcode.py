@@ -22,6 +22,10 @@ POSTER_TIMEOUT = 60.0
 WORK_PER_SECOND = {"h264": 2.0, "av1": 6.0}
 BASE_SECONDS = 60.0
 AREA_720P = 1280 * 720
+# HDR (PQ/HLG, BT.2020) to SDR BT.709 on the already shrunk frames, so it costs little: without it
+# an iPhone's HLG video comes out grey and flat in every browser.
+TONEMAP = ("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
+           "zscale=t=bt709:m=bt709:r=tv,format=yuv420p")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Target:
     width: int
     height: int
     codec: str  # "h264" | "av1"
+    hdr: bool = False  # the source is HDR (PQ/HLG): tone-map to SDR BT.709
 
 
 def ladder_size(display: tuple[int, int], rung: int, rungs: list[int]) -> tuple[int, int] | None:
@@ -93,10 +98,13 @@ def transcode_args(source: Path, target: Target, has_audio: bool, out: Path, set
     if has_audio:
         args += ["-map", "0:a:0"]
     args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-             "-vf", f"scale={target.width}:{target.height},setsar=1", "-pix_fmt", "yuv420p",
+             "-vf", f"scale={target.width}:{target.height},setsar=1" + (f",{TONEMAP}" if target.hdr else ""),
+             "-pix_fmt", "yuv420p",
              # Keep the source's frame timing: never duplicate frames to fill gaps (a file with
              # two frames hours apart stays two frames).
              "-fps_mode", "vfr"]
+    if target.hdr:
+        args += ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
     if target.codec == "av1":
         args += ["-c:v", "libsvtav1", "-preset", str(video.av1_preset), "-crf", str(video.av1_crf)]
     else:
@@ -107,7 +115,8 @@ def transcode_args(source: Path, target: Target, has_audio: bool, out: Path, set
     return args
 
 
-def poster(source: Path, demuxer: str, duration: float, box: int, out: Path, settings: Settings) -> None:
+def poster(source: Path, demuxer: str, duration: float, box: int, out: Path, settings: Settings,
+           hdr: bool = False) -> None:
     """Write a PNG of one keyframe, about a tenth of the way in (the first frame is often black),
     shrunk to fit ``box``, upright and with square pixels. Only keyframes are decoded."""
     at = min(duration * 0.1, 10.0) if duration > 2 else 0.0
@@ -115,7 +124,7 @@ def poster(source: Path, demuxer: str, duration: float, box: int, out: Path, set
         args = ["-skip_frame", "nokey", "-ss", f"{seek:.3f}", "-i", str(source), "-map", "0:v:0", "-an", "-sn",
                 "-dn", "-frames:v", "1",
                 "-vf", f"scale=trunc(iw*sar/2)*2:ih,setsar=1,scale=w='min(iw,{box})':h='min(ih,{box})'"
-                ":force_original_aspect_ratio=decrease",
+                ":force_original_aspect_ratio=decrease" + (f",{TONEMAP}" if hdr else ""),
                 "-c:v", "png", "-f", "image2", "-update", "1", "-y", str(out)]
         run_ffmpeg(settings, args, duration=None, progress=lambda fraction: None, timeout=POSTER_TIMEOUT,
                    memory_mb=settings.video.memory_mb, what="Taking a picture from this video",
