@@ -127,3 +127,9 @@ def test_probe_survives_a_crashing_or_hanging_child(monkeypatch: pytest.MonkeyPa
     with pytest.raises(MediaRejected) as caught:
         probe(files["landscape_mp4"], Settings(), VIDEO, "This video")
     assert caught.value.code == "timeout" and time.monotonic() - started < 3
+
+
+def test_encoders_of_the_configured_ffmpeg_are_known() -> None:
+    assert _ffmpeg.has_encoder(Settings(), "libx264") and _ffmpeg.has_encoder(Settings(), "aac")
+    assert _ffmpeg.has_encoder(Settings(), "libsvtav1")  # the bundled build has it; AV1 renditions need it
+    assert not _ffmpeg.has_encoder(Settings(), "no-such-encoder")

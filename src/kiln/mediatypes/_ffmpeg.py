@@ -18,9 +18,11 @@ the lab (REFERENCE.md section 4) in three ways at once:
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from kiln.config import Settings
@@ -156,6 +158,23 @@ def run_ffmpeg(settings: Settings, args: Sequence[str], *, duration: float | Non
 
     run_external(command, timeout=timeout, memory_mb=memory_mb, what=what, on_line=on_line)
     return written[0] / 1_000_000
+
+
+def has_encoder(settings: Settings, name: str) -> bool:
+    """Whether the configured ffmpeg was built with encoder ``name`` (a host's own ffmpeg may lack
+    libsvtav1, say)."""
+    return name in _encoders(ffmpeg_binary(settings))
+
+
+@cache
+def _encoders(binary: str) -> frozenset[str]:
+    try:
+        done = subprocess.run([binary, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    lines = done.stdout.split("------", 1)[-1].splitlines()
+    return frozenset(parts[1] for parts in (line.split() for line in lines) if len(parts) > 1)
 
 
 def _guard_inputs(args: Sequence[str], input_format: str | None) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kiln.config import Settings
-from kiln.mediatypes._ffmpeg import Probe, probe
+from kiln.mediatypes._ffmpeg import Probe, has_encoder, probe
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -169,6 +169,9 @@ class VideoKind:
         size = ladder_size(display, rung, ladder if codec == "h264" else [rung])
         if size is None:  # the source is smaller than this rung: a taller rung already has it
             return StepResult()
+        if codec == "av1" and not has_encoder(settings, "libsvtav1"):
+            raise MediaRejected("This server's ffmpeg cannot make AV1 video (it has no libsvtav1 encoder); "
+                                "the H.264 versions play everywhere.", code="unsupported")
         target = Target(size[0], size[1], codec, hdr=bool(facts.get("hdr")))
         duration = float(facts.get("duration") or 0.0)
         out = ctx.workdir / f"{step}.mp4"
