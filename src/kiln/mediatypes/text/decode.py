@@ -32,7 +32,9 @@ from kiln.mediatypes.text.sauce import read_sauce
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32"),
         (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32"), (b"\xff\xfe", "utf-16-le", "utf-16"),
         (b"\xfe\xff", "utf-16-be", "utf-16"))
-BOX_RANGE = range(0xB0, 0xE0)
+HIGH_BYTES = bytes(range(0x80, 0x100))
+BOX_BYTES = bytes(range(0xB0, 0xE0))
+LETTER, ASCII_LETTER = re.compile(r"[^\W\d_]"), re.compile(r"[A-Za-z]")
 ANSI_WIDTH = 80  # the terminal ANSI art is drawn for, unless its SAUCE record says otherwise
 WESTERN = set("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ"
               "¡¢£¤¥¦§¨©ª«¬\xad®¯°±²³´µ¶·¸¹º»¼½¾¿×÷€‚„…†‡ˆ‰‹›‘’“”•–—˜™\xa0")
@@ -126,7 +128,7 @@ def _decode(raw: bytes) -> tuple[str, str]:
     except UnicodeDecodeError:
         western = None
     if western is not None and _looks_western(western):
-        return western, "windows-1252" if any(0x80 <= b < 0xA0 for b in raw) else "iso-8859-1"
+        return western, "windows-1252" if re.search(rb"[\x80-\x9f]", raw) else "iso-8859-1"
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw).best()
@@ -137,8 +139,9 @@ def _decode(raw: bytes) -> tuple[str, str]:
 
 
 def _looks_like_cp437_art(raw: bytes) -> bool:
-    high = [b for b in raw if b > 0x7F]
-    if not high or sum(b in BOX_RANGE for b in high) < len(high) / 2:
+    high = len(raw) - len(raw.translate(None, HIGH_BYTES))
+    box = len(raw) - len(raw.translate(None, BOX_BYTES))
+    if not high or box < high / 2:
         return False
     return re.search(rb"([\xb0-\xdf])\1\1", raw) is not None
 
@@ -149,8 +152,8 @@ def _looks_western(text: str) -> bool:
     nearly every letter is non-ASCII."""
     if not all(ch in WESTERN for ch in set(text) if ord(ch) > 0x7F):
         return False
-    letters = [ch for ch in text if ch.isalpha()]
-    return sum(ord(ch) > 0x7F for ch in letters) <= 0.3 * len(letters)
+    letters = len(LETTER.findall(text))
+    return letters - len(ASCII_LETTER.findall(text)) <= 0.3 * letters
 
 
 def _refuse_disguised(text: str) -> None:
