@@ -110,6 +110,7 @@ def test_multipage_document_gives_pictures_of_its_pages(samples, plain_settings,
         assert page.getpixel((5, 5)) == (255, 255, 255)
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
     assert info["pages"] == 3 and info["pages_shown"] == 3 and info["page_size_mm"] == [210, 297]
+    assert info["page_text"][1] == "Page 2 of 3\nKiln renders PDF pages as pictures."
     assert info["document"] == {"title": F.TITLE, "author": F.AUTHOR, "subject": F.SUBJECT,
                                 "creator": "tests/fixtures_pdf.py", "producer": "Kiln fixture writer",
                                 "created": "2024-02-29T12:30:00"}
@@ -172,6 +173,9 @@ def test_every_sample_is_published_with_a_thumbnail_and_a_page(client, settings,
         assert multipage.info["document"]["author"] == F.AUTHOR
     page = client.get(f"/u/alice/m/{multipage.id}").text
     assert "Ada Lovelace" in page and "3 pages" in page and "210 × 297 mm" in page
+    assert "<h2>Page 3</h2><p>Page 3 of 3\nKiln renders PDF pages as pictures.</p>" in page
+    scan = client.get(f"/u/alice/m/{next(e.id for e in entries if e.original_name == 'scan.pdf')}").text
+    assert "pdf-text" not in scan  # a scan has no text layer
 
 
 def test_every_hostile_file_is_refused_or_failed_with_a_message(client, settings, rt, hostile):

@@ -13,7 +13,9 @@ carry scripts and forms):
 * ``medium`` and ``thumbnail``: the first page, through the image rules (``render_still``).
 * ``page-1`` .. ``page-N``: the first ``document.pages_shown`` pages as JPEGs fitting
   ``document.page_width``, so the media page shows the document without JavaScript. The pages step
-  reports progress page by page.
+  reports progress page by page, and keeps their text layer in ``info["page_text"]`` (a list, one
+  string per page, 64 KiB in all; null for scans), which the page offers below the pictures so the
+  document can be read aloud, searched and copied from.
 * ``metadata``: ``info`` gets ``pages``, ``pdf_version``, ``page_size_mm``, ``encrypted`` (true for
   documents locked with an owner password only: they open without one) and ``document`` (title,
   author, subject, keywords, creator, producer, created, modified, when present).
@@ -47,6 +49,7 @@ MARKUP = (b"<html", b"<!doctype", b"<script", b"<body", b"<head", b"<svg", b"<if
 METADATA_NAMES = {"Title": "title", "Author": "author", "Subject": "subject", "Keywords": "keywords",
                   "Creator": "creator", "Producer": "producer", "CreationDate": "created", "ModDate": "modified"}
 MM_PER_POINT = 25.4 / 72
+PAGE_TEXT_BYTES = 64 * 1024  # text of the pages shown kept for the page (screen readers, search engines)
 
 
 class PdfKind:
@@ -128,7 +131,7 @@ class PdfKind:
                                   progress=lambda done: ctx.report_progress(done / count))
         files = [ProducedFile(name=f"page-{page.number}", path=page.path, mime_type="image/jpeg",
                               width=page.width, height=page.height) for page in drawn]
-        return StepResult(files=files, metadata={"pages_shown": len(files)})
+        return StepResult(files=files, metadata={"pages_shown": len(files), "page_text": _page_text(drawn)})
 
     def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:
         """The original for publishing "without camera data": the same pages in a new document, without
@@ -148,6 +151,17 @@ class PdfKind:
             "page_size_mm": [round(found.width_pt * MM_PER_POINT), round(found.height_pt * MM_PER_POINT)],
             "document": {key: value for key, value in document.items() if value},
         }
+
+
+def _page_text(drawn: list[reader.DrawnPage]) -> list[str] | None:
+    """The text of the pages shown, one string per page, at most PAGE_TEXT_BYTES in all (later pages
+    come back empty past that); None when the document has no text layer (a scan)."""
+    texts, room = [], PAGE_TEXT_BYTES
+    for page in drawn:
+        kept = page.text.encode()[:room].decode("utf-8", "ignore")
+        texts.append(kept)
+        room -= len(kept.encode())
+    return texts if any(texts) else None
 
 
 def _pdf_date(value: str) -> str | None:

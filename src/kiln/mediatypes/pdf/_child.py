@@ -11,7 +11,7 @@ It is a plain script with no Kiln imports, so it starts in ~0.1 s. It prints JSO
     page from the page tree (cheap: no page is loaded), before anything is drawn.
 ``render FILE OUTDIR FIRST LAST BOX_W BOX_H FORMAT QUALITY``
     draws pages FIRST..LAST (1-based) to ``OUTDIR/page-N.jpg`` (or ``.png``), each fitting the box,
-    on white, printing one JSON line as each page is finished (the parent's live progress). A page
+    on white, printing one JSON line (size, text) as each page is finished (the parent's live progress). A page
     file appears under its final name only when complete (written, then renamed).
 ``strip FILE OUT``
     writes the pages into a new document, leaving behind the document information (author, title,
@@ -28,6 +28,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as raw
 
 TEXT_LIMIT = 300  # characters kept of each metadata value
+PAGE_TEXT_LIMIT = 20_000  # characters of text reported per page drawn
 
 
 def _open(path: str) -> pdfium.PdfDocument | None:
@@ -91,7 +92,9 @@ def render(path: str, outdir: str, first: int, last: int, box_w: int, box_h: int
         else:
             picture.save(partial, "JPEG", quality=quality, optimize=True, progressive=True)
         os.replace(partial, os.path.join(outdir, f"page-{number}{suffix}"))
-        print(json.dumps({"page": number, "width": picture.width, "height": picture.height}), flush=True)
+        text = page.get_textpage().get_text_bounded()[:PAGE_TEXT_LIMIT].replace("\r\n", "\n").strip()
+        print(json.dumps({"page": number, "width": picture.width, "height": picture.height, "text": text}),
+              flush=True)
         page.close()
 
 

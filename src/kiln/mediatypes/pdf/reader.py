@@ -39,6 +39,7 @@ class DrawnPage:
     path: Path
     width: int
     height: int
+    text: str = ""  # the page's text layer (empty for scans)
 
 
 def _child(settings: Settings, *args: object, timeout: float, what: str,
@@ -104,7 +105,8 @@ def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, 
            timeout=timeout, what="The PDF renderer", on_line=on_line)
     if answers and "refused" in answers[0]:
         raise _refusal(answers[0], settings)
-    drawn = [DrawnPage(a["page"], outdir / f"page-{a['page']}{suffix}", a["width"], a["height"]) for a in answers]
+    drawn = [DrawnPage(a["page"], outdir / f"page-{a['page']}{suffix}", a["width"], a["height"], a.get("text", ""))
+             for a in answers]
     if not drawn:
         raise MediaRejected("No page of this PDF could be drawn.", code="corrupt")
     return drawn
