@@ -337,11 +337,10 @@ def test_tiff_tags_are_read(images, settings, tmp_path):
 # Steps and fingerprints ---------------------------------------------------------------------------
 def test_steps_are_declared_in_order(settings):
     steps = KIND.steps(settings)
-    assert [s.name for s in steps] == ["medium", "thumbnail", "animated", "metadata"]
-    assert [r.name for r in steps[0].renditions] == ["medium"]
+    assert [s.name for s in steps] == ["medium", "thumbnail", "metadata"]
+    assert [r.name for r in steps[0].renditions] == ["medium"]  # and "animated" for animations
     assert [r.name for r in steps[1].renditions] == ["thumbnail"]
-    assert steps[2].renditions == () and not steps[2].required
-    assert steps[3].renditions == ()
+    assert steps[2].renditions == ()
     assert steps[0].renditions[0].params["size"] == 1280
     assert steps[1].renditions[0].params["size"] == 180
 

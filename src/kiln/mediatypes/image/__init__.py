@@ -11,12 +11,15 @@ Renditions:
   profile and nothing else (no EXIF, GPS, XMP, IPTC). Opaque pictures are JPEG; pictures with real
   transparency are WebP. An animated GIF or WebP gives a still of its first frame.
 * The thumbnail is made from the medium when one was made earlier in the run and is big enough.
-* ``animated`` (animated GIF and WebP only) is an animated WebP fitting ``image.animation_size``.
+* ``animated`` (animated GIF and WebP only), made by the medium step, is an animated WebP fitting
+  ``image.animation_size``. It has no spec of its own (stills would then always read as stale to
+  the reprocessing scan); it is remade whenever the medium is.
 * ``metadata`` reports the displayed size, readable camera EXIF and the GPS position.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ from kiln.mediatypes.image.sniff import Header, read_header, sniff
 from kiln.mediatypes.image.strip import strip_file
 
 __all__ = ["KIND", "ImageKind"]
+
+log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
 
@@ -80,9 +85,6 @@ class ImageKind:
         return [
             StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),)),
             StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
-            # No rendition spec: stills make no ``animated`` file, and a declared rendition that is
-            # never stored would read as stale to the reprocessing scan.
-            StepDef("animated", required=False),
             StepDef("metadata"),
         ]
 
@@ -118,19 +120,17 @@ class ImageKind:
         encoding = Encoding(jpeg_quality=image.jpeg_quality, webp_quality=image.webp_quality)
         if step == "medium":
             header = self._header(ctx.source, ctx.settings)
-            return StepResult(
-                files=[render(ctx.source, header, image.medium_size, encoding, ctx.workdir, "medium", image)]
-            )
+            files = [render(ctx.source, header, image.medium_size, encoding, ctx.workdir, "medium", image)]
+            if header.frames > 1:
+                ctx.report_progress(0.3)
+                files += self._animation(ctx, header)
+            return StepResult(files=files)
         if step == "thumbnail":
             source = self._thumbnail_source(ctx)
             header = self._header(source, ctx.settings)
             return StepResult(
                 files=[render(source, header, image.thumbnail_size, encoding, ctx.workdir, "thumbnail", image)]
             )
-        if step == "animated":
-            header = self._header(ctx.source, ctx.settings)
-            made = render_animation(ctx.source, header, image.animation_size, image.webp_quality, ctx.workdir)
-            return StepResult(files=[made] if made else [])
         if step == "metadata":
             header = self._header(ctx.source, ctx.settings)
             if header.fmt.pixels == "raw":
@@ -170,6 +170,18 @@ class ImageKind:
                           settings.image)
         return ProducedFile(name="original", path=path, mime_type=header.fmt.mime_type, width=header.width,
                             height=header.height)
+
+    @staticmethod
+    def _animation(ctx: StepContext, header: Header) -> list[ProducedFile]:
+        """The animated rendition, or none when a later frame is damaged: the still first frame
+        is published anyway, as browsers would show the frames before the damage."""
+        image = ctx.settings.image
+        try:
+            made = render_animation(ctx.source, header, image.animation_size, image.webp_quality, ctx.workdir)
+        except MediaRejected as exc:
+            log.warning("animation of %s left out: %s", ctx.source.name, exc.message)
+            return []
+        return [made] if made else []
 
     def _thumbnail_source(self, ctx: StepContext) -> Path:
         """The medium made earlier in this run is much cheaper to shrink than the original.
