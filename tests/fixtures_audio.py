@@ -44,14 +44,20 @@ def make_cover(directory: Path) -> Path:
 
 
 def make_all(directory: Path) -> dict[str, Path]:
-    """Good samples: MP3 (with ID3 tags, and bare), FLAC, WAV, AIFF, Ogg Opus, Ogg Vorbis, M4A with cover."""
+    """Good samples: MP3 (with ID3 tags, bare, and VBR without a Xing header), FLAC, WAV, AIFF, Ogg Opus,
+    Ogg Vorbis, M4A with cover."""
     directory.mkdir(parents=True, exist_ok=True)
     out = {name: directory / f"{name}.{ext}" for name, ext in [
-        ("mp3", "mp3"), ("mp3_bare", "mp3"), ("flac", "flac"), ("wav", "wav"), ("aiff", "aiff"),
+        ("mp3", "mp3"), ("mp3_bare", "mp3"), ("mp3_vbr", "mp3"), ("flac", "flac"), ("wav", "wav"), ("aiff", "aiff"),
         ("opus", "opus"), ("vorbis", "ogg"), ("m4a_cover", "m4a")]}
     _ffmpeg(*_tone(2, 2), "-c:a", "libmp3lame", "-b:a", "64k", *TAGS, str(out["mp3"]))
     _ffmpeg(*_tone(1.5, 1, 22050), "-c:a", "libmp3lame", "-b:a", "32k", "-id3v2_version", "0",
             "-write_id3v1", "0", "-write_xing", "0", str(out["mp3_bare"]))
+    # Variable bitrate without a Xing header: quiet first frames make a header-based guess of the
+    # duration far too long (2 s of sound, guessed as ~2.9 s, which would fail the cut-off check).
+    _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=1", "-f", "lavfi", "-i", "anoisesrc=d=1:a=0.5:r=44100",
+            "-filter_complex", "[0][1]concat=n=2:v=0:a=1", "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0",
+            "-id3v2_version", "0", str(out["mp3_vbr"]))
     _ffmpeg(*_tone(1.5, 1), "-c:a", "flac", *TAGS, str(out["flac"]))
     _ffmpeg(*_tone(1, 1, 16000), "-c:a", "pcm_s16le", str(out["wav"]))
     _ffmpeg(*_tone(1, 2, 22050), "-c:a", "pcm_s16be", str(out["aiff"]))

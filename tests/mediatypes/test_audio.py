@@ -64,6 +64,7 @@ def test_kind_contract(settings):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("key", "mime", "codec", "channels", "seconds"), [
     ("mp3", "audio/mpeg", "mp3", 2, 2.0),
     ("mp3_bare", "audio/mpeg", "mp3", 1, 1.5),
+    ("mp3_vbr", "audio/mpeg", "mp3", 1, 2.0),  # frames counted: the header alone says ~2.9 s
     ("flac", "audio/flac", "flac", 1, 1.5),
     ("wav", "audio/wav", "pcm_s16le", 1, 1.0),
     ("aiff", "audio/aiff", "pcm_s16be", 2, 1.0),

@@ -28,6 +28,7 @@ original's sound published without re-encoding) and spectrogram_max_hz.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,10 @@ class AudioKind:
         fmt = sniff(path, head)
         if fmt is None:
             return None
-        check_complete(path, fmt)
+        counted = check_complete(path, fmt)
         found = probe(path, settings, frozenset({fmt.demuxer}), what="This audio file")
+        if counted:  # an MP3's frames, counted: exact where the header only estimates
+            found = replace(found, duration=counted)
         if found.video is not None:
             return None  # a video (the video kind, asked first, decides about those)
         stream = found.audio

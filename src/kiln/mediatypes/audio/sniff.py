@@ -129,23 +129,28 @@ _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 
 
 def _mpeg_frame(data: bytes | mmap.mmap, at: int) -> int:
     """The length of the MPEG audio frame whose header starts at ``at``, or 0 if none does."""
+    return _mpeg_header(data, at)[0]
+
+
+def _mpeg_header(data: bytes | mmap.mmap, at: int) -> tuple[int, int, int]:
+    """(frame length in bytes, samples it holds, sample rate) of the frame at ``at``, or zeros."""
     if at + 4 > len(data) or data[at] != 0xFF or data[at + 1] & 0xE0 != 0xE0:
-        return 0
+        return 0, 0, 0
     b1, b2 = data[at + 1], data[at + 2]
     version, layer_bits = (b1 >> 3) & 3, (b1 >> 1) & 3
     bitrate_index, rate_index = b2 >> 4, (b2 >> 2) & 3
     if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
-        return 0
+        return 0, 0, 0
     layer = 4 - layer_bits
     mpeg1 = version == 3
     bitrate = _BITRATES[(mpeg1, layer)][bitrate_index - 1] * 1000
     rate = _RATES[version][rate_index]
     padding = (b2 >> 1) & 1
     if layer == 1:
-        return (12 * bitrate // rate + padding) * 4
+        return (12 * bitrate // rate + padding) * 4, 384, rate
     if layer == 3 and not mpeg1:
-        return 72 * bitrate // rate + padding
-    return 144 * bitrate // rate + padding
+        return 72 * bitrate // rate + padding, 576, rate
+    return 144 * bitrate // rate + padding, 1152, rate
 
 
 def _mpeg_frames_at(data: bytes, at: int, count: int) -> bool:
@@ -162,8 +167,12 @@ def _mpeg_frames_at(data: bytes, at: int, count: int) -> bool:
 
 
 # Completeness --------------------------------------------------------------------------------------
-def check_complete(path: Path, fmt: Format) -> None:
-    """Raise MediaRejected when the file's own structure shows it was cut short."""
+def check_complete(path: Path, fmt: Format) -> float | None:
+    """Raise MediaRejected when the file's own structure shows it was cut short.
+
+    For an MP3 every frame is visited, so its true duration in seconds is returned (a header's
+    guess from the first frame's bitrate can be far off for variable bitrates); None otherwise.
+    """
     size = path.stat().st_size
     with path.open("rb") as fh:
         if fmt.key == "wav":
@@ -174,7 +183,8 @@ def check_complete(path: Path, fmt: Format) -> None:
             _check_ogg_end(fh, size)
         elif fmt.key == "mp3" and size:
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                _check_mp3_end(data)
+                return _check_mp3_end(data)
+    return None
 
 
 def _check_chunks(fh, size: int, wanted: bytes, little: bool, first: int) -> None:  # type: ignore[no-untyped-def]
@@ -210,8 +220,9 @@ def _check_ogg_end(fh, size: int) -> None:  # type: ignore[no-untyped-def]
     raise MediaRejected(CUT_OFF, code="corrupt")
 
 
-def _check_mp3_end(data: mmap.mmap) -> None:
-    """Walk the frames from the first; the last one must end within the file (trailing tags are fine)."""
+def _check_mp3_end(data: mmap.mmap) -> float:
+    """Walk the frames from the first; the last one must end within the file (trailing tags are
+    fine). Returns the seconds of sound the frames hold."""
     at = 0
     while data[at:at + 3] == b"ID3" and at + 10 <= len(data):
         tag = data[at:at + 10]
@@ -219,14 +230,16 @@ def _check_mp3_end(data: mmap.mmap) -> None:
     while at < len(data) and data[at] == 0:
         at += 1
     end = len(data)
+    seconds = 0.0
     while at < end:
-        length = _mpeg_frame(data, at)
+        length, samples, rate = _mpeg_header(data, at)
         if not length:
-            return  # a trailing tag (ID3v1, APE, Lyrics) or junk after the music: not a cut
+            break  # a trailing tag (ID3v1, APE, Lyrics) or junk after the music: not a cut
         if at + length > end:
             raise MediaRejected(CUT_OFF, code="corrupt")
+        seconds += samples / rate
         at += length
-
+    return seconds
 
 
 # Ogg comments --------------------------------------------------------------------------------------
