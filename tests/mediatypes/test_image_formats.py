@@ -275,3 +275,14 @@ def test_placeholder_src_is_a_tiny_png_with_the_thumbnail_shape(images, settings
         assert r > g and r > b
     assert placeholder_src(blurhash, 300, 100) != src
     assert placeholder_src("not a blurhash") is None and placeholder_src(None) is None
+
+
+def test_an_animation_that_cannot_be_made_leaves_the_still(images, settings, tmp_path, monkeypatch):
+    import kiln.mediatypes.image as image_kind
+
+    def damaged(*args, **kwargs):
+        raise MediaRejected("This GIF file is damaged and cannot be read.", code="corrupt")
+
+    monkeypatch.setattr(image_kind, "render_animation", damaged)
+    made, metadata = run_all(images["gif"], settings, tmp_path / "work")
+    assert "animated" not in made and made["medium"].path.is_file() and metadata["frames"] == 3

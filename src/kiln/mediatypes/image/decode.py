@@ -88,12 +88,15 @@ def _heic(source: Path, header: Header) -> pyvips.Image:
         bands = len(heif.mode)
         if (width, height) != (header.stored_width, header.stored_height) or bands not in (1, 3, 4):
             raise MediaRejected("This HEIC file is damaged and cannot be read.", code="corrupt")
-        rows = np.frombuffer(heif.data, dtype=np.uint8).reshape(height, heif.stride)
-        pixels = np.ascontiguousarray(rows[:, : width * bands])
+        if heif.stride == width * bands:
+            pixels = heif.data  # the usual case: no copy
+        else:  # rows padded for alignment: drop the padding
+            rows = np.frombuffer(heif.data, dtype=np.uint8).reshape(height, heif.stride)
+            pixels = np.ascontiguousarray(rows[:, : width * bands]).data
         icc = heif.info.get("icc_profile")
     except (ValueError, RuntimeError, EOFError, SyntaxError) as exc:  # what libheif's errors become
         raise MediaRejected("This HEIC file is damaged and cannot be read.", code="corrupt") from exc
-    image = pyvips.Image.new_from_memory(pixels.data, width, height, bands, "uchar")
+    image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
     image = image.copy(interpretation="b-w" if bands == 1 else "srgb")
     if icc:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(icc))
