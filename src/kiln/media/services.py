@@ -187,6 +187,11 @@ def original_mode(media: MediaEntry) -> str:
     return "private" if published is None else str(published.spec.get("mode", "public"))
 
 
+def can_strip(media: MediaEntry) -> bool:
+    """Whether this kind can publish its original without camera data and other private metadata."""
+    return hasattr(get_kind(media.kind), "strip_metadata")
+
+
 def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntry, mode: str) -> None:
     """Make the original downloadable as it is, or without camera data and GPS, or private again.
 
@@ -198,6 +203,9 @@ def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntr
         raise InvalidInput("Choose private, public or public without camera data.", code="bad_mode")
     if mode == original_mode(media):
         return
+    if mode == "stripped" and not can_strip(media):
+        raise InvalidInput("Kiln cannot remove metadata from this kind of file; publish it as uploaded or "
+                           "keep it private.", code="cannot_strip")
     if media.state != "processed" and mode != "private":
         raise InvalidInput("The original can be published once processing has finished.", code="not_processed")
     old = media.rendition("original")

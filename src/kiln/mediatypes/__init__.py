@@ -60,7 +60,7 @@ def identify(path: Path, settings: Settings, filename: str | None = None, kind: 
             _check_name(found, suffix)
             return found
     raise MediaRejected(
-        f"This file is {describe(head)}, which Kiln cannot publish. Kiln accepts {accepted()}.",
+        f"This file is {describe(head)}, which Kiln cannot publish. Kiln accepts: {accepted()}.",
         code="unsupported",
     )
 
@@ -71,22 +71,26 @@ def _check_name(found: Identified, suffix: str | None) -> None:
     claimed = next((k for k in kinds().values() if suffix in k.file_extensions), None)
     if claimed is None or claimed.name == found.kind:
         return
-    what = get_kind(found.kind).label.lower()
+    what, wanted = noun(get_kind(found.kind).label), noun(claimed.label)
     raise MediaRejected(
         f"This file is named {suffix} but its content is {_article(what)} {what} ({found.mime_type}), "
-        f"not {_article(claimed.label.lower())} {claimed.label.lower()}. Rename it to match its content, "
-        "or choose the right file.",
+        f"not {_article(wanted)} {wanted}. Rename it to match its content, or choose the right file.",
         code="type_mismatch",
     )
 
 
+def noun(label: str) -> str:
+    """A kind's label inside a sentence: "Image" -> "image", "PDF document" stays."""
+    return label if label[:2].isupper() or label[:1].isdigit() else label.lower()
+
+
 def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def accepted() -> str:
     """The kinds and formats this site accepts, for messages and the upload form."""
-    return "; ".join(f"{k.label.lower()}s ({k.formats})" for k in kinds().values())
+    return "; ".join(f"{k.label} ({k.formats})" for k in kinds().values())
 
 
 def describe(head: bytes) -> str:

@@ -88,6 +88,8 @@ class MediaOut(BaseModel):
     mime_type: str
     width: int | None
     height: int | None
+    info: dict[str, Any] = Field(default_factory=dict, description="What the kind learned: duration, codecs, "
+                                 "pages, triangles, encoding, blurhash placeholder ...")
     renditions: dict[str, RenditionOut]
     error: ErrorBody | None = None
     steps: list[StepOut] | None = None

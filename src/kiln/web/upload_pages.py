@@ -76,7 +76,8 @@ def upload(
 def edit_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> Response:
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)
-    return render(request, "edit.html", media=media, original=media_service.original_mode(media))
+    return render(request, "edit.html", media=media, original=media_service.original_mode(media),
+                  can_strip=media_service.can_strip(media))
 
 
 @router.post("/m/{media_id}/edit")
@@ -93,7 +94,7 @@ def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, t
     except KilnError as exc:
         session.rollback()
         return render(request, "edit.html", status=exc.status, media=media, error=exc.message,
-                      original=media_service.original_mode(media))
+                      original=media_service.original_mode(media), can_strip=media_service.can_strip(media))
     flash(request, "Saved.", "success")
     return RedirectResponse(f"/u/{media.owner.username}/m/{media.id}", status_code=303)
 
