@@ -42,6 +42,7 @@ FORMATS = {f.key: f for f in [
 AUDIO_BRANDS = {b"M4A ", b"M4B "}
 OTHER_MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"dash", b"avc1", b"3gp4",
                     b"3gp5", b"3gp6", b"MSNV", b"f4a ", b"F4A "}
+TRAILING_TAGS = (b"TAG", b"APETAGEX", b"LYRICSBEGIN", b"ID3")
 OGG_AUDIO_CODECS = (b"\x01vorbis", b"OpusHead", b"\x7fFLAC")
 
 
@@ -220,9 +221,10 @@ def _check_ogg_end(fh, size: int) -> None:  # type: ignore[no-untyped-def]
     raise MediaRejected(CUT_OFF, code="corrupt")
 
 
-def _check_mp3_end(data: mmap.mmap) -> float:
+def _check_mp3_end(data: mmap.mmap) -> float | None:
     """Walk the frames from the first; the last one must end within the file (trailing tags are
-    fine). Returns the seconds of sound the frames hold."""
+    fine). Returns the seconds of sound the frames hold, or None when the walk lost step before
+    the end (junk inside the music: the count would be too short to trust)."""
     at = 0
     while data[at:at + 3] == b"ID3" and at + 10 <= len(data):
         tag = data[at:at + 10]
@@ -233,8 +235,9 @@ def _check_mp3_end(data: mmap.mmap) -> float:
     seconds = 0.0
     while at < end:
         length, samples, rate = _mpeg_header(data, at)
-        if not length:
-            break  # a trailing tag (ID3v1, APE, Lyrics) or junk after the music: not a cut
+        if not length:  # a trailing tag (ID3v1, APE, Lyrics) is not a cut; junk is not either
+            trailing = data[at:at + 8].startswith(TRAILING_TAGS) or end - at < 4096
+            return seconds if trailing else None
         if at + length > end:
             raise MediaRejected(CUT_OFF, code="corrupt")
         seconds += samples / rate
