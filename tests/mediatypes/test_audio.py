@@ -23,6 +23,7 @@ from kiln.media.models import MediaEntry
 from kiln.mediatypes import identify as registry_identify
 from kiln.mediatypes._ffmpeg import probe
 from kiln.mediatypes.audio import KIND, AudioKind, decode, draw
+from kiln.mediatypes.audio.sniff import FORMATS, check_complete
 from kiln.mediatypes.base import MediaRejected, StepContext
 
 
@@ -120,6 +121,21 @@ def test_cut_off_files_are_refused_at_upload(hostile, settings, key):  # type: i
         identify(hostile("audio")[key], settings)
     assert caught.value.code == "corrupt"
     assert "incomplete" in caught.value.message
+
+
+def test_mp3_frames_are_counted_to_the_end(samples, tmp_path):  # type: ignore[no-untyped-def]
+    data = samples("audio")["mp3"].read_bytes()
+    mp3 = FORMATS["mp3"]
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(data + b"TAG" + b" " * 125)  # an ID3v1 tag at the end is not a cut
+    assert abs(check_complete(tagged, mp3) - 2.06) < 0.03
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(data[:8000] + bytes(range(256)) * 40 + data[8000:])
+    assert check_complete(junk, mp3) is None  # lost step: the header's duration is used instead
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[:-100])
+    with pytest.raises(MediaRejected, match="incomplete"):
+        check_complete(cut, mp3)
 
 
 def test_a_cut_off_flac_fails_when_decoding_finds_a_third_of_its_sound(hostile, settings, tmp_path):  # type: ignore[no-untyped-def]
