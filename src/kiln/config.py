@@ -136,11 +136,20 @@ class ProcessingSettings(RetryPolicy):
     kinds: dict[str, KindPolicy] = Field(default_factory=dict)
 
     def policy(self, kind: str) -> RetryPolicy:
+        """The site-wide policy, then Kiln's defaults for the kind, then the site's [processing.kinds.KIND]."""
         base = {name: getattr(self, name) for name in RetryPolicy.model_fields}
-        override = self.kinds.get(kind)
-        if override is not None:
-            base.update({k: v for k, v in override.model_dump().items() if v is not None})
+        for override in (KIND_DEFAULTS.get(kind), self.kinds.get(kind)):
+            if override is not None:
+                base.update({k: v for k, v in override.model_dump().items() if v is not None})
         return RetryPolicy(**base)
+
+
+# A transcode step runs as long as the media plays, or longer: the limits follow the kinds' longest
+# accepted duration (video.max_duration_seconds is 4 hours, audio's 12).
+KIND_DEFAULTS = {
+    "video": KindPolicy(step_time_limit=4 * 3600),
+    "audio": KindPolicy(step_time_limit=2 * 3600),
+}
 
 
 class MailSettings(BaseModel):

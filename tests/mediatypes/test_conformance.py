@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import csrf, register
 
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import kinds
 from kiln.mediatypes.base import RenditionSpec
-from tests.conftest import csrf, register
 
 KINDS = sorted(kinds())
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "kiln" / "mediatypes"
@@ -46,7 +46,7 @@ def entry_for(rt, name: str) -> MediaEntry | None:  # type: ignore[no-untyped-de
 
 
 def test_every_kind_is_registered() -> None:
-    assert KINDS == sorted(["image", "video", "audio", "pdf", "model3d", "text"]), (
+    assert sorted(["image", "video", "audio", "pdf", "model3d", "text"]) == KINDS, (
         "a kind package failed to import or is missing"
     )
 

@@ -168,9 +168,17 @@ class _LeaseKeeper(threading.Thread):
         self.started = time.monotonic()
 
     def run(self) -> None:
-        interval = max(0.5, min(self.rt.settings.processing.lease_seconds / 3, self.time_limit / 4))
-        while not self.stop.wait(interval):
-            overrun = time.monotonic() - self.started > self.time_limit
+        # Wake often enough to show progress live (one small UPDATE when it changed), renew the
+        # lease every third of its length, and notice an overrun within a quarter of the limit.
+        renew_every = self.rt.settings.processing.lease_seconds / 3
+        tick = max(0.5, min(2.0, renew_every, self.time_limit / 4))
+        last_renewal, last_progress = time.monotonic(), self.progress
+        while not self.stop.wait(tick):
+            now = time.monotonic()
+            overrun = now - self.started > self.time_limit
+            if not overrun and now - last_renewal < renew_every and self.progress == last_progress:
+                continue
+            last_renewal, last_progress = now, self.progress
             try:
                 with self.rt.sessions() as session:
                     if overrun and self.rt.enforce_limits:
