@@ -20,6 +20,8 @@ HEAD_BYTES = 64 * 1024
 
 # Module names, in the order kinds are asked. Each module exposes ``KIND``.
 KIND_MODULES = ("image", "video", "audio", "pdf", "model3d", "text")
+# Kinds that share containers: a sound-only .mp4 is audio, an Ogg Theora .ogg is video.
+SHARED_CONTAINERS = frozenset({"audio", "video"})
 
 
 @cache
@@ -69,7 +71,7 @@ def _check_name(found: Identified, suffix: str | None) -> None:
     if not suffix:
         return
     claimed = next((k for k in kinds().values() if suffix in k.file_extensions), None)
-    if claimed is None or claimed.name == found.kind:
+    if claimed is None or claimed.name == found.kind or {claimed.name, found.kind} <= SHARED_CONTAINERS:
         return
     what, wanted = noun(get_kind(found.kind).label), noun(claimed.label)
     raise MediaRejected(

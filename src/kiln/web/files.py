@@ -18,7 +18,8 @@ router = APIRouter(include_in_schema=False)
 SAFE_TYPES = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".gif": "image/gif",
               ".mp4": "video/mp4", ".webm": "video/webm", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
               ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".pdf": "application/pdf",
-              ".txt": "text/plain; charset=utf-8", ".json": "application/json", ".glb": "model/gltf-binary"}
+              ".txt": "text/plain; charset=utf-8", ".json": "application/json", ".glb": "model/gltf-binary",
+              ".flac": "audio/flac", ".wav": "audio/wav", ".aiff": "audio/aiff"}
 # Rendition keys name their spec, so the bytes behind a URL never change.
 HEADERS = {"Cache-Control": "public, max-age=31536000, immutable",
            "Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}

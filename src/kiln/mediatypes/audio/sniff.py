@@ -64,7 +64,7 @@ def sniff(path: Path, head: bytes) -> Format | None:
         return FORMATS["aiff"]
     if head[4:8] == b"ftyp":
         return _mp4(head)
-    if _mpeg_frames_at(head, 0, count=2):
+    if _mpeg_frames_at(head, 0, count=2, whole=True):
         return FORMATS["mp3"]
     return None
 
@@ -154,16 +154,18 @@ def _mpeg_header(data: bytes | mmap.mmap, at: int) -> tuple[int, int, int]:
     return 144 * bitrate // rate + padding, 1152, rate
 
 
-def _mpeg_frames_at(data: bytes, at: int, count: int) -> bool:
+def _mpeg_frames_at(data: bytes, at: int, count: int, whole: bool = False) -> bool:
     """``count`` + 1 frame headers in a row, each where the one before ends (one alone is too easily
-    matched by chance). Frames running past ``data`` count when the first ``count`` were found."""
+    matched by chance). Frames running past ``data`` count when the first ``count`` were found,
+    unless ``whole``: a file with no ID3 tag has only its frames to go by, and short text in UTF-16
+    (it starts FF FE) reads as one MPEG frame header, so every frame must lie inside ``data``."""
     for _ in range(count):
         length = _mpeg_frame(data, at)
         if not length:
             return False
         at += length
         if at + 4 > len(data):
-            return True
+            return not whole
     return bool(_mpeg_frame(data, at))
 
 
