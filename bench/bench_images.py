@@ -186,6 +186,7 @@ def main() -> None:
         child(case, Path(image), Path(warmup), Path(workdir))
         return
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
         directory = Path(tmp)
         subprocess.run([sys.executable, __file__, "--generate", str(directory)], check=True)
@@ -210,6 +211,8 @@ def main() -> None:
         "runs": args.runs,
         "source_bytes": source_bytes,
         "versions": versions(),
+        # Other work on the machine slows every case alike; the load average says how busy it was.
+        "loadavg_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "cases": results,
         "ratio_kiln_over_floor": round(results["kiln"]["ms_median"] / floor_ms, 2),
         "ratio_kiln_o6_over_floor": round(results["kiln-o6"]["ms_median"] / floor_ms, 2),
