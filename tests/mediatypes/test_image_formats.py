@@ -97,11 +97,12 @@ def test_truncated_heic_is_refused(hostile, settings):
     assert caught.value.code == "corrupt" and "HEIC" in caught.value.message
 
 
-def test_heic_original_is_published_stripped_as_an_upright_jpeg(images, settings, tmp_path):
-    made = KIND.strip_metadata(images["heic"], tmp_path, settings)
-    assert (made.mime_type, made.width, made.height) == ("image/jpeg", 480, 640)
+@pytest.mark.parametrize(("key", "size", "corner"), [("heic", (480, 640), "tr"), ("avif", (800, 600), "tl")])
+def test_heif_originals_are_published_stripped_as_upright_jpegs(images, settings, tmp_path, key, size, corner):
+    made = KIND.strip_metadata(images[key], tmp_path, settings)
+    assert (made.mime_type, (made.width, made.height)) == ("image/jpeg", size)
     no_metadata(made.path)
-    assert red_corner(made.path) == "tr"
+    assert red_corner(made.path) == corner
 
 
 # Camera RAW ----------------------------------------------------------------------------------------
