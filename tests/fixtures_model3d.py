@@ -61,6 +61,7 @@ def make_all(directory: Path) -> dict[str, Path]:
     capsule.visual.vertex_colors = np.tile(BLUE, (len(capsule.vertices), 1))
     write("ply", "capsule.ply", capsule.export(file_type="ply", encoding="binary"))
     cone = coloured(trimesh.creation.cone(radius=0.5, height=1.0, sections=24), RED)
+    cone.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, (1, 0, 0)))  # point up (Y)
     write("gltf", "cone.gltf", json.dumps(gltf_document(trimesh.Scene(cone))))
     scene = trimesh.Scene()
     cube = coloured(trimesh.creation.box((0.3, 0.3, 0.3)), BLUE)

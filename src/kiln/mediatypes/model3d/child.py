@@ -30,6 +30,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 OBJ_FILE_STATEMENTS = re.compile(rb"(?m)^[ \t]*(mtllib|maplib|usemap|call|csh|shadow_obj|trace_obj)\b[^\r\n]*")
+CLAY = [196, 186, 170]  # the colour of a model that brings none (as raster.CLAY)
 Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
 
@@ -99,13 +100,22 @@ def face_colours(mesh) -> np.ndarray | None:  # type: ignore[no-untyped-def]
 
 
 def export_glb(scene) -> bytes:  # type: ignore[no-untyped-def]
-    """The scene as GLB. Face colours become colours of unshared corners first: trimesh's own
-    conversion needs scipy, which Kiln does not install."""
-    from trimesh.visual import ColorVisuals
+    """The scene as GLB. A mesh without colours gets a matt, double-sided clay material (the
+    viewer's default is glossy white, and one-sided, which shows holes where a mesh is wound the
+    wrong way). Face colours become colours of unshared corners first: trimesh's own conversion
+    needs scipy, which Kiln does not install."""
+    from trimesh.visual import ColorVisuals, TextureVisuals
+    from trimesh.visual.material import PBRMaterial
 
     for mesh in scene.geometry.values():
         visual = getattr(mesh, "visual", None)
-        if visual is not None and visual.kind == "face":
+        if visual is None:
+            continue
+        if not visual.defined:
+            mesh.visual = TextureVisuals(material=PBRMaterial(
+                name="clay", baseColorFactor=[*CLAY, 255], metallicFactor=0.0, roughnessFactor=0.85,
+                doubleSided=True))
+        elif visual.kind == "face":
             colours = np.asarray(visual.face_colors)
             mesh.unmerge_vertices()
             mesh.visual = ColorVisuals(mesh, vertex_colors=np.repeat(colours, 3, axis=0))
@@ -147,7 +157,7 @@ def picture(parts, size: int, supersample: int) -> np.ndarray:  # type: ignore[n
     colours = [face_colours(m) for m in parts]
     face_colors = None
     if any(c is not None for c in colours):
-        clay = np.array([196, 186, 170], dtype=np.uint8)
+        clay = np.array(CLAY, dtype=np.uint8)
         face_colors = np.concatenate([c if c is not None else np.tile(clay, (len(m.faces), 1))
                                       for c, m in zip(colours, parts, strict=True)])
     return render(vertices, faces, face_colors, size, supersample)

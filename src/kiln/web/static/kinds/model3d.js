@@ -6,11 +6,12 @@ const figure = document.querySelector(".display-model3d[data-model]");
 async function start() {
   const still = figure.querySelector(".model3d-still");
   const { ModelViewerElement } = await import(figure.dataset.viewer);
-  // Models Kiln serves are plain GLB (trimesh output): never fetch decoders from another site.
-  const none = new URL("./no-decoders/", figure.dataset.viewer).href;
+  // Models Kiln serves are plain GLB (trimesh output) and never need the Draco or KTX2 decoders,
+  // which model-viewer would fetch from another site: point them at this site instead. (Meshopt
+  // is decoded by code inside the bundle; setting its location would fetch a script at once.)
+  const none = new URL("./no-decoders/", new URL(figure.dataset.viewer, document.baseURI)).href;
   ModelViewerElement.dracoDecoderLocation = none;
   ModelViewerElement.ktx2TranscoderLocation = none;
-  ModelViewerElement.meshoptDecoderLocation = none + "meshopt.js";
   const viewer = document.createElement("model-viewer");
   viewer.className = "model3d-viewer";
   viewer.setAttribute("src", figure.dataset.model);
@@ -33,5 +34,8 @@ async function start() {
 }
 
 if (figure && "customElements" in window) {
-  start().catch(() => figure.classList.remove("model3d-starting", "model3d-live"));
+  start().catch((error) => {
+    figure.classList.remove("model3d-starting", "model3d-live");
+    console.warn("The 3D viewer could not start; the picture stays.", error);
+  });
 }
