@@ -150,6 +150,7 @@ def test_what_is_not_a_model_is_left_to_other_kinds(small, tmp_path):
     ("gltf_buffer_short", "corrupt", "declares 4,672 bytes"),
     ("glb_instancing_bomb", "too_large", "declares 12,000,000 triangles"),
     ("ply_100m_faces", "too_large", "100,000,000 triangles"),
+    ("ply_texture_path", "external_reference", "TextureFile ../../etc/passwd"),
 ])
 def test_hostile_models_are_refused_from_their_headers(bad, small, key, code, words):
     started = time.perf_counter()

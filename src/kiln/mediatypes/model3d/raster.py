@@ -20,7 +20,7 @@ BACKGROUND = (236, 238, 241)
 CLAY = np.array([196, 186, 170], dtype=np.float32)  # the colour of a model that brings none
 AZIMUTH, ELEVATION = math.radians(35), math.radians(25)
 LIGHT = np.array([-0.45, 0.65, 0.62], dtype=np.float32)
-AMBIENT = 0.32
+AMBIENT = 0.38
 MARGIN = 0.06  # of the long side, around the model
 BATCH = 1 << 18  # pixels rasterised at once: small enough to stay in cache (measured fastest)
 

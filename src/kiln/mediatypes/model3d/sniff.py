@@ -190,16 +190,18 @@ def _check_obj(path: Path) -> int:
             chunk += fh.readline(CHUNK)  # end on a line boundary, so every chunk starts a line
             faces += len(OBJ_FACE.findall(chunk))
             for match in OBJ_FILE_STATEMENTS.finditer(chunk):
-                _check_obj_reference(match.group(1).decode(), match.group(2).decode("utf-8", "replace").strip())
+                _check_reference("OBJ", match.group(1).decode(), match.group(2).decode("utf-8", "replace").strip())
     return faces
 
 
-def _check_obj_reference(statement: str, names: str) -> None:
+def _check_reference(label: str, statement: str, names: str) -> None:
+    """Refuse a file name that is a path or an address. (Bare names are never read either: the
+    model is shown without the materials or textures they would bring.)"""
     for name in names.split():
         if "/" in name or "\\" in name or ":" in name or name.startswith((".", "~")):
             shown = name if len(name) <= 60 else name[:57] + "..."
             raise MediaRejected(
-                f"This OBJ file points at another file or address ({statement} {shown}). Kiln reads only "
+                f"This {label} file points at another file or address ({statement} {shown}). Kiln reads only "
                 "the file you upload and never follows such paths; export the model again without "
                 "them (or as a GLB, which carries its materials inside).", code="external_reference")
 
@@ -219,6 +221,8 @@ def _check_ply(head: bytes, size: int, limits: ModelSettings) -> int:
     elements: list[list] = []  # [name, count, bytes per item at least]
     for line in lines[1:]:
         words = line.split()
+        if words[:2] == ["comment", "TextureFile"] and len(words) > 2:
+            _check_reference("PLY", "TextureFile", " ".join(words[2:]))
         if not words or words[0] in ("comment", "obj_info"):
             continue
         try:
