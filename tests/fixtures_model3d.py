@@ -112,6 +112,8 @@ def make_hostile(directory: Path) -> dict[str, Path]:
     ply_header = (b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
                   b"property float z\nelement face 100000000\nproperty list uchar int vertex_indices\nend_header\n")
     write("ply_100m_faces", "huge.ply", ply_header + struct.pack("<9f", 0, 0, 0, 1, 0, 0, 0, 1, 0))
+    ascii_ply = trimesh.creation.capsule(count=[8, 8]).export(file_type="ply", encoding="ascii")
+    write("truncated_ascii_ply", "cut-ascii.ply", ascii_ply[: len(ascii_ply) * 2 // 3])
     ply = good["ply"].read_bytes()
     write("ply_texture_path", "texture-path.ply", ply.replace(b"\n", b"\ncomment TextureFile ../../etc/passwd\n", 1))
     return out

@@ -140,6 +140,7 @@ def test_what_is_not_a_model_is_left_to_other_kinds(small, tmp_path):
     ("truncated_stl_ascii", "corrupt", "endsolid"),
     ("truncated_obj", "empty", "no triangles"),
     ("truncated_ply", "corrupt", "cut short"),
+    ("truncated_ascii_ply", "corrupt", "(194 lines) but holds 74 lines"),
     ("truncated_gltf", "corrupt", "not valid JSON"),
     ("truncated_glb", "corrupt", "cut short"),
     ("obj_mtllib_secret", "external_reference", "mtllib ../../secret"),

@@ -96,7 +96,7 @@ def check(path: Path, head: bytes, size: int, fmt: Format, limits: ModelSettings
     elif fmt.key == "obj":
         triangles = _check_obj(path)
     elif fmt.key == "ply":
-        triangles = _check_ply(head, size, limits)
+        triangles = _check_ply(path, head, size, limits)
     elif fmt.key == "glb":
         triangles = check_glb(path, head, size, limits.max_triangles)
     else:
@@ -211,7 +211,7 @@ PLY_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort":
              "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
 
 
-def _check_ply(head: bytes, size: int, limits: ModelSettings) -> int:
+def _check_ply(path: Path, head: bytes, size: int, limits: ModelSettings) -> int:
     end = head.find(b"end_header")
     if end < 0:
         raise MediaRejected("This PLY file's header is damaged or longer than 64 KB.", code="corrupt")
@@ -248,10 +248,20 @@ def _check_ply(head: bytes, size: int, limits: ModelSettings) -> int:
                             code="empty")
     if faces > limits.max_triangles or vertices > 3 * limits.max_triangles:
         return max(faces, vertices // 3)
+    declared = f"its header declares {vertices:,} vertices and {faces:,} faces"
     if encoding != "ascii":
         least = header_end + sum(count * item for _, count, item in elements)
         if size < least:
-            raise MediaRejected(
-                f"This PLY file is cut short: its header declares {vertices:,} vertices and {faces:,} faces "
-                f"(at least {least:,} bytes) but the file holds {size:,} bytes.", code="corrupt")
+            raise MediaRejected(f"This PLY file is cut short: {declared} (at least {least:,} bytes) but the file "
+                                f"holds {size:,} bytes.", code="corrupt")
+    else:
+        items = sum(count for _, count, _ in elements)
+        with path.open("rb") as fh:
+            fh.seek(header_end)
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(CHUNK), b""))
+            fh.seek(max(header_end, size - 1))
+            lines += fh.read(1) not in (b"\n", b"")
+        if lines < items:
+            raise MediaRejected(f"This PLY file is cut short: {declared} ({items:,} lines) but holds {lines:,} "
+                                "lines.", code="corrupt")
     return faces
