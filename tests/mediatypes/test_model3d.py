@@ -261,6 +261,16 @@ def test_the_nearest_triangle_wins_each_pixel():
         assert 45 <= len(covered) <= 55  # half of the 10 x 10 square, give or take the diagonal
 
 
+@pytest.mark.parametrize("mesh", [trimesh.creation.box((2, 1, 1)), trimesh.creation.torus(1, 0.3, 48, 16)],
+                         ids=["box", "torus"])
+def test_leaving_out_the_back_of_closed_surfaces_changes_no_pixel(mesh):
+    both_sides = render(mesh.vertices, mesh.faces, None, 160)
+    culled = render(mesh.vertices, mesh.faces, None, 160, closed=np.ones(len(mesh.faces), dtype=bool))
+    assert np.array_equal(both_sides, culled)
+    inverted = render(mesh.vertices, mesh.faces[:, ::-1], None, 160, closed=np.ones(len(mesh.faces), dtype=bool))
+    assert not np.array_equal(both_sides, inverted)  # so the test would notice culling the wrong side
+
+
 def test_a_render_is_framed_with_a_margin_and_the_right_shape():
     box = trimesh.creation.box((4, 1, 1))
     picture = render(box.vertices, box.faces, None, 200, supersample=2)

@@ -160,7 +160,13 @@ def picture(parts, size: int, supersample: int) -> np.ndarray:  # type: ignore[n
         clay = np.array(CLAY, dtype=np.uint8)
         face_colors = np.concatenate([c if c is not None else np.tile(clay, (len(m.faces), 1))
                                       for c, m in zip(colours, parts, strict=True)])
-    return render(vertices, faces, face_colors, size, supersample)
+    closed = np.concatenate([np.full(len(m.faces), _solid(m)) for m in parts])
+    return render(vertices, faces, face_colors, size, supersample, closed=closed)
+
+
+def _solid(mesh) -> bool:  # type: ignore[no-untyped-def]
+    """A closed surface wound outwards: its inside (the back of its faces) can never be seen."""
+    return bool(mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0)
 
 
 def main(argv: list[str]) -> int:

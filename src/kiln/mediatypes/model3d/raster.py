@@ -36,10 +36,12 @@ def view_axes() -> np.ndarray:
 
 
 def render(vertices: np.ndarray, faces: np.ndarray, face_colors: np.ndarray | None, size: int,
-           supersample: int = 2) -> np.ndarray:
+           supersample: int = 2, closed: np.ndarray | None = None) -> np.ndarray:
     """An RGB picture (H, W, 3 uint8) whose long side is ``size``, of the mesh framed with a margin.
 
-    ``face_colors`` (F, 3) uint8, or None for a uniform clay colour.
+    ``face_colors`` (F, 3) uint8, or None for a uniform clay colour. ``closed`` (F,) bool marks
+    faces of closed surfaces wound outwards: those facing away are never seen, so they are not
+    drawn (about half the work for solid models).
     """
     view = (np.asarray(vertices, dtype=np.float64) @ view_axes().T).astype(np.float32)
     lo, hi = view.min(axis=0), view.max(axis=0)
@@ -58,7 +60,13 @@ def render(vertices: np.ndarray, faces: np.ndarray, face_colors: np.ndarray | No
     screen[:, 1] = height - ((view[:, 1] - lo[1]) * scale + pad)
     screen[:, 2] = view[:, 2]
     triangles = screen[np.asarray(faces, dtype=np.int64)]
-    owner = rasterize(triangles, width, height)
+    drawn = np.arange(len(triangles))
+    if closed is not None:
+        e1, e2 = triangles[:, 1, :2] - triangles[:, 0, :2], triangles[:, 2, :2] - triangles[:, 0, :2]
+        facing_away = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] > 0  # screen y points down
+        drawn = np.flatnonzero(~(np.asarray(closed, dtype=bool) & facing_away))
+    owner = rasterize(triangles[drawn], width, height)
+    owner = np.where(owner >= 0, drawn[np.maximum(owner, 0)], -1)
     shade = _shading(view, faces)
     colors = CLAY[None, :] if face_colors is None else np.asarray(face_colors[:, :3], dtype=np.float32)
     palette = np.empty((len(shade) + 1, 3), dtype=np.uint16)
