@@ -7,7 +7,10 @@ file of the same format first, as in a long-running worker. Files are generated 
 fixtures' code.
 
 Cases:
-  heic-12mp        ImageKind identify + medium + thumbnail on a 4032x3024 HEIC (pillow-heif decode).
+  heic-12mp        ImageKind identify + medium + thumbnail on a 4032x3024 HEIC (pillow-heif decode),
+                   coded as one picture.
+  heic-12mp-grid   the same HEIC coded as a grid of 512 px tiles, as iPhones write it: libheif
+                   decodes the tiles in parallel.
   avif-12mp        the same on a 4032x3024 AVIF (libvips' own AV1 decoder).
   raw-preview      the same on a DNG holding 6000x4000 16-bit sensor data and a 6000x4000 JPEG
                    preview: what Kiln does with camera RAW (the embedded preview).
@@ -33,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
     "heic-12mp": "big.heic",
+    "heic-12mp-grid": "grid.heic",
     "avif-12mp": "big.avif",
     "raw-preview": "big.dng",
     "rawpy-full": "big.dng",
@@ -64,6 +68,7 @@ def _rawpy(path: Path, workdir: Path, half: bool) -> None:
 
 WORK = {
     "heic-12mp": _kiln,
+    "heic-12mp-grid": _kiln,
     "avif-12mp": _kiln,
     "raw-preview": _kiln,
     "rawpy-full": lambda p, w: _rawpy(p, w, half=False),
@@ -115,6 +120,10 @@ def generate(directory: Path) -> None:
         pillow_heif.from_pillow(picture).save(directory / f"{name}.heic", quality=80, exif=F.iphone_exif())
         vips = pyvips.Image.new_from_memory(picture.tobytes(), width, height, 3, "uchar")
         vips.heifsave(str(directory / f"{name}.avif"), compression="av1", Q=50, effort=0)
+    pillow_heif.options.GRID_TILE_SIZE = 512
+    picture = F.photo(4032, 3024, seed=5)
+    pillow_heif.from_pillow(picture).save(directory / "grid.heic", quality=80, exif=F.iphone_exif())
+    pillow_heif.options.GRID_TILE_SIZE = 0
     big_dng("big.dng", 6000, 4000)
     big_dng("small.dng", 640, 480)
     for name, (frames, size) in (("long", (120, (480, 360))), ("small", (3, (64, 48)))):
