@@ -307,14 +307,19 @@ def iphone_exif() -> bytes:
 
 
 def make_iphone_heic(directory: Path) -> Path:
-    """640x480 stored (red block top-left), EXIF orientation 6 and GPS: shows as 480x640."""
+    """640x480 stored (red block top-left) as a grid of 320 px tiles (iPhones write 512 px tiles),
+    turned by ``irot``, with EXIF orientation 6 and GPS as well: shows as 480x640."""
     import pillow_heif
 
     image = photo(640, 480, seed=6)
     image.paste((255, 0, 0), (0, 0, 160, 120))
     heif = pillow_heif.from_pillow(image)
     path = directory / "IMG_0001.HEIC"
-    heif.save(path, quality=80, exif=iphone_exif())
+    tiles, pillow_heif.options.GRID_TILE_SIZE = pillow_heif.options.GRID_TILE_SIZE, 320
+    try:
+        heif.save(path, quality=80, exif=iphone_exif())
+    finally:
+        pillow_heif.options.GRID_TILE_SIZE = tiles
     return path
 
 
