@@ -287,3 +287,26 @@ def test_an_animation_that_cannot_be_made_leaves_the_still(images, settings, tmp
     monkeypatch.setattr(image_kind, "render_animation", damaged)
     made, metadata = run_all(images["gif"], settings, tmp_path / "work")
     assert "animated" not in made and made["medium"].path.is_file() and metadata["frames"] == 3
+
+
+@pytest.mark.parametrize("key", ["dng", "cr2", "nef", "arw"])
+def test_mangled_raw_headers_end_refused_never_crashed(images, settings, tmp_path, key):
+    """Random bytes written over the directories: every outcome is a picture or a refusal."""
+    import random
+
+    data = images[key].read_bytes()
+    rng = random.Random(key)
+    outcomes = set()
+    for i in range(150):
+        mangled = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(8, len(data)) if rng.random() < 0.3 else rng.randrange(len(data) - 2048, len(data))
+            mangled[at] = rng.randrange(256)
+        path = tmp_path / f"{i}.{key}"
+        path.write_bytes(bytes(mangled))
+        try:
+            found = identify(path, settings)
+            outcomes.add("read" if found else "declined")
+        except MediaRejected:
+            outcomes.add("refused")
+    assert "refused" in outcomes
