@@ -181,6 +181,6 @@ def hostile(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every generated image fixture (see tests/fixtures_images.py), made once per session."""
-    from tests.fixtures_images import make_all
+    from tests.fixtures_images import make_everything
 
-    return make_all(tmp_path_factory.mktemp("images"))
+    return make_everything(tmp_path_factory.mktemp("images"))

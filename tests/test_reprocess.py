@@ -237,8 +237,8 @@ def test_request_refuses_unknown_ids_and_steps(rt, images):
         rp.request(rt, [media_id, 999], ["thumbnail"])
     with pytest.raises(InvalidInput, match="no step called 'poster'"):
         rp.request(rt, [media_id], ["poster"])
-    with pytest.raises(NotFound, match="no media kind called 'video'"):
-        rp.stale(rt, "video")
+    with pytest.raises(NotFound, match="no media kind called 'hologram'"):
+        rp.stale(rt, "hologram")
     assert states(rt, media_id)["thumbnail"] == "done"
 
 
@@ -401,7 +401,7 @@ def test_cli_run_failed_bulk_and_refusals(kiln, images):
     out = json.loads(kiln("reprocess", "run", str(media_id), "all", "--wait", "--json").stdout)
     assert out["requested"]["steps"] == 3 and out["outcome"]["done"] == 3
 
-    assert "image: 0 items with failed steps (none)" in kiln("reprocess", "failed").stdout
+    assert "No failed steps." in kiln("reprocess", "failed").stdout
 
     bulk = kiln("reprocess", "bulk", "--kind", "image", "--state", "processed", "--step", "medium", "--dry-run")
     assert bulk.stdout.splitlines() == ["medium: 1 image item is processed.",
@@ -411,13 +411,13 @@ def test_cli_run_failed_bulk_and_refusals(kiln, images):
 
     for args, message in [
         (("available", "999"), "There is no media with id 999."),
-        (("available", "video"), "There is no media kind called 'video'. Kinds: image."),
+        (("available", "hologram"), "There is no media kind called 'hologram'. Kinds: "),
         (("run", "999", "thumbnail"), "There is no media with id 999."),
         (("run", str(media_id), "poster"), "The image kind has no step called 'poster'. "
                                            "Steps: medium, thumbnail, metadata (or all)."),
-        (("stale", "--kind", "video"), "There is no media kind called 'video'"),
-        (("failed", "--kind", "video"), "There is no media kind called 'video'"),
-        (("bulk", "--kind", "video", "--state", "processed", "--step", "all"), "no media kind called 'video'"),
+        (("stale", "--kind", "hologram"), "There is no media kind called 'hologram'"),
+        (("failed", "--kind", "hologram"), "There is no media kind called 'hologram'"),
+        (("bulk", "--kind", "hologram", "--state", "processed", "--step", "all"), "no media kind called 'hologram'"),
     ]:
         result = kiln("reprocess", *args, ok=False)
         assert result.exit_code == 1 and message in result.stderr, (args, result.output)

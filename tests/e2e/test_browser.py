@@ -56,7 +56,7 @@ def test_new_user_registers_verifies_and_uploads_three_photos(page: Page, live_s
     page.screenshot(path=str(tmp_path / "upload.png"))
 
     page.get_by_role("link", name="My gallery").click()
-    thumbs = page.locator("ul.grid img")
+    thumbs = page.locator("ul.grid img.picture")
     expect(thumbs).to_have_count(3)
     for i in range(3):
         thumbs.nth(i).scroll_into_view_if_needed()

@@ -44,7 +44,7 @@ def test_photo_page_images_load_from_object_storage(kind, tmp_path, images, brow
         assert src.startswith("http://127.0.0.1:8080/"), src
         assert medium.evaluate("img => img.complete && img.naturalHeight") == 1280
         page.goto("/u/gus")
-        thumb = page.locator("ul.grid img").first
+        thumb = page.locator("ul.grid img.picture").first
         expect(thumb).to_be_visible()
         assert thumb.evaluate("img => img.complete && img.naturalWidth > 0")
         page.context.close()

@@ -158,6 +158,8 @@ def failed_cmd(kiln: Kiln, kind: str | None, dry_run: bool, yes: bool, wait: boo
             click.echo(f"{kind_name}: {_plural(data['items'], 'item')} with failed steps ({steps})")
         for media_id, message in report["errors"].items():
             click.echo(f"  media {media_id}: {message}")
+        if not total:
+            click.echo("No failed steps.")
     if not total or dry_run:
         if as_json:
             echo_json({"report": report, "requested": None, "outcome": None})

@@ -134,6 +134,13 @@ def placeholder(picture: Path) -> str | None:
     return make(picture)
 
 
+def placeholder_src(blurhash: str | None, width: int | None = None, height: int | None = None) -> str | None:
+    """That placeholder drawn as a tiny PNG ``data:`` URI, for galleries (cached)."""
+    from kiln.mediatypes.image.still import placeholder_src as draw
+
+    return draw(blurhash, width, height)
+
+
 def extension_for(mime_type: str) -> str:
     """The extension Kiln gives a stored original of this type."""
     for kind in kinds().values():

@@ -252,7 +252,8 @@ def stale(rt: Runtime, kind: str | None = None) -> dict[str, Any]:
                     elif status == SAME_OUTPUT:
                         counts[name]["same_output"] += 1
                         report["same_output"].append((media_id, name))
-            report["kinds"][kind_name] = {"items": items, "steps": counts}
+            if items or kind:  # kinds the site has no media of stay out of the report
+                report["kinds"][kind_name] = {"items": items, "steps": counts}
     return report
 
 
@@ -392,7 +393,8 @@ def failed(rt: Runtime, kind: str | None = None) -> dict[str, Any]:
                 counts[name] = counts.get(name, 0) + 1
                 report["failed"].append((media_id, name))
                 report["errors"].setdefault(media_id, message or "")
-            report["kinds"][kind_name] = {"items": len(items), "steps": counts}
+            if items or kind:
+                report["kinds"][kind_name] = {"items": len(items), "steps": counts}
     return report
 
 
