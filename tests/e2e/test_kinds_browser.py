@@ -5,6 +5,7 @@ picture and a viewer, the animated GIF stays animated."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -19,6 +20,7 @@ if not HAVE_CHROMIUM:
 from playwright.sync_api import Page, expect  # noqa: E402
 
 PASSWORD = "correct horse battery"
+SHOTS = os.environ.get("KILN_SCREENSHOTS", "/tmp")
 # (kind, sample name) for every case the issue lists, plus audio with cover art.
 CASES = [
     ("video", "portrait_phone_mov"), ("image", "heic"), ("image", "gif"), ("image", "dng"),
@@ -79,9 +81,12 @@ def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(bro
         thumbs.nth(i).scroll_into_view_if_needed()
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbs.nth(i).element_handle())
 
+    page.screenshot(path=f"{SHOTS}/kinds-gallery.png", full_page=True)
+
     def open_page(key: tuple[str, str]) -> None:
         page.goto(by_name[key]["url"].replace(live_server.url, ""))
         expect(page.locator("article.media h1")).to_be_visible()
+        page.screenshot(path=f"{SHOTS}/kinds-{key[0]}-{key[1]}.png", full_page=True)
 
     # The phone video: portrait, plays, seeks (Range requests on /media).
     open_page(("video", "portrait_phone_mov"))
