@@ -64,7 +64,7 @@ def test_new_user_registers_verifies_and_uploads_three_photos(page: Page, live_s
         assert loaded, f"thumbnail {i} did not load"
     # The camera photo (EXIF orientation 6) is shown upright: taller than wide.
     camera = page.locator("ul.grid li", has_text=photos[0].stem)
-    size = camera.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    size = camera.locator("img.picture").evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert size[1] > size[0], f"camera photo not upright: {size}"
     camera.locator("a").click()
     medium = page.locator("article.media figure img")
