@@ -54,6 +54,6 @@ def test_upload_process_publish_on_object_storage(remote_rt, images, tmp_path):
         assert not rt.stores.queue.exists(entry.original_key)
         original_key = entry.original_key
     # Anonymous requests for the original, at the address it would have if it were public, are refused.
-    public_base = item["renditions"]["medium"]["url"].split("?")[0].rsplit("/", 3)[0]
+    public_base = item["renditions"]["medium"]["url"].split("?")[0].rsplit("/entries/", 1)[0]
     guessed = public_base.replace("-public", "-originals") + "/" + "/".join(original_key)
     assert "-originals/" in guessed and httpx.get(guessed).status_code in (400, 401, 403)

@@ -1,4 +1,4 @@
-"""addmedia, and the `media` group: list, show, delete."""
+"""addmedia, and the `media` group: list, show, set-visibility, delete."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
 from kiln.errors import KilnError
 from kiln.media import services as media_service
+from kiln.media.models import VISIBILITIES
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
 from kiln.processing.dispatch import RecordingDispatcher
@@ -26,11 +27,13 @@ from kiln.processing.service import process_media
 @click.option("--description")
 @click.option("--tags", help="Comma-separated.")
 @click.option("--license", "license_url", help="Licence URL (empty for all rights reserved).")
+@click.option("--visibility", type=click.Choice(VISIBILITIES), default="public", show_default=True,
+              help="unlisted: by link only; private: the owner and admins only.")
 @click.option("--wait", is_flag=True, help="Process here and now, and wait until each file is done.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_kiln
 def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | None, description: str | None,
-             tags: str | None, license_url: str | None, wait: bool, as_json: bool) -> None:
+             tags: str | None, license_url: str | None, visibility: str, wait: bool, as_json: bool) -> None:
     """Upload FILES for USERNAME. Without --wait, running workers process them."""
     rt = kiln.runtime(RecordingDispatcher() if wait else None)
     results, failures = [], 0
@@ -39,7 +42,8 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
         with click.progressbar(files, label="Uploading", file=sys.stderr,
                                show_pos=True) as bar:
             for path in bar:
-                fields = MediaFields(title=title, description=description, tags=tags, license=license_url)
+                fields = MediaFields(title=title, description=description, tags=tags, license=license_url,
+                                     visibility=visibility)
                 try:
                     with path.open("rb") as fh:
                         entry = media_service.submit(rt, session, owner, fh, path.name, fields)
@@ -75,7 +79,7 @@ def _process_until_settled(rt, media_id: int, limit: float = 600.0) -> None:  # 
 
 @main.group()
 def media() -> None:
-    """List, show and delete media."""
+    """List, show, change and delete media."""
 
 
 @media.command("list")
@@ -109,7 +113,7 @@ def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    for key in ("id", "title", "kind", "state", "owner", "url", "created"):
+    for key in ("id", "title", "kind", "state", "visibility", "owner", "url", "created"):
         click.echo(f"{key:>10}: {data[key]}")
     if "error" in data:
         click.echo(f"{'error':>10}: {data['error']['message']} ({data['error']['code']})")
@@ -120,6 +124,20 @@ def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
         click.echo(f"{name:>10}: {r['width']}x{r['height']} {r['mime_type']} {r['bytes']} bytes  {r['url']}")
     for step in data["steps"]:
         click.echo(f"{'step':>10}: {step['name']} {step['state']} (attempts {step['attempts']})")
+
+
+@media.command("set-visibility")
+@click.argument("media_id", type=int)
+@click.argument("visibility", type=click.Choice(VISIBILITIES))
+@pass_kiln
+def media_set_visibility(kiln: Kiln, media_id: int, visibility: str) -> None:
+    """Make an item public, unlisted or private. Making it private moves its files to new URLs,
+    so every URL handed out before stops working."""
+    rt = kiln.runtime()
+    with rt.sessions() as session:
+        item = media_service.get_media(session, media_id)
+        media_service.update(rt, session, item.owner, item, MediaFields(visibility=visibility))
+    click.echo(f"Media {media_id} is now {visibility}.")
 
 
 @media.command("delete")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, Index, String, Table, Text
@@ -12,6 +13,14 @@ from kiln.accounts.models import User
 from kiln.db.base import Base, utcnow
 
 MEDIA_STATES = ("queued", "processing", "processed", "failed")
+# public: listed everywhere; unlisted: reachable by its link only; private: owner and admins only.
+VISIBILITIES = ("public", "unlisted", "private")
+
+
+def new_key_token() -> str:
+    """The unguessable part of every rendition key; rotated when an item becomes private."""
+    return secrets.token_hex(16)
+
 
 media_tags = Table(
     "media_tags",
@@ -33,6 +42,7 @@ class MediaEntry(Base):
     __tablename__ = "media"
     __table_args__ = (
         CheckConstraint(f"state IN {MEDIA_STATES!r}", name="state"),
+        CheckConstraint(f"visibility IN {VISIBILITIES!r}", name="visibility"),
         Index("ix_media_state_published", "state", "published"),
         Index("ix_media_owner_state_published", "owner_id", "state", "published"),
     )
@@ -45,6 +55,10 @@ class MediaEntry(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     license: Mapped[str] = mapped_column(String(100), default="")
     show_exif: Mapped[bool] = mapped_column(default=True)
+    visibility: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
+    # Part of every rendition key, so old URLs stop working when it changes. Empty for items made
+    # before it existed: their keys have no token until they are made private.
+    key_token: Mapped[str] = mapped_column(String(32), default=new_key_token, server_default="")
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Set when processing finishes; public lists are ordered by it.
@@ -78,6 +92,11 @@ class MediaEntry(Base):
 
     def rendition(self, name: str) -> Rendition | None:
         return next((r for r in self.renditions if r.name == name), None)
+
+    def rendition_key(self, filename: str) -> list[str]:
+        """Where a rendition file of this item is stored in the public store."""
+        token = [self.key_token] if self.key_token else []
+        return ["entries", str(self.id), *token, filename]
 
 
 class Rendition(Base):

@@ -20,6 +20,7 @@ from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags
 from kiln.media.text import parse_tags
+from kiln.media.visibility import change_visibility, check_visibility, rendition_src
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected
 from kiln.processing import ledger
@@ -39,6 +40,7 @@ class MediaFields:
     tags: str | list[str] | None = None
     license: str | None = None
     show_exif: bool | None = None
+    visibility: str | None = None
 
 
 def _spool(rt: Runtime, source: BinaryIO, limit: int) -> tuple[Path, int, str]:
@@ -78,10 +80,11 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
         title = (fields.title or "").strip() or _title_from(filename)
         license_url = fields.license if fields.license is not None else owner.default_license
         _check_license(license_url)
+        visibility = check_visibility(fields.visibility or "public")
         entry = MediaEntry(
             owner=owner, kind=found.kind, state="queued", title=title[:200],
             description=fields.description or "", license=license_url,
-            show_exif=True if fields.show_exif is None else fields.show_exif,
+            show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
             original_key=[], original_name=Path(filename or "").name[:255],
             mime_type=found.mime_type, size_bytes=size, sha256=sha, width=found.width, height=found.height,
         )
@@ -158,8 +161,15 @@ def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields:
         media.show_exif = fields.show_exif
     if fields.tags is not None:
         media.tags = _tags(session, fields.tags)
+    retired = change_visibility(rt, media, fields.visibility) if fields.visibility is not None else []
     media.updated = utcnow()
-    session.commit()
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    for key in retired:  # only once the new keys are committed
+        rt.stores.public.delete(key)
     return media
 
 
@@ -220,7 +230,7 @@ def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntr
                 path, mime_type, width, height = made.path, made.mime_type, made.width, made.height
             else:
                 path, mime_type, width, height = source, media.mime_type, media.width, media.height
-            key = ["entries", str(media.id), f"original-{mode}-{media.sha256[:10]}{path.suffix}"]
+            key = media.rendition_key(f"original-{mode}-{media.sha256[:10]}{path.suffix}")
             size = save_local_file(rt.stores.public, key, path)
         row = old or Rendition(name="original")
         old_key = list(old.key) if old is not None else None
@@ -242,13 +252,6 @@ def get_media(session: Session, media_id: int) -> MediaEntry:
     if media is None:
         raise NotFound("There is no media with that id.")
     return media
-
-
-def visible(media: MediaEntry, viewer: User | None) -> bool:
-    """Processed media is public; the owner and admins also see queued and failed items."""
-    if media.state == "processed":
-        return True
-    return viewer is not None and (viewer.id == media.owner_id or viewer.is_admin)
 
 
 # Listings: keyset pagination over (published, id), newest first ----------------------------------
@@ -276,7 +279,8 @@ def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
 
 
 def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[tuple[MediaEntry]]:
-    query = select(MediaEntry).where(MediaEntry.state == "processed")
+    """Processed public media: what listings, feeds and tag pages show (never unlisted or private)."""
+    query = select(MediaEntry).where(MediaEntry.state == "processed", MediaEntry.visibility == "public")
     if owner_id is not None:
         query = query.where(MediaEntry.owner_id == owner_id)
     if tag is not None:
@@ -347,6 +351,7 @@ def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -
         "id": media.id,
         "kind": media.kind,
         "state": media.state,
+        "visibility": media.visibility,
         "title": media.title,
         "description": media.description,
         "owner": media.owner.username,
@@ -360,7 +365,7 @@ def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -
         "height": media.height,
         "info": media.info or {},
         "renditions": {
-            r.name: {"url": rendition_url(rt, r.key), "width": r.width, "height": r.height,
+            r.name: {"url": rendition_src(rt, media, r, absolute=True), "width": r.width, "height": r.height,
                      "mime_type": r.mime_type, "bytes": r.size_bytes}
             for r in media.renditions
         },

@@ -234,7 +234,8 @@ def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced:
     spec = next((s for s in definition.renditions if s.name == produced.name), None)
     fingerprint = spec.fingerprint() if spec else definition.fingerprint()
     # The key names the spec, so a reprocess with new settings never overwrites a file in use.
-    key = ["entries", str(media.id), f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}"]
+    # The item's key token is part of it, so making the item private can retire every old URL.
+    key = media.rendition_key(f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}")
     size = save_local_file(rt.stores.public, key, produced.path)
     existing = session.scalar(select(Rendition).where(Rendition.media_id == media.id,
                                                       Rendition.name == produced.name))

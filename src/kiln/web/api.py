@@ -17,6 +17,7 @@ from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media import services as media_service
 from kiln.media.models import MEDIA_STATES
 from kiln.media.services import MediaFields
+from kiln.media.visibility import visible
 from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
@@ -34,6 +35,7 @@ def api_csrf(request: Request) -> None:
             raise CsrfFailed("Send the X-CSRF-Token header (or use a Bearer token).")
 
 
+VisibilityName = Literal["public", "unlisted", "private"]
 router = APIRouter(prefix="/api/v1", tags=["media"], dependencies=[Depends(api_csrf)])
 
 
@@ -77,6 +79,7 @@ class MediaOut(BaseModel):
     id: int
     kind: str
     state: str = Field(description="queued, processing, processed or failed")
+    visibility: str = Field(description="public, unlisted (by link only) or private (owner and admins)")
     title: str
     description: str
     owner: str
@@ -168,6 +171,9 @@ class MediaPatch(BaseModel):
     tags: list[str] | None = Field(None, max_length=30)
     license: str | None = Field(None, max_length=100)
     show_exif: bool | None = None
+    visibility: VisibilityName | None = Field(
+        None, description="public, unlisted (reachable by its link, in no listing) or private (owner and admins "
+        "only; the old rendition URLs stop working)")
     original: Literal["private", "public", "stripped"] | None = Field(
         None, description="Publish the original file as uploaded, without camera data and GPS, or keep it private")
 
@@ -183,7 +189,7 @@ def create_token(body: TokenRequest, session: DB) -> dict[str, str]:
 
 def _visible_media(session: DB, media_id: int, user: User | None) -> Any:
     media = session.get(media_service.MediaEntry, media_id)
-    if media is None or not media_service.visible(media, user):
+    if media is None or not visible(media, user):
         raise NotFound("There is no media with that id.")
     return media
 
@@ -195,11 +201,13 @@ def upload(
     description: Annotated[str | None, Form(max_length=20000)] = None,
     tags: Annotated[str | None, Form(max_length=2000, description="Comma-separated")] = None,
     license: Annotated[str | None, Form(max_length=100)] = None,
+    visibility: Annotated[VisibilityName, Form(description="public, unlisted or private")] = "public",
 ) -> dict[str, Any]:
     """Upload one file. Answers as soon as it is stored; processing continues in the background."""
     try:
         entry = media_service.submit(rt, session, user, file.file, file.filename or "",
-                                     MediaFields(title=title, description=description, tags=tags, license=license))
+                                     MediaFields(title=title, description=description, tags=tags, license=license,
+                                                 visibility=visibility))
     finally:
         file.file.close()
     return media_service.media_json(rt, entry, ledger.steps_of(session, entry.id))

@@ -1,18 +1,21 @@
-"""Serving the local public store (renditions), with byte ranges, ETags and long caching.
-
-A front web server can serve DATA/media/public at /media directly instead (docs/deploy.md)."""
+"""Serving renditions: the local public store at /media, with byte ranges, ETags and long caching
+(a front web server can serve DATA/media/public there directly instead, docs/deploy.md); and a
+private item's renditions at /m/{id}/r/{name}, from any backend, after checking who is asking."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from kiln.errors import NotFound
+from kiln.media.visibility import private_rendition
 from kiln.storage import PUBLIC_MEDIA_PATH
-from kiln.storage.base import InvalidKey
-from kiln.web.deps import RT
+from kiln.storage.base import CHUNK, InvalidKey, NoSuchFile
+from kiln.web.deps import DB, RT, CurrentUser
 
 router = APIRouter(include_in_schema=False)
 SAFE_TYPES = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".gif": "image/gif",
@@ -23,6 +26,8 @@ SAFE_TYPES = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", 
 # Rendition keys name their spec, so the bytes behind a URL never change.
 HEADERS = {"Cache-Control": "public, max-age=31536000, immutable",
            "Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}
+# A private item's bytes must not outlive access in any cache, shared or not.
+PRIVATE_HEADERS = {**HEADERS, "Cache-Control": "private, no-store"}
 
 
 @router.get(PUBLIC_MEDIA_PATH + "/{path:path}")
@@ -42,3 +47,32 @@ def public_file(path: str, request: Request, rt: RT) -> Response:
     if etag in (tag.strip() for tag in sent.split(",")):
         return Response(status_code=304, headers={**HEADERS, "ETag": etag})
     return response
+
+
+@router.get("/m/{media_id}/r/{name}")
+def checked_file(media_id: int, name: str, session: DB, rt: RT, user: CurrentUser) -> Response:
+    """A rendition fetched through the app: 404 to anyone who may not see the item."""
+    rendition = private_rendition(session, media_id, name, user)
+    key = list(rendition.key)
+    store = rt.stores.public
+    suffix = os.path.splitext(key[-1])[1].lower()
+    media_type = SAFE_TYPES.get(suffix, "application/octet-stream")
+    headers = dict(PRIVATE_HEADERS)
+    if name == "original":
+        headers["Content-Disposition"] = f'attachment; filename="original{suffix}"'
+    try:
+        if store.is_local:
+            local = store.local_path(key)
+            return FileResponse(local, media_type=media_type, headers=headers, stat_result=os.stat(local))
+        size = store.size(key)
+        stream = store.open(key)
+    except (InvalidKey, FileNotFoundError, NoSuchFile) as exc:
+        raise NotFound("There is no such file.") from exc
+    return StreamingResponse(_chunks(stream), media_type=media_type,
+                             headers={**headers, "Content-Length": str(size)})
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk

@@ -10,6 +10,7 @@ from kiln.accounts.services import get_user
 from kiln.errors import NotFound
 from kiln.media import services as media_service
 from kiln.media.models import Tag
+from kiln.media.visibility import src_for, visible
 from kiln.web.deps import DB, RT, CurrentUser
 from kiln.web.templating import render
 
@@ -35,11 +36,12 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
 def media_page(request: Request, username: str, media_id: int, session: DB, rt: RT,
                user: CurrentUser) -> HTMLResponse:
     media = session.get(media_service.MediaEntry, media_id)
-    if media is None or media.owner.username != username or not media_service.visible(media, user):
+    if media is None or media.owner.username != username or not visible(media, user):
         raise NotFound("There is no such media. It may have been deleted.")
     newer, older = media_service.neighbours(session, media)
+    # media_src sends a private item's renditions through the app's checked route.
     return render(request, "media.html", media=media, newer=newer, older=older,
-                  medium=media.rendition("medium"))
+                  medium=media.rendition("medium"), media_src=src_for(rt, [media]))
 
 
 @router.get("/tag/{slug}", response_class=HTMLResponse)

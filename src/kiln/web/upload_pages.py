@@ -35,8 +35,9 @@ def upload(
     # A browser sends an empty string part when no file was chosen.
     file: Annotated[list[UploadFile | str] | None, File(description="One or more files")] = None,
     title: OptText = None, description: OptText = None, tags: OptText = None, license: OptText = None,
+    visibility: OptText = None,
 ) -> Response:
-    fields = MediaFields(title=title, description=description, tags=tags, license=license)
+    fields = MediaFields(title=title, description=description, tags=tags, license=license, visibility=visibility)
     files = [f for f in file or [] if isinstance(f, StarletteUploadFile) and (f.filename or f.size)]
     if not files:
         error = KilnError("Choose at least one file to upload.", code="no_file")
@@ -83,12 +84,13 @@ def edit_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> R
 @router.post("/m/{media_id}/edit")
 def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
          description: FullText = "", tags: FullText = "", license: FullText = "",
-         show_exif: OptText = None, original: OptText = None) -> Response:
+         show_exif: OptText = None, original: OptText = None, visibility: OptText = None) -> Response:
     """The form sends every field, so an empty one means cleared (an empty title is refused)."""
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(
-            title=title, description=description, tags=tags, license=license, show_exif=show_exif == "on"))
+            title=title, description=description, tags=tags, license=license, show_exif=show_exif == "on",
+            visibility=visibility))
         if original is not None:
             media_service.publish_original(rt, session, user, media, original)
     except KilnError as exc:

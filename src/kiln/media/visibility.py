@@ -1,0 +1,95 @@
+"""Who may see a media item, and where a viewer fetches its renditions.
+
+public: listed everywhere. unlisted: reachable by its link, absent from every listing. private: the
+owner and admins only; everyone else (moderators included) gets 404, never 403, so existence is not
+revealed. A private item's renditions are served only through the app (``/m/{id}/r/{name}``), which
+checks access; their stored keys carry a token rotated when the item becomes private, so the public
+URLs fetched before stop working on every storage backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from kiln.accounts.models import User
+from kiln.errors import InvalidInput, NotFound
+from kiln.media.models import VISIBILITIES, MediaEntry, Rendition, new_key_token
+from kiln.runtime import Runtime
+from kiln.storage.base import Key
+
+
+def check_visibility(value: str) -> str:
+    if value not in VISIBILITIES:
+        raise InvalidInput("Choose public, unlisted or private.", code="bad_visibility")
+    return value
+
+
+def is_owner_or_admin(media: MediaEntry, viewer: User | None) -> bool:
+    return viewer is not None and (viewer.id == media.owner_id or viewer.is_admin)
+
+
+def visible(media: MediaEntry, viewer: User | None) -> bool:
+    """Processed public and unlisted media is for everyone; private and unfinished items for the
+    owner and admins only."""
+    if media.state == "processed" and media.visibility != "private":
+        return True
+    return is_owner_or_admin(media, viewer)
+
+
+def change_visibility(rt: Runtime, media: MediaEntry, value: str) -> list[Key]:
+    """Set the visibility (the caller commits). Becoming private rotates the key token and copies
+    every rendition to a key with the new token; returns the old keys, which the caller deletes
+    only after the commit, so a crash leaves stray copies (``kiln storage gc``), never a row
+    pointing at nothing."""
+    check_visibility(value)
+    becoming_private = value == "private" and media.visibility != "private"
+    media.visibility = value
+    if not becoming_private:
+        return []
+    media.key_token = new_key_token()
+    old_keys: list[Key] = []
+    for rendition in media.renditions:
+        new_key = media.rendition_key(rendition.key[-1])
+        with rt.stores.public.open(rendition.key) as fh:
+            rt.stores.public.save(new_key, fh)
+        old_keys.append(list(rendition.key))
+        rendition.key = new_key
+    return old_keys
+
+
+def private_route(media: MediaEntry, rendition: Rendition) -> str:
+    return f"/m/{media.id}/r/{rendition.name}"
+
+
+def rendition_src(rt: Runtime, media: MediaEntry, rendition: Rendition, absolute: bool = False) -> str:
+    """The URL a viewer fetches a rendition from: the store's URL, or the app's checked route for
+    a private item (only its owner and admins are ever shown one)."""
+    if media.visibility == "private":
+        path = private_route(media, rendition)
+        return rt.settings.base_url.rstrip("/") + path if absolute else path
+    url = rt.stores.public.url(rendition.key)
+    return url if "://" in url or not absolute else rt.settings.base_url.rstrip("/") + url
+
+
+def src_for(rt: Runtime, items: Iterable[MediaEntry]) -> Callable[[Any], str]:
+    """A ``media_src(key)`` for templates that sends the renditions of the private items among
+    ``items`` to the app's route; other keys go to the public store."""
+    private = {tuple(r.key): private_route(m, r) for m in items if m.visibility == "private"
+               for r in m.renditions}
+
+    def media_src(key: Any) -> str:
+        return private.get(tuple(key)) or rt.stores.public.url(key)
+
+    return media_src
+
+
+def private_rendition(session: Session, media_id: int, name: str, viewer: User | None) -> Rendition:
+    """The rendition behind ``/m/{id}/r/{name}``, for a viewer allowed to see the item; 404 otherwise."""
+    media = session.get(MediaEntry, media_id)
+    rendition = media.rendition(name) if media is not None else None
+    if media is None or rendition is None or not visible(media, viewer):
+        raise NotFound("There is no such file.")
+    return rendition
