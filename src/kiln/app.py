@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kiln.accounts.throttle import Throttle, Throttled
 from kiln.config import Settings
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
 from kiln.web import api, auth_pages, feeds, files, pages, panels, upload_pages
-from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, dump_flashes
+from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, CsrfFailed, dump_flashes, is_bearer, same_origin
+from kiln.web.security import PageHeaders
 from kiln.web.templating import STATIC_DIR, make_templates, render
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
+    app.state.throttle = Throttle(settings.security)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
         app.include_router(module.router)
-    _install_middleware(app, secure=settings.base_url.startswith("https://"))
+    _install_middleware(app, secure=settings.base_url.startswith("https://"), headers=PageHeaders(settings))
     _install_error_handlers(app)
     return app
 
@@ -44,19 +47,26 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    def respond(request: Request, status: int, code: str, message: str) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-        if status == 401 and request.method == "GET":
-            return RedirectResponse(f"/auth/login?next={request.url.path}", status_code=303)
-        return render(request, "error.html", status=status, code=code, message=message)
+def respond(request: Request, status: int, code: str, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    if status == 401 and request.method == "GET":
+        return RedirectResponse(f"/auth/login?next={request.url.path}", status_code=303)
+    return render(request, "error.html", status=status, code=code, message=message)
 
+
+def _error_response(request: Request, exc: KilnError) -> Response:
+    return respond(request, exc.status, exc.code, exc.message)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KilnError)
     async def kiln_error(request: Request, exc: KilnError) -> Response:
         response = respond(request, exc.status, exc.code, exc.message)
         if isinstance(exc, NotAuthenticated) and _wants_json(request):
             response.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(StarletteHTTPException)
@@ -81,10 +91,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         return respond(request, 500, "internal", "Something went wrong on our side. Try again in a moment.")
 
 
-def _install_middleware(app: FastAPI, secure: bool) -> None:
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _install_middleware(app: FastAPI, secure: bool, headers: PageHeaders) -> None:
     @app.middleware("http")
     async def cookies_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
+        if request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request):
+            # Every cookie-carrying write, whichever router it is on, must come from our own pages.
+            exc = CsrfFailed("This form came from another site. Go to the page on this site and try again.")
+            response: Response = _error_response(request, exc)
+        else:
+            response = await call_next(request)
         token = getattr(request.state, "csrf", None)
         if token and request.cookies.get(CSRF_COOKIE) != token:
             response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure)
@@ -94,7 +112,5 @@ def _install_middleware(app: FastAPI, secure: bool) -> None:
                                 secure=secure, max_age=120)
         elif getattr(request.state, "flash_read", False):
             response.delete_cookie(FLASH_COOKIE)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        headers.apply(request, response)
         return response

@@ -192,6 +192,23 @@ class StorageSettings(BaseModel):
     public: str = "local"
 
 
+class SecuritySettings(BaseModel):
+    """Throttles on logins, sign-ups and reset mails, and who may say which address a request came from."""
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed.")
+    hsts_seconds: int = Field(31_536_000, ge=0, description="Strict-Transport-Security max-age over TLS; 0: off.")
+    login_failures_per_account: int = Field(5, ge=1, description="Failed logins on one name before a pause.")
+    login_failures_per_ip: int = Field(30, ge=1, description="Failed logins from one address before a pause.")
+    login_window_seconds: int = Field(900, ge=1, description="Failures older than this are forgotten.")
+    lockout_seconds: int = Field(60, ge=1, description="First pause; each further one doubles.")
+    max_lockout_seconds: int = Field(3600, ge=1)
+    registrations_per_ip_per_hour: int = Field(20, ge=1)
+    reset_mails_per_account_per_hour: int = Field(3, ge=1)
+    reset_mails_per_ip_per_hour: int = Field(10, ge=1)
+
+
 class Settings(BaseSettings):
     """Every setting Kiln has. Build one with :func:`load_settings`."""
 
@@ -218,6 +235,7 @@ class Settings(BaseSettings):
     tools: ToolSettings = ToolSettings()
     processing: ProcessingSettings = ProcessingSettings()
     storage: StorageSettings = StorageSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @field_validator("data_dir")
     @classmethod

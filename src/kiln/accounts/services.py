@@ -11,7 +11,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from kiln.accounts.mail import Mailer
@@ -121,10 +121,13 @@ def grant(user: User, privilege: str) -> None:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
-    """Set a new password and end every login session of the user (they must log in again)."""
+    """Set a new password, end every login session of the user (they must log in again) and void
+    reset links still in their mailbox."""
     check_new_password(password)
     user.password_hash = hash_password(password)
     session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    session.execute(update(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == "reset",
+                                             EmailToken.used.is_(None)).values(used=utcnow()))
 
 
 # Emailed one-time tokens ----------------------------------------------------------------------

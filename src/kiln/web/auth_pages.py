@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from kiln.accounts import services as accounts
 from kiln.accounts.models import ApiToken
+from kiln.accounts.throttle import Throttled
 from kiln.errors import InvalidInput, KilnError, NotFound
 from kiln.media.licenses import is_known
-from kiln.web.deps import DB, RT, SESSION_COOKIE, CurrentUser, LoggedIn, check_csrf, flash
+from kiln.web.deps import DB, RT, SESSION_COOKIE, ClientIP, CurrentUser, LoggedIn, Throttles, check_csrf, flash
 from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -36,16 +37,24 @@ def _login_response(request: Request, rt, token: str, target: str) -> Response: 
     return response
 
 
+def _with_retry_after(exc: KilnError, response: Response) -> Response:
+    if isinstance(exc, Throttled):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @router.get("/auth/register", response_class=HTMLResponse)
 def register_form(request: Request, rt: RT, user: CurrentUser) -> Response:
     return render(request, "register.html", open=rt.settings.registration_open, form={})
 
 
 @router.post("/auth/register")
-def register(request: Request, session: DB, rt: RT, username: Text, email: Text, password: Text) -> Response:
+def register(request: Request, session: DB, rt: RT, throttle: Throttles, ip: ClientIP, username: Text, email: Text,
+             password: Text) -> Response:
     if not rt.settings.registration_open:
         return render(request, "register.html", status=403, open=False, form={})
     try:
+        throttle.registration(ip)
         user = accounts.create_user(session, username, email, password,
                                     verified=not rt.settings.require_email_verification)
         if rt.settings.require_email_verification:
@@ -54,8 +63,8 @@ def register(request: Request, session: DB, rt: RT, username: Text, email: Text,
         session.commit()
     except KilnError as exc:
         session.rollback()
-        return render(request, "register.html", status=exc.status, open=True, error=exc.message,
-                      form={"username": username, "email": email})
+        return _with_retry_after(exc, render(request, "register.html", status=exc.status, open=True,
+                                             error=exc.message, form={"username": username, "email": email}))
     if rt.settings.require_email_verification:
         flash(request, f"Welcome, {user.username}! We sent a link to {user.email}: open it to confirm your "
                        "address, then you can upload.")
@@ -88,16 +97,22 @@ def login_form(request: Request, user: CurrentUser, next: str = "/") -> Response
 
 
 @router.post("/auth/login")
-def login(request: Request, session: DB, rt: RT, username: Text, password: Text,
+def login(request: Request, session: DB, rt: RT, throttle: Throttles, ip: ClientIP, username: Text, password: Text,
           next: Annotated[str, Form()] = "/") -> Response:
     try:
-        user = accounts.authenticate(session, username, password)
+        throttle.before_login(username, ip)
+        try:
+            user = accounts.authenticate(session, username, password)
+        except accounts.BadCredentials:
+            throttle.login_failed(username, ip)  # unknown names count too, so both look alike
+            raise
+        throttle.login_succeeded(username)
         token = accounts.start_session(session, user)
         session.commit()
     except KilnError as exc:
         session.rollback()
-        return render(request, "login.html", status=exc.status, error=exc.message, next=_safe_next(next),
-                      username=username)
+        return _with_retry_after(exc, render(request, "login.html", status=exc.status, error=exc.message,
+                                             next=_safe_next(next), username=username))
     old = request.cookies.get(SESSION_COOKIE)
     if old:  # a fresh session id at every login
         accounts.end_session(session, old)
@@ -121,7 +136,11 @@ def forgot_form(request: Request, user: CurrentUser) -> Response:
 
 
 @router.post("/auth/forgot")
-def forgot(request: Request, session: DB, rt: RT, email: Text) -> Response:
+def forgot(request: Request, session: DB, rt: RT, throttle: Throttles, ip: ClientIP, email: Text) -> Response:
+    try:
+        throttle.reset_mail(email, ip)
+    except Throttled as exc:
+        return _with_retry_after(exc, render(request, "forgot.html", status=exc.status, error=exc.message))
     accounts.request_reset(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, email)
     session.commit()
     return render(request, "forgot.html", sent=True)

@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts import services as accounts
 from kiln.accounts.models import ApiToken, User
+from kiln.accounts.throttle import Throttle
 from kiln.errors import KilnError, NotAuthenticated, PermissionDenied
 from kiln.runtime import Runtime
+from kiln.web import security
 
 SESSION_COOKIE = "kiln_session"
 CSRF_COOKIE = "kiln_csrf"
@@ -97,7 +99,13 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def _same_origin(request: Request) -> bool:
+def is_bearer(request: Request) -> bool:
+    """An API call authenticated by its Authorization header: no cookie, so no CSRF to fear."""
+    return _bearer(request) is not None
+
+
+def same_origin(request: Request) -> bool:
+    """The request's Origin (or Referer) names this site, or the browser sent neither."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin or origin == "null":
         return origin is None
@@ -115,8 +123,20 @@ async def check_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else ""
-    if not cookie or not hmac.compare_digest(cookie, sent or "") or not _same_origin(request):
+    if not cookie or not hmac.compare_digest(cookie, sent or "") or not same_origin(request):
         raise CsrfFailed("This form expired or came from another site. Reload the page and try again.")
+
+
+def throttle(request: Request) -> Throttle:
+    return request.app.state.throttle  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request) -> str:
+    return security.client_ip(request, runtime(request).settings.security.trusted_proxies)
+
+
+Throttles = Annotated[Throttle, Depends(throttle)]
+ClientIP = Annotated[str, Depends(client_ip)]
 
 
 def flash(request: Request, message: str, category: str = "info") -> None:
