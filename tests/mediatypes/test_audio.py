@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests import fixtures_audio as F
+from tests import kindsteps
 from tests.conftest import csrf, register
 
 from kiln.accounts import services as accounts
@@ -26,24 +28,8 @@ from kiln.mediatypes.audio import KIND, AudioKind, decode, draw
 from kiln.mediatypes.audio.sniff import FORMATS, check_complete
 from kiln.mediatypes.base import MediaRejected, StepContext
 
-
-def identify(path: Path, settings):  # type: ignore[no-untyped-def]
-    return KIND.identify(path, path.read_bytes()[:65536], settings)
-
-
-def run_all(path: Path, settings, workdir: Path):  # type: ignore[no-untyped-def]
-    """Every step as the processing service runs them, earlier renditions fed forward."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    found = identify(path, settings)
-    assert found is not None
-    ctx = StepContext(source=path, workdir=workdir, settings=settings, identified=found)
-    metadata: dict = {}
-    for step in KIND.steps(settings):
-        result = KIND.run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-        metadata.update(result.metadata)
-    return ctx.earlier, metadata
+identify = partial(kindsteps.identify, KIND)
+run_all = partial(kindsteps.run_all, KIND)
 
 
 def upload(client, path: Path):  # type: ignore[no-untyped-def]

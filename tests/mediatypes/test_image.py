@@ -7,11 +7,13 @@ import json
 import os
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from tests import fixtures_images as F
+from tests import kindsteps
 
 from kiln.config import load_settings
 from kiln.mediatypes import base
@@ -27,8 +29,7 @@ def settings(tmp_path: Path):
     return load_settings(data_dir=tmp_path / "data")
 
 
-def identify(path: Path, settings):
-    return KIND.identify(path, path.read_bytes()[:65536], settings)
+identify = partial(kindsteps.identify, KIND)
 
 
 def context(path: Path, settings, workdir: Path) -> StepContext:
@@ -38,16 +39,7 @@ def context(path: Path, settings, workdir: Path) -> StepContext:
     return StepContext(source=path, workdir=workdir, settings=settings, identified=identified)
 
 
-def run_all(path: Path, settings, workdir: Path) -> tuple[dict[str, base.ProducedFile], dict]:
-    """Run every step as the processing service would, feeding earlier renditions forward."""
-    ctx = context(path, settings, workdir)
-    metadata: dict = {}
-    for step in KIND.steps(settings):
-        result = KIND.run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-        metadata.update(result.metadata)
-    return ctx.earlier, metadata
+run_all = partial(kindsteps.run_all, KIND)
 
 
 def assert_no_camera_metadata(path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import trimesh
 from PIL import Image
 from tests import fixtures_model3d as F
+from tests import kindsteps
 from tests.conftest import csrf, make_settings, register
 
 from kiln.config import load_settings
@@ -47,25 +49,8 @@ def bad(tmp_path_factory) -> dict[str, Path]:
     return F.make_hostile(tmp_path_factory.mktemp("bad-models"))
 
 
-def identify(path: Path, settings):
-    with path.open("rb") as fh:
-        head = fh.read(65536)
-    return KIND.identify(path, head, settings)
-
-
-def run_all(path: Path, settings, workdir: Path) -> tuple[dict[str, base.ProducedFile], dict]:
-    """Every step, in order, as the processing service runs them."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    found = identify(path, settings)
-    assert found is not None
-    ctx = StepContext(source=path, workdir=workdir, settings=settings, identified=found)
-    metadata: dict = {}
-    for step in KIND.steps(settings):
-        result = KIND.run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-        metadata.update(result.metadata)
-    return ctx.earlier, metadata
+identify = partial(kindsteps.identify, KIND)
+run_all = partial(kindsteps.run_all, KIND)
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from tests import fixtures_pdf as F
+from tests import kindsteps
 from tests.conftest import csrf, register
 
 from kiln.config import load_settings
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import identify as registry_identify
-from kiln.mediatypes.base import MediaRejected, StepContext
+from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.pdf import KIND, _pdf_date, reader
 
 
@@ -23,18 +25,7 @@ def plain_settings(tmp_path: Path):
     return load_settings(data_dir=tmp_path / "data")
 
 
-def run_all(path: Path, settings, workdir: Path, progress=None):  # type: ignore[no-untyped-def]
-    identified = KIND.identify(path, path.read_bytes()[:65536], settings)
-    assert identified is not None
-    ctx = StepContext(source=path, workdir=workdir, settings=settings, identified=identified,
-                      report_progress=progress or (lambda fraction: None))
-    metadata: dict = {}
-    for step in KIND.steps(settings):
-        result = KIND.run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-        metadata.update(result.metadata)
-    return ctx.earlier, metadata
+run_all = partial(kindsteps.run_all, KIND)
 
 
 def upload(client, path: Path, name: str | None = None):  # type: ignore[no-untyped-def]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import html
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from tests import fixtures_text as F
+from tests import kindsteps
 from tests.conftest import csrf, register
 
 from kiln.config import load_settings
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import identify as registry_identify
-from kiln.mediatypes.base import MediaRejected, StepContext
+from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.text import KIND
 
 ENCODINGS = {"utf8": "utf-8", "scene": "cp437", "latin1": "iso-8859-1", "utf16": "utf-16", "ascii": "ascii",
@@ -26,17 +28,7 @@ def plain_settings(tmp_path: Path):
     return load_settings(data_dir=tmp_path / "data")
 
 
-def run_all(path: Path, settings, workdir: Path):  # type: ignore[no-untyped-def]
-    workdir.mkdir(parents=True, exist_ok=True)
-    identified = KIND.identify(path, path.read_bytes()[:65536], settings)
-    ctx = StepContext(source=path, workdir=workdir, settings=settings, identified=identified)
-    metadata: dict = {}
-    for step in KIND.steps(settings):
-        result = KIND.run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-        metadata.update(result.metadata)
-    return ctx.earlier, metadata
+run_all = partial(kindsteps.run_all, KIND)
 
 
 # Recognising ---------------------------------------------------------------------------------------

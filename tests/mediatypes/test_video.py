@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 from tests import fixtures_video as fx
+from tests import kindsteps
 from tests.conftest import csrf, register
 
 from kiln.config import load_settings
@@ -26,25 +28,14 @@ def video_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     return load_settings(data_dir=tmp_path / "data")
 
 
-def identify(path: Path, settings):  # type: ignore[no-untyped-def]
-    return KIND.identify(path, path.read_bytes()[:65536], settings)
+identify = partial(kindsteps.identify, KIND)
 
 
 def run_all(path: Path, settings, workdir: Path):  # type: ignore[no-untyped-def]
-    """Every step in order, as the processing service runs them; returns files, metadata, progress."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    found = identify(path, settings)
-    assert found is not None
+    """Every step in order; returns files, metadata and the progress reported."""
     seen: list[float] = []
-    ctx = StepContext(source=path, workdir=workdir, settings=settings, identified=found,
-                      report_progress=seen.append)
-    metadata: dict = {}
-    for step in KIND.steps(settings):
-        result = KIND.run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-        metadata.update(result.metadata)
-    return ctx.earlier, metadata, seen
+    earlier, metadata = kindsteps.run_all(KIND, path, settings, workdir, progress=seen.append)
+    return earlier, metadata, seen
 
 
 def probed(path: Path) -> _ffmpeg.Probe:
