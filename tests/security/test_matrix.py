@@ -1,0 +1,220 @@
+"""The authorization matrix: every route of the app and every operation of the OpenAPI schema,
+requested as every role, answers exactly the status written here.
+
+A route without an entry fails ``test_every_route_is_in_the_matrix``: a new route must say who may
+use it. Cookie roles send a valid CSRF token, so these are answers about authorization.
+An entry marked ``# BUG: expected X`` records today's (wrong) answer; fix the code, then the entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from tests.security.conftest import HAS_VISIBILITY, PASSWORD, ROLES, USERNAMES, World
+
+# Roles that behave alike. A banned user's login cookie is ignored, so they are anonymous.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "anon": ("anonymous", "banned"),
+    "owner_side": ("owner", "token_read_owner", "token_write_owner"),
+    "strangers": ("other", "moderator", "unverified", "token_read_other", "token_write_other"),
+    "read_tokens": ("token_read_owner", "token_read_other"),
+    "write_tokens": ("token_write_owner", "token_write_other"),
+    "tokens": ("token_read_owner", "token_write_owner", "token_read_other", "token_write_other"),
+    "logged_in": ("owner", "other", "moderator", "admin", "unverified", "token_read_owner", "token_write_owner",
+                  "token_read_other", "token_write_other"),
+}
+
+
+def E(default: int, **by_role: int | tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Expected statuses: ``default`` for everyone, then each keyword (a role or a group) in order."""
+    out: dict[str, tuple[int, ...]] = {role: (default,) for role in ROLES}
+    for key, status in by_role.items():
+        for role in GROUPS.get(key, (key,)):
+            assert role in out, key
+            out[role] = status if isinstance(status, tuple) else (status,)
+    return out
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str  # the route's template, exactly as the router has it
+    expect: dict[str, tuple[int, ...]]
+    target: str = "public"  # which media fills {media_id}; "fresh" = a new item per request
+    send: Callable[[World], dict[str, Any]] = field(default=lambda w: {})
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}" + (f" [{self.note or self.target}]" if "{media_id}" in self.path
+                                                or self.note else "")
+
+
+def png(world: World) -> dict[str, Any]:
+    return {"files": {"file": ("m.png", (world.folder / "small.png").read_bytes(), "image/png")}}
+
+
+def form(**data: str) -> Callable[[World], dict[str, Any]]:
+    return lambda w: {"data": data}
+
+
+def body(**data: Any) -> Callable[[World], dict[str, Any]]:
+    return lambda w: {"json": data}
+
+
+PAGE_OF_OWNER = E(404, owner_side=200, admin=200)  # items only the owner and admins may see
+GET_LOGGED_IN = E(200, anon=303)  # a page behind login: anonymous visitors are sent to log in
+OWNER_PAGE = E(403, anon=303, owner_side=200, admin=200)  # an owner's form: others are refused
+OWNER_FORM_POST = E(403, anon=401, owner=303, admin=303, token_write_owner=303,
+                    token_read_owner=303)  # BUG: expected 403 for token_read_owner (a read-only token)
+
+CASES: list[Case] = [
+    # Public pages and feeds
+    Case("GET", "/", E(200)),
+    Case("GET", "/u/{username}", E(200)),
+    Case("GET", "/u/{username}/m/{media_id}", E(200)),
+    Case("GET", "/u/{username}/m/{media_id}", PAGE_OF_OWNER, target="failed"),
+    Case("GET", "/tag/{slug}", E(200)),
+    Case("GET", "/feeds/atom", E(200)),
+    Case("GET", "/feeds/u/{username}/atom", E(200)),
+    Case("GET", "/feeds/tag/{slug}/atom", E(200)),
+    Case("GET", "/media/{path:path}", E(200), note="a public rendition"),
+    Case("GET", "/m/{media_id}/r/{name}", E(200), note="a public item's thumbnail through the app"),
+    Case("GET", "/static", E(200), note="a stylesheet"),
+    Case("GET", "/api/openapi.json", E(200)),
+    Case("GET", "/api/docs", E(200)),
+    Case("GET", "/docs/oauth2-redirect", E(200)),
+    # Accounts
+    Case("GET", "/auth/register", E(200)),
+    Case("POST", "/auth/register", E(409), note="a taken name",
+         send=form(username=USERNAMES["owner"], email="new@example.com", password=PASSWORD)),
+    Case("GET", "/auth/verify", E(400), note="a bad token"),
+    Case("POST", "/auth/resend", E(303, anon=401, read_tokens=303)),  # BUG: expected 403 for read_tokens
+    Case("GET", "/auth/login", E(200)),
+    Case("POST", "/auth/login", E(401), send=form(username=USERNAMES["owner"], password="wrong password"),
+         note="a wrong password"),
+    Case("POST", "/auth/logout", E(303)),
+    Case("GET", "/auth/forgot", E(200)),
+    Case("POST", "/auth/forgot", E(200), send=form(email="nobody@example.com")),
+    Case("GET", "/auth/reset", E(200)),
+    Case("POST", "/auth/reset", E(400), send=form(token="bogus", password="another horse"), note="a bad token"),
+    Case("GET", "/account", GET_LOGGED_IN),
+    Case("POST", "/account/password", E(303, anon=401, read_tokens=303),  # BUG: expected 403 for read_tokens
+         send=form(current=PASSWORD, password=PASSWORD)),
+    Case("POST", "/account/email", E(400, anon=401, read_tokens=400),  # BUG: expected 403 for read_tokens
+         send=form(current="wrong password", email="x@example.com"), note="a wrong password"),
+    Case("POST", "/account/profile", E(303, anon=401, read_tokens=303),  # BUG: expected 403 for read_tokens
+         send=form(display_name="Someone")),
+    # BUG: expected 403 for read_tokens (a read-only token mints itself a read-write one here)
+    Case("POST", "/account/tokens", E(200, anon=401, read_tokens=200), send=form(name="t", scope="write")),
+    Case("POST", "/account/tokens/{token_id}/revoke", E(303, anon=401, read_tokens=303),  # BUG: expected 403
+         note="the owner's spare token"),
+    # Uploading, editing, deleting
+    Case("GET", "/upload", GET_LOGGED_IN),
+    Case("POST", "/upload", E(303, anon=401, unverified=403, read_tokens=303), send=png),  # BUG: expected 403
+    Case("GET", "/m/{media_id}/edit", OWNER_PAGE),
+    Case("POST", "/m/{media_id}/edit", OWNER_FORM_POST, send=form(title="Edited", description="", tags="matrix",
+                                                                   license="")),
+    Case("GET", "/m/{media_id}/delete", OWNER_PAGE),
+    Case("POST", "/m/{media_id}/delete", OWNER_FORM_POST, target="fresh"),
+    Case("GET", "/m/{media_id}/status", OWNER_PAGE),
+    Case("GET", "/panel", GET_LOGGED_IN),
+    Case("GET", "/panel.json", GET_LOGGED_IN),
+    Case("POST", "/m/{media_id}/retry", OWNER_FORM_POST, target="failed"),
+    Case("GET", "/admin/processing", E(403, anon=303, admin=200)),
+    Case("POST", "/admin/processing/retry", E(403, anon=401, admin=303)),
+    # The API
+    Case("POST", "/api/v1/tokens", E(401), send=body(username=USERNAMES["owner"], password="wrong password"),
+         note="a wrong password"),
+    Case("POST", "/api/v1/media", E(202, anon=401, unverified=403, read_tokens=403), send=png),
+    Case("GET", "/api/v1/media", E(200)),
+    Case("GET", "/api/v1/media", E(403, owner_side=200, admin=200),
+         send=lambda w: {"params": {"user": USERNAMES["owner"], "state": "failed"}}, note="unfinished items"),
+    Case("GET", "/api/v1/media/{media_id}", E(200)),
+    Case("GET", "/api/v1/media/{media_id}", PAGE_OF_OWNER, target="failed"),
+    Case("PATCH", "/api/v1/media/{media_id}", E(403, anon=401, owner=200, admin=200, token_write_owner=200),
+         send=body(title="Patched")),
+    Case("PATCH", "/api/v1/media/{media_id}", E(404, anon=401, owner=200, admin=200, token_write_owner=200,
+                                                 read_tokens=403), target="failed", send=body(title="Patched")),
+    Case("DELETE", "/api/v1/media/{media_id}", E(403, anon=401, owner=204, admin=204, token_write_owner=204),
+         target="fresh"),
+    Case("POST", "/api/v1/media/{media_id}/retry", E(404, anon=401, owner=200, admin=200, token_write_owner=200,
+                                                      read_tokens=403), target="failed"),
+    Case("GET", "/api/v1/admin/processing", E(403, anon=401, admin=200)),
+]
+
+if HAS_VISIBILITY:
+    # Private: 404 for everyone but the owner and admins; unlisted: reachable by its link.
+    CASES += [
+        Case("GET", "/u/{username}/m/{media_id}", PAGE_OF_OWNER, target="private"),
+        Case("GET", "/u/{username}/m/{media_id}", E(200), target="unlisted"),
+        Case("GET", "/api/v1/media/{media_id}", PAGE_OF_OWNER, target="private"),
+        Case("GET", "/api/v1/media/{media_id}", E(200), target="unlisted"),
+        Case("GET", "/m/{media_id}/edit", E(404, anon=303, owner_side=200, admin=200), target="private"),
+        Case("PATCH", "/api/v1/media/{media_id}", E(404, anon=401, owner=200, admin=200, token_write_owner=200,
+                                                     read_tokens=403), target="private", send=body(title="Mine")),
+        Case("GET", "/media/{path:path}", E(404), target="was_public",
+             note="the public URL a private item's thumbnail had"),
+        Case("GET", "/m/{media_id}/r/{name}", PAGE_OF_OWNER, target="private"),
+        Case("GET", "/m/{media_id}/r/{name}", E(200), target="unlisted"),
+    ]
+
+
+def fill(case: Case, world: World, fresh: int = 0) -> str:
+    """The concrete URL for ``case``: its path template with values from the world."""
+    if case.path == "/media/{path:path}":
+        return world.rendition_paths[case.target]
+    if case.path == "/static":
+        return "/static/kiln.css"
+    media_id = fresh if case.target == "fresh" else world.media.get(case.target, 0)
+    values = {"name": "thumbnail", "username": USERNAMES["owner"], "slug": "matrix", "media_id": media_id,
+              "token_id": world.spare_token_id}
+    url = case.path.format(**values)
+    if case.path in ("/auth/verify", "/auth/reset"):
+        url += "?token=bogus"
+    return url
+
+
+def app_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
+    """(method, path) of every route the app answers, through included routers; HEAD is GET's twin."""
+    for route in app.routes:
+        contexts = route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else None
+        items = [(c.path, c.original_route) for c in contexts] if contexts is not None else [(route.path, route)]
+        for path, original in items:
+            methods = getattr(original, "methods", None) or {"GET"}  # a mount serves GET
+            for method in sorted(methods - {"HEAD"}):
+                yield method, path
+
+
+def test_every_route_is_in_the_matrix(world: World) -> None:
+    app: FastAPI = world.client.app  # type: ignore[assignment]
+    covered = {(c.method, c.path) for c in CASES}
+    routes = set(app_routes(app))
+    operations = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
+    assert operations <= routes
+    missing = sorted(routes - covered)
+    assert not missing, "routes without an entry in the authorization matrix: " + ", ".join(
+        f"{m} {p}" for m, p in missing)
+    stale = sorted(covered - routes)
+    assert not stale, "matrix entries for routes that do not exist: " + ", ".join(f"{m} {p}" for m, p in stale)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_matrix(world: World, case: Case) -> None:
+    wrong = []
+    fresh = 0
+    for role in ROLES:
+        if case.target == "fresh" and not fresh:  # a new item once the last one was deleted
+            fresh = world.fresh_media()
+        response = world.request(role, case.method, fill(case, world, fresh), **case.send(world))
+        if response.status_code < 400:
+            fresh = 0
+        if response.status_code not in case.expect[role]:
+            wrong.append(f"{role}: got {response.status_code}, expected {'/'.join(map(str, case.expect[role]))}")
+        assert response.status_code < 500, f"{case.name} as {role}: {response.text[:300]}"
+    assert not wrong, f"{case.name}\n  " + "\n  ".join(wrong)
