@@ -1,0 +1,168 @@
+"""Logins, sign-ups and reset mails are throttled per account and per address, and the answers do not
+tell existing accounts from unknown ones."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kiln.accounts.throttle import Throttle
+from kiln.config import SecuritySettings
+from tests.conftest import csrf, form_post, mails, register
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(client):  # type: ignore[no-untyped-def]
+    """A throttle on a hand-moved clock, with the site's default limits unless a test changes them."""
+    fake = Clock()
+    client.app.state.throttle = Throttle(SecuritySettings(), clock=fake)
+    return fake
+
+
+def use_limits(client, clock, **limits: int) -> None:  # type: ignore[no-untyped-def]
+    client.app.state.throttle = Throttle(SecuritySettings(**limits), clock=clock)
+
+
+def login(client, name: str, password: str):  # type: ignore[no-untyped-def]
+    token = client.cookies.get("kiln_csrf") or csrf(client)
+    return client.post("/auth/login", data={"username": name, "password": password, "csrf_token": token},
+                       follow_redirects=False)
+
+
+def test_failed_logins_pause_the_account_with_429_and_retry_after(client, settings, clock):
+    use_limits(client, clock, login_failures_per_account=3)
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    for _ in range(3):
+        assert login(client, "alice", "wrong password").status_code == 401
+    paused = login(client, "Alice", "correct horse")  # even the right password waits
+    assert paused.status_code == 429 and paused.headers["retry-after"] == "60"
+    assert "Too many failed logins. Try again in 60 seconds." in paused.text
+    clock.now += 61
+    assert login(client, "alice", "correct horse").status_code == 303
+    form_post(client, "/auth/logout", {}, page="/")
+    # The success cleared the account's count: fresh failures are allowed again.
+    for _ in range(2):
+        assert login(client, "alice", "wrong password").status_code == 401
+    assert login(client, "alice", "correct horse").status_code == 303
+
+
+def test_pauses_double_while_failures_go_on(client, settings, clock):
+    use_limits(client, clock, login_failures_per_account=2)
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    waits = []
+    for _ in range(3):
+        for _ in range(2):
+            login(client, "alice", "wrong password")
+        paused = login(client, "alice", "wrong password")
+        waits.append(int(paused.headers["retry-after"]))
+        clock.now += waits[-1]
+    assert waits == [60, 120, 240]
+
+
+def test_unknown_and_existing_names_are_answered_alike(client, settings, clock):
+    use_limits(client, clock, login_failures_per_account=3)
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    answers = {}
+    for name in ("alice", "nobody"):
+        statuses = [login(client, name, "wrong password").status_code for _ in range(4)]
+        last = login(client, name, "wrong password")
+        answers[name] = (statuses, last.status_code, last.headers["retry-after"],
+                         last.text.replace(name, "NAME"))
+    assert answers["alice"] == answers["nobody"]
+    assert answers["alice"][0] == [401] * 3 + [429]
+
+
+def test_unknown_names_cost_a_password_check_too(client, settings):
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    token = csrf(client)
+
+    def timed(name: str) -> float:
+        start = time.perf_counter()
+        client.post("/auth/login", data={"username": name, "password": "wrong password", "csrf_token": token})
+        return time.perf_counter() - start
+
+    known = min(timed("alice") for _ in range(2))
+    unknown = min(timed(f"nobody{i}") for i in range(2))
+    assert unknown > known * 0.6, (known, unknown)
+
+
+def test_failed_logins_from_one_address_pause_every_name(client, settings, clock):
+    use_limits(client, clock, login_failures_per_ip=3)
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    for name in ("bob", "carol", "dave"):
+        assert login(client, name, "guess guess").status_code == 401
+    assert login(client, "alice", "correct horse").status_code == 429
+
+
+def test_sign_ups_per_address_are_limited(client, settings, clock):
+    use_limits(client, clock, registrations_per_ip_per_hour=2)
+    for name in ("ann", "ben"):
+        register(client, settings, name, verify=False)
+        form_post(client, "/auth/logout", {}, page="/")
+    third = form_post(client, "/auth/register", {"username": "cat", "email": "cat@example.com",
+                                                 "password": "correct horse"})
+    assert third.status_code == 429 and "Too many sign-ups" in third.text
+    assert int(third.headers["retry-after"]) == 3600
+    clock.now += 3601
+    register(client, settings, "cat", verify=False)
+
+
+def test_reset_mails_are_limited_per_account_and_answered_alike(client, settings, clock):
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    before = len(mails(settings))
+    answers = []
+    for email in ("alice@example.com", "ghost@example.com"):
+        for _ in range(3):
+            sent = form_post(client, "/auth/forgot", {"email": email})
+            assert sent.status_code == 200 and "If an account uses that address" in sent.text
+        fourth = form_post(client, "/auth/forgot", {"email": email})
+        answers.append((fourth.status_code, fourth.headers.get("retry-after")))
+        assert "Too many password reset requests" in fourth.text
+    assert answers[0] == answers[1] == (429, "3600")
+    assert len(mails(settings)) == before + 3  # the fourth request mailed nothing
+
+
+def test_reset_mails_per_address(client, settings, clock):
+    use_limits(client, clock, reset_mails_per_ip_per_hour=2)
+    for email in ("a@example.com", "b@example.com"):
+        assert form_post(client, "/auth/forgot", {"email": email}).status_code == 200
+    assert form_post(client, "/auth/forgot", {"email": "c@example.com"}).status_code == 429
+
+
+def test_forwarded_addresses_count_only_behind_a_trusted_proxy(client, settings, clock):
+    use_limits(client, clock, login_failures_per_ip=2)
+    spoofed = {"X-Forwarded-For": "203.0.113.9"}
+    for name in ("bob", "carol"):
+        client.post("/auth/login", headers=spoofed,
+                    data={"username": name, "password": "x" * 8, "csrf_token": csrf(client)})
+    # The header was ignored: the peer itself (the test client) is paused whatever it claims.
+    again = client.post("/auth/login", headers={"X-Forwarded-For": "198.51.100.1"},
+                        data={"username": "dave", "password": "x" * 8, "csrf_token": csrf(client)})
+    assert again.status_code == 429
+
+
+def test_the_throttle_keeps_separate_counts_per_key():
+    clock = Clock()
+    throttle = Throttle(SecuritySettings(login_failures_per_account=2), clock=clock)
+    throttle.login_failed("alice", "10.0.0.1")
+    throttle.login_failed("bob", "10.0.0.2")
+    throttle.before_login("alice", "10.0.0.3")  # one failure each: nobody paused
+    throttle.login_failed("alice", "10.0.0.4")
+    with pytest.raises(Exception, match="Too many failed logins"):
+        throttle.before_login("ALICE ", "10.0.0.5")
+    throttle.before_login("bob", "10.0.0.5")
