@@ -125,3 +125,63 @@ def test_login_next_only_goes_to_local_paths(client, settings):
                                             "next": "//evil.example/x", "csrf_token": csrf(client)},
                        follow_redirects=False)
     assert resp.headers["location"] == "/"
+
+
+def test_reset_links_expire_within_an_hour(client, settings, rt):
+    import datetime as dt
+
+    from kiln.db.base import utcnow
+    register(client, settings)
+    form_post(client, "/auth/logout", {}, page="/")
+    form_post(client, "/auth/forgot", {"email": "alice@example.com"})
+    link = last_link(settings, "/auth/reset")
+    with rt.sessions() as session:
+        row = session.query(EmailToken).filter_by(purpose="reset").one()
+        assert row.expires - row.created <= dt.timedelta(hours=1)
+        assert row.token_hash != link.split("token=")[1]
+        row.expires = utcnow() - dt.timedelta(seconds=1)
+        session.commit()
+    late = form_post(client, "/auth/reset", {"token": link.split("token=")[1], "password": "new password 1"},
+                     page=link)
+    assert late.status_code == 400 and "expired" in late.text
+
+
+def test_login_gives_a_new_session_id_and_the_old_one_dies(client, settings):
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import BASE_URL
+    register(client, settings)
+    before = client.cookies.get("kiln_session")
+    resp = form_post(client, "/auth/login", {"username": "alice", "password": "correct horse"})
+    after = client.cookies.get("kiln_session")
+    assert resp.status_code == 200 and before and after and before != after
+    stale = TestClient(client.app, base_url=BASE_URL, cookies={"kiln_session": before})
+    assert stale.get("/account", follow_redirects=False).status_code == 303  # sent to the login page
+    fresh = TestClient(client.app, base_url=BASE_URL, cookies={"kiln_session": after})
+    assert fresh.get("/account").status_code == 200
+
+
+def test_password_change_and_reset_end_every_other_session_and_void_reset_links(client, settings):
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import BASE_URL
+    register(client, settings)
+    other = TestClient(client.app, base_url=BASE_URL)  # the same person on another device
+    form_post(other, "/auth/login", {"username": "alice", "password": "correct horse"})
+    assert other.get("/account").status_code == 200
+    form_post(TestClient(client.app, base_url=BASE_URL), "/auth/forgot", {"email": "alice@example.com"})
+    pending = last_link(settings, "/auth/reset")
+    before = client.cookies.get("kiln_session")
+    form_post(client, "/account/password", {"current": "correct horse", "password": "brand new pass"},
+              page="/account")
+    assert client.cookies.get("kiln_session") != before
+    assert client.get("/account").status_code == 200
+    assert other.get("/account", follow_redirects=False).status_code == 303
+    old_link = form_post(other, "/auth/reset", {"token": pending.split("token=")[1], "password": "sneaky pass 1"},
+                         page=pending)
+    assert old_link.status_code == 400  # a reset link mailed before the change no longer works
+    # A reset by mail logs out everywhere too.
+    form_post(other, "/auth/forgot", {"email": "alice@example.com"})
+    link = last_link(settings, "/auth/reset")
+    form_post(other, "/auth/reset", {"token": link.split("token=")[1], "password": "third pass 3"}, page=link)
+    assert client.get("/account", follow_redirects=False).status_code == 303
