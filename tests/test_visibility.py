@@ -243,6 +243,9 @@ def test_making_private_retires_direct_object_urls(remote_rt):
         item = client.get(f"/api/v1/media/{media_id}").json()
         direct = [r["url"] for r in item["renditions"].values()]
         assert direct and all(httpx.get(url).status_code == 200 for url in direct)
+        # The store does not list its contents, so the key tokens cannot be read from a listing.
+        listing = httpx.get(direct[0].split("?")[0].rsplit("/entries/", 1)[0] + "/")
+        assert listing.status_code >= 400 and "entries" not in listing.text, listing.text[:200]
         made_private = client.patch(f"/api/v1/media/{media_id}", headers=auth, json={"visibility": "private"})
         assert made_private.status_code == 200
         assert all(httpx.get(url).status_code in (401, 403, 404) for url in direct)
