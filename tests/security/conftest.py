@@ -149,13 +149,15 @@ def build_world(rt: Runtime, client: TestClient, folder: Path) -> World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The module may set ``WORLD_SETTINGS`` (settings overrides); the default turns the throttles off."""
+    overrides = getattr(request.module, "WORLD_SETTINGS", {"security": UNTHROTTLED})
     folder = tmp_path_factory.mktemp("security")
     # Every role types a password on several routes: cheap hashing keeps the matrix fast.
     with pytest.MonkeyPatch.context() as patch, fresh_database(folder) as url:
         patch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         # Every role logs in and asks for mail from one address: the throttles would answer 429.
-        settings = make_settings(folder / "data", url, security=UNTHROTTLED)
+        settings = make_settings(folder / "data", url, **overrides)
         holder: dict[str, Runtime] = {}
         runtime = build_runtime(settings, dispatcher=InlineDispatcher(lambda mid: process_media(holder["rt"], mid)))
         holder["rt"] = runtime
