@@ -105,8 +105,11 @@ def test_who_sees_what(client, people, visibility):
         assert observe(client, people[viewer], item) == expected, (visibility, viewer)
 
 
-def test_private_pages_point_only_at_the_checked_route(client, people):
+def test_private_pages_point_only_at_the_checked_route(client, people, rt):
     item = upload(client, people["owner"], "private")
+    with rt.sessions() as session:  # processed straight under the item's token
+        media = session.get(MediaEntry, item["id"])
+        assert len(media.key_token) == 32 and all(r.key[2] == media.key_token for r in media.renditions)
     assert all(path_of(r["url"]).startswith(f"/m/{item['id']}/r/") for r in item["renditions"].values())
     page = client.get(f"/u/olga/m/{item['id']}", headers=people["owner"]).text
     assert f'src="/m/{item["id"]}/r/medium"' in page and "/media/entries" not in page

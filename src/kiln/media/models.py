@@ -93,10 +93,11 @@ class MediaEntry(Base):
     def rendition(self, name: str) -> Rendition | None:
         return next((r for r in self.renditions if r.name == name), None)
 
-    def rendition_key(self, filename: str) -> list[str]:
-        """Where a rendition file of this item is stored in the public store."""
-        token = [self.key_token] if self.key_token else []
-        return ["entries", str(self.id), *token, filename]
+    def rendition_key(self, filename: str, token: str | None = None) -> list[str]:
+        """Where a rendition file of this item is stored in the public store (``token``: the item's
+        current key token when this object may be stale)."""
+        token = self.key_token if token is None else token
+        return ["entries", str(self.id), *([token] if token else []), filename]
 
 
 class Rendition(Base):

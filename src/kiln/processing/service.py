@@ -234,8 +234,10 @@ def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced:
     spec = next((s for s in definition.renditions if s.name == produced.name), None)
     fingerprint = spec.fingerprint() if spec else definition.fingerprint()
     # The key names the spec, so a reprocess with new settings never overwrites a file in use.
-    # The item's key token is part of it, so making the item private can retire every old URL.
-    key = media.rendition_key(f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}")
+    # The item's key token is part of it, so making the item private can retire every old URL. Read
+    # afresh: the item may have been made private (a new token) while this step ran.
+    token = session.scalar(select(MediaEntry.key_token).where(MediaEntry.id == media.id)) or ""
+    key = media.rendition_key(f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}", token)
     size = save_local_file(rt.stores.public, key, produced.path)
     existing = session.scalar(select(Rendition).where(Rendition.media_id == media.id,
                                                       Rendition.name == produced.name))
