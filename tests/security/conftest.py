@@ -101,9 +101,12 @@ class World:
             assert thumb is not None, name
             return "/media/" + "/".join(thumb.key)
 
-    def fresh_media(self) -> int:
+    def fresh_media(self, private: bool = False) -> int:
         """A new processed item of the owner's, for requests that would delete what they touch."""
-        return self.upload("owner", self.folder / "small.png", "Disposable")
+        media_id = self.upload("owner", self.folder / "small.png", "Disposable")
+        if private:
+            self.make_private(media_id)
+        return media_id
 
 
 def _make_user(session, name: str, *, verified: bool = True, admin: bool = False,  # type: ignore[no-untyped-def]
