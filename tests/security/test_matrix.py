@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from tests.conftest import BASE_URL
 from tests.security.conftest import HAS_VISIBILITY, PASSWORD, ROLES, USERNAMES, World
 
 # Roles that behave alike. A banned user's login cookie is ignored, so they are anonymous.
@@ -225,3 +227,21 @@ def test_matrix(world: World, case: Case) -> None:
             wrong.append(f"{role}: got {response.status_code}, expected {'/'.join(map(str, case.expect[role]))}")
         assert response.status_code < 500, f"{case.name} as {role}: {response.text[:300]}"
     assert not wrong, f"{case.name}\n  " + "\n  ".join(wrong)
+
+
+def test_ids_beyond_the_database_integer_are_not_found(world: World) -> None:
+    """A media id too large for the database column is a missing item (404 or 422), never a crash."""
+    app: FastAPI = world.client.app  # type: ignore[assignment]
+    crashed = []
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        for method, path in sorted(set(app_routes(app))):
+            if "{media_id}" not in path:
+                continue
+            for big in (2**31, 2**63):  # past PostgreSQL's integer, past SQLite's
+                url = path.format(media_id=big, username=USERNAMES["owner"], name="thumbnail")
+                client.cookies.clear()
+                headers = {"Authorization": f"Bearer {world.tokens['token_write_owner']}"}
+                status = client.request(method, url, headers=headers, follow_redirects=False).status_code
+                if status not in (404, 422):
+                    crashed.append(f"{method} {url}: {status}")
+    assert not crashed, "\n".join(crashed)
