@@ -23,6 +23,7 @@ from kiln.media.models import MediaEntry
 from kiln.processing.dispatch import InlineDispatcher
 from kiln.processing.service import process_media
 from kiln.runtime import build_runtime
+from kiln.web.deps import SESSION_COOKIE
 from tests.conftest import BASE_URL, form_post, make_settings, register
 from tests.storage.conftest import backend_config
 
@@ -43,7 +44,8 @@ def path_of(url: str) -> str:
 
 @pytest.fixture
 def people(rt, client):  # type: ignore[no-untyped-def]
-    """Bearer headers per viewer (pages accept them too, so one client serves every role)."""
+    """Headers per viewer: an API token for the API and a login cookie for the pages (pages ignore
+    tokens), so one client serves every role."""
     with rt.sessions() as session:
         for role, name in NAMES.items():
             user = accounts.create_user(session, name, f"{name}@example.com", "correct horse", verified=True,
@@ -53,8 +55,11 @@ def people(rt, client):  # type: ignore[no-untyped-def]
         session.commit()
         tokens = {role: accounts.create_api_token(session, accounts.get_user(session, name), "t", "write")
                   for role, name in NAMES.items()}
+        cookies = {role: accounts.start_session(session, accounts.get_user(session, name))
+                   for role, name in NAMES.items()}
         session.commit()
-    heads = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
+    heads = {name: {"Authorization": f"Bearer {token}", "Cookie": f"{SESSION_COOKIE}={cookies[name]}"}
+             for name, token in tokens.items()}
     return {"anonymous": {}, **heads}
 
 

@@ -141,7 +141,11 @@ def _tags(session: Session, raw: str | list[str] | None) -> list[Tag]:
 
 
 def check_owner(user: User | None, media: MediaEntry) -> None:
+    """Only the owner or an admin may change an item. To anyone else a private item does not exist:
+    404, never 403, which would tell them it does."""
     if user is None or (user.id != media.owner_id and not user.is_admin):
+        if media.visibility == "private":
+            raise NotFound("There is no such media. It may have been deleted.")
         raise PermissionDenied("Only the owner of this media (or an admin) can change it.")
 
 

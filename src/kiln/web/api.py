@@ -21,7 +21,7 @@ from kiln.media.visibility import visible
 from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
-from kiln.web.deps import CSRF_COOKIE, DB, RT, SESSION_COOKIE, CsrfFailed, CurrentUser, Writer
+from kiln.web.deps import CSRF_COOKIE, DB, RT, SESSION_COOKIE, CsrfFailed, CurrentUser, RowId, Writer
 from kiln.web.panels import Admin
 
 
@@ -214,7 +214,7 @@ def upload(
 
 
 @router.get("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
-def get_media(media_id: int, session: DB, rt: RT, user: CurrentUser) -> dict[str, Any]:
+def get_media(media_id: RowId, session: DB, rt: RT, user: CurrentUser) -> dict[str, Any]:
     media = _visible_media(session, media_id, user)
     return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
 
@@ -247,7 +247,7 @@ def list_media(
 
 
 @router.patch("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
-def patch_media(media_id: int, body: MediaPatch, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+def patch_media(media_id: RowId, body: MediaPatch, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
     media = _visible_media(session, media_id, user)
     media_service.update(rt, session, user, media, MediaFields(**body.model_dump(exclude={"original"})))
     if body.original is not None:
@@ -256,14 +256,14 @@ def patch_media(media_id: int, body: MediaPatch, session: DB, rt: RT, user: Writ
 
 
 @router.delete("/media/{media_id}", status_code=204, responses=ERRORS)
-def delete_media(media_id: int, session: DB, rt: RT, user: Writer) -> Response:
+def delete_media(media_id: RowId, session: DB, rt: RT, user: Writer) -> Response:
     media = _visible_media(session, media_id, user)
     media_service.delete(rt, session, user, media)
     return Response(status_code=204)
 
 
 @router.post("/media/{media_id}/retry", response_model=MediaOut, responses={**ERRORS, 409: {"model": ErrorOut}})
-def retry_media_now(media_id: int, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+def retry_media_now(media_id: RowId, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
     """Run the item's failed steps (and steps waiting to retry) again now. 409 when nothing is to retry."""
     media = _visible_media(session, media_id, user)
     media_service.check_owner(user, media)

@@ -14,7 +14,7 @@ from kiln.accounts.models import ApiToken
 from kiln.accounts.throttle import Throttled
 from kiln.errors import InvalidInput, KilnError, NotFound
 from kiln.media.licenses import is_known
-from kiln.web.deps import DB, RT, SESSION_COOKIE, ClientIP, CurrentUser, LoggedIn, Throttles, check_csrf, flash
+from kiln.web.deps import DB, RT, SESSION_COOKIE, ClientIP, CurrentUser, LoggedIn, RowId, Throttles, check_csrf, flash
 from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -228,7 +228,7 @@ def create_token(request: Request, session: DB, user: LoggedIn, name: OptText = 
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(request: Request, session: DB, user: LoggedIn, token_id: int) -> Response:
+def revoke_token(request: Request, session: DB, user: LoggedIn, token_id: RowId) -> Response:
     with contextlib.suppress(NotFound):
         accounts.revoke_api_token(session, user, token_id)
     session.commit()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
@@ -39,11 +40,20 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
+_PRIVATE_FILE = re.compile(r"^/m/\d+/r/[^/]+$")
+# An id in a URL: numbers past the database's integer column answer 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 DB = Annotated[Session, Depends(db)]
 RT = Annotated[Runtime, Depends(runtime)]
 
 
 def _bearer(request: Request) -> str | None:
+    """The API token of a request to the API (or a read of a private item's file). Everywhere else
+    a token is ignored: a read-only token must never reach the pages' forms, which only check that
+    someone is logged in (it could, for instance, mint itself a read-write token)."""
+    path = request.url.path
+    if not (path.startswith("/api/") or (request.method in ("GET", "HEAD") and _PRIVATE_FILE.match(path))):
+        return None
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None

@@ -15,7 +15,7 @@ from kiln.errors import NotFound
 from kiln.media.visibility import private_rendition
 from kiln.storage import PUBLIC_MEDIA_PATH
 from kiln.storage.base import CHUNK, InvalidKey, NoSuchFile
-from kiln.web.deps import DB, RT, CurrentUser
+from kiln.web.deps import DB, RT, CurrentUser, RowId
 
 router = APIRouter(include_in_schema=False)
 SAFE_TYPES = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".gif": "image/gif",
@@ -50,7 +50,7 @@ def public_file(path: str, request: Request, rt: RT) -> Response:
 
 
 @router.get("/m/{media_id}/r/{name}")
-def checked_file(media_id: int, name: str, session: DB, rt: RT, user: CurrentUser) -> Response:
+def checked_file(media_id: RowId, name: str, session: DB, rt: RT, user: CurrentUser) -> Response:
     """A rendition fetched through the app: 404 to anyone who may not see the item."""
     rendition = private_rendition(session, media_id, name, user)
     key = list(rendition.key)

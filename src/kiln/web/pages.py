@@ -11,7 +11,7 @@ from kiln.errors import NotFound
 from kiln.media import services as media_service
 from kiln.media.models import Tag
 from kiln.media.visibility import src_for, visible
-from kiln.web.deps import DB, RT, CurrentUser
+from kiln.web.deps import DB, RT, CurrentUser, RowId
 from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +33,7 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
 
 
 @router.get("/u/{username}/m/{media_id}", response_class=HTMLResponse)
-def media_page(request: Request, username: str, media_id: int, session: DB, rt: RT,
+def media_page(request: Request, username: str, media_id: RowId, session: DB, rt: RT,
                user: CurrentUser) -> HTMLResponse:
     media = session.get(media_service.MediaEntry, media_id)
     if media is None or media.owner.username != username or not visible(media, user):

@@ -20,11 +20,12 @@ from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, PermissionDenied
 from kiln.media import services as media_service
 from kiln.media.models import MEDIA_STATES, MediaEntry
+from kiln.media.visibility import src_for
 from kiln.processing import stats
 from kiln.processing.celery_app import KINDS
 from kiln.processing.retry import nothing_to_retry, retry_many, retry_media
 from kiln.processing.stats import admin_overview
-from kiln.web.deps import DB, RT, LoggedIn, check_csrf, csrf_token, flash
+from kiln.web.deps import DB, RT, LoggedIn, RowId, check_csrf, csrf_token, flash
 from kiln.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def _panel_items(session: Session, user: User, state: str | None) -> list[MediaE
 
 def _row_context(request: Request, media: MediaEntry, status: stats.ItemStatus, back: str) -> dict[str, Any]:
     return {"m": media, "st": status, "csrf_token": csrf_token(request), "back": back,
-            "relative": stats.humanize_delay}
+            "relative": stats.humanize_delay, "media_src": src_for(request.app.state.runtime, [media])}
 
 
 def _poll_after(statuses: Sequence[stats.ItemStatus]) -> float | None:
@@ -82,7 +83,7 @@ def panel(request: Request, session: DB, user: LoggedIn, state: str | None = Non
     return render(request, "panel.html", items=items, statuses=statuses, state=state, labels=STATE_LABELS,
                   counts=stats.media_state_counts(session, owner_id=user.id), back=_back(state),
                   relative=stats.humanize_delay, live=_poll_after(list(statuses.values())) is not None,
-                  limit=PANEL_LIMIT)
+                  limit=PANEL_LIMIT, media_src=src_for(request.app.state.runtime, items))
 
 
 def _item_json(request: Request, media: MediaEntry, status: stats.ItemStatus, back: str) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def _safe_back(value: str | None) -> str:
 
 
 @router.post("/m/{media_id}/retry")
-def retry(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, next: OptText = None) -> Response:
+def retry(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, next: OptText = None) -> Response:
     """"Retry now": works as a plain form (redirect back with a message) and for panel.js (JSON)."""
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)

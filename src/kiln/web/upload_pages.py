@@ -12,7 +12,7 @@ from kiln.errors import KilnError
 from kiln.media import services as media_service
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
-from kiln.web.deps import DB, RT, LoggedIn, check_csrf, flash
+from kiln.web.deps import DB, RT, LoggedIn, RowId, check_csrf, flash
 from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -74,7 +74,7 @@ def upload(
 
 
 @router.get("/m/{media_id}/edit", response_class=HTMLResponse)
-def edit_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> Response:
+def edit_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) -> Response:
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)
     return render(request, "edit.html", media=media, original=media_service.original_mode(media),
@@ -82,7 +82,7 @@ def edit_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> R
 
 
 @router.post("/m/{media_id}/edit")
-def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
+def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
          description: FullText = "", tags: FullText = "", license: FullText = "",
          show_exif: OptText = None, original: OptText = None, visibility: OptText = None) -> Response:
     """The form sends every field, so an empty one means cleared (an empty title is refused)."""
@@ -102,14 +102,14 @@ def edit(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn, t
 
 
 @router.get("/m/{media_id}/delete", response_class=HTMLResponse)
-def delete_form(request: Request, media_id: int, session: DB, user: LoggedIn) -> Response:
+def delete_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) -> Response:
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)
     return render(request, "delete.html", media=media)
 
 
 @router.post("/m/{media_id}/delete")
-def delete(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn) -> Response:
+def delete(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn) -> Response:
     media = media_service.get_media(session, media_id)
     owner = media.owner.username
     media_service.delete(rt, session, user, media)
@@ -118,7 +118,7 @@ def delete(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn)
 
 
 @router.get("/m/{media_id}/status")
-def status(request: Request, media_id: int, session: DB, rt: RT, user: LoggedIn) -> Response:
+def status(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn) -> Response:
     """Live status for the panel and the upload page's script."""
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)
