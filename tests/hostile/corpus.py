@@ -324,9 +324,13 @@ def add_damaged(b: Builder, samples: dict[str, dict[str, Path]], seeds: dict[str
             family = kind if kind in ("video", "audio") else "image"
             rng = random.Random(f"{kind}/{label}")
             keep = rng.choice([0.1, 0.5, 0.8])
-            # A cut text file is still text: it may publish. Every other cut file must fail.
+            # A cut text file is still text: it may publish. So may a cut TIFF (libvips reads the
+            # strips that are there; TIFF has no end marker to miss) and a cut AVI (ffmpeg plays the
+            # frames that are there, and the transcode's length check allows what it could read).
+            # Every other cut file must fail.
+            tolerant = kind == "text" or path.suffix.lower() in (".tif", ".tiff", ".avi")
             b.add(f"truncated_{kind}_{label}", data[: max(1, int(len(data) * keep))], path.name, group="truncated",
-                  family=family, may_process=kind == "text")
+                  family=family, may_process=tolerant)
             for seed in range(1, seeds.get(kind, 2) + 1):
                 b.add(f"flipped_{kind}_{label}_s{seed}", flipped(data, seed), path.name, group="bit flip",
                       family=family, may_process=True)

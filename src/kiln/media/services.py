@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
                                "(you can ask for a new one on your account page).", code="not_verified")
     path, size, sha = _spool(rt, source, rt.settings.max_upload_bytes)
     try:
-        found = identify(path, rt.settings, filename=Path(filename or '').name or None)
+        found = identify(path, rt.settings, filename=clean_filename(filename) or None)
         kind = get_kind(found.kind)
         title = (fields.title or "").strip() or _title_from(filename)
         license_url = fields.license if fields.license is not None else owner.default_license
@@ -85,7 +86,7 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
             owner=owner, kind=found.kind, state="queued", title=title[:200],
             description=fields.description or "", license=license_url,
             show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
-            original_key=[], original_name=Path(filename or "").name[:255],
+            original_key=[], original_name=clean_filename(filename),
             mime_type=found.mime_type, size_bytes=size, sha256=sha, width=found.width, height=found.height,
         )
         session.add(entry)
@@ -109,8 +110,20 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
     return entry
 
 
+# Control characters, and the invisible marks that reorder text (a right-to-left override makes
+# "photo\u202egnp.exe" read as "photoexe.png").
+_UNSAFE_IN_NAMES = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_filename(filename: str | None) -> str:
+    """The uploaded name as shown to people: its last path part (either slash), without control
+    characters or bidirectional overrides, at most 255 characters."""
+    name = _UNSAFE_IN_NAMES.sub("", (filename or "").replace("\\", "/")).rsplit("/", 1)[-1].strip()
+    return name[:255]
+
+
 def _title_from(filename: str) -> str:
-    stem = Path(filename or "").stem.replace("_", " ").strip()
+    stem = Path(clean_filename(filename)).stem.replace("_", " ").strip()
     return stem[:200] or "Untitled"
 
 

@@ -22,6 +22,13 @@ HEAD_BYTES = 64 * 1024
 KIND_MODULES = ("image", "video", "audio", "pdf", "model3d", "text")
 # Kinds that share containers: a sound-only .mp4 is audio, an Ogg Theora .ogg is video.
 SHARED_CONTAINERS = frozenset({"audio", "video"})
+# Names a browser or a web server would treat as a page or a program, whatever the content: a PNG
+# with HTML appended, named x.html, is refused rather than published under that name.
+ACTIVE_SUFFIXES = frozenset({
+    ".html", ".htm", ".xhtml", ".shtml", ".xml", ".svg", ".svgz", ".php", ".phtml", ".php3", ".php4",
+    ".php5", ".phar", ".js", ".mjs", ".jsp", ".asp", ".aspx", ".cgi", ".pl", ".py", ".rb", ".sh", ".exe",
+    ".bat", ".cmd", ".com", ".scr", ".msi", ".dll", ".jar", ".swf", ".hta", ".vbs", ".ps1",
+})
 
 
 @cache
@@ -70,6 +77,12 @@ def identify(path: Path, settings: Settings, filename: str | None = None, kind: 
 def _check_name(found: Identified, suffix: str | None) -> None:
     if not suffix:
         return
+    if suffix in ACTIVE_SUFFIXES:
+        raise MediaRejected(
+            f"Kiln does not accept files named {suffix}: a web page, script or program is never published, "
+            "even when its content looks like media. Rename the file to match what it is.",
+            code="type_mismatch",
+        )
     claimed = next((k for k in kinds().values() if suffix in k.file_extensions), None)
     if claimed is None or claimed.name == found.kind or {claimed.name, found.kind} <= SHARED_CONTAINERS:
         return
