@@ -88,7 +88,9 @@ def open_store(settings: Settings, backend_name: str, store: str) -> Storage:
     public = store == "public"
     if backend.type == "local":
         root = (backend.path or settings.media_dir) / store
-        return LocalStorage(store, root, base_url=PUBLIC_MEDIA_PATH if public else None)
+        # A separate media domain (e.g. nginx serving the folder) replaces Kiln's own /media route.
+        base = (backend.public_url or "").rstrip("/") or PUBLIC_MEDIA_PATH
+        return LocalStorage(store, root, base_url=base if public else None)
     if backend.type == "swift":
         from kiln.storage.swift import SwiftStorage
 

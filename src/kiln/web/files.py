@@ -41,12 +41,22 @@ def public_file(path: str, request: Request, rt: RT) -> Response:
     except (InvalidKey, FileNotFoundError) as exc:
         raise NotFound("There is no such file.") from exc
     media_type = SAFE_TYPES.get(local.suffix.lower(), "application/octet-stream")
-    response = FileResponse(local, media_type=media_type, headers=HEADERS, stat_result=stat)
+    headers = {**HEADERS, **_disposition(parts[-1], media_type)}
+    response = FileResponse(local, media_type=media_type, headers=headers, stat_result=stat)
     etag = response.headers["etag"]
     sent = request.headers.get("if-none-match", "")
     if etag in (tag.strip() for tag in sent.split(",")):
-        return Response(status_code=304, headers={**HEADERS, "ETag": etag})
+        return Response(status_code=304, headers={**headers, "ETag": etag})
     return response
+
+
+def _disposition(filename: str, media_type: str) -> dict[str, str]:
+    """Originals, and anything that is not a picture, a video or a sound, are downloads: the
+    browser saves them instead of showing them from Kiln's site."""
+    if filename.startswith("original") or not media_type.startswith(("image/", "video/", "audio/")):
+        suffix = os.path.splitext(filename)[1].lower()
+        return {"Content-Disposition": f'attachment; filename="{filename.split("-")[0]}{suffix}"'}
+    return {}
 
 
 @router.get("/m/{media_id}/r/{name}")
@@ -57,9 +67,7 @@ def checked_file(media_id: RowId, name: str, session: DB, rt: RT, user: CurrentU
     store = rt.stores.public
     suffix = os.path.splitext(key[-1])[1].lower()
     media_type = SAFE_TYPES.get(suffix, "application/octet-stream")
-    headers = dict(PRIVATE_HEADERS)
-    if name == "original":
-        headers["Content-Disposition"] = f'attachment; filename="original{suffix}"'
+    headers = {**PRIVATE_HEADERS, **_disposition(key[-1], media_type)}
     try:
         if store.is_local:
             local = store.local_path(key)
