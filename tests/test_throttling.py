@@ -166,3 +166,19 @@ def test_the_throttle_keeps_separate_counts_per_key():
     with pytest.raises(Exception, match="Too many failed logins"):
         throttle.before_login("ALICE ", "10.0.0.5")
     throttle.before_login("bob", "10.0.0.5")
+
+
+def test_api_token_requests_count_towards_the_login_limit(client, settings, clock):
+    """Trading a password for an API token is a login too: it cannot be used to go around the limit."""
+    use_limits(client, clock, login_failures_per_account=3)
+    register(client, settings, "alice")
+    form_post(client, "/auth/logout", {}, page="/")
+    ask = {"username": "alice", "password": "wrong password", "name": "cli"}
+    for _ in range(3):
+        assert client.post("/api/v1/tokens", json=ask).status_code == 401
+    paused = client.post("/api/v1/tokens", json={**ask, "password": "correct horse"})
+    assert paused.status_code == 429 and paused.headers["retry-after"] == "60"
+    assert paused.json()["error"]["code"] == "too_many_attempts"
+    assert login(client, "alice", "correct horse").status_code == 429  # the same count as the site's form
+    clock.now += 61
+    assert client.post("/api/v1/tokens", json={**ask, "password": "correct horse"}).status_code == 201

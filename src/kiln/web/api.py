@@ -21,7 +21,18 @@ from kiln.media.visibility import visible
 from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
-from kiln.web.deps import CSRF_COOKIE, DB, RT, SESSION_COOKIE, CsrfFailed, CurrentUser, RowId, Writer
+from kiln.web.deps import (
+    CSRF_COOKIE,
+    DB,
+    RT,
+    SESSION_COOKIE,
+    ClientIP,
+    CsrfFailed,
+    CurrentUser,
+    RowId,
+    Throttles,
+    Writer,
+)
 from kiln.web.panels import Admin
 
 
@@ -178,10 +189,18 @@ class MediaPatch(BaseModel):
         None, description="Publish the original file as uploaded, without camera data and GPS, or keep it private")
 
 
-@router.post("/tokens", response_model=TokenOut, status_code=201, responses=ERRORS, tags=["auth"])
-def create_token(body: TokenRequest, session: DB) -> dict[str, str]:
-    """Trade a username and password for a personal access token."""
-    user = accounts.authenticate(session, body.username, body.password)
+@router.post("/tokens", response_model=TokenOut, status_code=201, tags=["auth"],
+             responses={**ERRORS, 429: {"model": ErrorOut, "description": "Too many failed attempts"}})
+def create_token(body: TokenRequest, session: DB, throttle: Throttles, ip: ClientIP) -> dict[str, str]:
+    """Trade a username and password for a personal access token. Failures count towards the same
+    limits as logins on the site (429 with Retry-After)."""
+    throttle.before_login(body.username, ip)
+    try:
+        user = accounts.authenticate(session, body.username, body.password)
+    except accounts.BadCredentials:
+        throttle.login_failed(body.username, ip)
+        raise
+    throttle.login_succeeded(body.username)
     token = accounts.create_api_token(session, user, body.name or "API", body.scope)
     session.commit()
     return {"token": token, "scope": body.scope}
