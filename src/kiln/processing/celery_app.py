@@ -1,7 +1,7 @@
 """The Celery application: brokers, lanes and the one task.
 
-The embedded default uses kombu's filesystem transport under DATA/queue, so a single machine
-needs no broker server; Redis and RabbitMQ are chosen by URL (``broker_url``).
+The embedded default uses kombu's filesystem transport under DATA/queue (with atomic writes, see
+queue_files.py), so a single machine needs no broker server; Redis and RabbitMQ are chosen by URL (``broker_url``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from kombu import Queue
 
 from kiln.config import Settings
 from kiln.mediatypes import KIND_MODULES
+from kiln.processing import queue_files
 from kiln.processing.dispatch import REASONS, lane
 
 KINDS = KIND_MODULES  # each kind's package is named after it
@@ -30,7 +31,7 @@ def make_celery(settings: Settings) -> Celery:
         folder = settings.queue_dir
         for sub in ("messages", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        app.conf.broker_url = "filesystem://"
+        app.conf.broker_url = queue_files.register()
         app.conf.broker_transport_options = {
             "data_folder_in": str(folder / "messages"),
             "data_folder_out": str(folder / "messages"),
