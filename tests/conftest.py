@@ -101,6 +101,29 @@ def queued_rt(settings: Settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture
+def kiln(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``kiln(*args, ok=True, input=None)``: the `kiln` command in-process (click's runner), on this
+    test's database and data directory (``kiln.data``); asserts exit code 0 unless ``ok=False``."""
+    from click.testing import CliRunner
+
+    from kiln.cli import main
+
+    monkeypatch.setenv("KILN_DATABASE_URL", db_url)
+    monkeypatch.setenv("KILN_BASE_URL", "http://kiln.test")
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
+        result = runner.invoke(main, ["--data", str(tmp_path / "data"), *args], input=input,
+                               catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run.data = tmp_path / "data"  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture
 def client(rt: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(rt.settings, rt), base_url=BASE_URL) as test_client:
         yield test_client

@@ -4,27 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from click.testing import CliRunner
-
-from kiln.cli import main
-
-
-@pytest.fixture
-def kiln(tmp_path, db_url, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KILN_DATABASE_URL", db_url)
-    monkeypatch.setenv("KILN_BASE_URL", "http://kiln.test")
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
-        result = runner.invoke(main, ["--data", str(tmp_path / "data"), *args], input=input,
-                               catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return run
-
 
 def test_users_tokens_and_media_end_to_end(kiln, images):
     assert "Created user alice (admin)" in kiln("adduser", "alice", "--email", "a@example.com", "--password",

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from kiln.accounts import services as accounts
-from kiln.cli import main
 from kiln.errors import InvalidInput, NotFound
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
@@ -333,21 +331,6 @@ def test_bulk_reprocesses_a_step_of_every_item_in_a_state(rt, images, sized, mon
 
 
 # the command line ------------------------------------------------------------------------------
-@pytest.fixture
-def kiln(tmp_path, db_url, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KILN_DATABASE_URL", db_url)
-    monkeypatch.setenv("KILN_BASE_URL", "http://kiln.test")
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
-        result = runner.invoke(main, ["--data", str(tmp_path / "data"), *args], input=input,
-                               catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run.data = tmp_path / "data"  # type: ignore[attr-defined]
-    return run
 
 
 def test_cli_stale_counts_first_then_remakes_only_those(kiln, sized):
