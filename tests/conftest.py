@@ -81,15 +81,20 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return make_settings(tmp_path / "data", db_url)
 
 
-@pytest.fixture
-def rt(settings: Settings) -> Iterator[Runtime]:
-    """Processing runs inline when the bell rings, so an upload is processed when submit returns."""
+def inline_runtime(settings: Settings) -> Iterator[Runtime]:
+    """A Runtime whose processing runs inline when the bell rings (for fixtures to yield from)."""
     holder: dict[str, Runtime] = {}
     inline = InlineDispatcher(lambda media_id: process_media(holder["rt"], media_id))
     runtime = build_runtime(settings, dispatcher=inline)
     holder["rt"] = runtime
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    """Processing runs inline when the bell rings, so an upload is processed when submit returns."""
+    yield from inline_runtime(settings)
 
 
 @pytest.fixture
@@ -175,30 +180,28 @@ def _fixture_module(kind: str):  # type: ignore[no-untyped-def]
     return import_module("tests.fixtures_images" if kind == "image" else f"tests.fixtures_{kind}")
 
 
-@pytest.fixture(scope="session")
-def samples(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """``samples(kind)``: that kind's good fixture files (``tests/fixtures_<kind>.py: make_all``), made once."""
+def _made_once(tmp_path_factory: pytest.TempPathFactory, maker: str):  # type: ignore[no-untyped-def]
+    """``get(kind)``: ``tests/fixtures_<kind>.py``'s ``maker`` run once per session per kind."""
     made: dict[str, dict[str, Path]] = {}
 
     def get(kind: str) -> dict[str, Path]:
         if kind not in made:
-            made[kind] = _fixture_module(kind).make_all(tmp_path_factory.mktemp(f"samples-{kind}"))
+            made[kind] = getattr(_fixture_module(kind), maker)(tmp_path_factory.mktemp(f"{maker}-{kind}"))
         return made[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``samples(kind)``: that kind's good fixture files (``make_all``), made once."""
+    return _made_once(tmp_path_factory, "make_all")
 
 
 @pytest.fixture(scope="session")
 def hostile(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """``hostile(kind)``: files of that kind that must end refused or failed (``make_hostile``), made once."""
-    made: dict[str, dict[str, Path]] = {}
-
-    def get(kind: str) -> dict[str, Path]:
-        if kind not in made:
-            made[kind] = _fixture_module(kind).make_hostile(tmp_path_factory.mktemp(f"hostile-{kind}"))
-        return made[kind]
-
-    return get
+    return _made_once(tmp_path_factory, "make_hostile")
 
 
 @pytest.fixture(scope="session")

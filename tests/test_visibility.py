@@ -20,12 +20,9 @@ from kiln.app import create_app
 from kiln.cli import main
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
-from kiln.processing.dispatch import InlineDispatcher
-from kiln.processing.service import process_media
-from kiln.runtime import build_runtime
 from kiln.web.deps import SESSION_COOKIE
-from tests.conftest import BASE_URL, form_post, make_settings, register
-from tests.storage.conftest import backend_config
+from tests.conftest import BASE_URL, form_post, register
+from tests.storage.conftest import remote_rt  # noqa: F401  (a fixture, requested by name)
 
 VIEWERS = ("anonymous", "owner", "other", "moderator", "admin")
 SEES_PRIVATE = {"owner", "admin"}
@@ -226,19 +223,9 @@ def test_cli_addmedia_and_set_visibility(rt, tmp_path):
     assert runner.invoke(main, [*data, "media", "set-visibility", str(media_id), "secret"], env=env).exit_code == 2
 
 
-@pytest.fixture(params=["swift", "s3"])
-def remote_rt(request, tmp_path, db_url):  # type: ignore[no-untyped-def]
-    config = backend_config(request.param, tmp_path)
-    settings = make_settings(tmp_path / "data", db_url, storage={
-        "backends": {"remote": config}, "queue": "remote", "originals": "remote", "public": "remote"})
-    holder = {}
-    rt = build_runtime(settings, dispatcher=InlineDispatcher(lambda media_id: process_media(holder["rt"], media_id)))
-    holder["rt"] = rt
-    yield rt
-    rt.close()
 
 
-def test_making_private_retires_direct_object_urls(remote_rt):
+def test_making_private_retires_direct_object_urls(remote_rt):  # noqa: F811
     rt = remote_rt
     with TestClient(create_app(rt.settings, rt), base_url=BASE_URL) as client:
         with rt.sessions() as session:

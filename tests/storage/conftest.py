@@ -35,3 +35,14 @@ def backend_config(kind: str, tmp_path) -> dict:  # type: ignore[no-untyped-def]
                 "prefix": prefix}
     return {"type": "s3", "endpoint_url": SWIFT_URL, "access_key": "test:tester", "secret_key": "testing",
             "prefix": prefix}
+
+
+@pytest.fixture(params=["swift", "s3"])
+def remote_rt(request, tmp_path, db_url):  # type: ignore[no-untyped-def]
+    """A runtime whose every store is on Swift, or on S3 (Swift's S3 API), processing inline."""
+    from tests.conftest import inline_runtime, make_settings
+
+    config = backend_config(request.param, tmp_path)
+    settings = make_settings(tmp_path / "data", db_url, storage={
+        "backends": {"remote": config}, "queue": "remote", "originals": "remote", "public": "remote"})
+    yield from inline_runtime(settings)

@@ -4,29 +4,11 @@ private files stay private."""
 from __future__ import annotations
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from kiln.app import create_app
 from kiln.media.models import MediaEntry
-from kiln.processing.dispatch import InlineDispatcher
-from kiln.processing.service import process_media
-from kiln.runtime import build_runtime
-from tests.conftest import make_settings
-from tests.storage.conftest import backend_config
 from tests.test_api import make_user, token_for
-
-
-@pytest.fixture(params=["swift", "s3"])
-def remote_rt(request, tmp_path, db_url):  # type: ignore[no-untyped-def]
-    config = backend_config(request.param, tmp_path)
-    settings = make_settings(tmp_path / "data", db_url, storage={
-        "backends": {"remote": config}, "queue": "remote", "originals": "remote", "public": "remote"})
-    holder = {}
-    rt = build_runtime(settings, dispatcher=InlineDispatcher(lambda media_id: process_media(holder["rt"], media_id)))
-    holder["rt"] = rt
-    yield rt
-    rt.close()
 
 
 def test_upload_process_publish_on_object_storage(remote_rt, images, tmp_path):
