@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.db.base import Base, utcnow
@@ -26,6 +26,8 @@ class User(Base):
     default_license: Mapped[str] = mapped_column(String(100), default="")
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     banned: Mapped[bool] = mapped_column(default=False)
+    # This person's largest upload in bytes; None means the site's max_upload_bytes.
+    upload_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     privileges: Mapped[list[UserPrivilege]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -99,3 +101,15 @@ class EmailToken(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires: Mapped[dt.datetime]
     used: Mapped[dt.datetime | None]
+
+
+class ThrottleKey(Base):
+    """Recent attempts under one key ("login-account:alice"), shared by every web process."""
+
+    __tablename__ = "throttle_keys"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    hits: Mapped[list[float]] = mapped_column(JSON, default=list)  # epoch seconds of recent attempts
+    blocked_until: Mapped[float] = mapped_column(Float, default=0.0)  # epoch seconds
+    strikes: Mapped[int] = mapped_column(default=0)  # pauses in a row, for the doubling
+    seen: Mapped[float] = mapped_column(Float, default=0.0, index=True)

@@ -27,7 +27,11 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    from kiln.db import changes
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    changes.install(factory)
+    return factory
 
 
 @contextmanager
