@@ -28,38 +28,60 @@ def dbupdate(kiln: Kiln) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=6543, show_default=True, type=int)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Web worker processes (default: one per core).")
 @click.option("--processes", type=int, default=None, help="Processing worker processes (default: one per core).")
-@click.option("--no-worker", is_flag=True, help="Run the web app only (workers run elsewhere).")
+@click.option("--no-worker", is_flag=True, help="Run the web app only (processing workers run elsewhere).")
+@click.option("--access-log", is_flag=True, help="Log every request (off by default; nginx usually logs them).")
 @pass_kiln
-def serve(kiln: Kiln, host: str, port: int, processes: int | None, no_worker: bool) -> None:
-    """Run the web app and the background processing workers."""
-    import uvicorn
+def serve(kiln: Kiln, host: str, port: int, workers: int | None, processes: int | None, no_worker: bool,
+          access_log: bool) -> None:
+    """Run the web app (several processes behind one port) and the background processing workers.
 
-    from kiln.app import create_app
+    SIGHUP restarts every web process and the processing workers gracefully: requests in flight and
+    running steps finish first. SIGTERM stops it all the same way.
+    """
+    from kiln.web.server import KilnServer
 
-    rt = kiln.runtime()
-    worker: subprocess.Popen[bytes] | None = None
-    if not no_worker:
-        args = [sys.executable, "-m", "kiln", "--data", str(kiln.settings.data_dir), "worker"]
-        if processes:
-            args += ["--processes", str(processes)]
-        worker = subprocess.Popen(args)
+    kiln.runtime().close()  # fail here, before forking, if the database or storage settings are wrong
+    web_workers = workers or os.cpu_count() or 1
+    processing = None if no_worker else ProcessingWorker(kiln, processes)
     url = f"http://{host}:{port}/"
-    click.secho(f"Kiln is running at {url}  (data: {kiln.settings.data_dir}; Ctrl-C stops it)", fg="green")
-    # uvicorn shuts down gracefully, then re-raises the signal it caught; these handlers turn that
-    # into a normal exit so the worker below is stopped too.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_cleanly)
+    click.secho(f"Kiln is running at {url} with {web_workers} web process(es) "
+                f"(data: {kiln.settings.data_dir}; Ctrl-C stops it)", fg="green")
+    server = KilnServer(kiln.settings, bind=f"{host}:{port}", workers=web_workers, access_log=access_log,
+                        on_reload=processing.restart if processing else None)
     try:
-        uvicorn.run(create_app(kiln.settings, rt), host=host, port=port, log_level="info",
-                    proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+        if processing:
+            processing.start()
+        server.run()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
-        if worker is not None:
-            _stop(worker)
+        if processing:
+            processing.stop()
 
 
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+class ProcessingWorker:
+    """`kiln worker` as a child process of `kiln serve`."""
+
+    def __init__(self, kiln: Kiln, processes: int | None) -> None:
+        self.args = [sys.executable, "-m", "kiln", "--data", str(kiln.settings.data_dir), "worker"]
+        if processes:
+            self.args += ["--processes", str(processes)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:

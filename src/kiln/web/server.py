@@ -1,0 +1,54 @@
+"""The production web server: gunicorn's arbiter with uvicorn workers, one app per process.
+
+Each worker process builds its own app (and with it its own database engine and caches) after the
+fork, so nothing made in the parent is shared. gunicorn gives the process model: SIGHUP replaces every
+worker gracefully, SIGTERM drains requests in flight and stops, a worker that dies is replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from kiln.config import Settings
+
+
+class KilnServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, *, bind: str, workers: int, access_log: bool = False,
+                 on_reload: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.options: dict[str, Any] = {
+            "bind": [bind],
+            "workers": workers,
+            "worker_class": "uvicorn_worker.UvicornWorker",
+            # Proxy headers are believed from nginx on this machine; Kiln's own ClientIP and HSTS checks
+            # apply security.trusted_proxies on top.
+            "forwarded_allow_ips": "127.0.0.1",
+            "graceful_timeout": 30,
+            # Async workers answer the arbiter's heartbeat while they wait on slow clients, so this only
+            # catches a worker stuck in a blocking call.
+            "timeout": 120,
+            "keepalive": 5,
+            "accesslog": "-" if access_log else None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "kiln-web",
+            # gunicorn's control socket lives in $HOME by default, shared by every site on the machine;
+            # signals do the same job here.
+            "control_socket_disable": True,
+        }
+        if on_reload is not None:
+            self.options["on_reload"] = lambda arbiter: on_reload()
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from kiln.app import create_app
+
+        return create_app(self.settings)
