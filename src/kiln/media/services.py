@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
+from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
@@ -44,39 +45,94 @@ class MediaFields:
     visibility: str | None = None
 
 
-def _spool(rt: Runtime, source: BinaryIO, limit: int) -> tuple[Path, int, str]:
-    """Stream an upload to the workbench, hashing as it goes; refuse past the size limit."""
-    rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="upload-", dir=rt.settings.workbench_dir)
-    path, size, sha = Path(name), 0, hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := source.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"The file is larger than the {limit // (1024 * 1024)} MiB upload limit.")
-                sha.update(chunk)
-                out.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path, size, sha.hexdigest()
+KIB, MIB, GIB = 1024, 1024**2, 1024**3
 
 
-def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filename: str,
-           fields: MediaFields) -> MediaEntry:
-    """Take an upload: check it, store it privately, record its steps, then ring the bell.
+def format_size(size: int) -> str:
+    """A byte count as people read it: "100 MiB", "2 GiB", "1.5 MiB", "700 bytes"."""
+    for unit, name in ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")):
+        if size >= unit:
+            return f"{size // unit} {name}" if size % unit == 0 else f"{size / unit:.1f} {name}"
+    return f"{size} byte{'s' if size != 1 else ''}"
 
-    Returns as soon as the file is safely stored; processing happens in the background.
-    """
+
+def upload_limit(settings: Settings, user: User) -> int:
+    """The largest upload this person may send in one request: their own limit when an admin set
+    one (lower or higher than the site's), else the site's max_upload_bytes."""
+    return user.upload_limit_bytes if user.upload_limit_bytes is not None else settings.max_upload_bytes
+
+
+def too_large(limit: int) -> TooLarge:
+    return TooLarge(f"The file is larger than your {format_size(limit)} upload limit.")
+
+
+def set_upload_limit(user: User, limit: int | None) -> None:
+    """Give a person their own upload limit in bytes, or None for the site's (the caller commits)."""
+    if limit is not None and not 1 <= limit <= 2**63 - 1:
+        raise InvalidInput("An upload limit must be at least 1 byte.", code="bad_limit")
+    user.upload_limit_bytes = limit
+
+
+def check_can_upload(owner: User) -> None:
+    """Refuse people who may not upload; routes call it before reading a byte of the body."""
     if not owner.has("uploader") or owner.banned:
         raise PermissionDenied("This account is not allowed to upload.", code="not_uploader")
     if not owner.is_active:
         raise PermissionDenied("Confirm your email address first: open the link we mailed you "
                                "(you can ask for a new one on your account page).", code="not_verified")
-    path, size, sha = _spool(rt, source, rt.settings.max_upload_bytes)
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """An upload already copied into the workbench: its temporary file, size and sha256 (hex)."""
+    path: Path
+    size: int
+    sha256: str
+
+
+def workbench_file(settings: Settings) -> tuple[int, Path]:
+    """A new private temporary file in the workbench, as (open descriptor, path)."""
+    settings.workbench_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=settings.workbench_dir)
+    return fd, Path(name)
+
+
+def spool(settings: Settings, source: BinaryIO, limit: int) -> Spooled:
+    """Stream a file object to the workbench, hashing as it goes; refuse past the size limit."""
+    fd, path = workbench_file(settings)
+    size, sha = 0, hashlib.sha256()
     try:
-        found = identify(path, rt.settings, filename=clean_filename(filename) or None)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                sha.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Spooled(path, size, sha.hexdigest())
+
+
+def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filename: str,
+           fields: MediaFields) -> MediaEntry:
+    """Take an upload from a file object (the CLI, scripts): spool it, then `submit_spooled`."""
+    check_can_upload(owner)
+    spooled = spool(rt.settings, source, upload_limit(rt.settings, owner))
+    return submit_spooled(rt, session, owner, spooled, filename, fields)
+
+
+def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, filename: str,
+                   fields: MediaFields) -> MediaEntry:
+    """Take an upload already in the workbench: check it, store it privately, record its steps, then
+    ring the bell. The workbench file is always removed, whether the upload is taken or refused.
+
+    Returns as soon as the file is safely stored; processing happens in the background.
+    """
+    try:
+        check_can_upload(owner)
+        found = identify(upload.path, rt.settings, filename=clean_filename(filename) or None)
         kind = get_kind(found.kind)
         title = (fields.title or "").strip() or _title_from(filename)
         license_url = fields.license if fields.license is not None else owner.default_license
@@ -87,14 +143,15 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
             description=fields.description or "", license=license_url,
             show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
             original_key=[], original_name=clean_filename(filename),
-            mime_type=found.mime_type, size_bytes=size, sha256=sha, width=found.width, height=found.height,
+            mime_type=found.mime_type, size_bytes=upload.size, sha256=upload.sha256, width=found.width,
+            height=found.height,
         )
         session.add(entry)
         session.flush()
         entry.original_key = ["entries", str(entry.id), "original" + extension_for(found.mime_type)]
         entry.tags = _tags(session, fields.tags)
         ledger.create_steps(session, entry, kind.steps(rt.settings))
-        with path.open("rb") as fh:
+        with upload.path.open("rb") as fh:
             rt.stores.queue.save(entry.original_key, fh)
         try:
             session.commit()
@@ -105,7 +162,7 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
         session.rollback()
         raise
     finally:
-        path.unlink(missing_ok=True)
+        upload.path.unlink(missing_ok=True)
     rt.dispatcher.ring(entry.id, entry.kind, "new")
     return entry
 

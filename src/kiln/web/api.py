@@ -7,9 +7,11 @@ import datetime as dt
 import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from kiln.accounts import services as accounts
 from kiln.accounts.models import User
@@ -21,6 +23,7 @@ from kiln.media.visibility import visible
 from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
+from kiln.runtime import Runtime
 from kiln.web.deps import (
     CSRF_COOKIE,
     DB,
@@ -34,6 +37,7 @@ from kiln.web.deps import (
     Writer,
 )
 from kiln.web.panels import Admin
+from kiln.web.uploads import UploadedFile, read_upload
 
 
 def api_csrf(request: Request) -> None:
@@ -213,22 +217,44 @@ def _visible_media(session: DB, media_id: int, user: User | None) -> Any:
     return media
 
 
-@router.post("/media", response_model=MediaOut, status_code=202, responses=ERRORS)
-def upload(
-    session: DB, rt: RT, user: Writer, file: Annotated[UploadFile, File()],
-    title: Annotated[str | None, Form(max_length=200)] = None,
-    description: Annotated[str | None, Form(max_length=20000)] = None,
-    tags: Annotated[str | None, Form(max_length=2000, description="Comma-separated")] = None,
-    license: Annotated[str | None, Form(max_length=100)] = None,
-    visibility: Annotated[VisibilityName, Form(description="public, unlisted or private")] = "public",
-) -> dict[str, Any]:
-    """Upload one file. Answers as soon as it is stored; processing continues in the background."""
+# The upload body is read by kiln.web.uploads as it arrives (not by FastAPI, which would read it
+# whole before checking who sends it), so its schema is declared here for the OpenAPI document.
+UPLOAD_BODY: dict[str, Any] = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "The file; at most the sender's upload limit (413 beyond it)"},
+        "title": {"type": "string", "maxLength": 200},
+        "description": {"type": "string", "maxLength": 20000, "description": "Markdown"},
+        "tags": {"type": "string", "maxLength": 2000, "description": "Comma-separated"},
+        "license": {"type": "string", "maxLength": 100},
+        "visibility": {"type": "string", "enum": ["public", "unlisted", "private"], "default": "public",
+                       "description": "public, unlisted or private"},
+    }}}}}
+
+
+@router.post("/media", response_model=MediaOut, status_code=202, responses=ERRORS,
+             openapi_extra={"requestBody": UPLOAD_BODY})
+async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+    """Upload one file. Answers as soon as it is stored; processing continues in the background.
+    A file larger than the sender's upload limit is refused with 413 before it is read whole
+    (at once when Content-Length says so)."""
+    media_service.check_can_upload(user)
+    form = await read_upload(request, rt.settings, media_service.upload_limit(rt.settings, user), max_files=1)
     try:
-        entry = media_service.submit(rt, session, user, file.file, file.filename or "",
-                                     MediaFields(title=title, description=description, tags=tags, license=license,
-                                                 visibility=visibility))
+        fields = MediaFields(title=form.text("title", 200), description=form.text("description", 20000),
+                             tags=form.text("tags", 2000), license=form.text("license", 100, "licence"),
+                             visibility=form.fields.get("visibility") or "public")
+        if not form.files:
+            raise InvalidInput("Send the file in the part named “file”.", code="no_file")
+        upload_file = form.files[0]
+        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields)
     finally:
-        file.file.close()
+        form.discard()
+
+
+def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile,
+            fields: MediaFields) -> dict[str, Any]:
+    entry = media_service.submit_spooled(rt, session, user, upload_file.spooled, upload_file.filename, fields)
     return media_service.media_json(rt, entry, ledger.steps_of(session, entry.id))
 
 

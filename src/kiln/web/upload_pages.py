@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.datastructures import UploadFile as StarletteUploadFile
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from kiln.errors import KilnError
+from kiln.accounts.models import User
+from kiln.errors import InvalidInput, KilnError
 from kiln.media import services as media_service
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
-from kiln.web.deps import DB, RT, LoggedIn, RowId, check_csrf, flash
+from kiln.runtime import Runtime
+from kiln.web.deps import CSRF_COOKIE, DB, RT, CsrfFailed, LoggedIn, RowId, check_csrf, flash, same_origin
 from kiln.web.templating import render
+from kiln.web.uploads import UploadForm, read_upload
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+# Every route but the upload checks CSRF from the parsed form; the upload checks it without reading
+# the body first (upload_csrf), so it must not have check_csrf, which parses the whole form.
+router = APIRouter(include_in_schema=False)
+CsrfChecked = [Depends(check_csrf)]
+CSRF_MESSAGE = "This form expired or came from another site. Reload the page and try again."
+MAX_PAGE_FILES = 50
 OptText = Annotated[str | None, Form()]
 FullText = Annotated[str, Form()]
 
@@ -29,34 +40,67 @@ def upload_form(request: Request, user: LoggedIn) -> Response:
     return render(request, "upload.html")
 
 
-@router.post("/upload")
-def upload(
-    request: Request, session: DB, rt: RT, user: LoggedIn,
-    # A browser sends an empty string part when no file was chosen.
-    file: Annotated[list[UploadFile | str] | None, File(description="One or more files")] = None,
-    title: OptText = None, description: OptText = None, tags: OptText = None, license: OptText = None,
-    visibility: OptText = None,
-) -> Response:
-    fields = MediaFields(title=title, description=description, tags=tags, license=license, visibility=visibility)
-    files = [f for f in file or [] if isinstance(f, StarletteUploadFile) and (f.filename or f.size)]
-    if not files:
-        error = KilnError("Choose at least one file to upload.", code="no_file")
-        if _wants_json(request):
-            return JSONResponse({"error": error.as_dict()}, status_code=422)
-        return render(request, "upload.html", status=422, errors=[error.message])
+def upload_csrf(request: Request) -> None:
+    """The CSRF check of the upload form, without reading the body: the cookie, the origin and an
+    X-CSRF-Token header now; a token sent as a form field is checked when the first file part starts
+    (the form sends it first), so a forged upload is refused before its file is read."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get("x-csrf-token")
+    if not cookie or not same_origin(request) or (sent is not None and not hmac.compare_digest(cookie, sent)):
+        raise CsrfFailed(CSRF_MESSAGE)
+
+
+def _csrf_field_check(request: Request) -> Callable[[dict[str, str]], None] | None:
+    if request.headers.get("x-csrf-token") is not None:
+        return None  # checked already
+
+    def check(fields: dict[str, str]) -> None:
+        if not hmac.compare_digest(request.cookies.get(CSRF_COOKIE, ""), fields.get("csrf_token", "")):
+            raise CsrfFailed(CSRF_MESSAGE)
+
+    return check
+
+
+@router.post("/upload", dependencies=[Depends(upload_csrf)])
+async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Response:
+    """The body is read only once the sender is known and allowed, and only up to their limit."""
+    media_service.check_can_upload(user)
+    limit = media_service.upload_limit(rt.settings, user)
+    csrf_check = _csrf_field_check(request)
+    try:
+        form = await read_upload(request, rt.settings, limit, max_files=MAX_PAGE_FILES, before_file=csrf_check)
+    except (InvalidInput, media_service.TooLarge) as exc:
+        return _refused(request, exc)
+    try:
+        if csrf_check is not None:
+            csrf_check(form.fields)  # a form without files still proves where it came from
+        return await run_in_threadpool(_take, request, session, rt, user, form)
+    finally:
+        form.discard()
+
+
+def _refused(request: Request, error: KilnError) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": error.as_dict()}, status_code=error.status)
+    return render(request, "upload.html", status=error.status, errors=[error.message])
+
+
+def _take(request: Request, session: Session, rt: Runtime, user: User, form: UploadForm) -> Response:
+    fields = MediaFields(title=form.fields.get("title"), description=form.fields.get("description"),
+                         tags=form.fields.get("tags"), license=form.fields.get("license"),
+                         visibility=form.fields.get("visibility"))
+    if not form.files:
+        return _refused(request, InvalidInput("Choose at least one file to upload.", code="no_file"))
     accepted, errors = [], []
-    for number, upload_file in enumerate(files, 1):
+    for number, upload_file in enumerate(form.files, 1):
         per_file = MediaFields(**vars(fields))
-        if len(files) > 1 and title:  # one title for many files: number them
-            per_file.title = f"{title} ({number})"
+        if len(form.files) > 1 and fields.title:  # one title for many files: number them
+            per_file.title = f"{fields.title} ({number})"
         try:
-            entry = media_service.submit(rt, session, user, upload_file.file, upload_file.filename or "",
-                                         per_file)
-            accepted.append(entry)
+            accepted.append(media_service.submit_spooled(rt, session, user, upload_file.spooled,
+                                                         upload_file.filename, per_file))
         except KilnError as exc:
-            errors.append((exc, upload_file.filename or ""))
-        finally:
-            upload_file.file.close()
+            errors.append((exc, upload_file.filename))
     if _wants_json(request):
         if errors:
             exc, name = errors[0]
@@ -81,7 +125,7 @@ def edit_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) ->
                   can_strip=media_service.can_strip(media))
 
 
-@router.post("/m/{media_id}/edit")
+@router.post("/m/{media_id}/edit", dependencies=CsrfChecked)
 def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
          description: FullText = "", tags: FullText = "", license: FullText = "",
          show_exif: OptText = None, original: OptText = None, visibility: OptText = None) -> Response:
@@ -108,7 +152,7 @@ def delete_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) 
     return render(request, "delete.html", media=media)
 
 
-@router.post("/m/{media_id}/delete")
+@router.post("/m/{media_id}/delete", dependencies=CsrfChecked)
 def delete(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn) -> Response:
     media = media_service.get_media(session, media_id)
     owner = media.owner.username
