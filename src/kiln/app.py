@@ -7,7 +7,6 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiln.accounts.throttle import Throttle, Throttled
@@ -16,8 +15,9 @@ from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
 from kiln.web import api, auth_pages, feeds, files, pages, panels, upload_pages
 from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, CsrfFailed, dump_flashes, is_bearer, same_origin
+from kiln.web.caching import HttpCaching
 from kiln.web.security import PageHeaders
-from kiln.web.templating import STATIC_DIR, make_templates, render
+from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates, render
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.throttle = Throttle(settings.security)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
         app.include_router(module.router)
     _install_middleware(app, secure=settings.base_url.startswith("https://"), headers=PageHeaders(settings))
     _install_error_handlers(app)
+    app.add_middleware(HttpCaching, engine=rt.engine, settings=settings.web)  # outermost
     return app
 
 

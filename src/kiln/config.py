@@ -209,6 +209,16 @@ class SecuritySettings(BaseModel):
     reset_mails_per_ip_per_hour: int = Field(10, ge=1)
 
 
+class WebSettings(BaseModel):
+    """The web processes: the cache of pages that are the same for every anonymous visitor."""
+
+    page_cache_entries: int = Field(2000, ge=0, description="Pages kept per web process; 0 turns the cache off.")
+    page_cache_mib: int = Field(64, ge=1, description="Memory the page cache may use per web process.")
+    page_cache_seconds: float = Field(
+        300, gt=0, description="Longest a cached page is served even if nothing changed (keep it under a "
+                               "storage backend's url_expires when pages link signed URLs).")
+
+
 class Settings(BaseSettings):
     """Every setting Kiln has. Build one with :func:`load_settings`."""
 
@@ -236,6 +246,7 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = ProcessingSettings()
     storage: StorageSettings = StorageSettings()
     security: SecuritySettings = SecuritySettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, noload
 
 from kiln.accounts.models import User
 from kiln.config import Settings
@@ -380,7 +380,8 @@ def neighbours(session: Session, media: MediaEntry) -> tuple[MediaEntry | None, 
     """The owner's next newer and next older published items."""
     if media.published is None:
         return None, None
-    base = published_query(owner_id=media.owner_id)
+    # Only their titles and thumbnails show: skip tags, and the owner (this page's) is loaded already.
+    base = published_query(owner_id=media.owner_id).options(noload(MediaEntry.tags), noload(MediaEntry.owner))
     newer = session.scalars(base.where(or_(MediaEntry.published > media.published,
                                            and_(MediaEntry.published == media.published,
                                                 MediaEntry.id > media.id)))

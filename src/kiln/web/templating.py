@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
@@ -27,6 +28,30 @@ def _fingerprints() -> dict[str, str]:
         str(p.relative_to(STATIC_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()[:10]
         for p in STATIC_DIR.rglob("*") if p.is_file()
     }
+
+
+class FingerprintedStatic(StaticFiles):
+    """Static files. Pages link them as ``?v=<hash of the content>``, so such a URL's bytes never
+    change: browsers and proxies may keep them a year without asking again."""
+
+    def file_response(self, full_path: Any, stat_result: Any, scope: Any, status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if b"v=" in scope.get("query_string", b""):
+            response.headers["cache-control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+class _LazyToken:
+    """The CSRF token, made only if a template prints it: a page without a form sets no cookie, so it
+    is the same for every anonymous visitor and can be cached."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self.request)
+
+    __html__ = __str__
 
 
 def make_templates(static_base: str | None, media_src: Callable[[list[str]], str]) -> Jinja2Templates:
@@ -56,7 +81,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     context.update(
         request=request,
         site_name=rt.settings.site_name,
-        csrf_token=csrf_token(request),
+        csrf_token=_LazyToken(request),
         flashes=pop_flashes(request) + getattr(request.state, "flash_out", []),
     )
     request.state.flash_out = []

@@ -1,0 +1,256 @@
+"""Fast pages: the anonymous page cache and its invalidation, conditional requests, compression,
+static assets cached for a year, and a fixed number of SQL queries per list whatever its length."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import brotli
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, update
+
+from kiln.accounts import services as accounts
+from kiln.app import create_app
+from kiln.db.base import utcnow
+from kiln.media.models import MediaEntry, Rendition, Tag
+from kiln.runtime import Runtime, build_runtime
+from kiln.web.caching import choose_encoding
+from tests.conftest import BASE_URL, inline_runtime, make_settings
+from tests.test_api import make_user, token_for
+
+PLAIN = {"Accept-Encoding": "identity"}
+
+
+def add_items(rt: Runtime, owner: str, count: int, tags: tuple[str, ...] = ("sea", "sky")) -> list[int]:
+    """Processed public items straight in the database (pages only need rows and rendition keys)."""
+    with rt.sessions() as session:
+        user = accounts.get_user(session, owner)
+        tag_rows = []
+        for slug in tags:
+            tag = session.query(Tag).filter_by(slug=slug).one_or_none() or Tag(slug=slug, name=slug)
+            tag_rows.append(tag)
+        start = utcnow() - dt.timedelta(days=1)
+        items = []
+        for n in range(count):
+            media = MediaEntry(owner=user, kind="image", state="processed", title=f"Item {n}", original_key=[],
+                               mime_type="image/jpeg", width=640, height=480, published=start + dt.timedelta(
+                                   minutes=n), info={})
+            media.tags = list(tag_rows)
+            session.add(media)
+            session.flush()
+            for name, (w, h) in (("thumbnail", (320, 240)), ("medium", (640, 480))):
+                media.renditions.append(Rendition(name=name, key=media.rendition_key(f"{name}.jpg"),
+                                                  mime_type="image/jpeg", width=w, height=h, size_bytes=100,
+                                                  spec_fingerprint="x"))
+            items.append(media)
+        session.commit()
+        return [m.id for m in items]
+
+
+@contextmanager
+def counting(rt: Runtime) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", record)
+
+
+def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(client, rt):
+    make_user(rt)
+    ids = add_items(rt, "alice", 3)
+    first = client.get("/", headers=PLAIN)
+    assert first.status_code == 200 and "Item 2" in first.text
+    with counting(rt) as statements:
+        again = client.get("/", headers=PLAIN)
+    assert again.text == first.text
+    assert len(statements) == 1 and "site_changes" in statements[0]  # only the change counter was read
+    assert again.headers["etag"] == first.headers["etag"] and again.headers["vary"] == "Accept-Encoding, Cookie"
+    assert "content-security-policy" in again.headers  # the page's own headers are kept
+
+    # A change made by another process (its own engine), as a processing worker publishing an item.
+    other = build_runtime(rt.settings, dispatcher=rt.dispatcher)
+    try:
+        with other.sessions() as session:
+            session.get(MediaEntry, ids[-1]).title = "Renamed elsewhere"
+            session.commit()
+    finally:
+        other.close()
+    changed = client.get("/", headers=PLAIN)
+    assert "Renamed elsewhere" in changed.text and changed.headers["etag"] != first.headers["etag"]
+
+    # A bulk UPDATE without the ORM's unit of work counts too.
+    with rt.sessions() as session:
+        session.execute(update(MediaEntry).where(MediaEntry.id == ids[0]).values(visibility="unlisted"))
+        session.commit()
+    assert "Item 0" not in client.get("/", headers=PLAIN).text
+
+    # Changes nobody can see do not throw the cache away: a login session, a password.
+    before = client.get("/", headers=PLAIN).headers["etag"]
+    with rt.sessions() as session:
+        user = accounts.get_user(session, "alice")
+        user.password_hash = "changed"
+        session.commit()
+    with counting(rt) as statements:
+        assert client.get("/", headers=PLAIN).headers["etag"] == before
+    assert len(statements) == 1
+
+
+def test_every_public_list_is_cached_for_anonymous_visitors_and_invalidated(client, rt):
+    make_user(rt)
+    ids = add_items(rt, "alice", 2)
+    paths = ["/", "/u/alice", f"/u/alice/m/{ids[0]}", "/tag/sea", "/feeds/atom", "/feeds/u/alice/atom",
+             "/feeds/tag/sea/atom", "/api/v1/media"]
+    for path in paths:
+        assert client.get(path).status_code == 200, path
+        with counting(rt) as statements:
+            assert client.get(path).status_code == 200
+        assert len(statements) == 1, (path, statements)
+    with rt.sessions() as session:
+        session.get(MediaEntry, ids[0]).title = "New title"
+        session.commit()
+    for path in paths:
+        assert "New title" in client.get(path).text, path
+
+
+def test_logged_in_visitors_and_flash_messages_never_share_the_anonymous_page(client, rt, settings):
+    make_user(rt)
+    add_items(rt, "alice", 1)
+    anonymous = client.get("/")
+    assert "Log in" in anonymous.text
+    login = client.get("/auth/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+    assert client.post("/auth/login", data={"username": "alice", "password": "correct horse",
+                                            "csrf_token": token}).status_code == 200
+    mine = client.get("/")
+    assert "Log out" in mine.text and "Log in" not in mine.text
+    assert mine.headers["cache-control"] == "private, no-cache"
+    with TestClient(client.app, base_url=BASE_URL) as stranger:
+        page = stranger.get("/")
+        assert "Log out" not in page.text and "alice" in page.text
+        assert "set-cookie" not in page.headers  # no form on it, so no CSRF cookie: cacheable
+    # An API token is a logged-in request too.
+    with TestClient(client.app, base_url=BASE_URL) as api:
+        auth = token_for(api)
+        with counting(rt) as statements:
+            assert api.get("/api/v1/media", headers=auth).status_code == 200
+    assert len(statements) > 1
+
+
+def test_conditional_requests_answer_304(client, rt):
+    make_user(rt)
+    add_items(rt, "alice", 1)
+    first = client.get("/u/alice")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert etag.startswith('W/"')
+    again = client.get("/u/alice", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert client.get("/u/alice", headers={"If-Modified-Since": modified}).status_code == 304
+    assert client.get("/u/alice", headers={"If-None-Match": '"other"'}).status_code == 200
+    add_items(rt, "alice", 1, tags=())
+    assert client.get("/u/alice", headers={"If-None-Match": etag}).status_code == 200
+    # Pages that are not shared get an ETag of their body and a 304 too.
+    auth = token_for(client)
+    me = client.get("/api/v1/media?user=alice&state=processed", headers=auth)
+    assert me.status_code == 200 and me.headers["etag"]
+    assert client.get("/api/v1/media?user=alice&state=processed",
+                      headers={**auth, "If-None-Match": me.headers["etag"]}).status_code == 304
+
+
+def test_html_and_json_are_compressed_as_the_client_asks(client, rt):
+    make_user(rt)
+    add_items(rt, "alice", 5)
+    plain = client.get("/", headers=PLAIN)
+    assert "content-encoding" not in plain.headers
+    for path in ("/", "/api/v1/media", "/feeds/atom"):
+        identity = client.get(path, headers=PLAIN).content
+        br = client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+        assert br.headers["content-encoding"] == "br"
+        gz = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert gz.headers["content-encoding"] == "gzip"
+        # httpx decodes both; the raw bytes must decode to the same document too.
+        assert br.content == gz.content == identity
+        raw = client.get(path, headers={"Accept-Encoding": "br"}, extensions={})
+        assert len(raw.headers["content-length"]) and int(raw.headers["content-length"]) < len(identity)
+    # Streamed bodies (files) are never touched.
+    thumb = client.get("/static/kiln.css", headers={"Accept-Encoding": "gzip"})
+    assert thumb.status_code == 200
+    assert brotli.decompress(brotli.compress(b"x")) == b"x" and gzip.decompress(gzip.compress(b"y")) == b"y"
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("gzip, deflate, br", "br"), ("gzip", "gzip"), ("br;q=0, gzip", "gzip"), ("identity", None), ("", None),
+    ("*", "br"), ("gzip;q=0.5, br;q=0", "gzip"), ("gzip;q=bogus", None),
+])
+def test_encoding_negotiation(header, expected):
+    assert choose_encoding(header) == expected
+
+
+def test_static_assets_are_fingerprinted_and_cached_for_a_year(client, rt):
+    page = client.get("/auth/login").text
+    links = re.findall(r'(?:href|src)="(/static/[^"]+\?v=[0-9a-f]+)"', page)
+    assert links, "pages link static files with a content fingerprint"
+    for link in links:
+        resp = client.get(link)
+        assert resp.status_code == 200
+        assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert client.get(link, headers={"If-None-Match": resp.headers["etag"]}).status_code == 304
+
+
+def test_gallery_thumbnails_have_their_size_and_load_lazily(client, rt):
+    make_user(rt)
+    add_items(rt, "alice", 15)
+    page = client.get("/u/alice").text
+    thumbs = [tag for tag in re.findall(r"<img [^>]*>", page) if "thumbnail.jpg" in tag]
+    assert len(thumbs) == 15
+    for number, tag in enumerate(thumbs, 1):
+        assert 'width="320"' in tag and 'height="240"' in tag and 'decoding="async"' in tag
+        # The first rows show at once; the rest load as they scroll into view.
+        assert f'loading="{"eager" if number <= 12 else "lazy"}"' in tag, (number, tag)
+
+
+@pytest.fixture
+def uncached_rt(tmp_path, db_url) -> Iterator[Runtime]:
+    yield from inline_runtime(make_settings(tmp_path / "data", db_url, web={"page_cache_entries": 0}))
+
+
+def statements_of(rt: Runtime, client: TestClient, path: str) -> list[str]:
+    with counting(rt) as statements:
+        client.get(path, headers=PLAIN)
+    return [" ".join(s.split())[:160] for s in statements]
+
+
+def _queries(rt: Runtime, client: TestClient, path: str) -> int:
+    client.get(path)  # warm: the first request of a process loads more (e.g. licence lists)
+    with counting(rt) as statements:
+        resp = client.get(path, headers=PLAIN)
+    assert resp.status_code == 200, (path, resp.text[:300])
+    return len(statements)
+
+
+@pytest.mark.parametrize("path", ["/", "/u/alice", "/tag/sea", "/feeds/atom", "/feeds/u/alice/atom",
+                                  "/feeds/tag/sea/atom", "/api/v1/media?limit=100", "/u/alice/m/{id}"])
+def test_each_list_runs_a_fixed_number_of_queries_whatever_its_length(uncached_rt, path):
+    """No N+1: the same page with 2 items and with 40 (owners, renditions and tags included) costs the
+    same number of SQL statements, and few of them."""
+    rt = uncached_rt
+    with TestClient(create_app(rt.settings, rt), base_url=BASE_URL) as client:
+        make_user(rt)
+        first = add_items(rt, "alice", 2)
+        small = _queries(rt, client, path.format(id=first[0]))
+        add_items(rt, "alice", 38, tags=("sea", "sky", "rock"))
+        large = _queries(rt, client, path.format(id=first[0]))
+    if small != large or large > 8:
+        print("\n".join(statements_of(rt, client, path.format(id=first[0]))))
+    assert small == large, f"{path}: {small} queries with 2 items, {large} with 40"
+    assert large <= 8, f"{path}: {large} queries"
