@@ -364,3 +364,32 @@ def test_a_300_mib_upload_streams_in_bounded_memory(tmp_path: Path, db_url: str)
         assert result.status == 415  # random bytes: read whole, then refused as no known kind
         assert peak - start < 16 * MIB, f"peak Python allocations grew by {(peak - start) / MIB:.1f} MiB"
         nothing_left(rt)
+
+
+# The admin's command ------------------------------------------------------------------------------
+
+def test_admins_set_and_clear_a_persons_upload_limit(kiln, tmp_path):
+    import json
+
+    kiln("dbupdate")
+    kiln("adduser", "dora", "--email", "dora@example.com", "--password", "correct horse")
+    shown = json.loads(kiln("users", "show", "dora", "--json").output)
+    assert shown["upload_limit_bytes"] == 2 * 1024**3 and shown["upload_limit_is_own"] is False
+    assert "dora may now upload up to 100 MiB" in kiln("users", "set-upload-limit", "dora", "100MiB").output
+    shown = json.loads(kiln("users", "show", "dora", "--json").output)
+    assert shown["upload_limit_bytes"] == 100 * MIB and shown["upload_limit_is_own"] is True
+    for size, expected in (("2GiB", 2 * 1024**3), ("1048576", MIB), ("1.5 MiB", 3 * MIB // 2), ("20KiB", 20 * KIB)):
+        kiln("users", "set-upload-limit", "dora", size)
+        assert json.loads(kiln("users", "show", "dora", "--json").output)["upload_limit_bytes"] == expected
+    assert "upload limit: 20 KiB (own limit)" in kiln("users", "show", "dora").output
+    # The limit holds for `kiln addmedia` too.
+    picture = tmp_path / "noise.png"
+    picture.write_bytes(noise_png(120))
+    refused = kiln("addmedia", "dora", str(picture), ok=False)
+    assert refused.exit_code == 1 and "larger than your 20 KiB upload limit" in refused.output
+    bad = kiln("users", "set-upload-limit", "dora", "12 parsecs", ok=False)
+    assert bad.exit_code == 2 and "is not a size" in bad.output
+    assert kiln("users", "set-upload-limit", "nobody", "1MiB", ok=False).exit_code == 1
+    assert "the site's upload limit (2 GiB)" in kiln("users", "set-upload-limit", "dora", "none").output
+    assert "2 GiB (the site's max_upload_bytes)" in kiln("users", "show", "dora").output
+    assert kiln("addmedia", "dora", str(picture)).exit_code == 0
