@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,3 +311,18 @@ def test_a_private_items_files_leave_the_public_urls(site: Site, token: str, ite
     assert site.kiln_saw(urlsplit(new_thumb).path)  # checked by Kiln, not sent by nginx
     # The copy under the new token is in the public folder, yet no listing reveals its name.
     assert site.raw_get(f"/media/entries/{item['id']}/")[0] == 404
+
+
+@pytest.mark.parametrize("unit", ["kiln-web.service", "kiln-worker@image.service"])
+def test_systemd_units_verify(tmp_path: Path, unit: str) -> None:
+    """systemd itself parses the contrib units (with this checkout's kiln in place of /srv/kiln's)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd unit check skipped: no systemd-analyze here")
+    source = SITE.parents[1] / "systemd" / unit.replace("@image", "@")
+    kiln = Path(sys.executable).parent / "kiln"
+    text = source.read_text()
+    assert "/srv/kiln/.venv/bin/kiln " in text
+    (tmp_path / unit).write_text(text.replace("/srv/kiln/.venv/bin/kiln ", f"{kiln} "))
+    result = subprocess.run([analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
