@@ -6,9 +6,12 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import free_port
 
@@ -60,3 +63,100 @@ def test_sigterm_stops_serve_and_its_worker(tmp_path):
     time.sleep(0.5)
     for pid in children:
         assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0, "worker left running"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that only waits to be reaped counts as stopped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> tuple[set[int], set[int]]:
+    """The running web processes and processing workers (`kiln ... worker`) started by `kiln serve`."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    web, processing = set(), set()
+    for child in map(int, found):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        if _alive(child):
+            (processing if b"worker" in argv else web).add(child)
+    return web, processing
+
+
+def _wait_for(condition, seconds: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"still not true after {seconds} s: {condition}")
+
+
+@pytest.mark.slow
+def test_sighup_replaces_every_process_while_the_port_keeps_answering(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "kiln", "--data", str(tmp_path / "data"), "serve", "--port",
+                                 str(port), "--workers", "2", "--processes", "1"], stdout=out, stderr=subprocess.STDOUT)
+    answers: list[object] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():  # a new connection each time, as new visitors come
+            try:
+                answers.append(httpx.get(url, timeout=20).status_code)
+            except httpx.HTTPError as exc:
+                answers.append(repr(exc))
+
+    asker = threading.Thread(target=keep_asking)
+    try:
+        _wait_for(lambda: _up(url))
+
+        def started():  # type: ignore[no-untyped-def]
+            web, processing = _children(proc.pid)
+            return (web, processing) if len(web) == 2 and processing else None
+
+        old_web, old_processing = _wait_for(started)
+        asker.start()
+        _wait_for(lambda: len(answers) >= 5)
+        proc.send_signal(signal.SIGHUP)
+
+        def replaced():  # type: ignore[no-untyped-def]
+            web, processing = _children(proc.pid)
+            done = len(web) == 2 and not web & old_web and processing and not processing & old_processing
+            return (web, processing) if done else None
+
+        new_web, new_processing = _wait_for(replaced)
+        seen = len(answers)
+        _wait_for(lambda: len(answers) >= seen + 5)  # the new processes answer too
+        stop.set()
+        asker.join(30)
+        assert answers and all(a == 200 for a in answers), [a for a in answers if a != 200]
+        assert not any(_alive(pid) for pid in old_web | old_processing), "an old process is still running"
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        _wait_for(lambda: not any(_alive(pid) for pid in new_web | new_processing), 10)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url, timeout=2)
+        assert "Traceback" not in log.read_text(errors="replace"), log.read_text()[-4000:]
+    finally:
+        stop.set()
+        if asker.is_alive():
+            asker.join(30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
