@@ -74,7 +74,7 @@ def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(cli
     with counting(rt) as statements:
         again = client.get("/", headers=PLAIN)
     assert again.text == first.text
-    assert len(statements) == 1 and "site_changes" in statements[0]  # only the change counter was read
+    assert statements == []  # the app's database was not asked: only the change counter was read
     assert again.headers["etag"] == first.headers["etag"] and again.headers["vary"] == "Accept-Encoding, Cookie"
     assert "content-security-policy" in again.headers  # the page's own headers are kept
 
@@ -103,7 +103,7 @@ def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(cli
         session.commit()
     with counting(rt) as statements:
         assert client.get("/", headers=PLAIN).headers["etag"] == before
-    assert len(statements) == 1
+    assert statements == []
 
 
 def test_every_public_list_is_cached_for_anonymous_visitors_and_invalidated(client, rt):
@@ -115,7 +115,7 @@ def test_every_public_list_is_cached_for_anonymous_visitors_and_invalidated(clie
         assert client.get(path).status_code == 200, path
         with counting(rt) as statements:
             assert client.get(path).status_code == 200
-        assert len(statements) == 1, (path, statements)
+        assert statements == [], (path, statements)
     with rt.sessions() as session:
         session.get(MediaEntry, ids[0]).title = "New title"
         session.commit()
@@ -144,7 +144,7 @@ def test_logged_in_visitors_and_flash_messages_never_share_the_anonymous_page(cl
         auth = token_for(api)
         with counting(rt) as statements:
             assert api.get("/api/v1/media", headers=auth).status_code == 200
-    assert len(statements) > 1
+    assert statements
 
 
 def test_conditional_requests_answer_304(client, rt):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -11,20 +14,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiln.accounts.throttle import Throttle, Throttled
 from kiln.config import Settings
+from kiln.db.session import POOL_SIZE
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
 from kiln.web import api, auth_pages, feeds, files, pages, panels, upload_pages
-from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, CsrfFailed, dump_flashes, is_bearer, same_origin
 from kiln.web.caching import HttpCaching
+from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, CsrfFailed, dump_flashes, is_bearer, same_origin
 from kiln.web.security import PageHeaders
 from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates, render
 
 log = logging.getLogger(__name__)
+WEB_THREADS = POOL_SIZE // 2  # a request may hold two connections (its session and a throttle counter)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     rt = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Routes run in a thread pool and each holds a pooled database connection until its response
+        # is sent. No more threads than the pool has connections: a thread waiting for a connection
+        # held by a request that needs a thread to finish would wait forever.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"{settings.site_name} API",
         version="1",
         description="Upload, list, edit and delete media. Authenticate with `Authorization: Bearer <token>`.",
@@ -40,7 +55,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router)
     _install_middleware(app, secure=settings.base_url.startswith("https://"), headers=PageHeaders(settings))
     _install_error_handlers(app)
-    app.add_middleware(HttpCaching, engine=rt.engine, settings=settings.web)  # outermost
+    app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web)  # outermost
     return app
 
 

@@ -8,8 +8,14 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+# Connections each process may open: the web app sizes its thread pool from it.
+POOL_SIZE = 20
+
 
 def make_engine(url: str, **kwargs: object) -> Engine:
+    if kwargs.get("poolclass") is None:
+        kwargs.setdefault("pool_size", POOL_SIZE // 2)
+        kwargs.setdefault("max_overflow", POOL_SIZE - POOL_SIZE // 2)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 

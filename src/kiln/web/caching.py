@@ -17,6 +17,7 @@ Three jobs, in one pass over each response:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gzip
 import hashlib
@@ -26,12 +27,13 @@ from dataclasses import dataclass, field
 from email.utils import format_datetime, parsedate_to_datetime
 
 import brotli
-from sqlalchemy import Engine
+from sqlalchemy.pool import StaticPool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.config import WebSettings
 from kiln.db import changes
+from kiln.db.session import make_engine
 from kiln.web.deps import FLASH_COOKIE, SESSION_COOKIE
 
 # Paths whose anonymous GET responses are the same for everyone. (Not an item's API record: it carries
@@ -169,10 +171,13 @@ class PageCache:
 
 
 class HttpCaching:
-    def __init__(self, app: ASGIApp, engine: Engine, settings: WebSettings) -> None:
+    def __init__(self, app: ASGIApp, db_url: str, settings: WebSettings) -> None:
         self.app = app
-        self.engine = engine
+        # The counter is read on the event loop's thread, so it gets a connection of its own: waiting
+        # there for one of the app's pooled connections, which request threads hold, would stall them all.
+        self.engine = make_engine(db_url, poolclass=StaticPool)
         self.settings = settings
+        self._rendering: dict[tuple[str, ...], tuple[int, asyncio.Future[Entry | None]]] = {}
         self.cache = PageCache(settings.page_cache_entries, settings.page_cache_mib * 1024 * 1024,
                                settings.page_cache_seconds) if settings.page_cache_entries else None
 
@@ -198,18 +203,41 @@ class HttpCaching:
         key = (scope["scheme"], headers.get("host", ""), scope["path"], scope["query_string"].decode("latin-1"))
         entry = self.cache.get(key, generation)
         if entry is None:
-            # Ask the app for the plain bytes; compression happens once, here, for every later visitor.
+            # One render per page and generation: visitors who ask while it is being made wait for it
+            # (after a change, fifty connections asking for the front page cost one render, not fifty).
+            pending = self._rendering.get(key)
+            if pending is not None and pending[0] == generation:
+                entry = await asyncio.shield(pending[1])
+            if entry is None:
+                entry = await self._render(key, generation, changed_at, scope, receive, send, headers, encoding)
+            if entry is None:
+                return
+        await _send_entry(entry, headers, encoding, send)
+
+    async def _render(self, key: tuple[str, ...], generation: int, changed_at: dt.datetime, scope: Scope,
+                      receive: Receive, send: Send, headers: Headers, encoding: str | None) -> Entry | None:
+        """Ask the app for the plain bytes (compression happens once, for every later visitor) and keep
+        them if they may be shared. Returns None once it has sent a response that may not."""
+        assert self.cache is not None
+        future: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
+        self._rendering[key] = (generation, future)
+        entry = None
+        try:
             plain_scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
                                                 if k not in (b"accept-encoding", b"if-none-match",
                                                              b"if-modified-since")]}
             captured = _Capture()
             await self.app(plain_scope, receive, captured.send)
             entry = captured.entry(generation, changed_at)
-            if entry is None:  # not a shareable response: send it as it came, shaped like any other
+            if entry is None:  # not shareable (an error, a cookie): send it as it came, shaped like any other
                 await captured.replay(_Shaper(send, headers, encoding, scope["method"]).send)
-                return
-            self.cache.put(key, entry)
-        await _send_entry(entry, headers, encoding, send)
+            else:
+                self.cache.put(key, entry)
+            return entry
+        finally:
+            future.set_result(entry)  # waiters given None ask the app themselves
+            if self._rendering.get(key, (None, None))[1] is future:
+                del self._rendering[key]
 
 
 async def _send_entry(entry: Entry, request: Headers, encoding: str | None, send: Send) -> None:
