@@ -9,6 +9,9 @@ ensure_venv "[test]"
 if [ ! -x /usr/bin/chromium ]; then
   echo "NOTE: browser tests will be SKIPPED: no Chromium at /usr/bin/chromium (install it: apt-get install chromium)."
 fi
+if [ ! -x /usr/sbin/nginx ]; then
+  echo "NOTE: the nginx production-install test will be SKIPPED: no nginx (install it: apt-get install nginx)."
+fi
 if ! curl -fs -o /dev/null "${KILN_TEST_SWIFT_URL:-http://127.0.0.1:8080}/info" 2>/dev/null; then
   echo "NOTE: Swift/S3 storage tests will be SKIPPED: no Swift at ${KILN_TEST_SWIFT_URL:-http://127.0.0.1:8080}"
   echo "      (start one with: ../shared/services/swift.sh start /tmp/kiln-swift 8080)."
