@@ -541,6 +541,29 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
               f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}  {errors}")
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The tables docs/benchmarks.md quotes, from a results file."""
+    rows = {(r["database"], r["shape"], r["endpoint"], r["connections"]): r for r in report["rows"]}
+    ratios = {(r["database"], r["endpoint"], r["connections"]): r for r in report["ratios_production_over_baseline"]}
+    lines = []
+    for db in dict.fromkeys(r["database"] for r in report["rows"]):
+        lines += [f"| {db} | conn | baseline req/s | p50 / p99 ms | **production req/s** | p50 / p99 ms "
+                  "| req/s × | p99 × |", "|---|---|---|---|---|---|---|---|"]
+        for endpoint in report["endpoints"]:
+            for connections in (10, 50):
+                base, prod = rows.get((db, "baseline", endpoint, connections)), rows.get((db, "production", endpoint,
+                                                                                        connections))
+                ratio = ratios.get((db, endpoint, connections))
+                if not (base and prod and ratio):
+                    continue
+                flag = "" if base["clean"] and prod["clean"] else " (errors)"
+                lines.append(f"| {endpoint}{flag} | {connections} | {base['rps']:.0f} | {base['p50_ms']:.0f} / "
+                             f"{base['p99_ms']:.0f} | **{prod['rps']:.0f}** | {prod['p50_ms']:.1f} / "
+                             f"{prod['p99_ms']:.0f} | {ratio['rps_ratio']} | {ratio['p99_ratio']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serving.json")
@@ -555,7 +578,11 @@ def main() -> None:
     parser.add_argument("--upload-rate", type=float, default=5.0, help="MiB/s each upload client sends")
     parser.add_argument("--no-uploads", action="store_true", help="skip the upload memory run")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s loads, 20 MiB uploads")
+    parser.add_argument("--markdown", action="store_true", help="print the tables of the --out file; run nothing")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; on Debian: apt-get install -y wrk")
     if args.quick:
