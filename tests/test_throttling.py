@@ -3,13 +3,18 @@ tell existing accounts from unknown ones."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 
 import pytest
+from sqlalchemy import select
 
-from kiln.accounts.throttle import Throttle
+from kiln.accounts.models import ThrottleKey
+from kiln.accounts.throttle import Throttle, Throttled
 from kiln.config import SecuritySettings
-from tests.conftest import csrf, form_post, mails, register
+from kiln.db.migrate import upgrade
+from kiln.db.session import make_engine, make_session_factory
+from tests.conftest import PG_URL, csrf, form_post, mails, register
 
 
 class Clock:
@@ -24,12 +29,12 @@ class Clock:
 def clock(client):  # type: ignore[no-untyped-def]
     """A throttle on a hand-moved clock, with the site's default limits unless a test changes them."""
     fake = Clock()
-    client.app.state.throttle = Throttle(SecuritySettings(), clock=fake)
+    client.app.state.throttle = Throttle(SecuritySettings(), client.app.state.runtime.sessions, clock=fake)
     return fake
 
 
 def use_limits(client, clock, **limits: int) -> None:  # type: ignore[no-untyped-def]
-    client.app.state.throttle = Throttle(SecuritySettings(**limits), clock=clock)
+    client.app.state.throttle = Throttle(SecuritySettings(**limits), client.app.state.runtime.sessions, clock=clock)
 
 
 def login(client, name: str, password: str):  # type: ignore[no-untyped-def]
@@ -156,9 +161,9 @@ def test_forwarded_addresses_count_only_behind_a_trusted_proxy(client, settings,
     assert again.status_code == 429
 
 
-def test_the_throttle_keeps_separate_counts_per_key():
+def test_the_throttle_keeps_separate_counts_per_key(rt):
     clock = Clock()
-    throttle = Throttle(SecuritySettings(login_failures_per_account=2), clock=clock)
+    throttle = Throttle(SecuritySettings(login_failures_per_account=2), rt.sessions, clock=clock)
     throttle.login_failed("alice", "10.0.0.1")
     throttle.login_failed("bob", "10.0.0.2")
     throttle.before_login("alice", "10.0.0.3")  # one failure each: nobody paused
@@ -182,3 +187,105 @@ def test_api_token_requests_count_towards_the_login_limit(client, settings, cloc
     assert login(client, "alice", "correct horse").status_code == 429  # the same count as the site's form
     clock.now += 61
     assert client.post("/api/v1/tokens", json={**ask, "password": "correct horse"}).status_code == 201
+
+
+def test_counts_are_shared_by_throttles_on_one_database_and_survive_a_restart(rt):
+    """Two Throttle objects stand for two web processes (or one before and after a restart)."""
+    clock = Clock()
+    limits = SecuritySettings(login_failures_per_account=4)
+    first, second = (Throttle(limits, rt.sessions, clock=clock) for _ in range(2))
+    for throttle in (first, second, first):
+        throttle.login_failed("alice", "10.0.0.1")
+    first.before_login("alice", "10.0.0.1")  # three failures: not yet paused
+    second.login_failed("alice", "10.0.0.1")
+    for throttle in (first, second, Throttle(limits, rt.sessions, clock=clock)):
+        with pytest.raises(Throttled, match="Too many failed logins. Try again in 60 seconds."):
+            throttle.before_login("alice", "10.0.0.2")
+    second.login_succeeded("alice")
+    first.before_login("alice", "10.0.0.2")
+
+
+def test_names_of_any_length_or_content_are_counted(rt):
+    throttle = Throttle(SecuritySettings(login_failures_per_account=2), rt.sessions, clock=Clock())
+    for name in ("a" * 5000, "nul\x00name", "\udcff"):
+        for ip in ("10.0.0.1", "10.0.0.2"):
+            throttle.login_failed(name, ip)
+        with pytest.raises(Throttled):
+            throttle.before_login(name, "10.0.0.3")
+    throttle.before_login("a" * 4999, "10.0.0.3")  # another long name has its own count
+
+
+def keys(sessions) -> set[str]:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        return set(session.scalars(select(ThrottleKey.key)))
+
+
+def test_idle_keys_are_deleted_when_new_ones_come(rt):
+    clock = Clock()
+    throttle = Throttle(SecuritySettings(max_lockout_seconds=7200), rt.sessions, clock=clock)
+    throttle.hit("quiet", 5, 60)
+    throttle.hit("paused", 1, 60, lockout=7200)  # paused until 1000 + 7200
+    clock.now = 5000
+    throttle.hit("recent", 5, 60)
+    clock.now = 1000 + 7200 + 1  # "quiet" has been idle longer than the longest window and pause
+    throttle.hit("recent", 5, 60)
+    assert keys(rt.sessions) == {"quiet", "paused", "recent"}  # only a new key sweeps
+    throttle.hit("new", 5, 60)
+    assert keys(rt.sessions) == {"paused", "recent", "new"}
+    clock.now = 8201 + 7201  # everyone, "paused" included, idle long enough
+    throttle.hit("newer", 5, 60)
+    assert keys(rt.sessions) == {"newer"}
+
+
+# Several processes on one database ---------------------------------------------------------------
+
+PROCESSES, HITS_EACH = 4, 15
+LOCKOUT_LIMIT = 7
+
+
+def hammer(url: str, hits: int, start) -> None:  # type: ignore[no-untyped-def]
+    """One web process: counts ``hits`` attempts on two shared keys as fast as it can."""
+    engine = make_engine(url)
+    throttle = Throttle(SecuritySettings(), make_session_factory(engine))
+    start.wait()
+    for _ in range(hits):
+        throttle.hit("rate", PROCESSES * HITS_EACH + 1, 3600)
+        throttle.hit("lockout", LOCKOUT_LIMIT, 3600, lockout=60)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "postgresql":
+        if not PG_URL:
+            pytest.skip("set KILN_TEST_DATABASE_URL to run against PostgreSQL")
+        return request.getfixturevalue("db_url")  # type: ignore[no-any-return]
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    upgrade(url)
+    return url
+
+
+def test_processes_hammering_one_key_lose_no_count(shared_url):
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(PROCESSES)
+    workers = [spawn.Process(target=hammer, args=(shared_url, HITS_EACH, start)) for _ in range(PROCESSES)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    engine = make_engine(shared_url)
+    sessions = make_session_factory(engine)
+    throttle = Throttle(SecuritySettings(), sessions)
+    total = PROCESSES * HITS_EACH
+    # The plain rate's limit is one more than all the processes' hits: not paused until that one.
+    throttle.check("rate", "Too many.")
+    throttle.hit("rate", total + 1, 3600)
+    with pytest.raises(Throttled, match="Too many. Try again in 60 minutes."):
+        throttle.check("rate", "Too many.")
+    # Every seventh hit paused the other key and started a new round.
+    with sessions() as session:
+        row = session.get(ThrottleKey, "lockout")
+        assert row is not None
+        assert (row.strikes, len(row.hits)) == (total // LOCKOUT_LIMIT, total % LOCKOUT_LIMIT)
+    engine.dispose()

@@ -48,7 +48,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    app.state.throttle = Throttle(settings.security)
+    app.state.throttle = Throttle(settings.security, rt.sessions)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
