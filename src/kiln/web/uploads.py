@@ -43,7 +43,6 @@ class UploadInterrupted(KilnError):
 @dataclass
 class UploadedFile:
     filename: str
-    content_type: str
     spooled: Spooled
 
 
@@ -131,7 +130,6 @@ class _PartReader:
         self.header_value = bytearray()
         self.name = ""
         self.filename: str | None = None
-        self.content_type = ""
         self.buffer = bytearray()
         self.out: BinaryIO | None = None
         self.path = Path()
@@ -178,7 +176,6 @@ class _PartReader:
         if self.before_file is not None:
             self.before_file(self.form.fields)
         self.filename = options[b"filename"].decode("utf-8", "replace")
-        self.content_type = headers.get(b"content-type", b"").decode("latin-1")
         fd, self.path = workbench_file(self.settings)
         self.out = os.fdopen(fd, "wb")
         self.size, self.sha = 0, hashlib.sha256()
@@ -208,8 +205,7 @@ class _PartReader:
         if not self.filename and not self.size:  # a browser's file input left empty
             self.path.unlink(missing_ok=True)
             return
-        self.form.files.append(UploadedFile(self.filename or "", self.content_type,
-                                            Spooled(self.path, self.size, self.sha.hexdigest())))
+        self.form.files.append(UploadedFile(self.filename or "", Spooled(self.path, self.size, self.sha.hexdigest())))
 
     def end(self) -> None:
         self.ended = True
