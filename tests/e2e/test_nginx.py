@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from tests.e2e.conftest import free_port
 pytestmark = pytest.mark.slow
 
 NGINX = "/usr/sbin/nginx"
+WEB_USER = "www-data"  # Debian's nginx workers
 SITE = Path(__file__).parents[2] / "contrib" / "nginx" / "kiln.conf"
 # Headers Kiln adds to its pages but never to the files nginx sends itself.
 KILN_ONLY = ("x-frame-options", "referrer-policy", "permissions-policy", "cross-origin-opener-policy")
@@ -100,8 +102,9 @@ def nginx_config(folder: Path, port: int, kiln_port: int, data: Path) -> Path:
     (folder / "kiln-site.conf").write_text(site)
     temps = " ".join(f"{name}_temp_path {folder}/{name};" for name in ("client_body", "proxy", "fastcgi",
                                                                         "uwsgi", "scgi"))
-    # Workers read pytest's private tmp folder: run them as the user running the test.
-    user = "user root;" if os.geteuid() == 0 else ""
+    # As in production, nginx's workers are not Kiln's user: started as root, they run as www-data and
+    # must be able to read the public store (and nothing else) the way Kiln leaves it.
+    user = f"user {WEB_USER} {WEB_USER};" if os.geteuid() == 0 else ""
     main = f"""{user}
 worker_processes 2;
 pid {folder}/nginx.pid;
@@ -121,8 +124,20 @@ http {{
 
 
 @contextmanager
-def production(folder: Path) -> Iterator[Site]:
-    """`kiln serve --workers 2 --access-log` behind nginx (its own master process, in the foreground)."""
+def production() -> Iterator[Site]:
+    """`kiln serve --workers 2 --access-log` behind nginx (its own master process, in the foreground),
+    in a folder of its own that other users may pass through (pytest's tmp folder is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="kiln-nginx-"))
+    folder.chmod(0o711)
+    try:
+        with _production(folder) as site:
+            yield site
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _production(folder: Path) -> Iterator[Site]:
     port, kiln_port = free_port(), free_port()
     url, kiln_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{kiln_port}"
     data = folder / "data"
@@ -155,10 +170,10 @@ def production(folder: Path) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site() -> Iterator[Site]:
     if not os.path.exists(NGINX):
         pytest.skip(f"nginx tests skipped: no nginx at {NGINX} (apt-get install nginx)")
-    with production(tmp_path_factory.mktemp("nginx")) as running:
+    with production() as running:
         yield running
 
 
@@ -202,7 +217,10 @@ def test_kiln_serves_the_page_and_nginx_the_thumbnail(site: Site, item: dict) ->
     assert thumb_url.startswith(site.url + "/media/")
     assert urlsplit(item["renditions"]["medium"]["url"]).path in page.text  # the page shows the medium size
     thumb = httpx.get(thumb_url)
-    assert thumb.status_code == 200
+    stored = site.data / "media" / "public" / Path(*thumb_path.removeprefix("/media/").split("/"))
+    assert thumb.status_code == 200, (
+        f"nginx answered {thumb.status_code} for a rendition stored with mode {stored.stat().st_mode & 0o777:o}: "
+        f"its workers ({WEB_USER}) must be able to read the public store")
     assert thumb.headers["content-type"] == "image/jpeg" and thumb.content[:3] == b"\xff\xd8\xff"
     assert thumb.headers["server"] == "nginx"
     assert thumb.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -210,7 +228,6 @@ def test_kiln_serves_the_page_and_nginx_the_thumbnail(site: Site, item: dict) ->
     assert thumb.headers["x-content-type-options"] == "nosniff"
     assert "content-disposition" not in thumb.headers
     assert not any(name in thumb.headers for name in KILN_ONLY)
-    stored = site.data / "media" / "public" / Path(*thumb_path.removeprefix("/media/").split("/"))
     assert thumb.content == stored.read_bytes()
     # The ETag nginx made lets a browser revalidate without the bytes.
     assert httpx.get(thumb_url, headers={"If-None-Match": thumb.headers["etag"]}).status_code == 304
@@ -242,6 +259,7 @@ def test_nginx_serves_nothing_outside_the_public_store(site: Site, item: dict) -
     secret = next(p for p in originals.rglob("*") if p.is_file())  # the uploaded photo's original
     key = secret.relative_to(originals).as_posix()
     body = secret.read_bytes()
+    secret.chmod(0o644)  # so only nginx's rules, not the file's mode, can keep it in
     attempts = [f"/media/../originals/{key}", f"/media/%2e%2e/originals/{key}", f"/media/..%2foriginals/{key}",
                 f"/media/entries/../../originals/{key}", f"/media/../../data/media/originals/{key}",
                 f"/media..%2foriginals/{key}", f"/media/../queue/{key}", "/media/", "/media/entries/"]
