@@ -164,5 +164,5 @@ def _insert_if_new(connection: Connection, key: str, now: float) -> bool:
     dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     result = connection.execute(dialect_insert(ThrottleKey)
                                 .values(key=key, hits=[], blocked_until=0.0, strikes=0, seen=now)
-                                .on_conflict_do_nothing(index_elements=["key"]))
-    return bool(result.rowcount)
+                                .on_conflict_do_nothing(index_elements=["key"]).returning(ThrottleKey.key))
+    return result.first() is not None  # RETURNING, not rowcount, which psycopg did not report reliably here
