@@ -141,7 +141,9 @@ def _production(folder: Path) -> Iterator[Site]:
     port, kiln_port = free_port(), free_port()
     url, kiln_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{kiln_port}"
     data = folder / "data"
-    data.mkdir(parents=True)
+    (data / "media" / "public").mkdir(parents=True)
+    for passage in (data, data / "media"):  # as docs/deploy.md says: nginx may pass through, not list
+        passage.chmod(0o711)
     conf = nginx_config(folder, port, kiln_port, data)
     with fresh_database(folder) as db_url:
         env = {**os.environ, "KILN_DATABASE_URL": db_url, "KILN_BASE_URL": url, "KILN_DATA": str(data),
