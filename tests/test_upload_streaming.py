@@ -393,3 +393,23 @@ def test_admins_set_and_clear_a_persons_upload_limit(kiln, tmp_path):
     assert "the site's upload limit (2 GiB)" in kiln("users", "set-upload-limit", "dora", "none").output
     assert "2 GiB (the site's max_upload_bytes)" in kiln("users", "show", "dora").output
     assert kiln("addmedia", "dora", str(picture)).exit_code == 0
+
+
+def test_the_sweeper_removes_uploads_whose_process_died(rt):
+    """A web process killed mid-upload cannot run its cleanup; the sweeper's workbench pass removes
+    the half-received file by the process named in it, and leaves live processes' files alone."""
+    import os
+
+    from kiln.media.services import workbench_file
+    from kiln.processing.limits import HOST
+    from kiln.processing.service import clean_workbench
+
+    fd, live = workbench_file(rt.settings)
+    os.close(fd)
+    dead = rt.settings.workbench_dir / f"upload-{HOST}-{2**22 + 12345}-abc123"
+    dead.write_bytes(b"half an upload")
+    elsewhere = rt.settings.workbench_dir / "upload-otherhost-1-abc123"  # another machine's: not ours to judge
+    elsewhere.write_bytes(b"x")
+    assert live.name.startswith(f"upload-{HOST}-{os.getpid()}-")
+    assert clean_workbench(rt) == 1
+    assert live.exists() and elsewhere.exists() and not dead.exists()

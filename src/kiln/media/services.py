@@ -26,6 +26,7 @@ from kiln.media.visibility import change_visibility, check_visibility, rendition
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected
 from kiln.processing import ledger
+from kiln.processing.limits import HOST
 from kiln.runtime import Runtime
 from kiln.storage.base import CHUNK, copy_to_local, save_local_file
 
@@ -91,9 +92,11 @@ class Spooled:
 
 
 def workbench_file(settings: Settings) -> tuple[int, Path]:
-    """A new private temporary file in the workbench, as (open descriptor, path)."""
+    """A new private temporary file in the workbench, as (open descriptor, path). Its name carries this
+    host and process (``upload-HOST-PID-RANDOM``), so the sweeper can remove it if the process dies
+    mid-upload (see ``processing.service.clean_workbench``)."""
     settings.workbench_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="upload-", dir=settings.workbench_dir)
+    fd, name = tempfile.mkstemp(prefix=f"upload-{HOST}-{os.getpid()}-", dir=settings.workbench_dir)
     return fd, Path(name)
 
 

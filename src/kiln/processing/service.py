@@ -106,9 +106,11 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
 
 def clean_workbench(rt: Runtime) -> int:
     """Remove the work directories of this host's processes that died mid-step (a SIGKILL skips the
-    ``finally`` that removes them), so a file that keeps killing its worker cannot fill the disk.
+    ``finally`` that removes them), so a file that keeps killing its worker cannot fill the disk; and
+    the half-received uploads of web processes that died mid-upload.
 
-    A work directory is named ``media-ID-HOST-PID-RANDOM`` (the random part has no dash).
+    A work directory is named ``media-ID-HOST-PID-RANDOM``, an upload ``upload-HOST-PID-RANDOM`` (the
+    random part has no dash).
     """
     removed = 0
     try:
@@ -117,12 +119,19 @@ def clean_workbench(rt: Runtime) -> int:
         return 0
     for path in entries:
         head, _, rest = path.name.partition("-")
-        parts = rest.split("-", 1)[-1].rsplit("-", 2)
-        if head != "media" or len(parts) != 3 or not path.is_dir():
+        if head == "media" and path.is_dir():
+            rest = rest.split("-", 1)[-1]
+        elif not (head == "upload" and path.is_file()):
+            continue
+        parts = rest.rsplit("-", 2)
+        if len(parts) != 3:
             continue
         host, pid, _random = parts
         if host == HOST and pid.isdigit() and owner_is_dead(f"{host}:{pid}"):
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed += 1
     return removed
 

@@ -12,6 +12,11 @@ from urllib.parse import quote
 
 from kiln.storage.base import CHUNK, Key, NoSuchFile, RangeReader, StorageError, clean_key
 
+# Files in the public store are readable by everyone: a front web server running as another user
+# serves them directly (Django's FILE_UPLOAD_PERMISSIONS is 0o644 for the same reason). mkstemp's
+# 0o600 stays on the queue and originals stores.
+PUBLIC_FILE_MODE = 0o644
+
 
 class LocalStorage:
     is_local = True
@@ -45,6 +50,8 @@ class LocalStorage:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        if self.base_url is not None:  # the public store: a front web server (nginx) reads it directly
+            os.fchmod(fd, PUBLIC_FILE_MODE)
         written = 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -64,6 +71,8 @@ class LocalStorage:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         size = path.stat().st_size
+        if self.base_url is not None:
+            path.chmod(PUBLIC_FILE_MODE)
         os.replace(path, dest)
         return size
 

@@ -1,7 +1,8 @@
 """The production web server: gunicorn's arbiter with uvicorn workers, one app per process.
 
 Each worker process builds its own app (and with it its own database engine and caches) after the
-fork, so nothing made in the parent is shared. gunicorn gives the process model: SIGHUP replaces every
+fork, so nothing made in the parent is shared; the code is imported before the fork, so a new worker
+is ready at once. gunicorn gives the process model: SIGHUP replaces every
 worker gracefully, SIGTERM drains requests in flight and stops, a worker that dies is replaced.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+import kiln.app  # noqa: F401  (imported once, before the fork: workers start in a fraction of a second)
 from kiln.config import Settings
 
 
@@ -49,6 +51,9 @@ class KilnServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
+        """Runs in each new web process: settings are read again, so a reload (SIGHUP) applies an
+        edited kiln.toml. Code is not reloaded (it was imported before the fork): restart to upgrade."""
         from kiln.app import create_app
+        from kiln.config import load_settings
 
-        return create_app(self.settings)
+        return create_app(load_settings(data_dir=self.settings.data_dir))
