@@ -98,8 +98,11 @@ def _stop(proc: subprocess.Popen[bytes], sig: int, what: str) -> None:
 def nginx_config(folder: Path, port: int, kiln_port: int, data: Path) -> Path:
     """A minimal main config around the contrib site, changed only in its paths and ports."""
     site = SITE.read_text()
+    # A copy of the package's static files, as an install puts them: this checkout may sit in a folder
+    # nginx's user cannot enter.
+    static = shutil.copytree(STATIC_DIR, folder / "static")
     for placeholder, value in {
-        "/srv/kiln/.venv/lib/python3.11/site-packages/kiln/web/static/": f"{STATIC_DIR}/",
+        "/srv/kiln/.venv/lib/python3.11/site-packages/kiln/web/static/": f"{static}/",
         "/srv/kiln/data": str(data),
         "127.0.0.1:6543": f"127.0.0.1:{kiln_port}",
         "listen 80;": f"listen 127.0.0.1:{port};",
