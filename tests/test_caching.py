@@ -254,3 +254,21 @@ def test_each_list_runs_a_fixed_number_of_queries_whatever_its_length(uncached_r
         print("\n".join(statements_of(rt, client, path.format(id=first[0]))))
     assert small == large, f"{path}: {small} queries with 2 items, {large} with 40"
     assert large <= 8, f"{path}: {large} queries"
+
+
+def test_the_counter_reader_sees_new_commits_and_survives_a_broken_connection(rt):
+    from sqlalchemy.pool import StaticPool
+
+    from kiln.db import changes
+    from kiln.db.session import make_engine
+
+    reader = changes.CounterReader(make_engine(rt.settings.db_url, poolclass=StaticPool))
+    first, _ = reader.read()
+    make_user(rt)  # a visible change, committed by another connection
+    second, when = reader.read()
+    assert second > first and when > utcnow() - dt.timedelta(minutes=1)
+    reader._raw.dbapi_connection.close()  # as when the database server restarts under it
+    add_items(rt, "alice", 1)
+    third, _ = reader.read()
+    assert third > second
+    reader.close()

@@ -175,7 +175,7 @@ class HttpCaching:
         self.app = app
         # The counter is read on the event loop's thread, so it gets a connection of its own: waiting
         # there for one of the app's pooled connections, which request threads hold, would stall them all.
-        self.engine = make_engine(db_url, poolclass=StaticPool)
+        self.counter = changes.CounterReader(make_engine(db_url, poolclass=StaticPool))
         self.settings = settings
         self._rendering: dict[tuple[str, ...], tuple[int, asyncio.Future[Entry | None]]] = {}
         self.cache = PageCache(settings.page_cache_entries, settings.page_cache_mib * 1024 * 1024,
@@ -193,8 +193,7 @@ class HttpCaching:
             await self.app(scope, receive, _Shaper(send, headers, encoding, scope["method"]).send)
 
     def _generation(self) -> tuple[int, dt.datetime]:
-        with self.engine.connect() as connection:
-            return changes.current(connection)
+        return self.counter.read()
 
     async def _cached(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
                       encoding: str | None) -> None:
