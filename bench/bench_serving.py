@@ -23,7 +23,8 @@ a real ``kiln serve`` (gunicorn + uvicorn workers, web only) is started and driv
 
 on the front page, a busy user's gallery, a media page, a busy tag page, the site Atom feed and
 GET /api/v1/media. Each endpoint is checked once (status 200), warmed for 2 s, then measured.
-Socket errors, timeouts and non-2xx answers are counted and a run with any is marked, not hidden.
+Socket errors, timeouts and non-2xx answers are counted and a run with any is marked, not hidden;
+so is a stall (fewer answers than connections: wrk counts no error for a request still open at the end).
 
 Upload memory (production shape, SQLite): 20 clients, each with its own API token, POST a 500 MiB
 multipart body to /api/v1/media at ~5 MiB/s over raw sockets (zeros named .mp4: the content check
@@ -353,7 +354,8 @@ def endpoints(site: dict[str, Any]) -> dict[str, str]:
             "tag": f"/tag/{site['busy_tag']}", "feed": "/feeds/atom", "api": "/api/v1/media"}
 
 
-def measure_shape(base: str, paths: dict[str, str], seconds: float, warm_seconds: float) -> list[dict[str, Any]]:
+def measure_shape(base: str, paths: dict[str, str], seconds: float, warm_seconds: float,
+                  log: Path) -> list[dict[str, Any]]:
     import httpx
 
     rows = []
@@ -364,9 +366,16 @@ def measure_shape(base: str, paths: dict[str, str], seconds: float, warm_seconds
         wrk(base + path, 10, warm_seconds)
         for connections in (10, 50):
             load = round(os.getloadavg()[0], 2)  # the machine is shared: say how busy it was
-            rows.append({"endpoint": name, "path": path, "connections": connections,
-                         "bytes": len(answer.content), "encoding": answer.headers.get("content-encoding", ""),
-                         "load_1m_before": load, **wrk(base + path, connections, seconds)})
+            row = {"endpoint": name, "path": path, "connections": connections, "bytes": len(answer.content),
+                   "encoding": answer.headers.get("content-encoding", ""), "load_1m_before": load,
+                   **wrk(base + path, connections, seconds)}
+            # wrk counts no error for a request still unanswered when the run ends: fewer answers than
+            # connections means the server stalled, which must not read as a clean (if slow) row.
+            row["stalled"] = row["requests"] < connections
+            if row["stalled"] or not row["clean"]:
+                row["clean"] = False
+                row["server_log_tail"] = log.read_text(errors="replace")[-2000:]
+            rows.append(row)
     return rows
 
 
@@ -536,7 +545,8 @@ def compare(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 def print_rows(rows: list[dict[str, Any]]) -> None:
     print(f"{'db':<11}{'shape':<11}{'endpoint':<9}{'conn':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  errors")
     for r in rows:
-        errors = "" if r["clean"] else f"non-2xx {r['non_2xx']}, socket {r['socket_errors']}"
+        errors = "" if r["clean"] else (f"non-2xx {r['non_2xx']}, socket {r['socket_errors']}"
+                                        + (", STALLED" if r.get("stalled") else ""))
         print(f"{r['database']:<11}{r['shape']:<11}{r['endpoint']:<9}{r['connections']:>5}{r['rps']:>9.1f}"
               f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}  {errors}")
 
@@ -556,7 +566,8 @@ def markdown(report: dict[str, Any]) -> str:
                 ratio = ratios.get((db, endpoint, connections))
                 if not (base and prod and ratio):
                     continue
-                flag = "" if base["clean"] and prod["clean"] else " (errors)"
+                flag = "".join(f" ({shape}: {'stalled' if row.get('stalled') else 'errors'})"
+                               for shape, row in (("baseline", base), ("production", prod)) if not row["clean"])
                 lines.append(f"| {endpoint}{flag} | {connections} | {base['rps']:.0f} | {base['p50_ms']:.0f} / "
                              f"{base['p99_ms']:.0f} | **{prod['rps']:.0f}** | {prod['p50_ms']:.1f} / "
                              f"{prod['p99_ms']:.0f} | {ratio['rps_ratio']} | {ratio['p99_ratio']} |")
@@ -614,7 +625,7 @@ def main() -> None:
                     for shape, spec in SHAPES.items():
                         log = folder / f"server-{shape}.log"
                         with kiln_server(data, db_url, spec["workers"], spec["env"], log) as (base, _):
-                            measured = measure_shape(base, paths, args.duration, 1.0 if args.quick else 2.0)
+                            measured = measure_shape(base, paths, args.duration, 1.0 if args.quick else 2.0, log)
                         shaped = [{"database": db, "shape": shape, **row} for row in measured]
                         print_rows(shaped)
                         rows += shaped
