@@ -533,6 +533,7 @@ def compare(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
         base = index.get((db, "baseline", endpoint, connections))
         if base:
             ratios.append({"database": db, "endpoint": endpoint, "connections": connections,
+                           "comparable": row["clean"] and base["clean"],  # a stalled or failing row is not
                            "rps_ratio": round(row["rps"] / base["rps"], 2) if base["rps"] else None,
                            "p99_ratio": round(row["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None})
         if connections == TARGET_CONNECTIONS:
@@ -570,7 +571,8 @@ def markdown(report: dict[str, Any]) -> str:
                                for shape, row in (("baseline", base), ("production", prod)) if not row["clean"])
                 lines.append(f"| {endpoint}{flag} | {connections} | {base['rps']:.0f} | {base['p50_ms']:.0f} / "
                              f"{base['p99_ms']:.0f} | **{prod['rps']:.0f}** | {prod['p50_ms']:.1f} / "
-                             f"{prod['p99_ms']:.0f} | {ratio['rps_ratio']} | {ratio['p99_ratio']} |")
+                             f"{prod['p99_ms']:.0f} | " + (f"{ratio['rps_ratio']} | {ratio['p99_ratio']} |" if not flag
+                                                            else "— | — |"))
         lines.append("")
     return "\n".join(lines)
 
