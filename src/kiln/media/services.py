@@ -45,6 +45,17 @@ class MediaFields:
     show_exif: bool | None = None
     visibility: str | None = None
 
+    def __post_init__(self) -> None:
+        """NUL characters mean nothing in text people typed, and PostgreSQL cannot store them."""
+        for name in ("title", "description", "license", "visibility"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, value.replace("\x00", ""))
+        if isinstance(self.tags, str):
+            self.tags = self.tags.replace("\x00", "")
+        elif isinstance(self.tags, list):
+            self.tags = [t.replace("\x00", "") if isinstance(t, str) else t for t in self.tags]
+
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 

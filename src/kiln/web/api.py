@@ -239,7 +239,9 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
     A file larger than the sender's upload limit is refused with 413 before it is read whole
     (at once when Content-Length says so)."""
     media_service.check_can_upload(user)
-    form = await read_upload(request, rt.settings, media_service.upload_limit(rt.settings, user), max_files=1)
+    limit = media_service.upload_limit(rt.settings, user)
+    session.commit()  # give the connection back while the body streams in (it may take minutes)
+    form = await read_upload(request, rt.settings, limit, max_files=1)
     try:
         fields = MediaFields(title=form.text("title", 200), description=form.text("description", 20000),
                              tags=form.text("tags", 2000), license=form.text("license", 100, "licence"),

@@ -43,7 +43,10 @@ def db(request: Request) -> Iterator[Session]:
 _PRIVATE_FILE = re.compile(r"^/m/\d+/r/[^/]+$")
 # An id in a URL: numbers past the database's integer column answer 422, not a database error.
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-DB = Annotated[Session, Depends(db)]
+# The session closes as soon as the route returns, before the response is serialised or streamed: a
+# request never holds a pooled connection while it waits for a thread or sends a file to a slow client
+# (with ten threads and twenty connections, that wait deadlocked the API under fifty connections).
+DB = Annotated[Session, Depends(db, scope="function")]
 RT = Annotated[Runtime, Depends(runtime)]
 
 

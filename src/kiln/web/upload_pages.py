@@ -69,6 +69,7 @@ async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Respo
     csrf_check = _csrf_field_check(request)
     if csrf_check is not None and not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise CsrfFailed(CSRF_MESSAGE)  # no header and no form part that could carry the token
+    session.commit()  # give the connection back while the body streams in (it may take minutes)
     try:
         form = await read_upload(request, rt.settings, limit, max_files=MAX_PAGE_FILES, before_file=csrf_check)
     except (InvalidInput, media_service.TooLarge) as exc:
