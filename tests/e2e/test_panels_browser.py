@@ -54,9 +54,12 @@ def _descendants(pid: int) -> list[int]:
 
 @contextmanager
 def workers_paused(live_server) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Stop the worker (and its pool) of `kiln serve`; the web app keeps answering."""
-    pids = _descendants(live_server.process.pid)
-    assert pids, "kiln serve started no worker"
+    """Stop the processing worker (and its pool) of `kiln serve`; the web processes keep answering."""
+    children = subprocess.run(["pgrep", "-P", str(live_server.process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    worker = [int(c) for c in children if b"worker" in Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")]
+    assert len(worker) == 1, "kiln serve started no processing worker"
+    pids = worker + _descendants(worker[0])
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
