@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 
 from kiln.accounts.models import User
 from kiln.config import Settings
@@ -394,8 +394,9 @@ def neighbours(session: Session, media: MediaEntry) -> tuple[MediaEntry | None, 
     """The owner's next newer and next older published items."""
     if media.published is None:
         return None, None
-    # Only their titles and thumbnails show: skip tags, and the owner (this page's) is loaded already.
-    base = published_query(owner_id=media.owner_id).options(noload(MediaEntry.tags), noload(MediaEntry.owner))
+    # Only their titles and thumbnails show: tags are never loaded, and the owner (this page's) comes from
+    # the identity map.
+    base = published_query(owner_id=media.owner_id).options(lazyload(MediaEntry.tags), lazyload(MediaEntry.owner))
     newer = session.scalars(base.where(or_(MediaEntry.published > media.published,
                                            and_(MediaEntry.published == media.published,
                                                 MediaEntry.id > media.id)))
