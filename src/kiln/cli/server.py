@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import click
 
@@ -71,6 +72,7 @@ class ProcessingWorker:
         if processes:
             self.args += ["--processes", str(processes)]
         self.proc: subprocess.Popen[bytes] | None = None
+        self.retiring: list[threading.Thread] = []
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.args)
@@ -78,10 +80,18 @@ class ProcessingWorker:
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
+        for thread in self.retiring:
+            thread.join()
 
     def restart(self) -> None:
-        self.stop()
+        """A new worker starts at once; the old one finishes its running steps in the background, so
+        gunicorn's arbiter (which calls this on SIGHUP) is not held up by a long step."""
+        old = self.proc
         self.start()
+        if old is not None:
+            thread = threading.Thread(target=_stop, args=(old,), daemon=True)
+            thread.start()
+            self.retiring = [t for t in self.retiring if t.is_alive()] + [thread]
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
