@@ -139,17 +139,14 @@ class PageCache:
         self.max_entries, self.max_bytes, self.max_age = max_entries, max_bytes, max_age
         self._entries: OrderedDict[tuple[str, ...], Entry] = OrderedDict()
         self._bytes = 0
-        self.hits = self.misses = 0
 
     def get(self, key: tuple[str, ...], generation: int) -> Entry | None:
         entry = self._entries.get(key)
         if entry is None or entry.generation != generation or time.monotonic() - entry.stored > self.max_age:
             if entry is not None:
                 self._drop(key)
-            self.misses += 1
             return None
         self._entries.move_to_end(key)
-        self.hits += 1
         return entry
 
     def put(self, key: tuple[str, ...], entry: Entry) -> None:
@@ -166,9 +163,6 @@ class PageCache:
         entry = self._entries.pop(key)
         self._bytes -= entry.size
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class HttpCaching:
     def __init__(self, app: ASGIApp, db_url: str, settings: WebSettings) -> None:
@@ -176,7 +170,6 @@ class HttpCaching:
         # The counter is read on the event loop's thread, so it gets a connection of its own: waiting
         # there for one of the app's pooled connections, which request threads hold, would stall them all.
         self.counter = changes.CounterReader(make_engine(db_url, poolclass=StaticPool))
-        self.settings = settings
         self._rendering: dict[tuple[str, ...], tuple[int, asyncio.Future[Entry | None]]] = {}
         self.cache = PageCache(settings.page_cache_entries, settings.page_cache_mib * 1024 * 1024,
                                settings.page_cache_seconds) if settings.page_cache_entries else None
@@ -192,13 +185,10 @@ class HttpCaching:
         else:
             await self.app(scope, receive, _Shaper(send, headers, encoding, scope["method"]).send)
 
-    def _generation(self) -> tuple[int, dt.datetime]:
-        return self.counter.read()
-
     async def _cached(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
                       encoding: str | None) -> None:
         assert self.cache is not None
-        generation, changed_at = self._generation()
+        generation, changed_at = self.counter.read()
         key = (scope["scheme"], headers.get("host", ""), scope["path"], scope["query_string"].decode("latin-1"))
         entry = self.cache.get(key, generation)
         if entry is None:
@@ -252,9 +242,11 @@ async def _send_entry(entry: Entry, request: Headers, encoding: str | None, send
         return
     if encoding is not None and encoding not in entry.bodies and len(entry.bodies[None]) >= 256:
         entry.bodies[encoding] = compress(entry.bodies[None], encoding, thorough=True)
-    body = entry.bodies.get(encoding) if encoding in entry.bodies else entry.bodies[None]
-    if body is not entry.bodies[None]:
+    if encoding is not None and encoding in entry.bodies:
+        body = entry.bodies[encoding]
         head["content-encoding"] = encoding  # type: ignore[assignment]
+    else:  # a body too small to be worth compressing
+        body = entry.bodies[None]
     head["content-length"] = str(len(body))
     await send({"type": "http.response.start", "status": 200, "headers": head.raw})
     await send({"type": "http.response.body", "body": body})
