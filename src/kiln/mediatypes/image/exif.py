@@ -37,6 +37,7 @@ _NUMBER_FIELDS = (
 _DATE_FIELDS = ((_IFD_EXIF, 0x9003, 0x9011), (_IFD_EXIF, 0x9004, 0x9012), (0, 0x0132, None))
 _TAG_ORIENTATION = 0x0112
 _TAG_EXPOSURE_TIME = 0x829A
+_TAG_FLASH = 0x9209
 
 _MAX_TEXT = 120
 _OFFSET = re.compile(r"[+-]\d\d:\d\d")
@@ -92,6 +93,9 @@ def _fields(directories: dict[int, Any]) -> dict[str, Any]:
     exposure = _exposure(_get(directories, _IFD_EXIF, _TAG_EXPOSURE_TIME))
     if exposure:
         out["exposure_time"] = exposure
+    flash = _get(directories, _IFD_EXIF, _TAG_FLASH)
+    if isinstance(flash, int) and not isinstance(flash, bool) and 0 <= flash <= 0xFFFF:
+        out["flash"] = flash
     orientation = _get(directories, 0, _TAG_ORIENTATION)
     if isinstance(orientation, int) and 1 <= orientation <= 8:
         out["orientation"] = orientation
@@ -143,13 +147,14 @@ def _number(value: Any) -> float | None:
 
 
 def _exposure(value: Any) -> str | None:
-    """Exposure time as photographers write it: "1/250", "0.8", "30"."""
+    """Exposure time as photographers write it: "1/250", "1/2.5", "0.8", "30" (camera.py adds the unit)."""
     seconds = _number(value)
     if seconds is None or seconds <= 0 or seconds > 3600:
         return None
     if seconds >= 0.5:
         return f"{seconds:.1f}".removesuffix(".0")
-    return f"1/{round(1 / seconds)}"
+    per_second = 1 / seconds
+    return f"1/{per_second:.1f}".removesuffix(".0") if per_second < 10 else f"1/{round(per_second)}"
 
 
 def _date(value: Any, offset: Any) -> str | None:
