@@ -22,6 +22,7 @@ from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.web.deps import SESSION_COOKIE
 from tests.conftest import BASE_URL, form_post, register
+from tests.fixtures_images import make_truncated_jpeg
 from tests.storage.conftest import remote_rt  # noqa: F401  (a fixture, requested by name)
 
 VIEWERS = ("anonymous", "owner", "other", "moderator", "admin")
@@ -101,7 +102,8 @@ def test_who_sees_what(client, people, visibility):
     for viewer in VIEWERS:
         allowed = visibility != "private" or viewer in SEES_PRIVATE
         status = 200 if allowed else 404
-        expected = {"front": listed, "gallery": listed, "tag page": listed, "site feed": listed,
+        # An owner's own gallery lists everything they have (tests below); every other list is public only.
+        expected = {"front": listed, "gallery": listed or viewer == "owner", "tag page": listed, "site feed": listed,
                     "user feed": listed, "tag feed": listed, "api list": listed, "page": status,
                     "api get": status, "thumbnail": status, "medium": status, "original": status}
         assert observe(client, people[viewer], item) == expected, (visibility, viewer)
@@ -125,6 +127,48 @@ def test_private_pages_point_only_at_the_checked_route(client, people, rt):
     assert original.headers["content-disposition"].startswith("attachment")
     assert client.get(f"/m/{item['id']}/r/nothing", headers=people["owner"]).status_code == 404
     assert client.get("/m/99999/r/medium", headers=people["owner"]).status_code == 404
+
+
+def test_owners_see_everything_of_theirs_in_their_gallery_marked_and_nobody_else_does(client, people, rt,
+                                                                                       tmp_path):
+    items = {v: upload(client, people["owner"], v) for v in ("public", "unlisted", "private")}
+    damaged = client.post("/api/v1/media", headers=people["owner"], data={"title": "A damaged sea"},
+                          files={"file": ("bad.jpg", make_truncated_jpeg(tmp_path).read_bytes(), "image/jpeg")})
+    assert damaged.status_code == 202
+    failed = damaged.json()["id"]
+    link = "/u/olga/m/{}".format
+    anonymous_before = client.get("/u/olga")  # fills the anonymous page cache first
+
+    own = client.get("/u/olga", headers=people["owner"])
+    assert own.status_code == 200 and own.headers["cache-control"].startswith("private")
+    for visibility, item in items.items():
+        assert link(item["id"]) in own.text, visibility
+    assert link(failed) in own.text and "Not ready yet" in own.text
+    marks = dict(re.findall(r'href="/u/olga/m/(\d+)">.*?<span class="marks">\s*<span class="mark [^"]+">(\w+)',
+                            own.text, re.S))
+    assert marks == {str(items["private"]["id"]): "Private", str(items["unlisted"]["id"]): "Unlisted",
+                     str(failed): "Failed"}
+    # Private thumbnails go through the checked route only; the owner can fetch them there.
+    private_id = items["private"]["id"]
+    assert f'src="/m/{private_id}/r/thumbnail"' in own.text and f"/media/entries/{private_id}/" not in own.text
+    assert client.get(f"/m/{private_id}/r/thumbnail", headers=people["owner"]).status_code == 200
+    # The processing panel marks them too.
+    panel = client.get("/panel", headers=people["owner"]).text
+    assert '<span class="mark mark-private">Private</span>' in panel
+    assert '<span class="mark mark-unlisted">Unlisted</span>' in panel
+
+    # Everyone else, before and after the owner's visit (the page cache never hands theirs out).
+    for viewer in ("anonymous", "other", "moderator", "admin"):
+        seen = client.get("/u/olga", headers=people[viewer]).text
+        assert link(items["public"]["id"]) in seen, viewer
+        for hidden in (items["unlisted"]["id"], private_id, failed):
+            assert link(hidden) not in seen, (viewer, hidden)
+        assert 'class="mark' not in seen and "Not ready yet" not in seen, viewer
+    assert client.get("/u/olga").text == anonymous_before.text
+    # The owner's own feed stays public only.
+    feed = client.get("/feeds/u/olga/atom", headers=people["owner"]).text
+    assert f"/m/{items['public']['id']}" in feed
+    assert all(f"/m/{i}" not in feed for i in (items["unlisted"]["id"], private_id, failed))
 
 
 def test_making_an_item_private_retires_its_old_urls(client, people, rt):

@@ -377,6 +377,19 @@ def published_query(owner_id: int | None = None, tag: str | None = None) -> Sele
     return query
 
 
+def own_query(owner_id: int) -> Select[tuple[MediaEntry]]:
+    """Everything one person has published, whatever its visibility: their own view of their gallery
+    (only they are shown it; everyone else gets ``published_query``)."""
+    return select(MediaEntry).where(MediaEntry.state == "processed", MediaEntry.owner_id == owner_id)
+
+
+def unfinished(session: Session, owner_id: int, limit: int) -> list[MediaEntry]:
+    """An owner's items that are not published yet (queued, processing or failed), newest first."""
+    return list(session.scalars(select(MediaEntry).where(MediaEntry.owner_id == owner_id,
+                                                         MediaEntry.state != "processed")
+                                .order_by(MediaEntry.id.desc()).limit(limit)).unique())
+
+
 def page(session: Session, query: Select[tuple[MediaEntry]], cursor: str | None, per_page: int) -> Page:
     after = decode_cursor(cursor)
     if after is not None:

@@ -15,6 +15,7 @@ from kiln.web.deps import DB, RT, CurrentUser, RowId
 from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+UNFINISHED_SHOWN = 24  # unfinished items at the top of an owner's own gallery; the panel lists them all
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -26,10 +27,18 @@ def front(request: Request, session: DB, rt: RT, user: CurrentUser, before: str 
 @router.get("/u/{username}", response_class=HTMLResponse)
 def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentUser,
             before: str | None = None) -> HTMLResponse:
+    """Visitors see the owner's public items. The owner sees everything they have: unlisted and
+    private items (each with a badge) and, on the first page, what is not published yet. That view
+    is only ever rendered for a logged-in request, which the anonymous page cache never stores."""
     owner = get_user(session, username)
-    page = media_service.page(session, media_service.published_query(owner_id=owner.id), before,
-                              rt.settings.per_page)
-    return render(request, "gallery.html", owner=owner, page=page, feed_url=f"/feeds/u/{owner.username}/atom")
+    own = user is not None and user.id == owner.id
+    query = media_service.own_query(owner.id) if own else media_service.published_query(owner_id=owner.id)
+    page = media_service.page(session, query, before, rt.settings.per_page)
+    pending = media_service.unfinished(session, owner.id, UNFINISHED_SHOWN) if own and not before else []
+    # media_src sends the renditions of private items through the app's checked route.
+    return render(request, "gallery.html", owner=owner, page=page, own=own, unfinished=pending,
+                  unfinished_limit=UNFINISHED_SHOWN, media_src=src_for(rt, [*page.items, *pending]),
+                  feed_url=f"/feeds/u/{owner.username}/atom")
 
 
 @router.get("/u/{username}/m/{media_id}", response_class=HTMLResponse)
