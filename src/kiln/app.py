@@ -17,7 +17,7 @@ from kiln.config import Settings
 from kiln.db.session import POOL_SIZE
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
-from kiln.web import api, auth_pages, feeds, files, pages, panels, upload_pages
+from kiln.web import api, apidocs, auth_pages, feeds, files, pages, panels, upload_pages
 from kiln.web.caching import HttpCaching
 from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, CsrfFailed, dump_flashes, is_bearer, same_origin
 from kiln.web.security import PageHeaders
@@ -44,8 +44,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         version="1",
         description="Upload, list, edit and delete media. Authenticate with `Authorization: Bearer <token>`.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # web/apidocs.py serves the docs page and its files itself
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = rt
     app.state.throttle = Throttle(settings.security, rt.sessions)
@@ -53,6 +54,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
         app.include_router(module.router)
+    apidocs.install(app)
     _install_middleware(app, secure=settings.base_url.startswith("https://"), headers=PageHeaders(settings))
     _install_error_handlers(app)
     app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web)  # outermost

@@ -89,7 +89,7 @@ CASES: list[Case] = [
     Case("GET", "/static", E(200), note="a stylesheet"),
     Case("GET", "/api/openapi.json", E(200)),
     Case("GET", "/api/docs", E(200)),
-    Case("GET", "/docs/oauth2-redirect", E(200)),
+    Case("GET", "/api/docs/assets", E(200), note="Swagger UI's stylesheet"),
     # Accounts
     Case("GET", "/auth/register", E(200)),
     Case("POST", "/auth/register", E(409), note="a taken name",
@@ -177,6 +177,8 @@ def fill(case: Case, world: World, fresh: int = 0) -> str:
         return world.rendition_paths[case.target]
     if case.path == "/static":
         return "/static/kiln.css"
+    if case.path == "/api/docs/assets":
+        return "/api/docs/assets/swagger-ui.css"
     media_id = fresh if case.target.startswith("fresh") else world.media.get(case.target, 0)
     values = {"name": "thumbnail", "username": USERNAMES["owner"], "slug": "matrix", "media_id": media_id,
               "token_id": world.spare_token_id}

@@ -18,10 +18,6 @@ MODEL_VIEWER_STYLE = "'sha256-PXtZZkJMMyc18o/DN1ZEFOJ2qEGq95IQbVaJFMOXOb0='"
 PERMISSIONS_POLICY = ("camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
                       "bluetooth=(), midi=(), magnetometer=(), gyroscope=(), accelerometer=(), "
                       "display-capture=(), browsing-topics=()")
-# The interactive API docs page is FastAPI's, with an inline bootstrap script: it only gets the
-# headers that do not break it.
-LOOSE_PATHS = ("/api/docs",)
-LOOSE_CSP = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 
 def origin(url: str | None) -> str | None:
@@ -110,8 +106,7 @@ class PageHeaders:
 
     def apply(self, request: Request, response: Response) -> None:
         headers = response.headers
-        loose = request.url.path.startswith(LOOSE_PATHS)
-        headers.setdefault("Content-Security-Policy", LOOSE_CSP if loose else self.csp)
+        headers.setdefault("Content-Security-Policy", self.csp)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")
