@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
+from fastapi.testclient import TestClient
+
 from kiln.accounts.models import EmailToken, LoginSession, User
-from tests.conftest import csrf, form_post, last_link, mails, register
+from kiln.db.base import utcnow
+from tests.conftest import BASE_URL, csrf, form_post, last_link, mails, register
+
+RESEND_FORM = re.compile(r'<form method="post" action="/auth/resend"[^>]*>\s*'
+                         r'<input type="hidden" name="csrf_token" value="[^"]+">\s*'
+                         r'<input type="hidden" name="next" value="([^"]+)">')
 
 
 def test_register_verify_login_logout(client, settings):
@@ -18,9 +28,9 @@ def test_register_verify_login_logout(client, settings):
     assert "Confirm your email address first" in page.text
     assert client.get(last_link(settings, "/auth/verify")).status_code == 200
     assert "Confirm your email address" not in client.get("/").text
-    # The token is single-use.
+    # The token is single-use: opened again, it says what is true.
     reuse = client.get(last_link(settings, "/auth/verify"))
-    assert reuse.status_code == 400 and "already used or expired" in reuse.text
+    assert reuse.status_code == 200 and "Your email address is already confirmed" in reuse.text
     form_post(client, "/auth/logout", {}, page="/")
     assert client.get("/upload", follow_redirects=False).status_code == 303
     resp = form_post(client, "/auth/login", {"username": "alice", "password": "correct horse"})
@@ -143,7 +153,8 @@ def test_reset_links_expire_within_an_hour(client, settings, rt):
         session.commit()
     late = form_post(client, "/auth/reset", {"token": link.split("token=")[1], "password": "new password 1"},
                      page=link)
-    assert late.status_code == 400 and "expired" in late.text
+    assert late.status_code == 400 and "This link has expired." in late.text
+    assert '<a class="button" href="/auth/forgot">Ask for a new link</a>' in late.text
 
 
 def test_login_gives_a_new_session_id_and_the_old_one_dies(client, settings):
@@ -185,3 +196,72 @@ def test_password_change_and_reset_end_every_other_session_and_void_reset_links(
     link = last_link(settings, "/auth/reset")
     form_post(other, "/auth/reset", {"token": link.split("token=")[1], "password": "third pass 3"}, page=link)
     assert client.get("/account", follow_redirects=False).status_code == 303
+
+
+def test_sign_up_says_once_that_the_address_needs_confirming_and_upload_offers_a_new_link(client, settings):
+    token = csrf(client, "/auth/register")
+    landed = client.post("/auth/register", data={"username": "alice", "email": "alice@example.com",
+                                                 "password": "correct horse", "csrf_token": token})
+    assert landed.status_code == 200
+    notices = re.findall(r'<div class="notice[^"]*"[^>]*>(.*?)</div>', landed.text, re.S)
+    assert len(notices) == 1 and "alice@example.com" in notices[0], notices  # one banner, not two
+    assert RESEND_FORM.search(landed.text).group(1) == "/"
+
+    # The upload page tells the truth instead of showing a form that would refuse the upload.
+    upload = client.get("/upload")
+    assert upload.status_code == 200
+    assert 'id="upload-form"' not in upload.text and 'type="file"' not in upload.text
+    assert "The upload form appears here once your email address is confirmed." in upload.text
+    assert [m.group(1) for m in RESEND_FORM.finditer(upload.text)] == ["/upload"]  # one button
+
+    # "Send a new link" mails one and comes back to the page, which now says so (once).
+    sent = form_post(client, "/auth/resend", {"next": "/upload"}, page="/upload")
+    assert sent.status_code == 200 and str(sent.url).endswith("/upload")
+    assert len(mails(settings)) == 2
+    assert sent.text.count("We sent a new link to alice@example.com") == 1
+    assert client.post("/auth/resend", data={"next": "//evil.example", "csrf_token": csrf(client, "/upload")},
+                       follow_redirects=False).headers["location"] == "/"
+
+    assert client.get(last_link(settings, "/auth/verify")).status_code == 200
+    assert 'id="upload-form"' in client.get("/upload").text
+
+
+def test_confirmation_links_say_what_is_true_and_offer_the_next_step(client, settings, rt):
+    register(client, settings, "alice", verify=False)
+    first = last_link(settings, "/auth/verify")
+
+    # A broken link, for someone logged in and not confirmed: a working button for a new link.
+    bogus = client.get("/auth/verify?token=bogus")
+    assert bogus.status_code == 400 and "This link is not valid" in bogus.text
+    assert [m.group(1) for m in RESEND_FORM.finditer(bogus.text)] == ["/upload"]
+    assert "Send me a new link" in bogus.text and "Ask for a new one" not in bogus.text
+    # An expired one says that it expired, with the same button.
+    with rt.sessions() as session:
+        session.query(EmailToken).one().expires = utcnow() - dt.timedelta(seconds=1)
+        session.commit()
+    late = client.get(first)
+    assert late.status_code == 400 and "This link has expired." in late.text and RESEND_FORM.search(late.text)
+    form_post(client, "/auth/resend", {"next": "/upload"}, page="/upload")
+    fresh = last_link(settings, "/auth/verify")
+    confirmed = client.get(fresh)
+    assert str(confirmed.url).endswith("/upload") and "your email address is confirmed" in confirmed.text
+
+    # Opened again, or an older link: already confirmed, and where to go next. Not "invalid".
+    for link in (fresh, first):
+        again = client.get(link)
+        assert again.status_code == 200, link
+        assert "Your email address is already confirmed" in again.text and 'href="/upload"' in again.text
+        assert "not valid" not in again.text and not RESEND_FORM.search(again.text)
+    # A confirmed person with some other broken link needs no new one.
+    assert "is confirmed already, so you need no new link" in client.get("/auth/verify?token=x").text
+
+    # Anonymous visitors: a used link says its address is confirmed and offers to log in; a broken
+    # one offers to log in. Neither names the account or offers to mail anyone.
+    anonymous = TestClient(client.app, base_url=BASE_URL)
+    used = anonymous.get(fresh)
+    assert used.status_code == 200 and "already confirmed" in used.text
+    assert 'href="/auth/login?next=/upload"' in used.text
+    broken = anonymous.get("/auth/verify?token=bogus")
+    assert broken.status_code == 400 and 'href="/auth/login?next=/upload"' in broken.text
+    for page in (used, broken):
+        assert "alice" not in page.text and not RESEND_FORM.search(page.text)

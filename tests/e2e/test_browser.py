@@ -32,7 +32,7 @@ def test_new_user_registers_verifies_and_uploads_three_photos(page: Page, live_s
     page.fill("input[name=email]", "frida@example.com")
     page.fill("input[name=password]", "correct horse battery")
     page.get_by_role("button", name="Create account").click()
-    expect(page.locator(".notice.info")).to_contain_text("We sent a link to frida@example.com")
+    expect(page.locator(".notice.confirm")).to_contain_text("open the link we sent to frida@example.com")
     page.goto(live_server.mail_links("/auth/verify")[-1])
     expect(page.locator(".notice.success")).to_contain_text("your email address is confirmed")
     # Log out and in again, as a person coming back would.

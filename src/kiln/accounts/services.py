@@ -46,6 +46,18 @@ class BadToken(KilnError):
     status = 400
 
 
+class AlreadyConfirmed(BadToken):
+    """A confirmation link opened again (or an older one) when its address is confirmed already.
+    Only someone holding a link Kiln mailed can get this answer, so it tells nobody else whether an
+    account exists."""
+
+    code = "already_confirmed"
+
+    def __init__(self, user: User) -> None:
+        super().__init__("This email address is already confirmed.")
+        self.user = user
+
+
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -140,11 +152,20 @@ def issue_email_token(session: Session, user: User, purpose: str, email: str | N
     return token
 
 
+def _email_token(session: Session, token: str, purpose: str) -> EmailToken | None:
+    return session.scalar(select(EmailToken).where(EmailToken.token_hash == digest(token),
+                                                   EmailToken.purpose == purpose))
+
+
 def consume_email_token(session: Session, token: str, purpose: str) -> tuple[User, EmailToken]:
-    row = session.scalar(select(EmailToken).where(EmailToken.token_hash == digest(token),
-                                                  EmailToken.purpose == purpose))
-    if row is None or row.used is not None or row.expires < utcnow():
-        raise BadToken("This link is invalid, already used or expired. Ask for a new one.")
+    """Use a mailed link once. Pages offer the next step (a new link) next to these messages."""
+    row = _email_token(session, token, purpose)
+    if row is None:
+        raise BadToken("This link is not valid. Check that you opened the whole link from the mail.")
+    if row.used is not None:
+        raise BadToken("This link was used already. Each link works once.", code="token_used")
+    if row.expires < utcnow():
+        raise BadToken("This link has expired.", code="token_expired")
     row.used = utcnow()
     user = session.get(User, row.user_id)
     if user is None:
@@ -162,6 +183,13 @@ def send_verification(session: Session, mailer: Mailer, base_url: str, site: str
 
 
 def verify_email(session: Session, token: str) -> User:
+    """Confirm the address a link was mailed to. A used or expired link whose address is confirmed
+    already raises AlreadyConfirmed: that is the truth to tell, not that the link is bad."""
+    row = _email_token(session, token, "verify")
+    if row is not None and (row.used is not None or row.expires < utcnow()):
+        owner = session.get(User, row.user_id)
+        if owner is not None and owner.has("active") and owner.email == row.email:
+            raise AlreadyConfirmed(owner)
     user, row = consume_email_token(session, token, "verify")
     if row.email != user.email:  # confirming a change of address
         if session.scalar(select(User.id).where(User.email == row.email, User.id != user.id)):

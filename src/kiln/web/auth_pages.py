@@ -65,30 +65,42 @@ def register(request: Request, session: DB, rt: RT, throttle: Throttles, ip: Cli
         session.rollback()
         return _with_retry_after(exc, render(request, "register.html", status=exc.status, open=True,
                                              error=exc.message, form={"username": username, "email": email}))
-    if rt.settings.require_email_verification:
-        flash(request, f"Welcome, {user.username}! We sent a link to {user.email}: open it to confirm your "
-                       "address, then you can upload.")
+    # With a link to confirm, the notice on every page says so (base.html): one message, not two.
+    if not rt.settings.require_email_verification:
+        flash(request, f"Welcome, {user.username}. Your account is ready: you can upload now.", "success")
     return _login_response(request, rt, token, "/")
 
 
 @router.get("/auth/verify", response_class=HTMLResponse)
 def verify(request: Request, session: DB, user: CurrentUser, token: str = "") -> Response:
+    """Each outcome says what is true and offers the next step (verify.html): confirmed (go upload or
+    log in), confirmed already, or a bad link (a new link for the logged-in person it can help)."""
     try:
         verified = accounts.verify_email(session, token)
         session.commit()
+    except accounts.AlreadyConfirmed as exc:
+        session.rollback()
+        return render(request, "verify.html", confirmed_before=True,
+                      theirs=user is not None and user.id == exc.user.id)
     except KilnError as exc:
         session.rollback()
-        return render(request, "error.html", status=400, code=exc.code, message=exc.message)
+        return render(request, "verify.html", status=exc.status, code=exc.code, message=exc.message)
     flash(request, f"Thank you, {verified.username}: your email address is confirmed.", "success")
-    return RedirectResponse("/upload" if user else "/auth/login", status_code=303)
+    return RedirectResponse("/upload" if user else "/auth/login?next=/upload", status_code=303)
 
 
 @router.post("/auth/resend")
-def resend(request: Request, session: DB, rt: RT, user: LoggedIn) -> Response:
-    accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user)
-    session.commit()
-    flash(request, f"We sent a new confirmation link to {user.email}.")
-    return RedirectResponse("/account", status_code=303)
+def resend(request: Request, session: DB, rt: RT, user: LoggedIn,
+           next: Annotated[str, Form()] = "/account") -> Response:
+    """Mail a new confirmation link and go back to the page the button was on. The "resent" flash is
+    shown inside the confirmation notice (_confirm_notice.html), which stays on the page anyway."""
+    if user.has("active"):
+        flash(request, "Your email address is already confirmed. There is nothing more to do.")
+    else:
+        accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user)
+        session.commit()
+        flash(request, f"We sent a new confirmation link to {user.email}.", "resent")
+    return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.get("/auth/login", response_class=HTMLResponse)
@@ -158,7 +170,8 @@ def reset(request: Request, session: DB, token: Text, password: Text) -> Respons
         session.commit()
     except KilnError as exc:
         session.rollback()
-        return render(request, "reset.html", status=exc.status, token=token, error=exc.message)
+        return render(request, "reset.html", status=exc.status, token=token, error=exc.message,
+                      link_failed=isinstance(exc, accounts.BadToken))
     flash(request, f"Your password is changed, {user.username}. Log in with the new one.", "success")
     return RedirectResponse("/auth/login", status_code=303)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from kiln.accounts.models import User
-from kiln.errors import InvalidInput, KilnError
+from kiln.errors import InvalidInput, KilnError, PermissionDenied
 from kiln.media import services as media_service
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
@@ -37,6 +37,12 @@ def _wants_json(request: Request) -> bool:
 
 @router.get("/upload", response_class=HTMLResponse)
 def upload_form(request: Request, user: LoggedIn) -> Response:
+    """Someone who may not upload yet (email not confirmed) or at all is told so instead of being
+    shown a form that would refuse them."""
+    try:
+        media_service.check_can_upload(user)
+    except PermissionDenied as exc:
+        return render(request, "upload.html", refused=exc.code, message=exc.message)
     return render(request, "upload.html")
 
 
