@@ -42,3 +42,29 @@ def test_site_user_and_tag_feeds_are_valid_atom(client, rt, images):
                 assert e.find(f"{ATOM}{required}") is not None
     assert client.get("/feeds/tag/nope/atom").status_code == 404
     assert client.get("/feeds/u/nobody/atom").status_code == 404
+
+
+def test_enclosures_are_the_media_itself_with_length_and_type(client, rt, images, samples):
+    """Podcast and video readers play the enclosure: it is the video, the sound, the medium image;
+    the thumbnail comes as Media RSS."""
+    make_user(rt)
+    auth = token_for(client)
+    uploads = {"photo": images["plain"], "song": samples("audio")["mp3"], "clip": samples("video")["landscape_mp4"]}
+    for title, path in uploads.items():
+        with path.open("rb") as fh:
+            resp = client.post("/api/v1/media", headers=auth, files={"file": (path.name, fh)}, data={"title": title})
+        assert resp.status_code in (201, 202), resp.text
+    feed = feedparser.parse(client.get("/feeds/atom").content)
+    assert not feed.bozo, feed.bozo_exception
+    expected = {"photo": ("image/", "medium"), "song": ("audio/", "audio"), "clip": ("video/mp4", "video-")}
+    for entry in feed.entries:
+        media = client.get(entry.link.replace("http://testserver/u/alice/m/", "/api/v1/media/")).json()
+        prefix, rendition = expected[entry.title]
+        (enclosure,) = [link for link in entry.links if link.rel == "enclosure"]
+        assert enclosure.type.startswith(prefix), (entry.title, enclosure.type)
+        named = [r for name, r in media["renditions"].items()
+                 if name.startswith(rendition) and r["url"] == enclosure.href]
+        assert named, (entry.title, enclosure.href, media["renditions"])
+        body = client.get(enclosure.href.removeprefix("http://testserver")).content
+        assert int(enclosure.length) == len(body) == named[0]["bytes"] > 0
+        assert entry.media_thumbnail[0]["url"] == media["renditions"]["thumbnail"]["url"]

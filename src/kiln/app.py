@@ -19,7 +19,15 @@ from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
 from kiln.web import api, apidocs, auth_pages, feeds, files, pages, panels, upload_pages
 from kiln.web.caching import HttpCaching
-from kiln.web.deps import CSRF_COOKIE, FLASH_COOKIE, CsrfFailed, dump_flashes, is_bearer, same_origin
+from kiln.web.deps import (
+    CSRF_COOKIE,
+    FLASH_COOKIE,
+    CsrfFailed,
+    dump_flashes,
+    is_bearer,
+    same_origin,
+    secure_cookies,
+)
 from kiln.web.security import PageHeaders
 from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates, render
 
@@ -55,7 +63,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
         app.include_router(module.router)
     apidocs.install(app)
-    _install_middleware(app, secure=settings.base_url.startswith("https://"), headers=PageHeaders(settings))
+    _install_middleware(app, headers=PageHeaders(settings))
     _install_error_handlers(app)
     app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web)  # outermost
     return app
@@ -112,7 +120,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def _install_middleware(app: FastAPI, secure: bool, headers: PageHeaders) -> None:
+def _install_middleware(app: FastAPI, headers: PageHeaders) -> None:
     @app.middleware("http")
     async def cookies_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         if request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request):
@@ -122,6 +130,7 @@ def _install_middleware(app: FastAPI, secure: bool, headers: PageHeaders) -> Non
         else:
             response = await call_next(request)
         token = getattr(request.state, "csrf", None)
+        secure = secure_cookies(request)
         if token and request.cookies.get(CSRF_COOKIE) != token:
             response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure)
         flashes = getattr(request.state, "flash_out", [])

@@ -193,7 +193,8 @@ class StorageSettings(BaseModel):
 
 
 class SecuritySettings(BaseModel):
-    """Throttles on logins, sign-ups and reset mails, and who may say which address a request came from."""
+    """Throttles on logins, sign-ups and reset mails, who may say which address a request came from, and
+    what a password hash costs."""
 
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -207,6 +208,10 @@ class SecuritySettings(BaseModel):
     registrations_per_ip_per_hour: int = Field(20, ge=1)
     reset_mails_per_account_per_hour: int = Field(3, ge=1)
     reset_mails_per_ip_per_hour: int = Field(10, ge=1)
+    password_time_cost: int = Field(3, ge=1, description="Argon2id passes per password hash.")
+    password_memory_kib: int = Field(65_536, ge=64, description="Argon2id memory per password hash, in KiB. "
+                                     "Lower costs make a stolen hash cheaper to guess; a stored hash made "
+                                     "with other costs is re-made at its owner's next login.")
 
 
 class WebSettings(BaseModel):
@@ -219,6 +224,9 @@ class WebSettings(BaseModel):
                                "storage backend's url_expires when pages link signed URLs).")
 
 
+DEFAULT_URL = "http://127.0.0.1:6543"
+
+
 class Settings(BaseSettings):
     """Every setting Kiln has. Build one with :func:`load_settings`."""
 
@@ -229,7 +237,10 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; empty means the embedded queue.")
     secret_key: str = ""
     site_name: str = "Kiln"
-    base_url: str = Field("http://127.0.0.1:6543", description="Public URL, used in mail and feeds.")
+    base_url: str | None = Field(
+        None, description="The address people reach Kiln at, for links in mail, feeds, the API and the CLI. "
+                          "Unset: the address each request came to, and for mail and CLI output the "
+                          "address `kiln serve` listens on.")
     static_base_url: str | None = Field(None, description="Serve CSS/JS from another host (direct_remote_path).")
     registration_open: bool = True
     require_email_verification: bool = True
@@ -284,6 +295,27 @@ class Settings(BaseSettings):
     @property
     def queue_dir(self) -> Path:
         return self.data_dir / "queue"
+
+    @property
+    def log_file(self) -> Path:
+        """Where `kiln serve` writes its processes' logs (unless --verbose)."""
+        return self.data_dir / "kiln.log"
+
+    @property
+    def serve_url_file(self) -> Path:
+        """Where `kiln serve` records the address it listens on, for links made outside a request."""
+        return self.data_dir / "serve-url"
+
+    def link_base(self) -> str:
+        """The base of absolute links made outside a request (mail, CLI output): ``base_url``, else
+        the address the last `kiln serve` on this data directory listened on, else the default."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        try:
+            recorded = self.serve_url_file.read_text().strip()
+        except OSError:
+            recorded = ""
+        return recorded.rstrip("/") or DEFAULT_URL
 
     @property
     def embedded_queue(self) -> bool:

@@ -68,7 +68,7 @@ def serve(folder: Path, config_toml: str = "", processes: int = 2) -> Iterator[L
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "kiln", "--data", str(data), "serve", "--port", str(port),
-                 "--processes", str(processes)], env=env, stdout=out, stderr=subprocess.STDOUT)
+                 "--processes", str(processes), "--verbose"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while True:

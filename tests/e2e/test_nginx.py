@@ -162,7 +162,7 @@ def _production(folder: Path) -> Iterator[Site]:
         kiln_log = folder / "serve.log"
         with kiln_log.open("wb") as out:
             kiln = subprocess.Popen([sys.executable, "-m", "kiln", "serve", "--port", str(kiln_port), "--workers",
-                                     "2", "--processes", "1", "--access-log"],
+                                     "2", "--processes", "1", "--access-log", "--verbose"],
                                     env=env, stdout=out, stderr=subprocess.STDOUT)
         nginx_log = folder / "nginx.out"
         try:

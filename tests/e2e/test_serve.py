@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from email import message_from_bytes
 from pathlib import Path
 
 import httpx
@@ -103,7 +106,8 @@ def test_sighup_replaces_every_process_while_the_port_keeps_answering(tmp_path):
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "kiln", "--data", str(tmp_path / "data"), "serve", "--port",
-                                 str(port), "--workers", "2", "--processes", "1"], stdout=out, stderr=subprocess.STDOUT)
+                                 str(port), "--workers", "2", "--processes", "1", "--verbose"],
+                                stdout=out, stderr=subprocess.STDOUT)
     answers: list[object] = []
     stop = threading.Event()
 
@@ -160,3 +164,70 @@ def _up(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _mail_blocks_removed(output: str) -> list[str]:
+    return [line for line in re.sub(r"\n--- mail to .*?--- end of mail ---\n", "\n", output, flags=re.S).splitlines()
+            if line.strip()]
+
+
+def test_a_first_run_on_another_port_links_there_says_little_and_stops_at_once(tmp_path, images):
+    """As a new user: no base_url, `kiln serve --port N`. The mailed link, the API's URLs, the feed and
+    the CLI's output all use port N; the terminal shows a few lines; Ctrl-C stops it in seconds."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("KILN_BASE_URL", "KILN_DATA", "KILN_DATABASE_URL")}
+    proc = subprocess.Popen([sys.executable, "-m", "kiln", "--data", str(data), "serve", "--port", str(port),
+                             "--workers", "1", "--processes", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)  # its own terminal group
+    try:
+        _wait_for(lambda: _up(base + "/"), 60)
+        with httpx.Client(base_url=base, follow_redirects=True, timeout=30) as client:
+            client.post("/auth/register", data={"username": "nina", "email": "nina@example.com",
+                                                "password": "correct horse",
+                                                "csrf_token": _csrf(client, "/auth/register")})
+            body = "".join(message_from_bytes(p.read_bytes()).get_payload(decode=True).decode()
+                           for p in (data / "mail").glob("*.eml"))
+            link = re.search(r"http://\S+/auth/verify\?token=[\w-]+", body).group(0)
+            assert link.startswith(base + "/auth/verify"), link
+            assert "confirmed" in client.get(link).text
+            with images["plain"].open("rb") as fh:
+                resp = client.post("/upload", data={"csrf_token": _csrf(client, "/upload")},
+                                   files={"file": ("p.jpg", fh, "image/jpeg")}, headers={"accept": "application/json"})
+            item = resp.json()["media"][0]
+            assert item["url"] == f"{base}/u/nina/m/{item['id']}"
+            _wait_for(lambda: client.get("/api/v1/media", params={"user": "nina"}).json()["items"], 60)
+            listed = client.get("/api/v1/media", params={"user": "nina"}).json()["items"][0]
+            assert all(r["url"].startswith(base + "/") for r in listed["renditions"].values())
+            feed = client.get("/feeds/atom").text
+            assert f'href="{base}/u/nina/m/{item["id"]}"' in feed and "6543" not in feed
+        cli = subprocess.run([sys.executable, "-m", "kiln", "--data", str(data), "media", "show", str(item["id"]),
+                              "--json"], env=env, capture_output=True, text=True, timeout=60)
+        assert f'"url": "{base}/u/nina/m/{item["id"]}"' in cli.stdout, cli.stdout + cli.stderr
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        proc.wait(15)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    output = proc.stdout.read().decode()
+    lines = _mail_blocks_removed(output)
+    assert took < 6, f"Ctrl-C took {took:.1f} s"
+    assert f"Kiln is running at {base}/" in lines[0]
+    assert len(lines) <= 12, output
+    for noise in ("SIGKILL", "out of memory", "SecurityWarning", "[queues]", "No hostname", "Booting worker"):
+        assert noise not in output, noise
+    assert (data / "kiln.log").read_text().count("kiln-") > 0  # the details went to the log
+
+
+def test_a_port_in_use_is_said_plainly(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "kiln", "--data", str(tmp_path), "serve", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"Kiln cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr

@@ -18,6 +18,7 @@ from kiln.media.services import MediaFields
 from kiln.processing import ledger
 from kiln.processing.dispatch import RecordingDispatcher
 from kiln.processing.service import process_media
+from kiln.units import format_size
 
 
 @main.command()
@@ -57,7 +58,7 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
                 for media_id in bar:
                     _process_until_settled(rt, media_id)
         items = [media_service.media_json(rt, session.get(media_service.MediaEntry, i, populate_existing=True),
-                                          ledger.steps_of(session, i)) for i in results]
+                                          rt.settings.link_base(), ledger.steps_of(session, i)) for i in results]
     if as_json:
         echo_json(items)
     else:
@@ -92,7 +93,7 @@ def media_list(kiln: Kiln, username: str | None, state: str | None, limit: int, 
     rt = kiln.runtime()
     with rt.sessions() as session:
         owner = accounts.get_user(session, username) if username else None
-        items = [media_service.media_json(rt, m)
+        items = [media_service.media_json(rt, m, rt.settings.link_base())
                  for m in media_service.list_for_admin(session, owner=owner, state=state, limit=limit)]
     if as_json:
         echo_json(items)
@@ -109,7 +110,7 @@ def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
     rt = kiln.runtime()
     with rt.sessions() as session:
         item = media_service.get_media(session, media_id)
-        data = media_service.media_json(rt, item, ledger.steps_of(session, media_id))
+        data = media_service.media_json(rt, item, rt.settings.link_base(), ledger.steps_of(session, media_id))
     if as_json:
         echo_json(data)
         return
@@ -121,7 +122,7 @@ def media_show(kiln: Kiln, media_id: int, as_json: bool) -> None:
         if key != "text" and not isinstance(value, dict | list):
             click.echo(f"{key:>10}: {value}")
     for name, r in data["renditions"].items():
-        click.echo(f"{name:>10}: {r['width']}x{r['height']} {r['mime_type']} {r['bytes']} bytes  {r['url']}")
+        click.echo(f"{name:>10}: {r['width']}x{r['height']} {r['mime_type']} {format_size(r['bytes'])}  {r['url']}")
     for step in data["steps"]:
         click.echo(f"{'step':>10}: {step['name']} {step['state']} (attempts {step['attempts']})")
 

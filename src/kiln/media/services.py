@@ -29,6 +29,7 @@ from kiln.processing import ledger
 from kiln.processing.limits import HOST
 from kiln.runtime import Runtime
 from kiln.storage.base import CHUNK, copy_to_local, save_local_file
+from kiln.units import format_size
 
 
 class TooLarge(InvalidInput):
@@ -55,17 +56,6 @@ class MediaFields:
             self.tags = self.tags.replace("\x00", "")
         elif isinstance(self.tags, list):
             self.tags = [t.replace("\x00", "") if isinstance(t, str) else t for t in self.tags]
-
-
-KIB, MIB, GIB = 1024, 1024**2, 1024**3
-
-
-def format_size(size: int) -> str:
-    """A byte count as people read it: "100 MiB", "2 GiB", "1.5 MiB", "700 bytes"."""
-    for unit, name in ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")):
-        if size >= unit:
-            return f"{size // unit} {name}" if size % unit == 0 else f"{size / unit:.1f} {name}"
-    return f"{size} byte{'s' if size != 1 else ''}"
 
 
 def upload_limit(settings: Settings, user: User) -> int:
@@ -443,12 +433,32 @@ def media_url(base_url: str, media: MediaEntry) -> str:
     return f"{base_url.rstrip('/')}/u/{media.owner.username}/m/{media.id}"
 
 
-def rendition_url(rt: Runtime, key: list[str]) -> str:
+# What a feed's enclosure (and a podcast or video reader) gets: the media itself, not a picture of it.
+_MAIN_RENDITIONS = {"audio": ("audio",), "model3d": ("model",), "text": ("text",),
+                    "pdf": ("original", "medium"), "image": ("medium", "original")}
+
+
+def main_rendition(media: MediaEntry) -> Rendition | None:
+    """The rendition that is the media itself: the largest H.264 video, the audio, the model, the
+    text, the PDF when its original is published (else its first page), the medium image."""
+    if media.kind == "video":
+        videos = [r for r in media.renditions
+                  if r.mime_type == "video/mp4" and r.name.startswith("video-") and r.name != "video-av1"]
+        return max(videos, key=lambda r: r.height or 0, default=None)
+    for name in _MAIN_RENDITIONS.get(media.kind, ("medium",)):
+        if (found := media.rendition(name)) is not None:
+            return found
+    return None
+
+
+def rendition_url(rt: Runtime, key: list[str], base: str) -> str:
     url = rt.stores.public.url(key)
-    return url if "://" in url else rt.settings.base_url.rstrip("/") + url
+    return url if "://" in url else base + url
 
 
-def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -> dict[str, Any]:
+def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | None = None) -> dict[str, Any]:
+    """The JSON shape of an item; ``base`` is the site's address for absolute links (see
+    ``web.deps.site_url`` for requests and ``Settings.link_base`` elsewhere)."""
     lic = get_license(media.license)
     data: dict[str, Any] = {
         "id": media.id,
@@ -458,7 +468,7 @@ def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -
         "title": media.title,
         "description": media.description,
         "owner": media.owner.username,
-        "url": media_url(rt.settings.base_url, media),
+        "url": media_url(base, media),
         "created": media.created.isoformat(),
         "published": media.published.isoformat() if media.published else None,
         "tags": [t.slug for t in media.tags],
@@ -468,7 +478,7 @@ def media_json(rt: Runtime, media: MediaEntry, steps: list[Any] | None = None) -
         "height": media.height,
         "info": media.info or {},
         "renditions": {
-            r.name: {"url": rendition_src(rt, media, r, absolute=True), "width": r.width, "height": r.height,
+            r.name: {"url": rendition_src(rt, media, r, base), "width": r.width, "height": r.height,
                      "mime_type": r.mime_type, "bytes": r.size_bytes}
             for r in media.renditions
         },

@@ -64,14 +64,14 @@ def private_route(media: MediaEntry, rendition: Rendition) -> str:
     return f"/m/{media.id}/r/{rendition.name}"
 
 
-def rendition_src(rt: Runtime, media: MediaEntry, rendition: Rendition, absolute: bool = False) -> str:
+def rendition_src(rt: Runtime, media: MediaEntry, rendition: Rendition, base: str = "") -> str:
     """The URL a viewer fetches a rendition from: the store's URL, or the app's checked route for
-    a private item (only its owner and admins are ever shown one)."""
+    a private item (only its owner and admins are ever shown one). Relative URLs are made absolute
+    with ``base`` (the site's address) when it is given."""
     if media.visibility == "private":
-        path = private_route(media, rendition)
-        return rt.settings.base_url.rstrip("/") + path if absolute else path
+        return base + private_route(media, rendition)
     url = rt.stores.public.url(rendition.key)
-    return url if "://" in url or not absolute else rt.settings.base_url.rstrip("/") + url
+    return url if "://" in url else base + url
 
 
 def src_for(rt: Runtime, items: Iterable[MediaEntry]) -> Callable[[Any], str]:

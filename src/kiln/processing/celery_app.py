@@ -10,7 +10,7 @@ import os
 import threading
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from kiln.config import Settings
 from kiln.mediatypes import KIND_MODULES
@@ -18,6 +18,7 @@ from kiln.processing import queue_files
 from kiln.processing.dispatch import REASONS, lane
 
 KINDS = KIND_MODULES  # each kind's package is named after it
+LANES_EXCHANGE = Exchange("kiln.lanes", type="direct")
 
 
 def lanes(kinds: tuple[str, ...] = KINDS) -> list[str]:
@@ -54,7 +55,12 @@ def make_celery(settings: Settings) -> Celery:
         # with it a prefetch slot of the whole worker, until Celery gives up waiting for its result
         # (10 s by default). Results are ignored here: give up after a second and let the message requeue.
         worker_lost_wait=1.0,
-        task_queues=[Queue(name) for name in lanes()],
+        # Every lane is bound to one direct exchange under its own name. A bare Queue(name) is bound to
+        # Celery's default exchange under the default queue's routing key, so all lanes shared one
+        # binding and a message for one lane was copied into every lane.
+        task_queues=[Queue(name, LANES_EXCHANGE, routing_key=name) for name in lanes()],
+        task_default_exchange=LANES_EXCHANGE.name,
+        task_default_routing_key=lane("image", "new"),
         task_default_queue=lane("image", "new"),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

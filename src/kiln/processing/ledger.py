@@ -178,3 +178,11 @@ def retry_at(steps: Iterable[ProcessingStep]) -> dt.datetime | None:
     """When the next retry of a waiting step is scheduled, if any."""
     times = [s.next_run for s in steps if s.state == "pending" and s.next_run is not None]
     return min(times) if times else None
+
+
+def running_on_host(session: Session, host: str) -> list[ProcessingStep]:
+    """Steps running under a lease held by a process on ``host`` (``kiln serve`` asks this before it
+    stops its worker, to say what it waits for)."""
+    query = select(ProcessingStep).where(ProcessingStep.state == "running",
+                                         ProcessingStep.lease_owner.like(f"{host}:%"))
+    return list(session.scalars(query))

@@ -41,4 +41,5 @@ class Transport(filesystem.Transport):
 def register() -> str:
     """Make ``kilnfs://`` name this transport (in every process that builds the Celery app)."""
     TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"
-    return f"{SCHEME}://"
+    # A host part, though nothing connects to it: without one kombu warns "No hostname was supplied".
+    return f"{SCHEME}://localhost/"

@@ -33,8 +33,10 @@ from kiln.web.deps import (
     CsrfFailed,
     CurrentUser,
     RowId,
+    SiteURL,
     Throttles,
     Writer,
+    site_url,
 )
 from kiln.web.panels import Admin
 from kiln.web.uploads import UploadedFile, read_upload
@@ -249,26 +251,26 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
         if not form.files:
             raise InvalidInput("Send the file in the part named “file”.", code="no_file")
         upload_file = form.files[0]
-        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields)
+        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request))
     finally:
         form.discard()
 
 
 def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile,
-            fields: MediaFields) -> dict[str, Any]:
+            fields: MediaFields, base: str) -> dict[str, Any]:
     entry = media_service.submit_spooled(rt, session, user, upload_file.spooled, upload_file.filename, fields)
-    return media_service.media_json(rt, entry, ledger.steps_of(session, entry.id))
+    return media_service.media_json(rt, entry, base, ledger.steps_of(session, entry.id))
 
 
 @router.get("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
-def get_media(media_id: RowId, session: DB, rt: RT, user: CurrentUser) -> dict[str, Any]:
+def get_media(media_id: RowId, session: DB, rt: RT, user: CurrentUser, base: SiteURL) -> dict[str, Any]:
     media = _visible_media(session, media_id, user)
-    return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
+    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id))
 
 
 @router.get("/media", response_model=MediaList, responses=ERRORS)
 def list_media(
-    session: DB, rt: RT, viewer: CurrentUser,
+    session: DB, rt: RT, viewer: CurrentUser, base: SiteURL,
     user: Annotated[str | None, Query(max_length=30, description="Only this user's media")] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[str | None, Query(description="queued, processing, processed or failed")] = None,
@@ -290,16 +292,17 @@ def list_media(
         query = media_service.published_query(owner_id=owner.id if owner else None, tag=tag)
         result = media_service.page(session, query, cursor, limit)
         items, nxt = result.items, result.next_cursor
-    return {"items": [media_service.media_json(rt, m) for m in items], "next": nxt}
+    return {"items": [media_service.media_json(rt, m, base) for m in items], "next": nxt}
 
 
 @router.patch("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
-def patch_media(media_id: RowId, body: MediaPatch, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+def patch_media(media_id: RowId, body: MediaPatch, session: DB, rt: RT, user: Writer,
+                base: SiteURL) -> dict[str, Any]:
     media = _visible_media(session, media_id, user)
     media_service.update(rt, session, user, media, MediaFields(**body.model_dump(exclude={"original"})))
     if body.original is not None:
         media_service.publish_original(rt, session, user, media, body.original)
-    return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
+    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id))
 
 
 @router.delete("/media/{media_id}", status_code=204, responses=ERRORS)
@@ -310,14 +313,14 @@ def delete_media(media_id: RowId, session: DB, rt: RT, user: Writer) -> Response
 
 
 @router.post("/media/{media_id}/retry", response_model=MediaOut, responses={**ERRORS, 409: {"model": ErrorOut}})
-def retry_media_now(media_id: RowId, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+def retry_media_now(media_id: RowId, session: DB, rt: RT, user: Writer, base: SiteURL) -> dict[str, Any]:
     """Run the item's failed steps (and steps waiting to retry) again now. 409 when nothing is to retry."""
     media = _visible_media(session, media_id, user)
     media_service.check_owner(user, media)
     if not retry_media(rt, session, media):
         raise nothing_to_retry(media)
     media = media_service.get_media(session, media_id)
-    return media_service.media_json(rt, media, ledger.steps_of(session, media_id))
+    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id))
 
 
 @router.get("/admin/processing", response_model=ProcessingOverviewOut, responses=ERRORS, tags=["admin"])

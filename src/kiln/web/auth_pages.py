@@ -14,7 +14,19 @@ from kiln.accounts.models import ApiToken
 from kiln.accounts.throttle import Throttled
 from kiln.errors import InvalidInput, KilnError, NotFound
 from kiln.media.licenses import is_known
-from kiln.web.deps import DB, RT, SESSION_COOKIE, ClientIP, CurrentUser, LoggedIn, RowId, Throttles, check_csrf, flash
+from kiln.web.deps import (
+    DB,
+    RT,
+    SESSION_COOKIE,
+    ClientIP,
+    CurrentUser,
+    LoggedIn,
+    RowId,
+    Throttles,
+    check_csrf,
+    flash,
+    secure_cookies,
+)
 from kiln.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -32,7 +44,7 @@ def _safe_next(target: str | None) -> str:
 def _login_response(request: Request, rt, token: str, target: str) -> Response:  # type: ignore[no-untyped-def]
     response = RedirectResponse(_safe_next(target), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
-                        secure=rt.settings.base_url.startswith("https://"),
+                        secure=secure_cookies(request),
                         max_age=accounts.SESSION_DAYS * 86400)
     return response
 
@@ -58,7 +70,7 @@ def register(request: Request, session: DB, rt: RT, throttle: Throttles, ip: Cli
         user = accounts.create_user(session, username, email, password,
                                     verified=not rt.settings.require_email_verification)
         if rt.settings.require_email_verification:
-            accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user)
+            accounts.send_verification(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, user)
         token = accounts.start_session(session, user)
         session.commit()
     except KilnError as exc:
@@ -97,7 +109,7 @@ def resend(request: Request, session: DB, rt: RT, user: LoggedIn,
     if user.has("active"):
         flash(request, "Your email address is already confirmed. There is nothing more to do.")
     else:
-        accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user)
+        accounts.send_verification(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, user)
         session.commit()
         flash(request, f"We sent a new confirmation link to {user.email}.", "resent")
     return RedirectResponse(_safe_next(next), status_code=303)
@@ -153,7 +165,7 @@ def forgot(request: Request, session: DB, rt: RT, throttle: Throttles, ip: Clien
         throttle.reset_mail(email, ip)
     except Throttled as exc:
         return _with_retry_after(exc, render(request, "forgot.html", status=exc.status, error=exc.message))
-    accounts.request_reset(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, email)
+    accounts.request_reset(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, email)
     session.commit()
     return render(request, "forgot.html", sent=True)
 
@@ -209,7 +221,7 @@ def change_email(request: Request, session: DB, rt: RT, user: LoggedIn, current:
         return _account_page(request, session, user, status=400, error="Your current password is wrong.")
     try:
         address = accounts.clean_email(email)
-        accounts.send_verification(session, rt.mailer, rt.settings.base_url, rt.settings.site_name, user,
+        accounts.send_verification(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, user,
                                    email=address)
         session.commit()
     except KilnError as exc:

@@ -49,6 +49,29 @@ RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 DB = Annotated[Session, Depends(db, scope="function")]
 RT = Annotated[Runtime, Depends(runtime)]
 
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def site_url(request: Request) -> str:
+    """The base of the absolute links in a response: ``base_url`` when it is set, else the scheme and
+    host this request came to (so links work on whatever address and port Kiln is reached at). Mail
+    never uses this: a forged Host header must not choose where a reset link points."""
+    settings = runtime(request).settings
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    host = request.headers.get("host", "")
+    if not _HOST.match(host):
+        return settings.link_base()
+    return f"{request.url.scheme}://{host}{request.scope.get('root_path', '')}".rstrip("/")
+
+
+SiteURL = Annotated[str, Depends(site_url)]
+
+
+def secure_cookies(request: Request) -> bool:
+    """Cookies are marked Secure when the site is reached over HTTPS."""
+    return site_url(request).startswith("https://")
+
 
 def _bearer(request: Request) -> str | None:
     """The API token of a request to the API (or a read of a private item's file). Everywhere else

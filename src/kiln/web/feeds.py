@@ -10,7 +10,7 @@ from kiln.accounts.services import get_user
 from kiln.errors import NotFound
 from kiln.media import services as media_service
 from kiln.media.models import Tag
-from kiln.web.deps import DB, RT
+from kiln.web.deps import DB, RT, site_url
 
 router = APIRouter(include_in_schema=False)
 FEED_SIZE = 20
@@ -18,13 +18,16 @@ FEED_SIZE = 20
 
 def _feed(request: Request, rt, session, query, title: str, page_path: str, feed_path: str) -> Response:  # type: ignore[no-untyped-def]
     items = media_service.page(session, query, None, FEED_SIZE).items
-    base = rt.settings.base_url.rstrip("/")
+    base = site_url(request)
+
+    def file_url(rendition):  # type: ignore[no-untyped-def]
+        return media_service.rendition_url(rt, rendition.key, base) if rendition is not None else None
+
     body = request.app.state.templates.get_template("feed.xml").render(
         title=title, site_name=rt.settings.site_name, items=items, base=base, page_url=base + page_path,
         feed_url=base + feed_path, updated=max((m.published for m in items if m.published), default=None),
-        media_url=lambda m: media_service.media_url(base, m),
-        thumb=lambda m: media_service.rendition_url(rt, m.rendition("thumbnail").key)
-        if m.rendition("thumbnail") else None,
+        media_url=lambda m: media_service.media_url(base, m), file_url=file_url,
+        main_of=media_service.main_rendition,
     )
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 

@@ -9,6 +9,7 @@ worker gracefully, SIGTERM drains requests in flight and stops, a worker that di
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -19,7 +20,8 @@ from kiln.config import Settings
 
 class KilnServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, *, bind: str, workers: int, access_log: bool = False,
-                 on_reload: Callable[[], None] | None = None) -> None:
+                 log_file: Path | None = None, on_reload: Callable[[], None] | None = None) -> None:
+        log = str(log_file) if log_file is not None else "-"
         self.settings = settings
         self.options: dict[str, Any] = {
             "bind": [bind],
@@ -33,8 +35,8 @@ class KilnServer(BaseApplication):  # type: ignore[misc]
             # catches a worker stuck in a blocking call.
             "timeout": 120,
             "keepalive": 5,
-            "accesslog": "-" if access_log else None,
-            "errorlog": "-",
+            "accesslog": log if access_log else None,
+            "errorlog": log,
             "loglevel": "info",
             "proc_name": "kiln-web",
             # gunicorn's control socket lives in $HOME by default, shared by every site on the machine;

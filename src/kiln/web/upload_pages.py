@@ -17,7 +17,18 @@ from kiln.media import services as media_service
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
 from kiln.runtime import Runtime
-from kiln.web.deps import CSRF_COOKIE, DB, RT, CsrfFailed, LoggedIn, RowId, check_csrf, flash, same_origin
+from kiln.web.deps import (
+    CSRF_COOKIE,
+    DB,
+    RT,
+    CsrfFailed,
+    LoggedIn,
+    RowId,
+    check_csrf,
+    flash,
+    same_origin,
+    site_url,
+)
 from kiln.web.templating import render
 from kiln.web.uploads import UploadForm, read_upload
 
@@ -115,7 +126,8 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
             exc, name = errors[0]
             return JSONResponse({"error": {"code": exc.code, "message": media_service.rejected_message(exc, name)}},
                                 status_code=exc.status)
-        return JSONResponse({"media": [media_service.media_json(rt, e) for e in accepted]}, status_code=202)
+        return JSONResponse({"media": [media_service.media_json(rt, e, site_url(request)) for e in accepted]},
+                            status_code=202)
     if errors:
         messages = [media_service.rejected_message(exc, name) for exc, name in errors]
         if accepted:
@@ -175,4 +187,4 @@ def status(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedI
     """Live status for the panel and the upload page's script."""
     media = media_service.get_media(session, media_id)
     media_service.check_owner(user, media)
-    return JSONResponse(media_service.media_json(rt, media, ledger.steps_of(session, media_id)))
+    return JSONResponse(media_service.media_json(rt, media, site_url(request), ledger.steps_of(session, media_id)))

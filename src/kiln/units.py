@@ -1,0 +1,23 @@
+"""Quantities as people read them. ``format_size`` is the one way Kiln shows a number of bytes: in
+pages (the ``filesize`` template filter), messages and the CLI. static/sizes.js is its twin for
+the browser and must give the same text for the same number (tests/test_units.py runs both)."""
+
+from __future__ import annotations
+
+KIB, MIB, GIB, TIB = 1024, 1024**2, 1024**3, 1024**4
+_UNITS = ((KIB, "KiB"), (MIB, "MiB"), (GIB, "GiB"), (TIB, "TiB"))
+
+
+def format_size(size: int) -> str:
+    """Bytes in 1024s with at most one decimal, never "0.0": "700 B", "1.5 KiB", "100 MiB", "2 GiB".
+
+    Rounding is half up, in whole numbers (the same in JavaScript); a value that would round to 1024
+    of a unit is shown in the next one ("1 MiB", not "1024 KiB")."""
+    if size < KIB:
+        return f"{size} B"
+    for unit, name in _UNITS:
+        tenths = (size * 10 + unit // 2) // unit
+        if tenths < 10240 or name == "TiB":
+            whole, tenth = divmod(tenths, 10)
+            return f"{whole} {name}" if tenth == 0 else f"{whole}.{tenth} {name}"
+    raise AssertionError("unreachable")
