@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from kiln.db.base import Base, utcnow
+from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 
 # The privileges MediaGoblin has; "active" means the email address was verified.
 PRIVILEGES = ("admin", "moderator", "uploader", "commenter", "reporter", "active")
@@ -16,6 +16,7 @@ DEFAULT_PRIVILEGES = ("uploader", "commenter", "reporter")
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(30), unique=True)
@@ -76,6 +77,7 @@ class ApiToken(Base):
     """A personal access token for the API. Only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -18,6 +18,12 @@ NAMING_CONVENTION = {
 }
 
 
+# Ids that appear in URLs are never handed out twice: on SQLite such a table is AUTOINCREMENT
+# (a plain INTEGER PRIMARY KEY reuses the id of the newest row once it is deleted, and an old link
+# would show someone else's upload). PostgreSQL's sequences never go back.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, In
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.accounts.models import User
-from kiln.db.base import Base, utcnow
+from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 
 MEDIA_STATES = ("queued", "processing", "processed", "failed")
 # public: listed everywhere; unlisted: reachable by its link only; private: owner and admins only.
@@ -32,6 +32,7 @@ media_tags = Table(
 
 class Tag(Base):
     __tablename__ = "tags"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
@@ -45,6 +46,7 @@ class MediaEntry(Base):
         CheckConstraint(f"visibility IN {VISIBILITIES!r}", name="visibility"),
         Index("ix_media_state_published", "state", "published"),
         Index("ix_media_owner_state_published", "owner_id", "state", "published"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
