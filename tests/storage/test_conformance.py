@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 
 import httpx
 import pytest
@@ -76,6 +77,7 @@ def test_roundtrip_streaming_and_metadata(public: Storage):
     assert not public.exists(key)
     assert public.save(key, io.BytesIO(payload)) == len(payload)
     assert public.exists(key) and public.size(key) == len(payload)
+    assert abs(public.modified(key) - time.time()) < 120  # clocks of this machine and the store agree
     with public.open(key) as fh:
         got = b"".join(iter(lambda: fh.read(100_000), b""))
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
@@ -98,6 +100,8 @@ def test_missing_files_and_deletes(public: Storage):
         public.open(["nope", "x.jpg"])
     with pytest.raises(NoSuchFile):
         public.size(["nope", "x.jpg"])
+    with pytest.raises(NoSuchFile):
+        public.modified(["nope", "x.jpg"])
     public.delete(["nope", "x.jpg"])  # deleting what is not there is fine
     for name in ("a.jpg", "b.jpg"):
         public.save(["entries", "7", name], io.BytesIO(b"1"))

@@ -9,9 +9,10 @@ import click
 
 from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
-from kiln.media.garbage import gc
+from kiln.media.garbage import GRACE_SECONDS, gc
 from kiln.storage import STORE_NAMES
 from kiln.storage.operations import check, migrate
+from kiln.units import format_size
 
 
 @main.group()
@@ -41,15 +42,17 @@ def storage_check(kiln: Kiln, as_json: bool) -> None:
 @storage.command("gc")
 @click.option("--dry-run", is_flag=True, help="Only report.")
 @click.option("--yes", is_flag=True, help="Delete without asking.")
+@click.option("--grace", type=click.IntRange(min=0), default=GRACE_SECONDS, show_default=True,
+              help="Leave objects younger than this many seconds (their rows may not have committed yet).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_kiln
-def storage_gc(kiln: Kiln, dry_run: bool, yes: bool, as_json: bool) -> None:
+def storage_gc(kiln: Kiln, dry_run: bool, yes: bool, grace: int, as_json: bool) -> None:
     """Find objects no media references (and references whose object is missing); delete the former."""
     rt = kiln.runtime()
-    report = gc(rt.sessions, rt.stores, dry_run=True)
+    report = gc(rt.sessions, rt.stores, dry_run=True, grace=grace)
     total = sum(len(keys) for keys in report.unreferenced.values())
     if not dry_run and total and (yes or click.confirm(f"Delete {total} unreferenced objects?")):
-        report = gc(rt.sessions, rt.stores, dry_run=False)
+        report = gc(rt.sessions, rt.stores, dry_run=False, grace=grace)
     if as_json:
         echo_json(dataclasses.asdict(report))
         return
@@ -57,6 +60,8 @@ def storage_gc(kiln: Kiln, dry_run: bool, yes: bool, as_json: bool) -> None:
         click.echo(f"{name}: {len(keys)} unreferenced object(s)")
         for key in keys[:20]:
             click.echo(f"  {'/'.join(key)}")
+    if report.recent:
+        click.echo(f"{report.recent} unreferenced object(s) younger than {grace} s left alone.")
     for media_id, what, key in report.missing:
         click.echo(f"missing: media {media_id} {what} at {'/'.join(key)}")
     if report.deleted:
@@ -97,4 +102,5 @@ def storage_migrate(kiln: Kiln, store: str, target: str, dry_run: bool, delete_o
                    f"'{target}'.")
     else:
         click.echo(f"The {store} store is now on '{target}': {report.copied} copied, {report.already_there} "
-                   f"already there ({report.bytes_copied} bytes), {report.deleted_old} old copies deleted.")
+                   f"already there ({format_size(report.bytes_copied)} copied in all), {report.deleted_old} old "
+                   "copies deleted.")

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kiln.media.models import MediaEntry, Rendition
 from kiln.storage import STORE_NAMES, Stores
+from kiln.storage.base import NoSuchFile
+
+# Bytes are stored before the row that points at them commits (an upload, a rendition): an object
+# this young may belong to a transaction still open, so it is not garbage yet.
+GRACE_SECONDS = 3600
 
 
 @dataclass
 class GcReport:
     unreferenced: dict[str, list[list[str]]] = field(default_factory=dict)
     missing: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (media id, what, key)
+    recent: int = 0  # unreferenced objects younger than the grace period, left alone
     deleted: int = 0
 
 
-def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[int], int]:
+def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[int]]:
     refs: dict[str, set[tuple[str, ...]]] = {name: set() for name in STORE_NAMES}
     for key in session.scalars(select(Rendition.key)):
         refs["public"].add(tuple(key))
@@ -29,23 +36,25 @@ def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[
         refs[store].add(tuple(key))
         if state in ("queued", "processing"):
             busy.add(media_id)
-    newest = session.scalar(select(func.max(MediaEntry.id))) or 0
-    return refs, busy, newest
+    return refs, busy
 
 
 def _owner_id(key: list[str]) -> int | None:
     return int(key[1]) if len(key) >= 2 and key[0] == "entries" and key[1].isdigit() else None
 
 
-def gc(sessions: sessionmaker[Session], stores: Stores, dry_run: bool = True) -> GcReport:
+def gc(sessions: sessionmaker[Session], stores: Stores, dry_run: bool = True,
+       grace: float = GRACE_SECONDS) -> GcReport:
     """Objects no media references, and references with no object.
 
-    Objects of items still being processed, and of ids newer than any committed item (an upload
-    being stored right now), are left alone.
+    Every object no row references is found, whatever its key says (a deleted item's files, files of
+    ids that never committed). Objects of items still being processed, and objects younger than
+    ``grace`` seconds, are left alone.
     """
     report = GcReport()
+    oldest = time.time() - grace
     with sessions() as session:
-        refs, busy, newest = _referenced(session)
+        refs, busy = _referenced(session)
         for rendition in session.scalars(select(Rendition)):
             if not stores.public.exists(rendition.key):
                 report.missing.append((rendition.media_id, rendition.name, list(rendition.key)))
@@ -56,8 +65,13 @@ def gc(sessions: sessionmaker[Session], stores: Stores, dry_run: bool = True) ->
         store = stores.by_name(name)
         orphans = []
         for key in store.iter_keys():
-            owner = _owner_id(key)
-            if tuple(key) in refs[name] or owner in busy or (owner is not None and owner > newest):
+            if tuple(key) in refs[name] or _owner_id(key) in busy:
+                continue
+            try:
+                if store.modified(key) > oldest:
+                    report.recent += 1
+                    continue
+            except NoSuchFile:  # deleted meanwhile
                 continue
             orphans.append(key)
         report.unreferenced[name] = orphans

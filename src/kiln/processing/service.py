@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
@@ -93,6 +94,8 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                 session.commit()
                 continue
             _run_one(rt, session, media, step, defs[step.name], ctx, owner)
+    except _MediaGone:
+        return  # deleted while it was processed: its other steps went with it
     except MediaRejected as exc:  # the original itself no longer identifies: permanent for all steps
         rejected = exc
         _settle_all(session, due, lambda s: ledger.mark_failed(s, "MediaRejected", rejected.code, rejected.message))
@@ -204,6 +207,10 @@ class _LeaseKeeper(threading.Thread):
                 log.exception("lease renewal failed for step %s", self.step_id)
 
 
+class _MediaGone(Exception):
+    """The item was deleted while one of its steps ran: nothing of it may be stored."""
+
+
 def _run_one(
     rt: Runtime, session: Session, media: MediaEntry, step: ProcessingStep, definition: StepDef,
     ctx: StepContext, owner: str,
@@ -212,16 +219,21 @@ def _run_one(
     keeper = _LeaseKeeper(rt, step.id, owner, policy.step_time_limit)
     ctx.report_progress = lambda fraction: setattr(keeper, "progress", fraction)
     keeper.start()
+    stored: list[list[str]] = []
     try:
         result = get_kind(media.kind).run_step(step.name, ctx)
         for produced in result.files:
-            _store_rendition(rt, session, media, produced, definition)
+            stored.append(_store_rendition(rt, session, media, produced, definition))
             ctx.earlier[produced.name] = produced
             if produced.name == "thumbnail":  # every kind's gallery picture gets a blurred placeholder
                 result.metadata.setdefault("blurhash", placeholder(produced.path))
         _apply_metadata(media, result.metadata)
         ledger.mark_done(step)
         step.fingerprint = definition.fingerprint()
+    except _MediaGone:
+        keeper.stop.set()
+        _discard(rt, session, media.id, stored)
+        raise
     except MediaRejected as exc:
         ledger.mark_failed(step, type(exc).__name__, exc.code, exc.message)
     except (TransientFailure, StorageError) as exc:
@@ -235,17 +247,43 @@ def _run_one(
                               "Processing stopped on an unexpected error.")
     finally:
         keeper.stop.set()
-    session.commit()
+    try:
+        session.commit()
+    except SQLAlchemyError:
+        if _exists(rt, media.id):
+            raise
+        _discard(rt, session, media.id, stored)  # deleted between the last check and the commit
+        raise _MediaGone() from None
+
+
+def _exists(rt: Runtime, media_id: int) -> bool:
+    return _current_token(rt, media_id) is not None
+
+
+def _current_token(rt: Runtime, media_id: int) -> str | None:
+    """The item's key token as committed now, None when the item is gone. Read in a session of its
+    own: the step's session may hold a snapshot older than a deletion or a change of visibility."""
+    with rt.sessions() as fresh:
+        return fresh.scalar(select(MediaEntry.key_token).where(MediaEntry.id == media_id))
+
+
+def _discard(rt: Runtime, session: Session, media_id: int, stored: list[list[str]]) -> None:
+    session.rollback()
+    for key in stored:
+        rt.stores.public.delete(key)
+    log.info("media %s was deleted while it was processed; its new files were removed", media_id)
 
 
 def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced: ProducedFile,
-                     definition: StepDef) -> None:
+                     definition: StepDef) -> list[str]:
     spec = next((s for s in definition.renditions if s.name == produced.name), None)
     fingerprint = spec.fingerprint() if spec else definition.fingerprint()
     # The key names the spec, so a reprocess with new settings never overwrites a file in use.
     # The item's key token is part of it, so making the item private can retire every old URL. Read
-    # afresh: the item may have been made private (a new token) while this step ran.
-    token = session.scalar(select(MediaEntry.key_token).where(MediaEntry.id == media.id)) or ""
+    # afresh: the item may have been made private (a new token), or deleted, while this step ran.
+    token = _current_token(rt, media.id)
+    if token is None:
+        raise _MediaGone()
     key = media.rendition_key(f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}", token)
     size = save_local_file(rt.stores.public, key, produced.path)
     existing = session.scalar(select(Rendition).where(Rendition.media_id == media.id,
@@ -261,6 +299,7 @@ def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced:
     existing.size_bytes = size
     existing.spec_fingerprint = fingerprint
     existing.spec = dict(spec.params) if spec else {}
+    return key
 
 
 def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[type-arg]

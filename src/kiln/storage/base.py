@@ -82,6 +82,10 @@ class Storage(Protocol):
 
     def size(self, key: Key) -> int: ...
 
+    def modified(self, key: Key) -> float:
+        """When the file was last written, in seconds since the epoch. Raises NoSuchFile."""
+        ...
+
     def url(self, key: Key) -> str:
         """A URL a browser can fetch the file from: plain for the public store, signed and expiring
         for a private store where the backend supports it; StorageError where it does not."""

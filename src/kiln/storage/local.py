@@ -88,6 +88,12 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
 
+    def modified(self, key: Key) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError as exc:
+            raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+
     def url(self, key: Key) -> str:
         if self.base_url is None:
             raise StorageError(f"The {self.name} store is private and has no URL.")

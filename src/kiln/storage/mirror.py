@@ -44,6 +44,9 @@ class MirroredStorage:
     def size(self, key: Key) -> int:
         return self.primary.size(key)
 
+    def modified(self, key: Key) -> float:
+        return self.primary.modified(key)
+
     def url(self, key: Key) -> str:
         return self.primary.url(key)
 

@@ -108,6 +108,10 @@ class S3Storage:
         head = self._call("check", key, self.client.head_object, Bucket=self.bucket, Key=self._object(key))
         return int(head["ContentLength"])
 
+    def modified(self, key: Key) -> float:
+        head = self._call("check", key, self.client.head_object, Bucket=self.bucket, Key=self._object(key))
+        return float(head["LastModified"].timestamp())
+
     def url(self, key: Key) -> str:
         if self.public_url:
             return self.public_url + "/" + quote(self._object(key))

@@ -95,6 +95,10 @@ class SwiftStorage:
         head = self._call("check", key, self.conn.head_object, self.container, self._object(key))
         return int(head["content-length"])
 
+    def modified(self, key: Key) -> float:
+        head = self._call("check", key, self.conn.head_object, self.container, self._object(key))
+        return float(head["x-timestamp"])
+
     def url(self, key: Key) -> str:
         if not self.public:
             raise StorageError(f"The {self.name} store is private and has no URL.")
