@@ -229,3 +229,84 @@ def test_concurrent_uploads_with_the_same_new_tag(rt, images):
         assert sorted(t.slug for t in session.query(Tag).all()) == ["new", "racy"]
         assert session.query(MediaEntry).count() == 4
         assert all(sorted(t.slug for t in m.tags) == ["new", "racy"] for m in session.query(MediaEntry))
+
+
+def test_titles_over_the_limit_are_refused_with_one_sentence_on_every_path(client, settings, rt, images, kiln):
+    """The form says the limit; the form, the page's uploader, the API, the edit page and the CLI
+    all refuse a longer title with the same sentence, and nothing is stored or cut."""
+    register(client, settings)
+    page = client.get("/upload").text
+    assert re.search(r'<input name="title" maxlength="200"[^>]*aria-describedby="title-hint"', page)
+    assert '<p class="hint" id="title-hint">Up to 200 characters.</p>' in page
+    sentence = "A title can have at most 200 characters; this one has 201. Shorten it and try again."
+    long_title, longest = "word " * 40 + "x", "x" * 200
+
+    form = upload(client, images["plain"], title=long_title)
+    assert form.status_code == 422 and f"{images['plain'].name}: {sentence}" in form.text
+    script = client.post("/upload", data={"csrf_token": csrf(client, "/upload"), "title": long_title},
+                         files={"file": ("a.jpg", images["plain"].read_bytes(), "image/jpeg")},
+                         headers={"Accept": "application/json"})  # what upload.js sends
+    assert script.status_code == 422 and script.json()["error"] == {"code": "title_too_long",
+                                                                    "message": f"a.jpg: {sentence}"}
+    several = upload(client, images["plain"], images["webp"], title="y" * 197)  # "... (1)" would be 201
+    assert several.status_code == 422
+    assert "Each of the 2 files gets a number after the title, so the title can have at most 196 " \
+           "characters; this one has 197." in several.text
+    with rt.sessions() as session:
+        assert session.query(MediaEntry).count() == 0
+
+    assert upload(client, images["plain"], title=longest).status_code == 200  # exactly the limit is fine
+    with rt.sessions() as session:
+        entry = session.query(MediaEntry).one()
+        assert entry.title == longest
+    edit_page = client.get(f"/m/{entry.id}/edit").text
+    assert 'maxlength="200"' in edit_page and "Up to 200 characters." in edit_page
+    edited = form_post(client, f"/m/{entry.id}/edit", {"title": long_title, "license": ""}, page=f"/m/{entry.id}/edit")
+    assert edited.status_code == 422 and sentence in edited.text
+    with rt.sessions() as session:
+        assert session.get(MediaEntry, entry.id).title == longest
+
+    token = re.search(r"kiln_[\w-]+", form_post(client, "/account/tokens", {"name": "t"}, page="/account").text)[0]
+    api = {"Authorization": f"Bearer {token}"}
+    posted = client.post("/api/v1/media", headers=api, data={"title": long_title},
+                         files={"file": ("a.jpg", images["plain"].read_bytes(), "image/jpeg")})
+    assert posted.status_code == 422 and "200 characters" in posted.json()["error"]["message"]
+    patched = client.patch(f"/api/v1/media/{entry.id}", headers=api, json={"title": long_title})
+    assert patched.status_code == 422 and "200 characters" in patched.json()["error"]["message"]
+
+    cli = kiln("addmedia", "alice", str(images["plain"]), "--title", long_title, ok=False)
+    assert cli.exit_code == 1 and sentence in cli.output
+    with rt.sessions() as session:
+        assert session.query(MediaEntry).count() == 1
+
+
+def test_a_title_made_from_a_long_file_name_is_cut_at_a_word(rt, images):
+    from kiln.accounts import services as accounts
+    from kiln.media import services as media_service
+
+    name = "holiday " * 30 + "end.jpg"  # 247 characters
+    with rt.sessions() as session:
+        owner = accounts.create_user(session, "alice", "alice@example.com", "correct horse", verified=True)
+        with images["plain"].open("rb") as fh:
+            entry = media_service.submit(rt, session, owner, fh, name, media_service.MediaFields())
+        assert entry.title == ("holiday " * 24).strip() + "…" and len(entry.title) <= 200
+
+
+def test_sizes_read_in_human_units_on_the_upload_page_the_panel_and_the_cli(client, settings, rt, images, kiln):
+    register(client, settings)
+    page = client.get("/upload").text
+    assert "Your upload limit is 2 GiB." in page and 'data-limit="2147483648"' in page
+    assert 'data-too-large="The file is larger than your 2 GiB upload limit."' in page
+    assert page.index("static/sizes.js") < page.index("static/upload.js")
+    small = Image.new("RGB", (8, 8), (10, 200, 30))
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG")
+    client.post("/upload", data={"csrf_token": csrf(client, "/upload")},
+                files={"file": ("tiny.png", buffer.getvalue(), "image/png")})
+    with rt.sessions() as session:
+        entry = session.query(MediaEntry).one()
+    size = f"{entry.size_bytes} B"  # a few dozen bytes: never "0.0 MB"
+    assert f"tiny.png · {size} · uploaded" in client.get("/panel").text
+    shown = kiln("media", "show", str(entry.id)).output
+    assert re.search(r"thumbnail: \d+x\d+ image/\w+ \d+(\.\d)? (B|KiB) ", shown), shown
+    assert " bytes " not in shown

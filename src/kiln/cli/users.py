@@ -10,6 +10,7 @@ from kiln.accounts import services as accounts
 from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
 from kiln.media import services as media_service
+from kiln.units import format_size
 
 
 @main.command()
@@ -120,9 +121,9 @@ def users_set_upload_limit(kiln: Kiln, username: str, size: str) -> None:
         session.commit()
     if limit is None:
         click.echo(f"{username} now has the site's upload limit "
-                   f"({media_service.format_size(rt.settings.max_upload_bytes)}).")
+                   f"({format_size(rt.settings.max_upload_bytes)}).")
     else:
-        click.echo(f"{username} may now upload up to {media_service.format_size(limit)} ({limit:,} bytes).")
+        click.echo(f"{username} may now upload up to {format_size(limit)} ({limit:,} bytes).")
 
 
 @users.command("show")
@@ -148,4 +149,4 @@ def users_show(kiln: Kiln, username: str, as_json: bool) -> None:
     click.echo(f"{'verified':>13}: {'yes' if data['verified'] else 'no'}")
     click.echo(f"{'banned':>13}: {'yes' if data['banned'] else 'no'}")
     source = "own limit" if data["upload_limit_is_own"] else "the site's max_upload_bytes"
-    click.echo(f"{'upload limit':>13}: {media_service.format_size(limit)} ({source})")
+    click.echo(f"{'upload limit':>13}: {format_size(limit)} ({source})")

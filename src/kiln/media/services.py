@@ -138,12 +138,12 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         check_can_upload(owner)
         found = identify(upload.path, rt.settings, filename=clean_filename(filename) or None)
         kind = get_kind(found.kind)
-        title = (fields.title or "").strip() or _title_from(filename)
+        title = clean_title(fields.title or "") or _title_from(filename)
         license_url = fields.license if fields.license is not None else owner.default_license
         _check_license(license_url)
         visibility = check_visibility(fields.visibility or "public")
         entry = MediaEntry(
-            owner=owner, kind=found.kind, state="queued", title=title[:200],
+            owner=owner, kind=found.kind, state="queued", title=title,
             description=fields.description or "", license=license_url,
             show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
             original_key=[], original_name=clean_filename(filename),
@@ -183,9 +183,38 @@ def clean_filename(filename: str | None) -> str:
     return name[:255]
 
 
+MAX_TITLE = 200  # characters, the size of the column; forms say it (maxlength and a hint)
+
+
+def clean_title(title: str) -> str:
+    """A title someone typed, without the spaces around it. Too long is refused, never cut: every
+    way in (the form, the page's uploader, the API, the CLI) gets the same sentence."""
+    title = title.strip()
+    if len(title) > MAX_TITLE:
+        raise InvalidInput(f"A title can have at most {MAX_TITLE} characters; this one has {len(title)}. "
+                           "Shorten it and try again.", code="title_too_long")
+    return title
+
+
+def numbered_titles(title: str, count: int) -> list[str]:
+    """One title typed for several files at once: each file gets its number ("Beach (2)"). Refused
+    when the numbers would make the titles too long."""
+    room = MAX_TITLE - len(f" ({count})")
+    title = title.strip()
+    if len(title) > room:
+        raise InvalidInput(f"Each of the {count} files gets a number after the title, so the title can have at "
+                           f"most {room} characters; this one has {len(title)}. Shorten it and try again.",
+                           code="title_too_long")
+    return [f"{title} ({number})" for number in range(1, count + 1)]
+
+
 def _title_from(filename: str) -> str:
+    """A title made from the file's name, cut at a word (with "…") when the name is too long."""
     stem = Path(clean_filename(filename)).stem.replace("_", " ").strip()
-    return stem[:200] or "Untitled"
+    if len(stem) > MAX_TITLE:
+        cut = stem[:MAX_TITLE - 1]
+        stem = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
+    return stem or "Untitled"
 
 
 def _check_license(url: str) -> None:
@@ -226,10 +255,10 @@ def check_owner(user: User | None, media: MediaEntry) -> None:
 def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields: MediaFields) -> MediaEntry:
     check_owner(user, media)
     if fields.title is not None:
-        title = fields.title.strip()
+        title = clean_title(fields.title)
         if not title:
             raise InvalidInput("The title cannot be empty.", code="empty_title")
-        media.title = title[:200]
+        media.title = title
     if fields.description is not None:
         media.description = fields.description[:20000]
     if fields.license is not None:

@@ -14,9 +14,11 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from kiln.media.licenses import LICENSES, get_license
+from kiln.media.services import MAX_TITLE
 from kiln.media.text import render_markdown
 from kiln.mediatypes import accepted, placeholder_src
 from kiln.mediatypes.image.camera import camera_details
+from kiln.units import format_size
 from kiln.web.deps import csrf_token, pop_flashes
 
 WEB = Path(__file__).parent
@@ -70,8 +72,9 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     env = templates.env
     env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license,
                        accepted_kinds=accepted, placeholder_src=placeholder_src,
-                       camera_details=camera_details)
+                       camera_details=camera_details, max_title=MAX_TITLE)
     env.filters["markdown"] = render_markdown
+    env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = lambda d: d.strftime("%-d %B %Y, %H:%M UTC") if d else ""
     env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
     return templates

@@ -47,14 +47,20 @@ def _wants_json(request: Request) -> bool:
 
 
 @router.get("/upload", response_class=HTMLResponse)
-def upload_form(request: Request, user: LoggedIn) -> Response:
+def upload_form(request: Request, rt: RT, user: LoggedIn) -> Response:
     """Someone who may not upload yet (email not confirmed) or at all is told so instead of being
     shown a form that would refuse them."""
     try:
         media_service.check_can_upload(user)
     except PermissionDenied as exc:
         return render(request, "upload.html", refused=exc.code, message=exc.message)
-    return render(request, "upload.html")
+    return _form_page(request, rt, user)
+
+
+def _form_page(request: Request, rt: Runtime, user: User, status: int = 200, **context: object) -> Response:
+    """The upload form, which says the sender's size limit (and the longest title, a template global)."""
+    return render(request, "upload.html", status=status, limit=media_service.upload_limit(rt.settings, user),
+                  **context)
 
 
 def upload_csrf(request: Request) -> None:
@@ -90,7 +96,7 @@ async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Respo
     try:
         form = await read_upload(request, rt.settings, limit, max_files=MAX_PAGE_FILES, before_file=csrf_check)
     except (InvalidInput, media_service.TooLarge) as exc:
-        return _refused(request, exc)
+        return _refused(request, rt, user, exc)
     try:
         if csrf_check is not None:
             csrf_check(form.fields)  # a form without files still proves where it came from
@@ -99,10 +105,10 @@ async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Respo
         form.discard()
 
 
-def _refused(request: Request, error: KilnError) -> Response:
+def _refused(request: Request, rt: Runtime, user: User, error: KilnError) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": error.as_dict()}, status_code=error.status)
-    return render(request, "upload.html", status=error.status, errors=[error.message])
+    return _form_page(request, rt, user, status=error.status, errors=[error.message])
 
 
 def _take(request: Request, session: Session, rt: Runtime, user: User, form: UploadForm) -> Response:
@@ -110,12 +116,18 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
                          tags=form.fields.get("tags"), license=form.fields.get("license"),
                          visibility=form.fields.get("visibility"))
     if not form.files:
-        return _refused(request, InvalidInput("Choose at least one file to upload.", code="no_file"))
+        return _refused(request, rt, user, InvalidInput("Choose at least one file to upload.", code="no_file"))
+    titles = None
+    if len(form.files) > 1 and fields.title and fields.title.strip():  # one title for many files: number them
+        try:
+            titles = media_service.numbered_titles(fields.title, len(form.files))
+        except InvalidInput as exc:
+            return _refused(request, rt, user, exc)
     accepted, errors = [], []
     for number, upload_file in enumerate(form.files, 1):
         per_file = MediaFields(**vars(fields))
-        if len(form.files) > 1 and fields.title:  # one title for many files: number them
-            per_file.title = f"{fields.title} ({number})"
+        if titles is not None:
+            per_file.title = titles[number - 1]
         try:
             accepted.append(media_service.submit_spooled(rt, session, user, upload_file.spooled,
                                                          upload_file.filename, per_file))
@@ -132,7 +144,7 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
         messages = [media_service.rejected_message(exc, name) for exc, name in errors]
         if accepted:
             messages.insert(0, f"{len(accepted)} file(s) were accepted and are being processed.")
-        return render(request, "upload.html", status=errors[0][0].status if not accepted else 200, errors=messages)
+        return _form_page(request, rt, user, status=errors[0][0].status if not accepted else 200, errors=messages)
     flash(request, f"Uploaded {len(accepted)} file{'s' if len(accepted) != 1 else ''}. "
                    "They appear in your gallery as soon as processing finishes.", "success")
     return RedirectResponse("/panel", status_code=303)

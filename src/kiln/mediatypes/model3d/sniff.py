@@ -18,6 +18,7 @@ from pathlib import Path
 from kiln.config import ModelSettings
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.model3d.gltf import check_glb, check_gltf
+from kiln.units import format_size
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ def check(path: Path, head: bytes, size: int, fmt: Format, limits: ModelSettings
     """Refuse (MediaRejected) a model that is too large, cut short, empty or points outside itself."""
     if size > limits.max_bytes:
         raise MediaRejected(
-            f"This {fmt.label} file is {size / 1024**2:,.0f} MB; this site accepts 3D models of up to "
-            f"{limits.max_bytes / 1024**2:,.0f} MB.", code="too_large")
+            f"This {fmt.label} file is {format_size(size)}; this site accepts 3D models of up to "
+            f"{format_size(limits.max_bytes)}.", code="too_large")
     if fmt.key == "stl":
         triangles = _check_binary_stl(head, size, limits.max_triangles)
     elif fmt.key == "stl_ascii":

@@ -28,6 +28,7 @@ from typing import Any
 from kiln.config import TextSettings
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.text.sauce import read_sauce
+from kiln.units import format_size
 
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32"),
         (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32"), (b"\xff\xfe", "utf-16-le", "utf-16"),
@@ -65,8 +66,8 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
     """The file's text, or MediaRejected with a sentence saying why it is not acceptable text."""
     size = path.stat().st_size
     if size > settings.max_bytes:
-        raise MediaRejected(f"This text file is {size / 1024:,.0f} KiB; Kiln accepts text files of up to "
-                            f"{settings.max_bytes / 1024:,.0f} KiB.", code="too_large")
+        raise MediaRejected(f"This text file is {format_size(size)}; Kiln accepts text files of up to "
+                            f"{format_size(settings.max_bytes)}.", code="too_large")
     raw = path.read_bytes()
     text, encoding = _decode(raw)
     eof = text.find("\x1a")

@@ -1,15 +1,18 @@
-// Adds a progress bar per file and live processing status to the upload form.
+// Adds a progress bar per file and live processing status to the upload form. Each file shows its
+// size (sizes.js, the same text as the server's) and one over the sender's limit is refused here,
+// with the server's sentence, before a byte is sent.
 // Without JavaScript the form posts all files at once and the server redirects to the panel.
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
   var list = document.getElementById("progress");
-  if (!form || !list || !window.FormData || !window.XMLHttpRequest) return;
+  if (!form || !list || !window.FormData || !window.XMLHttpRequest || !window.Kiln) return;
+  var limit = Number(form.getAttribute("data-limit")) || 0;
 
-  function row(name) {
+  function row(file) {
     var li = document.createElement("li");
     var title = document.createElement("div");
-    title.textContent = name;
+    title.textContent = file.name + " · " + window.Kiln.formatSize(file.size);
     var bar = document.createElement("progress");
     bar.max = 100; bar.value = 0;
     var status = document.createElement("div");
@@ -75,9 +78,14 @@
     if (!files || !files.length) return;
     event.preventDefault();
     list.innerHTML = "";
-    var rows = Array.prototype.map.call(files, function (f) { return [f, row(f.name)]; });
+    var rows = Array.prototype.map.call(files, function (f) { return [f, row(f)]; });
+    var queue = rows.filter(function (job) {
+      if (!limit || job[0].size <= limit) return true;
+      job[1].li.className = "failed";
+      job[1].status.textContent = form.getAttribute("data-too-large");
+      return false;
+    });
     // Two uploads at a time: fast on a good link, fair on a slow one.
-    var queue = rows.slice();
     function next() { var job = queue.shift(); return job ? send(job[0], job[1]).then(next) : Promise.resolve(); }
     Promise.all([next(), next()]).then(function () { form.reset(); });
   });
