@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from kiln.accounts import services as accounts
 
 
@@ -17,6 +18,7 @@ def token_for(client, name="alice", scope="write") -> dict[str, str]:  # type: i
     return {"Authorization": f"Bearer {resp.json()['token']}"}
 
 
+@pytest.mark.db
 def test_token_upload_get_list_patch_delete(client, rt, images):
     make_user(rt)
     auth = token_for(client)
@@ -76,6 +78,7 @@ def test_read_only_tokens_cannot_write_and_others_cannot_touch(client, rt, image
     assert client.delete(f"/api/v1/media/{item['id']}", headers=bob).status_code == 403
 
 
+@pytest.mark.db
 def test_unfinished_media_is_listed_only_for_its_owner(client, rt, images):
     make_user(rt)
     make_user(rt, "bob")
@@ -107,3 +110,21 @@ def test_openapi_schema_documents_every_operation(client):
                    ("/api/v1/media/{media_id}", "delete"), ("/api/v1/media/{media_id}/retry", "post"),
                    ("/api/v1/admin/processing", "get")}
     assert {"MediaOut", "ProcessingOverviewOut"} <= set(schema["components"]["schemas"])
+
+
+def test_an_authorization_header_that_is_not_a_bearer_token_does_not_skip_csrf(client, rt, settings, images):
+    """One method per request: a cookie session stays CSRF-checked whatever else is sent; a Bearer
+    token is the only credential of its request (a bad one is refused, never the cookie's user)."""
+    from tests.conftest import form_post
+
+    make_user(rt)
+    with images["plain"].open("rb") as fh:
+        media_id = client.post("/api/v1/media", headers=token_for(client), files={"file": ("p.jpg", fh)}).json()["id"]
+    form_post(client, "/auth/login", {"username": "alice", "password": "correct horse"})
+    assert client.cookies.get("kiln_session")
+    for header in ("Basic junk", "Digest x", "bearer", "Token abc"):
+        resp = client.delete(f"/api/v1/media/{media_id}", headers={"Authorization": header})
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == "csrf_failed", header
+    resp = client.delete(f"/api/v1/media/{media_id}", headers={"Authorization": "Bearer not-a-token"})
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "bad_token"
+    assert client.get(f"/api/v1/media/{media_id}").status_code == 200

@@ -36,6 +36,7 @@ from kiln.web.deps import (
     SiteURL,
     Throttles,
     Writer,
+    is_bearer,
     site_url,
 )
 from kiln.web.panels import Admin
@@ -43,8 +44,10 @@ from kiln.web.uploads import UploadedFile, read_upload
 
 
 def api_csrf(request: Request) -> None:
-    """A browser calling the API with its login cookie must send X-CSRF-Token; Bearer calls need not."""
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get("authorization"):
+    """A browser calling the API with its login cookie must send X-CSRF-Token; Bearer calls need not.
+    Only a Bearer token exempts a request (it is then authenticated by the token alone, never by the
+    cookie): any other Authorization header (``Basic junk``) leaves the cookie, and so the check, in force."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or is_bearer(request):
         return
     if request.cookies.get(SESSION_COOKIE):
         sent, cookie = request.headers.get("x-csrf-token", ""), request.cookies.get(CSRF_COOKIE, "")
