@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from PIL import Image
 
 from kiln.media.models import MediaEntry
+from kiln.units import format_size
 from tests.conftest import csrf, form_post, register
 
 
@@ -24,6 +26,7 @@ def no_private_metadata(data: bytes) -> None:
     assert b"GPS" not in data and b"TestCam" not in data
 
 
+@pytest.mark.db
 def test_three_photos_at_once_are_published_upright_without_metadata(client, settings, rt, images):
     register(client, settings)
     resp = upload(client, images["camera"], images["plain"], images["flat_png"], tags="holiday, Sea")
@@ -95,6 +98,7 @@ def test_damaged_file_ends_failed_with_a_reason_the_owner_sees(client, settings,
     assert "damaged" not in client.get("/").text
 
 
+@pytest.mark.db
 def test_owner_edits_and_deletes(client, settings, rt, images):
     register(client, settings)
     upload(client, images["plain"], title="First try")
@@ -123,6 +127,7 @@ def test_owner_edits_and_deletes(client, settings, rt, images):
     assert not rt.stores.by_name(store).exists(keys[-1])
 
 
+@pytest.mark.db
 def test_front_page_paginates_newest_first(client, settings, rt, images):
     rt.settings.per_page = 2
     register(client, settings)
@@ -138,6 +143,7 @@ def test_front_page_paginates_newest_first(client, settings, rt, images):
     assert broken.status_code == 422 and "page link is broken" in broken.text
 
 
+@pytest.mark.db
 def test_media_page_shows_exif_summary_and_neighbours(client, settings, rt, images):
     register(client, settings)
     upload(client, images["plain"], images["camera"])
@@ -195,6 +201,7 @@ def client_for(app):  # type: ignore[no-untyped-def]
     return TestClient(app, base_url="http://testserver")
 
 
+@pytest.mark.db
 def test_concurrent_uploads_with_the_same_new_tag(rt, images):
     """Two requests creating the same tag at once must both succeed (a unique-slug race)."""
     import threading
@@ -231,6 +238,7 @@ def test_concurrent_uploads_with_the_same_new_tag(rt, images):
         assert all(sorted(t.slug for t in m.tags) == ["new", "racy"] for m in session.query(MediaEntry))
 
 
+@pytest.mark.db
 def test_titles_over_the_limit_are_refused_with_one_sentence_on_every_path(client, settings, rt, images, kiln):
     """The form says the limit; the form, the page's uploader, the API, the edit page and the CLI
     all refuse a longer title with the same sentence, and nothing is stored or cut."""
@@ -280,6 +288,7 @@ def test_titles_over_the_limit_are_refused_with_one_sentence_on_every_path(clien
         assert session.query(MediaEntry).count() == 1
 
 
+@pytest.mark.db
 def test_a_title_made_from_a_long_file_name_is_cut_at_a_word(rt, images):
     from kiln.accounts import services as accounts
     from kiln.media import services as media_service
@@ -310,3 +319,10 @@ def test_sizes_read_in_human_units_on_the_upload_page_the_panel_and_the_cli(clie
     shown = kiln("media", "show", str(entry.id)).output
     assert re.search(r"thumbnail: \d+x\d+ image/\w+ \d+(\.\d)? (B|KiB) ", shown), shown
     assert " bytes " not in shown
+    # The media page's download link of a published original.
+    form_post(client, f"/m/{entry.id}/edit", {"title": "Tiny", "license": "", "original": "public"},
+              page=f"/m/{entry.id}/edit")
+    with rt.sessions() as session:
+        original = session.get(MediaEntry, entry.id).rendition("original")
+    page = client.get(f"/u/alice/m/{entry.id}").text
+    assert f"8×8, {format_size(original.size_bytes)}" in page and " MB" not in page and " kB" not in page
