@@ -5,12 +5,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import feedparser
+import pytest
 
 from tests.test_api import make_user, token_for
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
+@pytest.mark.db
 def test_site_user_and_tag_feeds_are_valid_atom(client, rt, images):
     make_user(rt)
     auth = token_for(client)
@@ -68,3 +70,28 @@ def test_enclosures_are_the_media_itself_with_length_and_type(client, rt, images
         body = client.get(enclosure.href.removeprefix("http://testserver")).content
         assert int(enclosure.length) == len(body) == named[0]["bytes"] > 0
         assert entry.media_thumbnail[0]["url"] == media["renditions"]["thumbnail"]["url"]
+
+
+def test_control_characters_never_break_a_feed(client, rt, images):
+    """Typed text loses what XML forbids on the way in; what is already stored is cleaned on the way out."""
+    from sqlalchemy import update
+
+    from kiln.accounts.models import User
+    from kiln.media.models import MediaEntry
+
+    make_user(rt)
+    auth = token_for(client)
+    with images["plain"].open("rb") as fh:
+        item = client.post("/api/v1/media", headers=auth, files={"file": ("p.jpg", fh)},
+                           data={"title": "bell\x07 escape\x1b", "tags": "t\x07ag", "description": "d\x0c"}).json()
+    assert item["title"] == "bell escape" and item["tags"] == ["tag"] and item["description"] == "d"
+    with rt.sessions() as session:  # as stored before input was cleaned
+        session.execute(update(MediaEntry).values(title="old\x07title\x1b", description="x\x01y"))
+        session.execute(update(User).values(display_name="Al\x1bice\ufffe"))
+        session.commit()
+    for path in ("/feeds/atom", "/feeds/u/alice/atom", "/feeds/tag/tag/atom"):
+        body = client.get(path).content
+        ET.fromstring(body)  # well-formed
+        feed = feedparser.parse(body)
+        assert not feed.bozo, (path, feed.bozo_exception)
+        assert feed.entries[0].title == "oldtitle" and feed.entries[0].author == "Alice"

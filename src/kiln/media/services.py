@@ -29,6 +29,7 @@ from kiln.processing import ledger
 from kiln.processing.limits import HOST
 from kiln.runtime import Runtime
 from kiln.storage.base import CHUNK, copy_to_local, save_local_file
+from kiln.typed import clean_typed
 from kiln.units import format_size
 
 
@@ -47,15 +48,15 @@ class MediaFields:
     visibility: str | None = None
 
     def __post_init__(self) -> None:
-        """NUL characters mean nothing in text people typed, and PostgreSQL cannot store them."""
+        """Control characters mean nothing in text people typed (see kiln.typed)."""
         for name in ("title", "description", "license", "visibility"):
             value = getattr(self, name)
             if isinstance(value, str):
-                setattr(self, name, value.replace("\x00", ""))
+                setattr(self, name, clean_typed(value))
         if isinstance(self.tags, str):
-            self.tags = self.tags.replace("\x00", "")
+            self.tags = clean_typed(self.tags)
         elif isinstance(self.tags, list):
-            self.tags = [t.replace("\x00", "") if isinstance(t, str) else t for t in self.tags]
+            self.tags = [clean_typed(t) if isinstance(t, str) else t for t in self.tags]
 
 
 def upload_limit(settings: Settings, user: User) -> int:

@@ -14,6 +14,7 @@ from kiln.accounts.models import ApiToken
 from kiln.accounts.throttle import Throttled
 from kiln.errors import InvalidInput, KilnError, NotFound
 from kiln.media.licenses import is_known
+from kiln.typed import clean_typed
 from kiln.web.deps import (
     DB,
     RT,
@@ -237,7 +238,7 @@ def change_profile(request: Request, session: DB, user: LoggedIn, default_licens
     if not is_known(default_license):
         raise InvalidInput("Choose a licence from the list.", code="bad_license")
     user.default_license = default_license
-    user.display_name = display_name.strip()[:100] or user.username
+    user.display_name = clean_typed(display_name).strip()[:100] or user.username
     user.bio = bio[:2000]
     session.commit()
     flash(request, "Profile saved.", "success")

@@ -10,6 +10,7 @@ from kiln.accounts.services import get_user
 from kiln.errors import NotFound
 from kiln.media import services as media_service
 from kiln.media.models import Tag
+from kiln.typed import clean_typed
 from kiln.web.deps import DB, RT, site_url
 
 router = APIRouter(include_in_schema=False)
@@ -29,7 +30,8 @@ def _feed(request: Request, rt, session, query, title: str, page_path: str, feed
         media_url=lambda m: media_service.media_url(base, m), file_url=file_url,
         main_of=media_service.main_rendition,
     )
-    return Response(body, media_type="application/atom+xml; charset=utf-8")
+    # What was stored before input was cleaned may still hold characters XML forbids.
+    return Response(clean_typed(body), media_type="application/atom+xml; charset=utf-8")
 
 
 @router.get("/feeds/atom")
