@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiln.accounts.throttle import Throttle, Throttled
@@ -111,6 +112,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         return respond(request, 422, "invalid", "Some fields are missing or wrong: " + "; ".join(problems))
 
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # PostgreSQL refuses NUL in text: whichever field held one, the sentence is the same.
+        if "NUL" in str(exc.orig):
+            return respond(request, 400, "nul_character", NUL_MESSAGE)
+        return await crash(request, exc)
+
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:  # pragma: no cover - last resort
         log.exception("unhandled error on %s", request.url.path)
@@ -118,11 +126,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+NUL_MESSAGE = "Kiln does not accept NUL characters in text or addresses; remove them and try again."
 
 
 def _install_middleware(app: FastAPI, headers: PageHeaders) -> None:
     @app.middleware("http")
     async def cookies_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
+            return respond(request, 400, "nul_character", NUL_MESSAGE)
         if request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request):
             # Every cookie-carrying write, whichever router it is on, must come from our own pages.
             exc = CsrfFailed("This form came from another site. Go to the page on this site and try again.")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -375,13 +375,21 @@ def encode_cursor(media: MediaEntry) -> str:
     return f"{int(media.published.timestamp() * 1_000_000)}-{media.id}"
 
 
+_CURSOR = re.compile(r"([0-9]{1,17})-([0-9]{1,10})", re.ASCII)
+MAX_ID = 2**31 - 1  # the database's integer column
+
+
 def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
+    """``MICROSECONDS-ID`` as :func:`encode_cursor` writes it; anything else (other digits, numbers
+    past a timestamp or an id) is a broken link, never a database error."""
     if not cursor:
         return None
+    found = _CURSOR.fullmatch(cursor)
     try:
-        micros, media_id = cursor.split("-", 1)
-        when = dt.datetime.fromtimestamp(int(micros) / 1_000_000, dt.UTC)
-        return when, int(media_id)
+        if found is None or not 0 < int(found.group(2)) <= MAX_ID:
+            raise ValueError(cursor)
+        when = dt.datetime.fromtimestamp(int(found.group(1)) / 1_000_000, dt.UTC)
+        return when, int(found.group(2))
     except (ValueError, OverflowError, OSError) as exc:
         raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor") from exc
 
@@ -408,6 +416,17 @@ def unfinished(session: Session, owner_id: int, limit: int) -> list[MediaEntry]:
     return list(session.scalars(select(MediaEntry).where(MediaEntry.owner_id == owner_id,
                                                          MediaEntry.state != "processed")
                                 .order_by(MediaEntry.id.desc()).limit(limit)).unique())
+
+
+def tag_counts(session: Session, by_name: bool = False) -> list[tuple[Tag, int]]:
+    """Every tag with at least one item in ``published_query`` (public and processed: unlisted,
+    private and unfinished items never count), with how many: most used first, or by name."""
+    uses = func.count(media_tags.c.media_id).label("uses")
+    listed = published_query().with_only_columns(MediaEntry.id)
+    query = (select(Tag, uses).join(media_tags, media_tags.c.tag_id == Tag.id)
+             .where(media_tags.c.media_id.in_(listed)).group_by(Tag.id, Tag.slug, Tag.name))
+    query = query.order_by(Tag.slug) if by_name else query.order_by(uses.desc(), Tag.slug)
+    return [(tag, int(count)) for tag, count in session.execute(query)]
 
 
 def page(session: Session, query: Select[tuple[MediaEntry]], cursor: str | None, per_page: int) -> Page:

@@ -287,7 +287,7 @@ def list_media(
             raise InvalidInput(f"Unknown state '{state}'. Known: {', '.join(MEDIA_STATES)}.", code="bad_state")
         if viewer is None or (not viewer.is_admin and (owner is None or owner.id != viewer.id)):
             raise PermissionDenied("Only the owner can list unfinished media; add user=<your name>.")
-        offset = int(cursor) if cursor and cursor.isdigit() else 0
+        offset = int(cursor) if cursor and cursor.isascii() and cursor.isdigit() and len(cursor) < 10 else 0
         items = media_service.list_for_admin(session, owner=owner, state=state, tag=tag, limit=limit,
                                              offset=offset)
         nxt = str(offset + limit) if len(items) == limit else None

@@ -96,7 +96,8 @@ def _item_json(request: Request, media: MediaEntry, status: stats.ItemStatus, ba
 def _with_shown(session: Session, user: User, items: list[MediaEntry], shown: str | None) -> list[MediaEntry]:
     """Add the rows the page already shows (``shown``: comma-separated ids) that left its filter,
     so a row that went from queued to processed under the "Queued" tab is updated, not frozen."""
-    wanted = {int(part) for part in (shown or "").split(",")[:PANEL_LIMIT] if part.strip().isdigit()}
+    wanted = {int(part) for part in (shown or "").split(",")[:PANEL_LIMIT]
+              if part.strip().isascii() and part.strip().isdigit() and len(part.strip()) <= 9}
     missing = wanted - {m.id for m in items}
     if missing:
         items = items + list(session.scalars(select(MediaEntry).where(

@@ -1,0 +1,107 @@
+"""Every parameter of every route, HTML pages included, with hostile values: NUL characters,
+numbers past every integer type, non-ASCII digits, empty and huge strings, traversal and control
+characters. Each must be answered with a 4xx and a sentence (or a normal answer), never a 5xx.
+
+The parameters come from the routes themselves (path, query, form fields and JSON bodies, through
+their dependencies), so a new route or a new parameter is covered without editing this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from tests.conftest import BASE_URL
+from tests.security.conftest import USERNAMES, World
+
+pytestmark = pytest.mark.db
+
+HOSTILE = ("a\x00b", "1-2147483648", "99999999999999999999", "9223372036854775808-1", "١٢٣-٤", "-1", "",
+           "x" * 3000, "../../etc/passwd", "\x07\x1b[31m\u202e", "1e309")
+ROLES = ("anonymous", "owner", "token_write_owner")
+
+
+def _fields(route: Any) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """Path, query and form parameter names, and a JSON body template, of a route and its dependencies."""
+    def walk(dependant: Dependant) -> Iterator[Dependant]:
+        yield dependant
+        for sub in dependant.dependencies:
+            yield from walk(sub)
+
+    parts = list(walk(route.dependant))
+    path = sorted({p.alias for d in parts for p in d.path_params})
+    query = sorted({p.alias for d in parts for p in d.query_params})
+    form: list[str] = []
+    body: dict[str, Any] = {}
+    for param in (p for d in parts for p in d.body_params):
+        annotation = param.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            body = {name: "x" for name in annotation.model_fields}
+        else:
+            form.append(param.alias)
+    return path, query, form, body
+
+
+def _valid(name: str, world: World) -> str:
+    return {"username": USERNAMES["owner"], "media_id": str(world.media["public"]), "slug": "matrix",
+            "name": "thumbnail", "token_id": str(world.spare_token_id), "path": "x.jpg"}.get(name, "x")
+
+
+def _routes(app: FastAPI) -> Iterator[tuple[str, Any]]:
+    """(path template, route) of every API route, through included routers."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield route.path, route
+        elif hasattr(route, "effective_route_contexts"):
+            for context in route.effective_route_contexts():
+                if isinstance(context.original_route, APIRoute):
+                    yield context.path, context
+
+
+def _requests(app: FastAPI, world: World) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for template, route in _routes(app):
+        path_names, query, form, body = _fields(route)
+        for method in sorted(set(route.methods) - {"HEAD"}):
+            for value in HOSTILE:
+                for target in path_names:  # one path parameter hostile at a time, the others valid
+                    url = template
+                    for name in path_names:
+                        url = url.replace("{" + name + "}", quote(value, safe="") if name == target
+                                          else _valid(name, world))
+                    yield method, url, {}
+                base = template
+                for name in path_names:
+                    base = base.replace("{" + name + "}", _valid(name, world))
+                for name in query:  # one at a time: a hostile value must reach the code that reads it
+                    yield method, base, {"params": {name: value}}
+                if form and method != "GET":
+                    yield method, base, {"data": {name: value for name in form}}
+                if body and method != "GET":
+                    yield method, base, {"json": {name: value for name in body}}
+
+
+def test_no_parameter_of_any_route_gives_a_server_error(world: World) -> None:
+    app: FastAPI = world.client.app  # type: ignore[assignment]
+    crashed: list[str] = []
+    checked = 0
+    headers = {role: world.headers(role, writes=True) for role in ROLES}  # one login per role
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        for method, url, kwargs in _requests(app, world):
+            for role in ROLES:
+                if role.startswith("token") and not url.startswith("/api/"):
+                    continue
+                client.cookies.clear()
+                response = client.request(method, url, headers=headers[role], follow_redirects=False, **kwargs)
+                checked += 1
+                if response.status_code >= 500:
+                    crashed.append(f"{role} {method} {url[:80]!r} {str(kwargs)[:80]}: {response.status_code}")
+    assert checked > 1000, checked  # the routes were found
+    assert not crashed, f"{len(crashed)} server errors:\n" + "\n".join(crashed[:40])
