@@ -133,3 +133,20 @@ def test_api_token_requests_need_no_csrf_token(client, settings):
     resp = bare.post("/api/v1/media", headers={"Authorization": f"Bearer {token}", "Origin": "https://evil.example"},
                      files={"file": ("a.txt", b"hello", "text/plain")})
     assert resp.status_code != 403, resp.text
+
+
+def test_head_answers_like_get_without_a_body(client, rt, images):
+    """Feeds, files, pages and the API answer HEAD with GET's status and headers, and no body."""
+    from tests.test_api import make_user, token_for
+
+    make_user(rt)
+    with images["plain"].open("rb") as fh:
+        item = client.post("/api/v1/media", headers=token_for(client), files={"file": ("p.jpg", fh)}).json()
+    thumb = item["renditions"]["thumbnail"]["url"].removeprefix("http://testserver")
+    for path in ("/", "/feeds/atom", f"/u/alice/m/{item['id']}", f"/api/v1/media/{item['id']}", thumb,
+                 "/static/kiln.css", "/u/nobody"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        for name in ("content-type", "etag", "cache-control"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)

@@ -29,6 +29,7 @@ from kiln.web.deps import (
     same_origin,
     secure_cookies,
 )
+from kiln.web.head import HeadAsGet
 from kiln.web.security import PageHeaders
 from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates, render
 
@@ -66,7 +67,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     apidocs.install(app)
     _install_middleware(app, headers=PageHeaders(settings))
     _install_error_handlers(app)
-    app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web)  # outermost
+    app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET whose body is dropped
     return app
 
 
