@@ -1,8 +1,9 @@
 """The photo viewer in a real browser: a photo opens at full size in a modal dialog, Right shows the
 older item and Left the newer, a swipe does the same on a phone, focus stays in the dialog, Escape
-closes it on the page of the item shown, and the download button offers the published original or
-else the picture itself. Without JavaScript the photo is a plain link to the full-size file. A
-private photo's files come through the app's checked route."""
+closes it on the page of the item shown, a neighbour that is not a photo opens as its page, and the
+download button offers the published original or else the picture itself. Without JavaScript the
+photo is a plain link to its largest rendition. A private photo's files come through the app's
+checked route."""
 
 from __future__ import annotations
 
@@ -50,13 +51,15 @@ def test_photo_viewer(browser, live_server, tmp_path):  # type: ignore[no-untype
     context.add_init_script(LISTEN)
     page = context.new_page()
     api = api_user(page, live_server, "vera")
+    (tmp_path / "note.txt").write_text("A note, the oldest item: not a photo.\n")
+    wait_processed(api, [upload(api, tmp_path / "note.txt", title="A note")["id"]])
     colours = [(200, 40, 40), (40, 160, 60), (40, 60, 200)]
     ids = [upload(api, photo(tmp_path, f"p{i}.jpg", c), title=f"Photo {i}")["id"] for i, c in enumerate(colours)]
     secret = upload(api, photo(tmp_path, "secret.jpg", (90, 90, 90)), title="Secret", visibility="private")["id"]
     wait_processed(api, [*ids, secret])
     # Newest first, as the gallery and the pages' neighbour links order them.
     listed = api.get("/api/v1/media", params={"user": "vera"}).json()["items"]
-    newest, middle, oldest = listed
+    newest, middle, oldest, note = listed
     assert api.patch(f"/api/v1/media/{middle['id']}", json={"original": "public"}).status_code == 200
     middle = api.get(f"/api/v1/media/{middle['id']}").json()
 
@@ -86,13 +89,18 @@ def test_photo_viewer(browser, live_server, tmp_path):  # type: ignore[no-untype
     assert saved.status == 200 and saved.headers["content-type"] == "image/jpeg"
     page.keyboard.press("ArrowRight")
     expect(page.locator(".viewer-title")).to_have_text(oldest["title"])
-    expect(page.locator(".viewer-next")).to_be_disabled()  # nothing older
     page.keyboard.press("ArrowLeft")
     expect(page.locator(".viewer-title")).to_have_text(middle["title"])
 
     page.keyboard.press("Escape")  # closes on the page of the item shown
     page.wait_for_url(f"**{path(middle['url'])}")
     expect(page.locator("dialog.viewer")).to_be_hidden()
+
+    page.goto(path(oldest["url"]))  # the next older item is a text: the viewer opens its page
+    page.locator("a[data-viewer]").click()
+    wait_shown(page)
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"**{path(note['url'])}")
 
     page.goto(f"/u/vera/m/{secret}")  # private: through the app's checked route
     assert page.locator("a[data-viewer]").get_attribute("href") == f"/m/{secret}/r/medium"
