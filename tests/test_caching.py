@@ -243,7 +243,7 @@ def _queries(rt: Runtime, client: TestClient, path: str) -> int:
     return len(statements)
 
 
-@pytest.mark.parametrize("path", ["/", "/u/alice", "/tag/sea", "/feeds/atom", "/feeds/u/alice/atom",
+@pytest.mark.parametrize("path", ["/", "/u/alice", "/tag/sea", "/tags", "/feeds/atom", "/feeds/u/alice/atom",
                                   "/feeds/tag/sea/atom", "/api/v1/media?limit=100", "/u/alice/m/{id}"])
 def test_each_list_runs_a_fixed_number_of_queries_whatever_its_length(uncached_rt, path):
     """No N+1: the same page with 2 items and with 40 (owners, renditions and tags included) costs the

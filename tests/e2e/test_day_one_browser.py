@@ -1,12 +1,14 @@
 """What a new person meets on day one, in a real browser against `kiln serve`, on a phone-sized
 screen: the uploader says each file's size as the server would and refuses a file over the limit
-before sending it."""
+before sending it; an owner finds their private items, marked, in their own gallery; visitors find
+the tag index from the menu; the site has an icon."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,7 @@ if not HAVE_CHROMIUM:
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
+from tests.e2e.people import api_user, photo, upload  # noqa: E402
 from tests.e2e.test_kinds_browser import sign_up  # noqa: E402
 
 PHONE = {"width": 390, "height": 844}
@@ -72,3 +75,45 @@ def test_the_uploader_shows_sizes_and_refuses_a_file_over_the_limit_before_sendi
     assert '"id"' in kiln(live_server, "media", "list", "--user", "sizer", "--json")
     assert kiln(live_server, "media", "list", "--user", "sizer").count("\n") == 1
     assert fits(phone)
+
+
+def test_owners_see_their_private_items_marked_and_visitors_find_tags_from_the_menu(browser, phone, live_server,  # type: ignore[no-untyped-def]
+                                                                                  tmp_path):
+    api = api_user(phone, live_server, "tagger")
+    sent = [upload(api, photo(tmp_path, "harbour.jpg", (200, 80, 20), (320, 200)), title="Harbour",
+                   tags="harbour, quay"),
+            upload(api, photo(tmp_path, "diary.jpg", (20, 80, 200), (320, 200)), title="Diary", tags="quay, diary",
+                   visibility="private")]
+    deadline = time.monotonic() + 120
+    while any(api.get(f"/api/v1/media/{item['id']}").json()["state"] != "processed" for item in sent):
+        assert time.monotonic() < deadline, "not processed after 120 s"
+        time.sleep(0.5)
+    phone.goto("/u/tagger")
+    diary = phone.locator("ul.grid li", has_text="Diary")
+    expect(diary.locator(".mark")).to_have_text("Private")
+    assert diary.locator("img.picture").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert "/r/thumbnail" in (diary.locator("img.picture").get_attribute("src") or "")
+    assert fits(phone)
+
+    visitor = browser.new_context(base_url=live_server.url, viewport=PHONE)
+    page = visitor.new_page()
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+    page.goto("/u/tagger")
+    expect(page.locator("ul.grid li")).to_have_count(1)
+    expect(page.locator(".mark")).to_have_count(0)
+    page.get_by_role("link", name="Tags").click()
+    expect(page).to_have_url(live_server.url + "/tags")
+    quay = page.locator(".tag-index a", has_text="quay")
+    expect(quay.locator(".count")).to_have_text("Public items: 1")  # the private one does not count
+    expect(page.locator(".tag-index a", has_text="diary")).to_have_count(0)
+    assert fits(page)
+    quay.click()
+    expect(page.locator("ul.grid li")).to_have_count(1)
+    page.get_by_role("link", name="All tags").click()
+    expect(page).to_have_url(live_server.url + "/tags")
+    for icon in page.locator("link[rel=icon]").evaluate_all("links => links.map(l => l.href)") + ["/favicon.ico"]:
+        answer = page.request.get(icon)
+        assert answer.ok and answer.headers["content-type"].startswith("image/"), icon
+    assert missing == []
+    visitor.close()

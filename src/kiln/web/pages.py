@@ -1,9 +1,9 @@
-"""Public pages: the front page, user galleries, media pages and tag pages."""
+"""Public pages: the front page, user galleries, media pages, tag pages, the tag index, the icon."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy import select
 
 from kiln.accounts.services import get_user
@@ -12,7 +12,7 @@ from kiln.media import services as media_service
 from kiln.media.models import Tag
 from kiln.media.visibility import src_for, visible
 from kiln.web.deps import DB, RT, CurrentUser, RowId
-from kiln.web.templating import render
+from kiln.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
 UNFINISHED_SHOWN = 24  # unfinished items at the top of an owner's own gallery; the panel lists them all
@@ -60,5 +60,20 @@ def tag_page(request: Request, slug: str, session: DB, rt: RT, user: CurrentUser
     if tag is None:
         raise NotFound(f"No media is tagged '{slug}'.")
     page = media_service.page(session, media_service.published_query(tag=slug), before, rt.settings.per_page)
-    return render(request, "index.html", page=page, heading=f"Tagged “{tag.name}”",
+    return render(request, "index.html", page=page, heading=f"Tagged “{tag.name}”", tag=tag,
                   feed_url=f"/feeds/tag/{slug}/atom")
+
+
+@router.get("/tags", response_class=HTMLResponse)
+def tags_index(request: Request, session: DB, user: CurrentUser, sort: str = "uses") -> HTMLResponse:
+    """Every tag on public media with its count, most used first (``?sort=name``: A to Z). The same
+    for every visitor, so the anonymous page cache keeps it."""
+    by_name = sort == "name"
+    return render(request, "tags.html", tags=media_service.tag_counts(session, by_name=by_name), by_name=by_name)
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever a page links (pages link the fingerprinted icons)."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/vnd.microsoft.icon",
+                        headers={"Cache-Control": "public, max-age=86400"})

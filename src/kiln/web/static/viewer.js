@@ -81,6 +81,9 @@
     if (photo.width && photo.height) {
       img.width = Number(photo.width);
       img.height = Number(photo.height);
+    } else {
+      img.removeAttribute("width");
+      img.removeAttribute("height");
     }
     img.alt = photo.title;
     img.src = photo.full;
