@@ -34,6 +34,7 @@ from kiln.web.security import PageHeaders
 from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates, render
 
 log = logging.getLogger(__name__)
+FORM_BODY_LIMIT = 1024 * 1024
 WEB_THREADS = POOL_SIZE // 2  # a request may hold two connections (its session and a throttle counter)
 
 
@@ -57,6 +58,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         docs_url=None,  # web/apidocs.py serves the docs page and its files itself
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # Forms and JSON bodies: counted as they arrive (413 past it), before any route reads them.
+        # The two upload routes stream their bodies themselves, up to each person's upload limit.
+        max_body_size=FORM_BODY_LIMIT,
     )
     app.state.runtime = rt
     app.state.throttle = Throttle(settings.security, rt.sessions)
@@ -101,7 +105,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         messages = {404: "There is nothing here. The page may have been deleted, or the link is wrong.",
-                    405: "That action is not available here."}
+                    405: "That action is not available here.",
+                    413: "That request is too large. Forms and API calls are limited to 1 MiB; files go "
+                         "through the upload page or POST /api/v1/media."}
         message = messages.get(exc.status_code, str(exc.detail))
         return respond(request, exc.status_code, "not_found" if exc.status_code == 404 else "http_error",
                        message)

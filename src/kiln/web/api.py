@@ -40,7 +40,7 @@ from kiln.web.deps import (
     site_url,
 )
 from kiln.web.panels import Admin
-from kiln.web.uploads import UploadedFile, read_upload
+from kiln.web.uploads import STREAMED, UploadedFile, read_upload
 
 
 def api_csrf(request: Request) -> None:
@@ -238,7 +238,7 @@ UPLOAD_BODY: dict[str, Any] = {"required": True, "content": {"multipart/form-dat
 
 
 @router.post("/media", response_model=MediaOut, status_code=202, responses=ERRORS,
-             openapi_extra={"requestBody": UPLOAD_BODY})
+             openapi_extra={"requestBody": UPLOAD_BODY}, max_body_size=STREAMED)
 async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
     """Upload one file. Answers as soon as it is stored; processing continues in the background.
     A file larger than the sender's upload limit is refused with 413 before it is read whole

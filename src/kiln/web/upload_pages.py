@@ -30,7 +30,7 @@ from kiln.web.deps import (
     site_url,
 )
 from kiln.web.templating import render
-from kiln.web.uploads import UploadForm, read_upload
+from kiln.web.uploads import STREAMED, UploadForm, read_upload
 
 # Every route but the upload checks CSRF from the parsed form; the upload checks it without reading
 # the body first (upload_csrf), so it must not have check_csrf, which parses the whole form.
@@ -84,7 +84,7 @@ def _csrf_field_check(request: Request) -> Callable[[dict[str, str]], None] | No
     return check
 
 
-@router.post("/upload", dependencies=[Depends(upload_csrf)])
+@router.post("/upload", dependencies=[Depends(upload_csrf)], max_body_size=STREAMED)
 async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Response:
     """The body is read only once the sender is known and allowed, and only up to their limit."""
     media_service.check_can_upload(user)

@@ -31,6 +31,9 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS_BYTES = 256 * 1024
 MAX_PARTS = 100
 ENVELOPE = 1024 * 1024
+# The framework's own body limit for the two upload routes: none of its own, since read_upload
+# counts the body against the sender's limit (a number, as FastAPI takes no "unlimited" per route).
+STREAMED = 2**62
 
 
 class UploadInterrupted(KilnError):
