@@ -15,6 +15,8 @@ from kiln.media.models import MediaEntry
 from kiln.mediatypes import get_kind
 from kiln.processing.service import process_media
 
+pytestmark = pytest.mark.db
+
 
 def _upload(rt, images, visibility: str) -> int:  # type: ignore[no-untyped-def]
     with rt.sessions() as session:

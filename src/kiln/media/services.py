@@ -26,6 +26,7 @@ from kiln.media.visibility import change_visibility, check_visibility, rendition
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected
 from kiln.processing import ledger
+from kiln.processing.admission import ring_bells
 from kiln.processing.limits import HOST
 from kiln.runtime import Runtime
 from kiln.storage.base import CHUNK, copy_to_local, save_local_file
@@ -168,7 +169,9 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         raise
     finally:
         upload.path.unlink(missing_ok=True)
-    rt.dispatcher.ring(entry.id, entry.kind, "new")
+    # Stored and committed: the upload is taken whatever the broker does now. A bell that cannot be
+    # rung is rung again by the sweeper, so a client never sees an error that invites a duplicate.
+    ring_bells(rt, {entry.id: (entry.kind, "new")})
     return entry
 
 

@@ -66,5 +66,6 @@ def ring_bells(rt: Runtime, ring: dict[int, tuple[str, str]]) -> None:
     for media_id, (kind, reason) in ring.items():
         try:
             rt.dispatcher.ring(media_id, kind, reason)
-        except Exception:
-            log.exception("could not ring the bell for media %s", media_id)
+        except Exception as exc:  # the broker is down or hung: the work waits in the ledger
+            log.warning("could not ring the bell for media %s (%s); the sweeper will ring it again",
+                        media_id, exc)

@@ -63,6 +63,11 @@ def make_celery(settings: Settings) -> Celery:
         task_default_routing_key=lane("image", "new"),
         task_default_queue=lane("image", "new"),
         broker_connection_retry_on_startup=True,
+        # A bell is rung from a web request: with the broker down or hung it must fail within seconds
+        # (the ledger keeps the work and the sweeper rings again), not hold the request.
+        broker_connection_timeout=2,
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
+                                   "interval_max": 0.5},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         result_backend=None,

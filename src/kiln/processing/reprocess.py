@@ -37,7 +37,7 @@ from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import get_kind, kinds
 from kiln.mediatypes.base import Identified, MediaKind, StepDef
 from kiln.processing import ledger
-from kiln.processing.admission import ring_due
+from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.models import ProcessingStep
 from kiln.processing.service import process_media
 from kiln.runtime import Runtime
@@ -353,8 +353,7 @@ def request_pairs(rt: Runtime, wanted: Mapping[int, set[str] | None], reason: st
                     busy.append(media.id)
             session.commit()
         if reason == "retry":
-            for media_id, kind_name in rung:
-                rt.dispatcher.ring(media_id, kind_name, "retry")
+            ring_bells(rt, {media_id: (kind_name, "retry") for media_id, kind_name in rung})
     if reason == "reprocess" and touched_ids:
         ring_due(rt)
     return {"reason": reason, "media_ids": touched_ids, "steps": count, "busy": busy}
