@@ -106,6 +106,7 @@ def flaky_thumbnail(monkeypatch):  # type: ignore[no-untyped-def]
 
 # The owner's panel ------------------------------------------------------------------------------
 
+@pytest.mark.db
 def test_a_damaged_file_shows_its_reason_and_retry_runs_it_again(rt, images):
     make_user(rt, "alice")
     bad = submit(rt, "alice", images["truncated"], "Broken")
@@ -134,6 +135,7 @@ def test_a_damaged_file_shows_its_reason_and_retry_runs_it_again(rt, images):
     assert as_json.status_code == 409 and as_json.json()["ok"] is False
 
 
+@pytest.mark.db
 def test_a_permanent_failure_is_published_after_retry_once_the_cause_is_gone(rt, images, monkeypatch):
     kind = get_kind("image")
     real = kind.run_step
@@ -157,6 +159,7 @@ def test_a_permanent_failure_is_published_after_retry_once_the_cause_is_gone(rt,
     assert {s.state for s in steps_of(rt, media_id).values()} == {"done"}
 
 
+@pytest.mark.db
 def test_a_passing_failure_shows_the_retry_time_and_retry_now_brings_it_back(queued_rt, images,
                                                                           flaky_thumbnail):
     make_user(queued_rt, "alice")
@@ -186,6 +189,7 @@ def test_a_passing_failure_shows_the_retry_time_and_retry_now_brings_it_back(que
     assert "Published" in cells and "Retry now" not in cells
 
 
+@pytest.mark.db
 def test_queue_position_and_progress(queued_rt, images):
     make_user(queued_rt, "alice")
     make_user(queued_rt, "bob")
@@ -231,6 +235,7 @@ def test_queue_position_and_progress(queued_rt, images):
     assert [(i["id"], i["phase"]) for i in shown["items"]] == [(third, "done"), (first, "done")]  # not bob's
 
 
+@pytest.mark.db
 def test_panel_filters_by_state(rt, images):
     make_user(rt, "alice")
     bad = submit(rt, "alice", images["truncated"])
@@ -245,6 +250,7 @@ def test_panel_filters_by_state(rt, images):
 
 # Permissions ------------------------------------------------------------------------------------
 
+@pytest.mark.db
 def test_only_the_owner_or_an_admin_may_see_and_retry(rt, images):
     make_user(rt, "alice")
     make_user(rt, "bob")
@@ -259,7 +265,10 @@ def test_only_the_owner_or_an_admin_may_see_and_retry(rt, images):
     assert denied.status_code == 401
     bob = login(rt, "bob")
     assert f'data-media="{bad}"' not in bob.get("/panel").text
-    assert post_retry(bob, bad).status_code == 403
+    # An unfinished item of someone else's answers as a missing one does: it does not exist for bob.
+    assert post_retry(bob, bad).status_code == post_retry(bob, 2**31 - 1).status_code == 404
+    assert bob.get(f"/m/{bad}/status").status_code == bob.get(f"/m/{2**31 - 1}/status").status_code == 404
+    assert bob.get(f"/m/{bad}/edit").status_code == 404
     assert bob.get("/admin/processing").status_code == 403
     assert "Admin</a>" not in bob.get("/panel").text
     root = login(rt, "root")
@@ -277,6 +286,7 @@ def test_only_the_owner_or_an_admin_may_see_and_retry(rt, images):
     assert api.get("/api/v1/admin/processing", headers=token(api, "root", "read")).status_code == 200
 
 
+@pytest.mark.db
 def test_api_retry_returns_the_media_with_its_steps(rt, images, monkeypatch):
     kind = get_kind("image")
     real = kind.run_step
@@ -321,6 +331,7 @@ def mixed(queued_rt, images, flaky_thumbnail):  # type: ignore[no-untyped-def]
     return ids
 
 
+@pytest.mark.db
 def test_admin_panel_counts_states_failures_lanes_and_stuck_items(queued_rt, mixed):
     with queued_rt.sessions() as session:  # the queued item's bell was rung long ago and never answered
         for step in ledger.steps_of(session, mixed["queued"]):
@@ -377,6 +388,7 @@ def normalise(value):  # type: ignore[no-untyped-def]
     return value
 
 
+@pytest.mark.db
 def test_bulk_retry_by_code_and_for_everything(queued_rt, mixed, images):
     make_user(queued_rt, "carol")
     other = submit(queued_rt, "carol", images["truncated"], "Also damaged")
@@ -402,6 +414,7 @@ def test_bulk_retry_by_code_and_for_everything(queued_rt, mixed, images):
     assert re.search(r'<tr data-code="corrupt">.*?<td class="num">2</td>', page)
 
 
+@pytest.mark.db
 def test_retrying_many_items_rings_once_each(rt, images):
     make_user(rt, "root", admin=True)
     ids = [submit(rt, "root", images["truncated"], f"Bad {n}") for n in range(5)]
@@ -438,6 +451,7 @@ def _depths(rt: Runtime) -> dict[str, stats.LaneDepth]:
         return {lane.name: lane for lane in admin_overview(rt, session).lanes}
 
 
+@pytest.mark.db
 def test_queue_depth_from_the_embedded_broker(broker_rt, images):
     make_user(broker_rt, "alice")
     first = submit(broker_rt, "alice", images["plain"])

@@ -19,6 +19,8 @@ from fastapi.testclient import TestClient
 from tests.conftest import BASE_URL
 from tests.security.conftest import HAS_VISIBILITY, PASSWORD, ROLES, USERNAMES, World
 
+pytestmark = pytest.mark.db
+
 # Roles that behave alike. A banned user's login cookie is ignored, so they are anonymous.
 GROUPS: dict[str, tuple[str, ...]] = {
     "anon": ("anonymous", "banned"),
@@ -128,7 +130,8 @@ CASES: list[Case] = [
     Case("GET", "/m/{media_id}/status", OWNER_PAGE),
     Case("GET", "/panel", GET_LOGGED_IN),
     Case("GET", "/panel.json", GET_LOGGED_IN),
-    Case("POST", "/m/{media_id}/retry", OWNER_FORM_POST, target="failed"),
+    # A failed item is unfinished: to others it does not exist, exactly like a missing id (404, not 403).
+    Case("POST", "/m/{media_id}/retry", E(404, anon=401, owner=303, admin=303), target="failed"),
     Case("GET", "/admin/processing", E(403, anon=303, admin=200)),
     Case("POST", "/admin/processing/retry", E(403, anon=401, admin=303)),
     # The API

@@ -22,7 +22,7 @@ from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags
 from kiln.media.text import parse_tags
-from kiln.media.visibility import change_visibility, check_visibility, rendition_src
+from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected
 from kiln.processing import ledger
@@ -248,10 +248,11 @@ def _tags(session: Session, raw: str | list[str] | None) -> list[Tag]:
 
 
 def check_owner(user: User | None, media: MediaEntry) -> None:
-    """Only the owner or an admin may change an item. To anyone else a private item does not exist:
-    404, never 403, which would tell them it does."""
+    """Only the owner or an admin may change an item. To anyone who may not see it (a private or an
+    unfinished item) it does not exist: 404, the same as for a missing id, never 403, which would
+    tell them it does."""
     if user is None or (user.id != media.owner_id and not user.is_admin):
-        if media.visibility == "private":
+        if not visible(media, user):
             raise NotFound("There is no such media. It may have been deleted.")
         raise PermissionDenied("Only the owner of this media (or an admin) can change it.")
 
