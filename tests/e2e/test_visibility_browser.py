@@ -39,7 +39,7 @@ def register(page: Page, live_server, name: str) -> None:  # type: ignore[no-unt
     page.fill("input[name=email]", f"{name}@example.com")
     page.fill("input[name=password]", "correct horse battery")
     page.get_by_role("button", name="Create account").click()
-    expect(page.locator(".notice.info")).to_contain_text(f"{name}@example.com")
+    expect(page.locator(".notice.confirm")).to_contain_text(f"{name}@example.com")
     page.goto(live_server.mail_links("/auth/verify")[-1])
     expect(page.locator(".notice.success")).to_contain_text("confirmed")
 
@@ -72,8 +72,11 @@ def test_a_private_photo_is_404_for_everyone_but_its_owner(browser, live_server,
     original = owner.get_by_role("link", name="Download the original").get_attribute("href")
     assert original == f"/m/{media_id}/r/original"
     assert owner.request.get(original).status == 200
-    owner.goto("/u/olga")
-    expect(owner.locator("ul.grid li")).to_have_count(0)  # in no gallery, not even the owner's
+    owner.goto("/u/olga")  # only in the owner's own view of their gallery, marked, through the checked route
+    expect(owner.locator("ul.grid li .mark")).to_have_text("Private")
+    thumb = owner.locator("ul.grid img.picture")
+    expect(thumb).to_have_attribute("src", f"/m/{media_id}/r/thumbnail")
+    assert thumb.evaluate("img => img.complete && img.naturalWidth > 0"), "the owner's thumbnail did not load"
 
     urls = [media_path, old_medium, old_thumb, f"/m/{media_id}/r/medium", f"/m/{media_id}/r/thumbnail", original,
             f"/api/v1/media/{media_id}"]
