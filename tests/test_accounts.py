@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from kiln.accounts.models import EmailToken, LoginSession, User
 from kiln.db.base import utcnow
 from tests.conftest import BASE_URL, csrf, form_post, last_link, mails, register
+
+pytestmark = pytest.mark.db
 
 RESEND_FORM = re.compile(r'<form method="post" action="/auth/resend"[^>]*>\s*'
                          r'<input type="hidden" name="csrf_token" value="[^"]+">\s*'
@@ -265,3 +268,41 @@ def test_confirmation_links_say_what_is_true_and_offer_the_next_step(client, set
     assert broken.status_code == 400 and 'href="/auth/login?next=/upload"' in broken.text
     for page in (used, broken):
         assert "alice" not in page.text and not RESEND_FORM.search(page.text)
+
+
+def test_a_reset_revokes_every_api_token_and_a_change_offers_to(client, settings, rt):
+    """A reset is how a person takes back an account someone else may hold: sessions and API tokens
+    end, and the mail says so. A password change keeps tokens unless asked to revoke them."""
+    from tests.test_api import token_for
+
+    register(client, settings)
+    form_post(client, "/auth/logout", {}, page="/")
+    kept = token_for(client, "alice")
+    assert client.get("/api/v1/media", headers=kept).status_code == 200
+    form_post(client, "/auth/login", {"username": "alice", "password": "correct horse"})
+    form_post(client, "/account/password", {"current": "correct horse", "password": "second password"},
+              page="/account")
+    assert client.get("/api/v1/media?user=alice&state=queued", headers=kept).status_code == 200  # kept
+    form_post(client, "/auth/logout", {}, page="/")
+    stolen = {"Authorization": kept["Authorization"]}
+    form_post(client, "/auth/forgot", {"email": "alice@example.com"})
+    assert "revokes all of its API tokens" in mails(settings)[-1]["body"]
+    link = last_link(settings, "/auth/reset")
+    done = form_post(client, "/auth/reset", {"token": link.split("token=")[1], "password": "third password"},
+                     page=link)
+    assert "API token" in done.text
+    refused = client.get("/api/v1/media?user=alice&state=queued", headers=stolen)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "bad_token"
+    # On the account page, revoking is offered with a change of password.
+    from kiln.accounts import services as accounts
+
+    with rt.sessions() as session:
+        second = {"Authorization": "Bearer " + accounts.create_api_token(
+            session, accounts.get_user(session, "alice"), "laptop", "read")}
+        session.commit()
+    form_post(client, "/auth/login", {"username": "alice", "password": "third password"})
+    assert 'name="revoke_tokens"' in client.get("/account").text
+    changed = form_post(client, "/account/password", {"current": "third password", "password": "fourth password",
+                                                      "revoke_tokens": "true"}, page="/account")
+    assert "API tokens were revoked" in changed.text
+    assert client.get("/api/v1/media?user=alice&state=queued", headers=second).status_code == 401

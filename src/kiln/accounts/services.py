@@ -24,10 +24,11 @@ from kiln.accounts.models import (
     User,
     UserPrivilege,
 )
+from kiln.config import SecuritySettings
 from kiln.db.base import utcnow
 from kiln.errors import Conflict, InvalidInput, KilnError, NotFound
 
-HASHER = PasswordHasher()  # Argon2id with the library's current recommended parameters
+HASHER = PasswordHasher()  # Argon2id; build_runtime applies the site's costs (use_password_costs)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,29}$")
 RESERVED = {"admin", "api", "auth", "static", "media", "u", "tag", "tags", "upload", "feeds", "panel", "kiln"}
 SESSION_DAYS = 30
@@ -132,14 +133,19 @@ def grant(user: User, privilege: str) -> None:
         user.privileges.append(UserPrivilege(name=privilege))
 
 
-def set_password(session: Session, user: User, password: str) -> None:
+def set_password(session: Session, user: User, password: str, revoke_tokens: bool = False) -> int:
     """Set a new password, end every login session of the user (they must log in again) and void
-    reset links still in their mailbox."""
+    reset links still in their mailbox; with ``revoke_tokens``, delete their API tokens too.
+    Returns how many tokens were revoked."""
     check_new_password(password)
     user.password_hash = hash_password(password)
     session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    revoked = 0
+    if revoke_tokens:
+        revoked = session.execute(delete(ApiToken).where(ApiToken.user_id == user.id)).rowcount or 0
     session.execute(update(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == "reset",
                                              EmailToken.used.is_(None)).values(used=utcnow()))
+    return revoked
 
 
 # Emailed one-time tokens ----------------------------------------------------------------------
@@ -208,13 +214,16 @@ def request_reset(session: Session, mailer: Mailer, base_url: str, site: str, em
     mailer.send(user.email, f"Reset your {site} password",
                 f"Hello {user.username},\n\nsomeone asked to reset your password. Choose a new one here:\n\n"
                 f"{base_url.rstrip('/')}/auth/reset?token={token}\n\n"
-                f"The link works once and for {RESET_HOURS} hour. If it was not you, ignore this mail.\n")
+                f"The link works once and for {RESET_HOURS} hour. If it was not you, ignore this mail.\n\n"
+                "A password set through this link logs your account out everywhere and revokes all of its "
+                "API tokens (in case someone else has them); make new tokens on your account page after.\n")
 
 
 def reset_password(session: Session, token: str, password: str) -> User:
     check_new_password(password)
     user, _row = consume_email_token(session, token, "reset")
-    set_password(session, user, password)
+    # A reset is the way back into an account someone else may hold: nothing of theirs stays valid.
+    set_password(session, user, password, revoke_tokens=True)
     grant(user, "active")  # following the mailed link proves the address
     return user
 
@@ -236,6 +245,16 @@ def authenticate(session: Session, name_or_email: str, password: str) -> User:
 
 
 _DUMMY_HASH = HASHER.hash("kiln-timing-equaliser")
+
+
+def use_password_costs(security: SecuritySettings) -> None:
+    """Hash passwords with the site's Argon2id costs from now on (``security.password_*``). The dummy hash
+    that unknown names are checked against is re-made with them, so both answers still take as long."""
+    global HASHER, _DUMMY_HASH
+    if (HASHER.time_cost, HASHER.memory_cost) == (security.password_time_cost, security.password_memory_kib):
+        return
+    HASHER = PasswordHasher(time_cost=security.password_time_cost, memory_cost=security.password_memory_kib)
+    _DUMMY_HASH = HASHER.hash("kiln-timing-equaliser")
 
 
 def _burn(password: str) -> None:

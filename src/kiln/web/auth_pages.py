@@ -185,7 +185,8 @@ def reset(request: Request, session: DB, token: Text, password: Text) -> Respons
         session.rollback()
         return render(request, "reset.html", status=exc.status, token=token, error=exc.message,
                       link_failed=isinstance(exc, accounts.BadToken))
-    flash(request, f"Your password is changed, {user.username}. Log in with the new one.", "success")
+    flash(request, f"Your password is changed, {user.username}. Every login and API token of your account "
+                   "was ended; log in with the new password.", "success")
     return RedirectResponse("/auth/login", status_code=303)
 
 
@@ -202,17 +203,19 @@ def _account_page(request: Request, session: DB, user: LoggedIn, status: int = 2
 
 
 @router.post("/account/password")
-def change_password(request: Request, session: DB, user: LoggedIn, current: Text, password: Text) -> Response:
+def change_password(request: Request, session: DB, user: LoggedIn, current: Text, password: Text,
+                    revoke_tokens: Annotated[bool, Form()] = False) -> Response:
     if not accounts.check_password(user, current):
         return _account_page(request, session, user, status=400, error="Your current password is wrong.")
     try:
-        accounts.set_password(session, user, password)
+        revoked = accounts.set_password(session, user, password, revoke_tokens=revoke_tokens)
         token = accounts.start_session(session, user)
         session.commit()
     except KilnError as exc:
         session.rollback()
         return _account_page(request, session, user, status=exc.status, error=exc.message)
-    flash(request, "Your password is changed. Other devices were logged out.", "success")
+    flash(request, "Your password is changed. Other devices were logged out"
+                   + (" and your API tokens were revoked." if revoked else "."), "success")
     return _login_response(request, request.app.state.runtime, token, "/account")
 
 
