@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Set up the test environment (.venv with the test extras) and run the whole suite on SQLite.
-# With KILN_TEST_DATABASE_URL set (a PostgreSQL URL), the suite runs a second time on PostgreSQL.
-# Extra arguments go to pytest.
+# Set up the test environment (.venv with the test extras) and run the whole suite on SQLite, on several
+# processes (pytest-xdist; KILN_TEST_JOBS=N to choose how many, 0 for one process, e.g. with --pdb).
+# With KILN_TEST_DATABASE_URL set (a PostgreSQL URL), the tests marked `db` (those whose outcome could
+# differ on PostgreSQL, see pyproject.toml) run a second time, on PostgreSQL.
+# Extra arguments go to pytest in both runs; a `-m EXPR` of yours is combined with `db` in the second.
+# The exit status is non-zero when either run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
@@ -16,9 +19,35 @@ if ! curl -fs -o /dev/null "${KILN_TEST_SWIFT_URL:-http://127.0.0.1:8080}/info" 
   echo "NOTE: Swift/S3 storage tests will be SKIPPED: no Swift at ${KILN_TEST_SWIFT_URL:-http://127.0.0.1:8080}"
   echo "      (start one with: ../shared/services/swift.sh start /tmp/kiln-swift 8080)."
 fi
-echo "== test suite on SQLite"
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
-if [ -n "${KILN_TEST_DATABASE_URL:-}" ]; then
-  echo "== test suite on PostgreSQL (${KILN_TEST_DATABASE_URL%%@*}@...)"
-  .venv/bin/python -m pytest -p no:cacheprovider "$@"
+
+# Four processes on two cores: many tests wait on subprocesses, servers and the browser.
+jobs=${KILN_TEST_JOBS:-4}
+parallel=()
+if [ "$jobs" != 0 ]; then
+  parallel=(-n "$jobs" --dist loadfile)  # a module's tests share one process and its module fixtures
 fi
+
+# The PostgreSQL run's arguments: yours, with `-m EXPR` turned into `-m "db and (EXPR)"`.
+pg_args=() marked=""
+for (( i = 1; i <= $#; i++ )); do
+  if [ "${!i}" = -m ] && [ "$i" -lt $# ]; then
+    i=$((i + 1)); marked="db and (${!i})"; pg_args+=(-m "$marked")
+  else
+    pg_args+=("${!i}")
+  fi
+done
+[ -n "$marked" ] || pg_args+=(-m db)
+
+status=0
+echo "== test suite on SQLite"
+started=$SECONDS
+# This run never uses PostgreSQL, even when the caller set the URL for the second one.
+env -u KILN_TEST_DATABASE_URL .venv/bin/python -m pytest -p no:cacheprovider "${parallel[@]}" "$@" || status=$?
+echo "== SQLite run: $((SECONDS - started)) s"
+if [ -n "${KILN_TEST_DATABASE_URL:-}" ]; then
+  echo "== tests marked db on PostgreSQL (${KILN_TEST_DATABASE_URL%%@*}@...)"
+  started=$SECONDS
+  .venv/bin/python -m pytest -p no:cacheprovider "${parallel[@]}" "${pg_args[@]}" || status=$?
+  echo "== PostgreSQL run: $((SECONDS - started)) s"
+fi
+exit "$status"

@@ -1,13 +1,29 @@
 """Shared fixtures: a migrated database (SQLite, or PostgreSQL when KILN_TEST_DATABASE_URL is set),
-settings in a temporary data directory, a runtime that processes inline, and a web client."""
+settings in a temporary data directory, a runtime that processes inline, and a web client.
+
+Contracts for tests (scripts/test.sh runs the suite on several xdist workers, then the tests marked
+``db`` a second time on PostgreSQL):
+
+- Mark ``db`` every test whose outcome could differ between SQLite and PostgreSQL: see the marker's
+  description in pyproject.toml.
+- Passwords are hashed with cheap Argon2id costs, set through Kiln's own settings (the environment
+  below, inherited by `kiln serve` subprocesses); a test about hashing itself is marked
+  ``deployed_password_costs`` and gets Kiln's defaults.
+- A test owns its ports (``free_port()``), folders (``tmp_path``), databases (``db_url``,
+  ``fresh_database``) and Swift containers (a random prefix): workers run side by side.
+- Generated files shared by many tests come from the session fixtures below (``images``,
+  ``samples``, ``hostile``), made once per run for all workers; tests must not change them.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
 from pathlib import Path
@@ -26,6 +42,18 @@ from kiln.runtime import Runtime, build_runtime
 
 PG_URL = os.environ.get("KILN_TEST_DATABASE_URL")
 BASE_URL = "http://testserver"
+# Argon2id at its lowest costs: ~1 ms a hash instead of ~0.1 s (KILN_SECURITY__* are Kiln's settings).
+CHEAP_PASSWORD_COSTS = {"KILN_SECURITY__PASSWORD_TIME_COST": "1", "KILN_SECURITY__PASSWORD_MEMORY_KIB": "1024"}
+for _name, _value in CHEAP_PASSWORD_COSTS.items():
+    os.environ.setdefault(_name, _value)
+
+
+@pytest.fixture(autouse=True)
+def _deployed_password_costs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked ``deployed_password_costs`` build their settings with Kiln's default costs."""
+    if request.node.get_closest_marker("deployed_password_costs"):
+        for name in CHEAP_PASSWORD_COSTS:
+            monkeypatch.delenv(name, raising=False)
 
 
 @contextmanager
@@ -180,13 +208,31 @@ def _fixture_module(kind: str):  # type: ignore[no-untyped-def]
     return import_module("tests.fixtures_images" if kind == "image" else f"tests.fixtures_{kind}")
 
 
+def made_for_the_run(tmp_path_factory: pytest.TempPathFactory, name: str,
+                     make: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
+    """``make(folder)``, run once per test run however many xdist workers ask: the first one makes the
+    files under a lock in the folder the workers share and lists them; the others wait and read the list."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "made"
+    shared.mkdir(exist_ok=True)
+    listing = shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not listing.exists():
+            (shared / name).mkdir(exist_ok=True)
+            made = make(shared / name)
+            listing.write_text(json.dumps({key: str(path) for key, path in made.items()}))
+        return {key: Path(path) for key, path in json.loads(listing.read_text()).items()}
+
+
 def _made_once(tmp_path_factory: pytest.TempPathFactory, maker: str):  # type: ignore[no-untyped-def]
-    """``get(kind)``: ``tests/fixtures_<kind>.py``'s ``maker`` run once per session per kind."""
+    """``get(kind)``: ``tests/fixtures_<kind>.py``'s ``maker`` run once per test run per kind."""
     made: dict[str, dict[str, Path]] = {}
 
     def get(kind: str) -> dict[str, Path]:
         if kind not in made:
-            made[kind] = getattr(_fixture_module(kind), maker)(tmp_path_factory.mktemp(f"{maker}-{kind}"))
+            made[kind] = made_for_the_run(tmp_path_factory, f"{maker}-{kind}",
+                                          getattr(_fixture_module(kind), maker))
         return made[kind]
 
     return get
@@ -206,7 +252,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every generated image fixture (see tests/fixtures_images.py), made once per session."""
+    """Every generated image fixture (see tests/fixtures_images.py), made once per test run."""
     from tests.fixtures_images import make_everything
 
-    return make_everything(tmp_path_factory.mktemp("images"))
+    return made_for_the_run(tmp_path_factory, "images", make_everything)

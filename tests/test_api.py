@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kiln.accounts import services as accounts
 
 

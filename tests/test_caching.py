@@ -67,6 +67,7 @@ def counting(rt: Runtime) -> Iterator[list[str]]:
         event.remove(rt.engine, "before_cursor_execute", record)
 
 
+@pytest.mark.db
 def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(client, rt):
     make_user(rt)
     ids = add_items(rt, "alice", 3)
@@ -107,6 +108,7 @@ def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(cli
     assert statements == []
 
 
+@pytest.mark.db
 def test_every_public_list_is_cached_for_anonymous_visitors_and_invalidated(client, rt):
     make_user(rt)
     ids = add_items(rt, "alice", 2)
@@ -148,6 +150,7 @@ def test_logged_in_visitors_and_flash_messages_never_share_the_anonymous_page(cl
     assert statements
 
 
+@pytest.mark.db
 def test_conditional_requests_answer_304(client, rt):
     make_user(rt)
     add_items(rt, "alice", 1)
@@ -245,6 +248,7 @@ def _queries(rt: Runtime, client: TestClient, path: str) -> int:
 
 @pytest.mark.parametrize("path", ["/", "/u/alice", "/tag/sea", "/tags", "/feeds/atom", "/feeds/u/alice/atom",
                                   "/feeds/tag/sea/atom", "/api/v1/media?limit=100", "/u/alice/m/{id}"])
+@pytest.mark.db
 def test_each_list_runs_a_fixed_number_of_queries_whatever_its_length(uncached_rt, path):
     """No N+1: the same page with 2 items and with 40 (owners, renditions and tags included) costs the
     same number of SQL statements, and few of them."""
@@ -261,6 +265,7 @@ def test_each_list_runs_a_fixed_number_of_queries_whatever_its_length(uncached_r
     assert large <= 8, f"{path}: {large} queries"
 
 
+@pytest.mark.db
 def test_the_counter_reader_sees_new_commits_and_survives_a_broken_connection(rt):
     from sqlalchemy.pool import StaticPool
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
+
+@pytest.mark.db
 def test_users_tokens_and_media_end_to_end(kiln, images):
     assert "Created user alice (admin)" in kiln("adduser", "alice", "--email", "a@example.com", "--password",
                                                 "correct horse", "--admin").output

@@ -3,7 +3,11 @@ never hands out the old id, so old links answer 404 instead of showing someone e
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_api import make_user, token_for
+
+pytestmark = pytest.mark.db
 
 
 def test_a_deleted_items_id_and_url_are_never_reused(client, rt, images):

@@ -100,6 +100,7 @@ def _run_in_worker(data_dir: str, db_url: str, media_id: int) -> None:
     process_media(rt, media_id)
 
 
+@pytest.mark.db
 def test_a_step_that_overruns_in_a_worker_is_recorded_as_timeout_and_killed(queued_rt, images):
     with queued_rt.sessions() as session:
         user = accounts.create_user(session, "alice", "a@example.com", "correct horse", verified=True)

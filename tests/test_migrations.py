@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
@@ -9,6 +10,7 @@ from sqlalchemy import create_engine
 from kiln.db.base import import_all_models
 
 
+@pytest.mark.db
 def test_models_and_migrations_do_not_drift(db_url):
     engine = create_engine(db_url)
     with engine.connect() as conn:

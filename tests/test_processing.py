@@ -19,6 +19,8 @@ from kiln.processing.models import ProcessingStep
 from kiln.processing.service import process_media
 from kiln.processing.sweeper import sweep
 
+pytestmark = pytest.mark.db
+
 
 @pytest.fixture
 def submitted(queued_rt, images):  # type: ignore[no-untyped-def]

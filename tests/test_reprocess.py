@@ -22,6 +22,8 @@ from kiln.runtime import Runtime, build_runtime
 from tests.conftest import make_settings
 from tests.fixtures_images import photo
 
+pytestmark = pytest.mark.db
+
 # name -> displayed size. With thumbnails going from 180 to 240 px:
 SIZES = {
     "big": (1600, 1200),  # thumbnail 180x135 -> 240x180: stale

@@ -43,6 +43,7 @@ def login(client, name: str, password: str):  # type: ignore[no-untyped-def]
                        follow_redirects=False)
 
 
+@pytest.mark.db
 def test_failed_logins_pause_the_account_with_429_and_retry_after(client, settings, clock):
     use_limits(client, clock, login_failures_per_account=3)
     register(client, settings, "alice")
@@ -61,6 +62,7 @@ def test_failed_logins_pause_the_account_with_429_and_retry_after(client, settin
     assert login(client, "alice", "correct horse").status_code == 303
 
 
+@pytest.mark.db
 def test_pauses_double_while_failures_go_on(client, settings, clock):
     use_limits(client, clock, login_failures_per_account=2)
     register(client, settings, "alice")
@@ -75,6 +77,7 @@ def test_pauses_double_while_failures_go_on(client, settings, clock):
     assert waits == [60, 120, 240]
 
 
+@pytest.mark.db
 def test_unknown_and_existing_names_are_answered_alike(client, settings, clock):
     use_limits(client, clock, login_failures_per_account=3)
     register(client, settings, "alice")
@@ -89,6 +92,7 @@ def test_unknown_and_existing_names_are_answered_alike(client, settings, clock):
     assert answers["alice"][0] == [401] * 3 + [429]
 
 
+@pytest.mark.deployed_password_costs
 def test_unknown_names_cost_a_password_check_too(client, settings):
     register(client, settings, "alice")
     form_post(client, "/auth/logout", {}, page="/")
@@ -104,6 +108,7 @@ def test_unknown_names_cost_a_password_check_too(client, settings):
     assert unknown > known * 0.6, (known, unknown)
 
 
+@pytest.mark.db
 def test_failed_logins_from_one_address_pause_every_name(client, settings, clock):
     use_limits(client, clock, login_failures_per_ip=3)
     register(client, settings, "alice")
@@ -113,6 +118,7 @@ def test_failed_logins_from_one_address_pause_every_name(client, settings, clock
     assert login(client, "alice", "correct horse").status_code == 429
 
 
+@pytest.mark.db
 def test_sign_ups_per_address_are_limited(client, settings, clock):
     use_limits(client, clock, registrations_per_ip_per_hour=2)
     for name in ("ann", "ben"):
@@ -126,6 +132,7 @@ def test_sign_ups_per_address_are_limited(client, settings, clock):
     register(client, settings, "cat", verify=False)
 
 
+@pytest.mark.db
 def test_reset_mails_are_limited_per_account_and_answered_alike(client, settings, clock):
     register(client, settings, "alice")
     form_post(client, "/auth/logout", {}, page="/")
@@ -142,6 +149,7 @@ def test_reset_mails_are_limited_per_account_and_answered_alike(client, settings
     assert len(mails(settings)) == before + 3  # the fourth request mailed nothing
 
 
+@pytest.mark.db
 def test_reset_mails_per_address(client, settings, clock):
     use_limits(client, clock, reset_mails_per_ip_per_hour=2)
     for email in ("a@example.com", "b@example.com"):
@@ -149,6 +157,7 @@ def test_reset_mails_per_address(client, settings, clock):
     assert form_post(client, "/auth/forgot", {"email": "c@example.com"}).status_code == 429
 
 
+@pytest.mark.db
 def test_forwarded_addresses_count_only_behind_a_trusted_proxy(client, settings, clock):
     use_limits(client, clock, login_failures_per_ip=2)
     spoofed = {"X-Forwarded-For": "203.0.113.9"}
@@ -161,6 +170,7 @@ def test_forwarded_addresses_count_only_behind_a_trusted_proxy(client, settings,
     assert again.status_code == 429
 
 
+@pytest.mark.db
 def test_the_throttle_keeps_separate_counts_per_key(rt):
     clock = Clock()
     throttle = Throttle(SecuritySettings(login_failures_per_account=2), rt.sessions, clock=clock)
@@ -173,6 +183,7 @@ def test_the_throttle_keeps_separate_counts_per_key(rt):
     throttle.before_login("bob", "10.0.0.5")
 
 
+@pytest.mark.db
 def test_api_token_requests_count_towards_the_login_limit(client, settings, clock):
     """Trading a password for an API token is a login too: it cannot be used to go around the limit."""
     use_limits(client, clock, login_failures_per_account=3)
@@ -189,6 +200,7 @@ def test_api_token_requests_count_towards_the_login_limit(client, settings, cloc
     assert client.post("/api/v1/tokens", json={**ask, "password": "correct horse"}).status_code == 201
 
 
+@pytest.mark.db
 def test_counts_are_shared_by_throttles_on_one_database_and_survive_a_restart(rt):
     """Two Throttle objects stand for two web processes (or one before and after a restart)."""
     clock = Clock()
@@ -205,6 +217,7 @@ def test_counts_are_shared_by_throttles_on_one_database_and_survive_a_restart(rt
     first.before_login("alice", "10.0.0.2")
 
 
+@pytest.mark.db
 def test_names_of_any_length_or_content_are_counted(rt):
     throttle = Throttle(SecuritySettings(login_failures_per_account=2), rt.sessions, clock=Clock())
     for name in ("a" * 5000, "nul\x00name", "\udcff"):
@@ -220,6 +233,7 @@ def keys(sessions) -> set[str]:  # type: ignore[no-untyped-def]
         return set(session.scalars(select(ThrottleKey.key)))
 
 
+@pytest.mark.db
 def test_idle_keys_are_deleted_when_new_ones_come(rt):
     clock = Clock()
     throttle = Throttle(SecuritySettings(max_lockout_seconds=7200), rt.sessions, clock=clock)
@@ -254,7 +268,7 @@ def hammer(url: str, hits: int, start) -> None:  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.db)])
 def shared_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     if request.param == "postgresql":
         if not PG_URL:

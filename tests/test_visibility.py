@@ -95,6 +95,7 @@ def observe(client, headers, item) -> dict[str, object]:  # type: ignore[no-unty
 
 
 @pytest.mark.parametrize("visibility", ["public", "unlisted", "private"])
+@pytest.mark.db
 def test_who_sees_what(client, people, visibility):
     item = upload(client, people["owner"], visibility)
     assert set(item["renditions"]) == {"thumbnail", "medium", "original"}
@@ -109,6 +110,7 @@ def test_who_sees_what(client, people, visibility):
         assert observe(client, people[viewer], item) == expected, (visibility, viewer)
 
 
+@pytest.mark.db
 def test_private_pages_point_only_at_the_checked_route(client, people, rt):
     item = upload(client, people["owner"], "private")
     with rt.sessions() as session:  # processed straight under the item's token
@@ -129,6 +131,7 @@ def test_private_pages_point_only_at_the_checked_route(client, people, rt):
     assert client.get("/m/99999/r/medium", headers=people["owner"]).status_code == 404
 
 
+@pytest.mark.db
 def test_owners_see_everything_of_theirs_in_their_gallery_marked_and_nobody_else_does(client, people, rt,
                                                                                        tmp_path):
     items = {v: upload(client, people["owner"], v) for v in ("public", "unlisted", "private")}
@@ -171,6 +174,7 @@ def test_owners_see_everything_of_theirs_in_their_gallery_marked_and_nobody_else
     assert all(f"/m/{i}" not in feed for i in (items["unlisted"]["id"], private_id, failed))
 
 
+@pytest.mark.db
 def test_making_an_item_private_retires_its_old_urls(client, people, rt):
     item = upload(client, people["owner"], "unlisted")
     old_urls = {name: path_of(r["url"]) for name, r in item["renditions"].items()}
@@ -197,6 +201,7 @@ def test_making_an_item_private_retires_its_old_urls(client, people, rt):
     assert f"/u/olga/m/{item['id']}" in client.get("/").text
 
 
+@pytest.mark.db
 def test_deleted_items_are_gone_everywhere(client, people):
     item = upload(client, people["owner"], "public")
     urls = [path_of(r["url"]) for r in item["renditions"].values()]
@@ -210,6 +215,7 @@ def test_deleted_items_are_gone_everywhere(client, people):
     assert f"/m/{item['id']}" not in client.get("/feeds/atom").text
 
 
+@pytest.mark.db
 def test_others_cannot_change_visibility_and_bad_values_are_refused(client, people):
     item = upload(client, people["owner"], "public")
     assert client.patch(f"/api/v1/media/{item['id']}", headers=people["other"],
@@ -227,6 +233,7 @@ def test_others_cannot_change_visibility_and_bad_values_are_refused(client, peop
                         json={"visibility": "public"}).status_code == 404
 
 
+@pytest.mark.db
 def test_upload_form_and_edit_page_set_visibility(client, rt, settings):
     register(client, settings, "alice")
     assert 'name="visibility"' in client.get("/upload").text
@@ -246,6 +253,7 @@ def test_upload_form_and_edit_page_set_visibility(client, rt, settings):
         assert session.get(MediaEntry, media_id).visibility == "unlisted"
 
 
+@pytest.mark.db
 def test_cli_addmedia_and_set_visibility(rt, tmp_path):
     with rt.sessions() as session:
         accounts.create_user(session, "carol", "c@example.com", "correct horse", verified=True)

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from kiln.accounts.mail import Mailer, make_mailer
+from kiln.accounts.services import use_password_costs
 from kiln.config import Settings
 from kiln.db.session import make_engine, make_session_factory
 from kiln.processing.dispatch import Dispatcher
@@ -35,6 +36,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None) -> Runtime:
+    use_password_costs(settings.security)
     engine = make_engine(settings.db_url)
     sessions = make_session_factory(engine)
     runtime = Runtime(

@@ -39,7 +39,7 @@ from kiln.runtime import Runtime, build_runtime
 from tests.conftest import fresh_database, make_settings
 from tests.fixtures_images import make_truncated_jpeg, photo
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db]
 
 BROKERS = {
     "embedded": None,

@@ -27,7 +27,7 @@ from tests.e2e.test_brokers import (
 )
 from tests.fixtures_images import make_truncated_jpeg
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db]
 
 UPLOADS = 50
 SETTLE_WITHIN = 120.0  # seconds from the last kill until every item is processed or failed

@@ -160,6 +160,7 @@ def leaked_into(settings) -> list[str]:  # type: ignore[no-untyped-def]
     return [str(p) for p in places if SECRET_BYTES in p.read_bytes()]
 
 
+@pytest.mark.db
 def test_every_hostile_upload_is_refused_or_fails_safely(client, settings, rt, samples, hostile, trap,  # type: ignore[no-untyped-def]
                                                          tmp_path):
     secret_text, secret_video = plant_secret(tmp_path / "elsewhere")

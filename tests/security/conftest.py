@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -156,9 +155,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The module may set ``WORLD_SETTINGS`` (settings overrides); the default turns the throttles off."""
     overrides = getattr(request.module, "WORLD_SETTINGS", {"security": UNTHROTTLED})
     folder = tmp_path_factory.mktemp("security")
-    # Every role types a password on several routes: cheap hashing keeps the matrix fast.
-    with pytest.MonkeyPatch.context() as patch, fresh_database(folder) as url:
-        patch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    # Every role types a password on several routes: the suite's cheap hashing costs (tests/conftest.py)
+    # keep the matrix fast.
+    with fresh_database(folder) as url:
         # Every role logs in and asks for mail from one address: the throttles would answer 429.
         settings = make_settings(folder / "data", url, **overrides)
         holder: dict[str, Runtime] = {}

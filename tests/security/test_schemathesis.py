@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
@@ -20,6 +21,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.security.conftest import World
+
+pytestmark = pytest.mark.db
 
 WORLD_SETTINGS: dict[str, Any] = {}  # the deployed defaults, throttles included
 MAX_EXAMPLES = 20
