@@ -190,6 +190,9 @@ class StorageSettings(BaseModel):
     queue: str = "local"
     originals: str = "local"
     public: str = "local"
+    reserve_mib: int = Field(
+        512, ge=0, description="Uploads are refused (507) when they would leave less than this much free "
+                               "disk space where uploads are received (the workbench, and a local queue store).")
 
 
 class SecuritySettings(BaseModel):

@@ -21,6 +21,7 @@ from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags
+from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
 from kiln.mediatypes import extension_for, get_kind, identify
@@ -157,8 +158,13 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         entry.original_key = ["entries", str(entry.id), "original" + extension_for(found.mime_type)]
         entry.tags = _tags(session, fields.tags)
         ledger.create_steps(session, entry, kind.steps(rt.settings))
-        with upload.path.open("rb") as fh:
-            rt.stores.queue.save(entry.original_key, fh)
+        try:
+            with upload.path.open("rb") as fh:
+                rt.stores.queue.save(entry.original_key, fh)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise FULL from exc
+            raise
         try:
             session.commit()
         except BaseException:

@@ -246,7 +246,7 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
     media_service.check_can_upload(user)
     limit = media_service.upload_limit(rt.settings, user)
     session.commit()  # give the connection back while the body streams in (it may take minutes)
-    form = await read_upload(request, rt.settings, limit, max_files=1)
+    form = await read_upload(request, rt.settings, limit, max_files=1, stores=rt.stores)
     try:
         fields = MediaFields(title=form.text("title", 200), description=form.text("description", 20000),
                              tags=form.text("tags", 2000), license=form.text("license", 100, "licence"),

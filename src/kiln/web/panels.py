@@ -20,6 +20,7 @@ from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, PermissionDenied
 from kiln.media import services as media_service
 from kiln.media.models import MEDIA_STATES, MediaEntry
+from kiln.media.space import places
 from kiln.media.visibility import src_for
 from kiln.processing import stats
 from kiln.processing.celery_app import KINDS
@@ -155,6 +156,7 @@ def admin_processing(request: Request, session: DB, rt: RT, user: Admin) -> Resp
     view = admin_overview(rt, session)
     codes = [f.code for f in view.failures if f.items]
     return render(request, "admin_processing.html", view=view, kinds=KINDS, codes=codes,
+                  disks=places(rt.settings, rt.stores),
                   labels=STATE_LABELS, failed_total=len(stats.failed_media_ids(session)))
 
 

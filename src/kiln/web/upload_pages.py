@@ -94,7 +94,8 @@ async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Respo
         raise CsrfFailed(CSRF_MESSAGE)  # no header and no form part that could carry the token
     session.commit()  # give the connection back while the body streams in (it may take minutes)
     try:
-        form = await read_upload(request, rt.settings, limit, max_files=MAX_PAGE_FILES, before_file=csrf_check)
+        form = await read_upload(request, rt.settings, limit, max_files=MAX_PAGE_FILES, stores=rt.stores,
+                                 before_file=csrf_check)
     except (InvalidInput, media_service.TooLarge) as exc:
         return _refused(request, rt, user, exc)
     try:

@@ -24,6 +24,8 @@ from starlette.requests import ClientDisconnect, Request
 from kiln.config import Settings
 from kiln.errors import InvalidInput, KilnError
 from kiln.media.services import Spooled, too_large, workbench_file
+from kiln.media.space import FULL, check_room, is_disk_full
+from kiln.storage import Stores
 
 # Room for what surrounds the files in a request: boundaries, part headers and the text fields
 # (MAX_FIELDS_BYTES at most). A Content-Length past limit + ENVELOPE cannot fit the limit.
@@ -76,7 +78,7 @@ def refuse_by_length(request: Request, limit: int) -> None:
         raise too_large(limit)
 
 
-async def read_upload(request: Request, settings: Settings, limit: int, *, max_files: int,
+async def read_upload(request: Request, settings: Settings, limit: int, *, max_files: int, stores: Stores,
                       before_file: Callable[[dict[str, str]], None] | None = None) -> UploadForm:
     """Read a multipart/form-data body as it arrives, files into the workbench, at most ``limit``
     bytes of files in all. ``before_file`` sees the fields sent so far when a file part starts
@@ -85,6 +87,8 @@ async def read_upload(request: Request, settings: Settings, limit: int, *, max_f
     The caller owns the returned files: hand each to `submit_spooled`, or call `discard`.
     """
     refuse_by_length(request, limit)
+    declared = request.headers.get("content-length", "")
+    check_room(settings, stores, int(declared) if declared.isdigit() else 0)
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -111,6 +115,11 @@ async def read_upload(request: Request, settings: Settings, limit: int, *, max_f
     except MultipartParseError as exc:
         reader.abandon()
         raise InvalidInput("The upload is not valid multipart/form-data. Send it again.") from exc
+    except OSError as exc:
+        reader.abandon()
+        if is_disk_full(exc):
+            raise FULL from exc
+        raise
     except BaseException:  # a refusal, a cancelled request: no workbench file outlives it
         reader.abandon()
         raise
