@@ -41,7 +41,10 @@ def steps(rt, media_id):  # type: ignore[no-untyped-def]
 def test_upload_rings_the_lane_after_commit_and_is_queued(queued_rt, submitted):
     assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
     assert {s.state for s in steps(queued_rt, submitted).values()} == {"queued"}
-    assert queued_rt.stores.queue.exists(["entries", str(submitted), "original.jpg"])
+    with queued_rt.sessions() as session:
+        key = session.get(MediaEntry, submitted).original_key
+    assert key[0] == "uploads" and key[-1] == "original.jpg"  # stored under a key made before the row
+    assert queued_rt.stores.queue.exists(key)
 
 
 def test_running_twice_does_no_work_twice(queued_rt, submitted):

@@ -20,7 +20,7 @@ from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
-from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags
+from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags, new_key_token
 from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
@@ -135,8 +135,14 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
     """Take an upload already in the workbench: check it, store it privately, record its steps, then
     ring the bell. The workbench file is always removed, whether the upload is taken or refused.
 
+    The bytes are stored first, under a key made beforehand, and only then is the row that points at
+    them written, in one short transaction: no write lock (SQLite) or change-counter row (PostgreSQL)
+    is held while a large file is copied. A crash in between leaves an unreferenced file, which
+    `kiln storage gc` removes; never a row without its file.
+
     Returns as soon as the file is safely stored; processing happens in the background.
     """
+    stored: list[str] | None = None
     try:
         check_can_upload(owner)
         found = identify(upload.path, rt.settings, filename=clean_filename(filename) or None)
@@ -145,33 +151,33 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         license_url = fields.license if fields.license is not None else owner.default_license
         _check_license(license_url)
         visibility = check_visibility(fields.visibility or "public")
-        entry = MediaEntry(
-            owner=owner, kind=found.kind, state="queued", title=title,
-            description=fields.description or "", license=license_url,
-            show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
-            original_key=[], original_name=clean_filename(filename),
-            mime_type=found.mime_type, size_bytes=upload.size, sha256=upload.sha256, width=found.width,
-            height=found.height,
-        )
-        session.add(entry)
-        session.flush()
-        entry.original_key = ["entries", str(entry.id), "original" + extension_for(found.mime_type)]
-        entry.tags = _tags(session, fields.tags)
-        ledger.create_steps(session, entry, kind.steps(rt.settings))
+        session.commit()  # end the read transaction: nothing is held while the bytes are copied
+        key = ["uploads", new_key_token(), "original" + extension_for(found.mime_type)]
         try:
             with upload.path.open("rb") as fh:
-                rt.stores.queue.save(entry.original_key, fh)
+                rt.stores.queue.save(key, fh)
         except OSError as exc:
             if is_disk_full(exc):
                 raise FULL from exc
             raise
-        try:
-            session.commit()
-        except BaseException:
-            rt.stores.queue.delete(entry.original_key)
-            raise
+        stored = key
+        entry = MediaEntry(
+            owner=owner, kind=found.kind, state="queued", title=title,
+            description=fields.description or "", license=license_url,
+            show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
+            original_key=key, original_name=clean_filename(filename),
+            mime_type=found.mime_type, size_bytes=upload.size, sha256=upload.sha256, width=found.width,
+            height=found.height,
+        )
+        session.add(entry)
+        entry.tags = _tags(session, fields.tags)
+        session.flush()
+        ledger.create_steps(session, entry, kind.steps(rt.settings))
+        session.commit()
     except BaseException:
         session.rollback()
+        if stored is not None:
+            rt.stores.queue.delete(stored)
         raise
     finally:
         upload.path.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import extension_for, get_kind, identify, placeholder
-from kiln.mediatypes.base import MediaRejected, ProducedFile, StepContext, StepDef, TransientFailure
+from kiln.mediatypes.base import MediaRejected, ProducedFile, RenditionSpec, StepContext, StepDef, TransientFailure
 from kiln.processing import ledger
 from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep
@@ -220,10 +220,17 @@ def _run_one(
     ctx.report_progress = lambda fraction: setattr(keeper, "progress", fraction)
     keeper.start()
     stored: list[list[str]] = []
+    replaced: list[list[str]] = []
     try:
         result = get_kind(media.kind).run_step(step.name, ctx)
+        session.commit()  # end the read transaction: no lock is held while files are stored
+        # Bytes first, every file of the step; then the rows, in one short transaction.
+        saved = []
         for produced in result.files:
-            stored.append(_store_rendition(rt, session, media, produced, definition))
+            saved.append(_store_file(rt, media, produced, definition))
+            stored.append(saved[-1][1])
+        for produced, key, size, spec in saved:
+            replaced += _record_rendition(session, media, produced, key, size, spec, definition)
             ctx.earlier[produced.name] = produced
             if produced.name == "thumbnail":  # every kind's gallery picture gets a blurred placeholder
                 result.metadata.setdefault("blurhash", placeholder(produced.path))
@@ -254,6 +261,8 @@ def _run_one(
             raise
         _discard(rt, session, media.id, stored)  # deleted between the last check and the commit
         raise _MediaGone() from None
+    for key in replaced:  # the rows point at the new files now: the old ones can go
+        rt.stores.public.delete(key)
 
 
 def _exists(rt: Runtime, media_id: int) -> bool:
@@ -274,8 +283,9 @@ def _discard(rt: Runtime, session: Session, media_id: int, stored: list[list[str
     log.info("media %s was deleted while it was processed; its new files were removed", media_id)
 
 
-def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced: ProducedFile,
-                     definition: StepDef) -> list[str]:
+def _store_file(rt: Runtime, media: MediaEntry, produced: ProducedFile, definition: StepDef,
+                ) -> tuple[ProducedFile, list[str], int, RenditionSpec | None]:
+    """Store one output of a step in the public store (no database transaction is open)."""
     spec = next((s for s in definition.renditions if s.name == produced.name), None)
     fingerprint = spec.fingerprint() if spec else definition.fingerprint()
     # The key names the spec, so a reprocess with new settings never overwrites a file in use.
@@ -285,21 +295,29 @@ def _store_rendition(rt: Runtime, session: Session, media: MediaEntry, produced:
     if token is None:
         raise _MediaGone()
     key = media.rendition_key(f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}", token)
-    size = save_local_file(rt.stores.public, key, produced.path)
+    return produced, key, save_local_file(rt.stores.public, key, produced.path), spec
+
+
+def _record_rendition(session: Session, media: MediaEntry, produced: ProducedFile, key: list[str], size: int,
+                      spec: RenditionSpec | None, definition: StepDef) -> list[list[str]]:
+    """Point the item's rendition row at a stored file; returns the key it replaced, to delete after
+    the commit (a crash in between leaves a spare file, never a row pointing at nothing)."""
+    fingerprint = spec.fingerprint() if spec else definition.fingerprint()
     existing = session.scalar(select(Rendition).where(Rendition.media_id == media.id,
                                                       Rendition.name == produced.name))
+    replaced = []
     if existing is None:
         existing = Rendition(media_id=media.id, name=produced.name)
         session.add(existing)
     elif existing.key != key:
-        rt.stores.public.delete(existing.key)
+        replaced.append(list(existing.key))
     existing.key = key
     existing.mime_type = produced.mime_type
     existing.width, existing.height = produced.width, produced.height
     existing.size_bytes = size
     existing.spec_fingerprint = fingerprint
     existing.spec = dict(spec.params) if spec else {}
-    return key
+    return replaced
 
 
 def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[type-arg]
