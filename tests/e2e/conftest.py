@@ -24,6 +24,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-quic", "--no-first
                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # software WebGL for 3D viewers
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 NO_CHROMIUM = f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)"
+# An init script that records CSP violations from the first script on, before any page script runs:
+# read them with page.evaluate("window.__csp").
+CSP_LISTENER = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => window.__csp.push(
+    e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));
+"""
 
 
 def free_port() -> int:
@@ -40,15 +47,25 @@ class LiveServer:
     log: Path
     db_url: str
 
-    def mail_links(self, path: str) -> list[str]:
+    def mail_link(self, path: str, to: str, timeout: float = 30.0) -> str:
+        """The link to ``path`` (e.g. /auth/verify) in the newest mail to ``to``, waiting for the mail:
+        it is sent after the request's commit, by the worker, not by the request."""
         import re
         from email import message_from_bytes
 
-        links = []
-        for eml in sorted((self.data / "mail").glob("*.eml")):
-            body = message_from_bytes(eml.read_bytes()).get_payload(decode=True).decode()
-            links += re.findall(re.escape(self.url + path) + r"\?token=[\w-]+", body)
-        return links
+        deadline = time.monotonic() + timeout
+        while True:
+            for eml in sorted((self.data / "mail").glob("*.eml"), reverse=True):
+                message = message_from_bytes(eml.read_bytes())
+                if message["To"] != to:
+                    continue
+                found = re.findall(re.escape(self.url + path) + r"\?token=[\w-]+",
+                                   message.get_payload(decode=True).decode())
+                if found:
+                    return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no mail to {to} with a {path} link within {timeout:.0f} s")
+            time.sleep(0.1)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.e2e.conftest import CSP_LISTENER as LISTEN
 from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -15,11 +16,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not HAVE_CHROMIUM:
     pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-LISTEN = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation', e => window.__csp.push(
-    e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));
-"""
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.conftest import CSP_LISTENER as LISTEN
 from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
 from tests.e2e.test_kinds_browser import sign_up, wait_until_settled
 
@@ -16,12 +17,6 @@ if not HAVE_CHROMIUM:
 # One small, quick-to-process sample of each kind.
 CASES = [("image", "gif"), ("video", "webm"), ("audio", "m4a_cover"), ("pdf", "one_page"), ("text", "scene"),
          ("model3d", "glb")]
-# Record violations from the first script on, before any page script can run.
-LISTEN = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation', e => window.__csp.push(
-    e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));
-"""
 
 
 def test_pages_and_every_kind_run_under_the_policy_with_no_violation(browser, live_server, samples):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.e2e.conftest import CSP_LISTENER as LISTEN
 from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,12 +22,6 @@ if not HAVE_CHROMIUM:
 from playwright.sync_api import expect  # noqa: E402
 
 from tests.e2e.people import api_user, photo, upload, wait_processed  # noqa: E402
-
-LISTEN = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation', e => window.__csp.push(
-    e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));
-"""
 
 
 def path(url: str) -> str:
