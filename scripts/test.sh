@@ -24,7 +24,9 @@ fi
 jobs=${KILN_TEST_JOBS:-4}
 parallel=()
 if [ "$jobs" != 0 ]; then
-  parallel=(-n "$jobs" --dist loadfile)  # a module's tests share one process and its module fixtures
+  # A module's tests share one process (and its module fixtures); modules start in collection order,
+  # so the long end-to-end ones (tests/e2e, tests/hostile) start first rather than last.
+  parallel=(-n "$jobs" --dist loadfile --no-loadscope-reorder)
 fi
 
 # The PostgreSQL run's arguments: yours, with `-m EXPR` turned into `-m "db and (EXPR)"`.
