@@ -116,6 +116,16 @@ class RetryPolicy(BaseModel):
     backoff_cap: float = Field(86_400.0, ge=0.0, description="Longest wait between retries (1 day).")
 
 
+class OutboxSettings(RetryPolicy):
+    """Side effects run after commit (mail): retries, and how long one may run before it is taken back."""
+
+    step_time_limit: int = Field(120, ge=1, description="Seconds one effect (a mail) may run before the "
+                                 "sweeper takes it back and retries it.")
+    max_attempts: int = Field(10, ge=1)
+    backoff_base: float = Field(30.0, ge=0.0, description="Seconds before the first retry.")
+    backoff_cap: float = Field(3600.0, ge=0.0, description="Longest wait between retries (1 hour).")
+
+
 class KindPolicy(BaseModel):
     """Per-kind overrides of the retry policy, e.g. [processing.kinds.video] step_time_limit = 3600."""
 
@@ -160,6 +170,8 @@ class MailSettings(BaseModel):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = True
+    smtp_timeout: float = Field(10.0, gt=0, le=300, description="Seconds to wait for the SMTP server at each "
+                                "step (connect, each reply); a mail that times out is retried later.")
     sender: str = "kiln@localhost"
 
 
@@ -258,6 +270,7 @@ class Settings(BaseSettings):
     model3d: ModelSettings = ModelSettings()
     tools: ToolSettings = ToolSettings()
     processing: ProcessingSettings = ProcessingSettings()
+    outbox: OutboxSettings = OutboxSettings()
     storage: StorageSettings = StorageSettings()
     security: SecuritySettings = SecuritySettings()
     web: WebSettings = WebSettings()

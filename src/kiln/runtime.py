@@ -16,6 +16,8 @@ from kiln.accounts.services import use_password_costs
 from kiln.config import Settings
 from kiln.db.session import make_engine, make_session_factory
 from kiln.processing.dispatch import Dispatcher
+from kiln.processing.outbox import Bell, make_bell
+from kiln.processing.outbox import install as install_outbox
 from kiln.storage import Stores, make_stores
 from kiln.storage.assignments import loader
 
@@ -28,6 +30,8 @@ class Runtime:
     stores: Stores
     mailer: Mailer
     dispatcher: Dispatcher = field(default=None)  # type: ignore[assignment]
+    # Rings the outbox's effects after their transaction commits (processing/outbox.py).
+    effects: Bell = field(default=None)  # type: ignore[assignment]
     # Inside a worker pool process: a step that overruns its time limit kills the process.
     enforce_limits: bool = False
 
@@ -52,4 +56,6 @@ def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None) -> R
 
         dispatcher = CeleryDispatcher(make_celery(settings))
     runtime.dispatcher = dispatcher
+    runtime.effects = make_bell(runtime)
+    install_outbox(sessions, lambda ids: runtime.effects.ring(ids))
     return runtime

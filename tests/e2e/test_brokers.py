@@ -35,6 +35,7 @@ from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, Rendition
 from kiln.processing import ledger
 from kiln.processing.celery_app import lanes
+from kiln.processing.outbox import QUEUE as OUTBOX_QUEUE
 from kiln.runtime import Runtime, build_runtime
 from tests.conftest import fresh_database, make_settings
 from tests.fixtures_images import make_truncated_jpeg, photo
@@ -146,7 +147,7 @@ def _empty(url: str) -> None:
         with Connection(url, connect_timeout=5) as conn:
             conn.ensure_connection(max_retries=2)
             channel = conn.channel()
-            for name in lanes():
+            for name in [*lanes(), OUTBOX_QUEUE]:
                 channel.queue_delete(name)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server fails the test
         pytest.fail(f"RabbitMQ is not reachable at {url}: {exc}")

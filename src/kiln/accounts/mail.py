@@ -43,12 +43,15 @@ class FileMailer:
 
 
 class SmtpMailer:
+    """Sends through the configured server. Every socket operation waits at most ``smtp_timeout``
+    seconds; only the outbox's worker calls this, never a web request."""
+
     def __init__(self, cfg: MailSettings) -> None:
         self.cfg = cfg
 
     def send(self, to: str, subject: str, body: str) -> None:
         assert self.cfg.smtp_host
-        with smtplib.SMTP(self.cfg.smtp_host, self.cfg.smtp_port, timeout=30) as smtp:
+        with smtplib.SMTP(self.cfg.smtp_host, self.cfg.smtp_port, timeout=self.cfg.smtp_timeout) as smtp:
             if self.cfg.smtp_starttls:
                 smtp.starttls()
             if self.cfg.smtp_user:

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,7 +15,6 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from kiln.accounts.mail import Mailer
 from kiln.accounts.models import (
     DEFAULT_PRIVILEGES,
     PRIVILEGES,
@@ -27,6 +27,10 @@ from kiln.accounts.models import (
 from kiln.config import SecuritySettings
 from kiln.db.base import utcnow
 from kiln.errors import Conflict, InvalidInput, KilnError, NotFound
+from kiln.processing.outbox import record, record_mail, register_handler
+
+if TYPE_CHECKING:
+    from kiln.runtime import Runtime
 
 HASHER = PasswordHasher()  # Argon2id; build_runtime applies the site's costs (use_password_costs)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,29}$")
@@ -179,10 +183,10 @@ def consume_email_token(session: Session, token: str, purpose: str) -> tuple[Use
     return user, row
 
 
-def send_verification(session: Session, mailer: Mailer, base_url: str, site: str, user: User,
-                      email: str | None = None) -> None:
+def send_verification(session: Session, base_url: str, site: str, user: User, email: str | None = None) -> None:
+    """Record the confirmation mail in the outbox: it is sent after the caller commits."""
     token = issue_email_token(session, user, "verify", email)
-    mailer.send(email or user.email, f"Confirm your email address for {site}",
+    record_mail(session, email or user.email, f"Confirm your email address for {site}",
                 f"Hello {user.username},\n\nconfirm your email address by opening this link:\n\n"
                 f"{base_url.rstrip('/')}/auth/verify?token={token}\n\n"
                 f"The link works once and for {VERIFY_HOURS} hours. If you did not ask for this, ignore it.\n")
@@ -205,18 +209,34 @@ def verify_email(session: Session, token: str) -> User:
     return user
 
 
-def request_reset(session: Session, mailer: Mailer, base_url: str, site: str, email: str) -> None:
-    """Mail a reset link if the address has an account. Says nothing either way."""
-    user = find_user(session, email) if "@" in email else None
-    if user is None:
-        return
-    token = issue_email_token(session, user, "reset")
-    mailer.send(user.email, f"Reset your {site} password",
-                f"Hello {user.username},\n\nsomeone asked to reset your password. Choose a new one here:\n\n"
-                f"{base_url.rstrip('/')}/auth/reset?token={token}\n\n"
-                f"The link works once and for {RESET_HOURS} hour. If it was not you, ignore this mail.\n\n"
-                "A password set through this link logs your account out everywhere and revokes all of its "
-                "API tokens (in case someone else has them); make new tokens on your account page after.\n")
+def request_reset(session: Session, base_url: str, site: str, email: str) -> None:
+    """Ask for a reset link to be mailed if the address has an account. The request only records
+    that (the same row whatever the address, so it takes the same time either way and never waits
+    for SMTP); a worker looks the address up after the commit (``mail_reset_link``)."""
+    email = "".join(ch for ch in email if ch.isprintable())[:320]  # typed by anyone; PostgreSQL refuses NUL
+    record(session, "reset_request", {"email": email, "base_url": base_url, "site": site},
+           summary=f"Password reset asked for {email}")
+
+
+def mail_reset_link(rt: Runtime, payload: dict[str, str]) -> None:
+    """The outbox handler of a reset request: if the address has an account, a new link and the mail
+    carrying it, both in one transaction (the mail is another outbox effect, sent after the commit)."""
+    email, base_url, site = payload["email"], payload["base_url"], payload["site"]
+    with rt.sessions() as session:
+        user = find_user(session, email) if "@" in email else None
+        if user is None:
+            return
+        token = issue_email_token(session, user, "reset")
+        record_mail(session, user.email, f"Reset your {site} password",
+                    f"Hello {user.username},\n\nsomeone asked to reset your password. Choose a new one here:\n\n"
+                    f"{base_url.rstrip('/')}/auth/reset?token={token}\n\n"
+                    f"The link works once and for {RESET_HOURS} hour. If it was not you, ignore this mail.\n\n"
+                    "A password set through this link logs your account out everywhere and revokes all of its "
+                    "API tokens (in case someone else has them); make new tokens on your account page after.\n")
+        session.commit()
+
+
+register_handler("reset_request", mail_reset_link)
 
 
 def reset_password(session: Session, token: str, password: str) -> User:

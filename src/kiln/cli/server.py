@@ -225,12 +225,13 @@ def worker(kiln: Kiln, concurrency: int | None, queues: str | None, kinds: str |
     """Run a processing worker (and the sweeper) alone."""
     from kiln.processing.celery_app import lanes, make_celery
     from kiln.processing.dispatch import CeleryDispatcher
+    from kiln.processing.outbox import QUEUE as OUTBOX_QUEUE
     from kiln.processing.sweeper import start_sweeper_process
 
     app = make_celery(kiln.settings)
     rt = kiln.runtime(CeleryDispatcher(app))
     rt.engine.dispose()  # the sweeper and the pool fork; each child opens its own connections
-    lane_list = queues or ",".join(_select_lanes(lanes(), kinds, reasons))
+    lane_list = queues or ",".join([*_select_lanes(lanes(), kinds, reasons), OUTBOX_QUEUE])
     sweeper = start_sweeper_process(kiln.settings)
     try:
         app.worker_main([

@@ -1,4 +1,5 @@
-"""The Celery application: brokers, lanes and the one task.
+"""The Celery application: brokers, lanes and the two tasks (processing a media item, running an
+outbox effect).
 
 The embedded default uses kombu's filesystem transport under DATA/queue (with atomic writes, see
 queue_files.py), so a single machine needs no broker server; Redis and RabbitMQ are chosen by URL (``broker_url``).
@@ -16,6 +17,7 @@ from kiln.config import Settings
 from kiln.mediatypes import KIND_MODULES
 from kiln.processing import queue_files
 from kiln.processing.dispatch import REASONS, lane
+from kiln.processing.outbox import QUEUE as OUTBOX_QUEUE
 
 KINDS = KIND_MODULES  # each kind's package is named after it
 LANES_EXCHANGE = Exchange("kiln.lanes", type="direct")
@@ -58,7 +60,7 @@ def make_celery(settings: Settings) -> Celery:
         # Every lane is bound to one direct exchange under its own name. A bare Queue(name) is bound to
         # Celery's default exchange under the default queue's routing key, so all lanes shared one
         # binding and a message for one lane was copied into every lane.
-        task_queues=[Queue(name, LANES_EXCHANGE, routing_key=name) for name in lanes()],
+        task_queues=[Queue(name, LANES_EXCHANGE, routing_key=name) for name in [*lanes(), OUTBOX_QUEUE]],
         task_default_exchange=LANES_EXCHANGE.name,
         task_default_routing_key=lane("image", "new"),
         task_default_queue=lane("image", "new"),
@@ -106,3 +108,10 @@ def _register_tasks(app: Celery) -> None:
         from kiln.processing.service import process_media as run
 
         return run(worker_runtime(app), media_id)
+
+    @app.task(name="kiln.run_effect", ignore_result=True)
+    def run_effect(effect_id: int) -> str | None:
+        """One outbox effect (a mail): claimed, run, marked done or scheduled to retry."""
+        from kiln.processing.outbox import run_effect as run
+
+        return run(worker_runtime(app), effect_id)

@@ -1,4 +1,4 @@
-"""State changes of processing steps and media items. Every write to the ledger lives here.
+"""State changes of processing steps, outbox effects and media items. Every write to the ledger lives here.
 
 A step is claimed with a conditional UPDATE, so two workers that received the same bell can
 never both run it; a claim holds a lease that the runner renews, and the sweeper takes back
@@ -18,9 +18,11 @@ from kiln.config import RetryPolicy
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry
 from kiln.mediatypes.base import StepDef
-from kiln.processing.models import ProcessingStep
+from kiln.processing.models import OutboxEffect, ProcessingStep
 
 FINAL = ("done", "failed", "skipped")
+# Rows with a state, attempts, a lease and a next run time: the same rules serve both.
+Leased = ProcessingStep | OutboxEffect
 
 
 def create_steps(session: Session, media: MediaEntry, steps: Iterable[StepDef], reason: str = "new") -> None:
@@ -45,14 +47,32 @@ def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random | None 
     return raw * (0.5 + 0.5 * (rng or random).random())
 
 
-def _due_clause(now: dt.datetime):  # type: ignore[no-untyped-def]
+def due_clause(model: type[Leased], now: dt.datetime):  # type: ignore[no-untyped-def]
+    """Rows of ``model`` (processing steps, outbox effects) that a worker may claim now."""
     return or_(
         and_(
-            ProcessingStep.state.in_(("queued", "pending")),
-            or_(ProcessingStep.next_run.is_(None), ProcessingStep.next_run <= now),
+            model.state.in_(("queued", "pending")),
+            or_(model.next_run.is_(None), model.next_run <= now),
         ),
-        and_(ProcessingStep.state == "running", ProcessingStep.lease_expires < now),
+        and_(model.state == "running", model.lease_expires < now),
     )
+
+
+def _due_clause(now: dt.datetime):  # type: ignore[no-untyped-def]
+    return due_clause(ProcessingStep, now)
+
+
+def claim_row(session: Session, model: type[Leased], row_id: int, owner: str, lease_seconds: float) -> bool:
+    """The conditional UPDATE that takes a due row for one worker (does not commit)."""
+    now = utcnow()
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, due_clause(model, now))
+        .values(state="running", lease_owner=owner, lease_expires=now + dt.timedelta(seconds=lease_seconds),
+                attempts=model.attempts + 1, started=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
 def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:
@@ -117,7 +137,7 @@ def mark_done(step: ProcessingStep) -> None:
     step.error_class = step.error_code = step.error_message = None
 
 
-def mark_failed(step: ProcessingStep, error_class: str, code: str, message: str) -> None:
+def mark_failed(step: Leased, error_class: str, code: str, message: str) -> None:
     step.state = "failed"
     step.finished = utcnow()
     step.lease_owner = None
@@ -130,16 +150,22 @@ def schedule_retry(
     step: ProcessingStep, policy: RetryPolicy, error_class: str, code: str, message: str
 ) -> None:
     """A transient failure: try again after a backoff, or give up after the attempt limit."""
-    if step.attempts >= policy.max_attempts:
-        mark_failed(step, error_class, code,
-                    f"{message} Kiln tried {step.attempts} times and gave up.")
-        return
-    step.state = "pending"
-    step.reason = "retry"
-    step.lease_owner = None
-    step.lease_expires = None
-    step.next_run = utcnow() + dt.timedelta(seconds=backoff_delay(step.attempts, policy))
-    step.error_class, step.error_code, step.error_message = error_class, code, message[:1000]
+    if retry_later(step, policy, error_class, code, message):
+        step.reason = "retry"
+
+
+def retry_later(row: Leased, policy: RetryPolicy, error_class: str, code: str, message: str) -> bool:
+    """Put a step or an outbox effect back to ``pending`` after a backoff, or fail it for good after
+    the attempt limit. True when it will be tried again."""
+    if row.attempts >= policy.max_attempts:
+        mark_failed(row, error_class, code, f"{message} Kiln tried {row.attempts} times and gave up.")
+        return False
+    row.state = "pending"
+    row.lease_owner = None
+    row.lease_expires = None
+    row.next_run = utcnow() + dt.timedelta(seconds=backoff_delay(row.attempts, policy))
+    row.error_class, row.error_code, row.error_message = error_class, code, message[:1000]
+    return True
 
 
 def request_steps(session: Session, media: MediaEntry, definitions: Iterable[StepDef], names: Iterable[str],

@@ -4,11 +4,12 @@ the queue only rings the bell."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kiln.db.base import Base, utcnow
+from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 
 # pending: waiting for next_run (a retry), queued: the bell was rung at enqueued,
 # running: a worker holds the lease, done / failed / skipped: final.
@@ -52,3 +53,38 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
     expires: Mapped[dt.datetime]
+
+
+# queued: recorded, its bell rung (or about to be) at enqueued; pending: waiting for next_run (a retry);
+# running: a worker holds the lease; done / failed: final. The same states as processing steps, so the
+# ledger's due / claim / retry code serves both.
+EFFECT_STATES = ("queued", "pending", "running", "done", "failed")
+
+
+class OutboxEffect(Base):
+    """A side effect (a mail, later notifications, index updates, deliveries) recorded in the transaction
+    that causes it and run by a worker after that transaction commits (processing/outbox.py)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(f"state IN {EFFECT_STATES!r}", name="state"),
+        Index("ix_outbox_state_next_run", "state", "next_run"),
+        NEVER_REUSE_IDS,  # a stale bell names an id: it must never run someone else's later effect
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # which handler runs it: "mail"
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[str] = mapped_column(String(300), default="")  # for admins: never a secret
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    enqueued: Mapped[dt.datetime | None]
+    next_run: Mapped[dt.datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires: Mapped[dt.datetime | None]
+    started: Mapped[dt.datetime | None]
+    finished: Mapped[dt.datetime | None]
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(String(1000))

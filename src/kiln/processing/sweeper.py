@@ -1,4 +1,5 @@
-"""The sweeper: takes back work from dead workers and re-rings bells the queue lost.
+"""The sweeper: takes back work (processing steps, outbox effects) from dead workers and re-rings
+bells the queue lost.
 
 The broker cannot be trusted to redeliver (the filesystem and SQLite transports never redeliver
 a message whose worker was SIGKILLed; Redis waits an hour), so the ledger is swept instead. Every
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry
-from kiln.processing import ledger
+from kiln.processing import ledger, outbox
 from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.limits import lease_owner, owner_is_dead
 from kiln.processing.models import Lock, ProcessingStep
@@ -77,7 +78,7 @@ def sweep(rt: Runtime) -> int:
         }
     rung = ring_due(rt, lost_after=dt.timedelta(seconds=max(60.0, settings.lease_seconds * 2)))
     ring_bells(rt, unsettled)
-    return rung + len(unsettled)
+    return rung + len(unsettled) + outbox.sweep(rt)
 
 
 class Sweeper(threading.Thread):

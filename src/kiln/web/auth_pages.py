@@ -71,7 +71,7 @@ def register(request: Request, session: DB, rt: RT, throttle: Throttles, ip: Cli
         user = accounts.create_user(session, username, email, password,
                                     verified=not rt.settings.require_email_verification)
         if rt.settings.require_email_verification:
-            accounts.send_verification(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, user)
+            accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user)
         token = accounts.start_session(session, user)
         session.commit()
     except KilnError as exc:
@@ -110,7 +110,7 @@ def resend(request: Request, session: DB, rt: RT, user: LoggedIn,
     if user.has("active"):
         flash(request, "Your email address is already confirmed. There is nothing more to do.")
     else:
-        accounts.send_verification(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, user)
+        accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user)
         session.commit()
         flash(request, f"We sent a new confirmation link to {user.email}.", "resent")
     return RedirectResponse(_safe_next(next), status_code=303)
@@ -166,7 +166,7 @@ def forgot(request: Request, session: DB, rt: RT, throttle: Throttles, ip: Clien
         throttle.reset_mail(email, ip)
     except Throttled as exc:
         return _with_retry_after(exc, render(request, "forgot.html", status=exc.status, error=exc.message))
-    accounts.request_reset(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, email)
+    accounts.request_reset(session, rt.settings.link_base(), rt.settings.site_name, email)
     session.commit()
     return render(request, "forgot.html", sent=True)
 
@@ -225,7 +225,7 @@ def change_email(request: Request, session: DB, rt: RT, user: LoggedIn, current:
         return _account_page(request, session, user, status=400, error="Your current password is wrong.")
     try:
         address = accounts.clean_email(email)
-        accounts.send_verification(session, rt.mailer, rt.settings.link_base(), rt.settings.site_name, user,
+        accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user,
                                    email=address)
         session.commit()
     except KilnError as exc:

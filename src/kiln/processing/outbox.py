@@ -1,0 +1,290 @@
+"""The outbox: "when this transaction commits, do X", durably.
+
+A service records an effect (``record``, ``record_mail``) in the same transaction as the change that
+causes it. When that transaction commits, a session hook rings the effect's bell (``install``); a
+rolled-back transaction leaves neither row nor bell. A worker runs the effect (``run_effect``, the
+Celery task ``kiln.run_effect``): it claims the row with a lease exactly as a processing step is
+claimed, calls the kind's handler outside any transaction, and marks it done, or schedules a retry
+with the processing ledger's backoff (``[outbox]`` retry policy). The sweeper (``sweep``) takes back
+effects whose worker died, and re-rings effects that are due or whose bell was lost.
+
+Delivery is at least once: a worker killed after the SMTP server accepted a mail and before the row
+was marked done sends it again. Without a worker (tests, ``InlineBell``) an effect runs in the
+committing thread right after the commit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from kiln.db.base import utcnow
+from kiln.processing.models import OutboxEffect
+
+if TYPE_CHECKING:
+    from kiln.runtime import Runtime
+
+log = logging.getLogger(__name__)
+QUEUE = "outbox"  # the Celery queue every `kiln worker` consumes besides its lanes
+_RING = "kiln.outbox.ring"  # session.info key: effect ids to ring after the commit
+
+
+# Recording -------------------------------------------------------------------------------------
+
+def record(session: Session, kind: str, payload: dict[str, Any], summary: str = "") -> OutboxEffect:
+    """Add an effect to the session's transaction; it runs after the commit, or never if rolled back.
+    ``summary`` is what admins see: never a secret (a mail's body holds one-time links)."""
+    if kind not in HANDLERS:
+        raise ValueError(f"no outbox handler for {kind!r}")
+    effect = OutboxEffect(kind=kind, payload=payload, summary=summary[:300], state="queued", enqueued=utcnow())
+    session.add(effect)
+    return effect
+
+
+def record_mail(session: Session, to: str, subject: str, body: str) -> OutboxEffect:
+    return record(session, "mail", {"to": to, "subject": subject, "body": body}, summary=f"{subject} → {to}")
+
+
+def ring_after_commit(session: Session, ids: Iterable[int]) -> None:
+    """Ring these effects' bells once the session's transaction commits (e.g. after a retry)."""
+    session.info.setdefault(_RING, []).extend(ids)
+
+
+def install(factory: sessionmaker[Session], ring: Callable[[list[int]], None]) -> None:
+    """Make sessions from ``factory`` ring the bells of the effects they commit (and only those)."""
+
+    @event.listens_for(factory, "after_flush")
+    def _collect(session: Session, _context: object) -> None:
+        new = [obj.id for obj in session.new if isinstance(obj, OutboxEffect)]
+        if new:
+            ring_after_commit(session, new)
+
+    @event.listens_for(factory, "after_commit")
+    def _ring(session: Session) -> None:
+        ids = session.info.pop(_RING, None)
+        if ids:
+            try:
+                ring(list(dict.fromkeys(ids)))
+            except Exception:  # the rows are committed: the sweeper rings them
+                log.exception("could not ring outbox bells %s; the sweeper will", ids)
+
+    @event.listens_for(factory, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(_RING, None)
+
+
+# Bells -----------------------------------------------------------------------------------------
+
+class Bell(Protocol):
+    def ring(self, ids: list[int]) -> None: ...
+
+
+class InlineBell:
+    """Runs each effect in the committing thread (tests, and processes with no worker)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def ring(self, ids: list[int]) -> None:
+        for effect_id in ids:
+            run_effect(self.rt, effect_id)
+
+
+class RecordingBell:
+    """Remembers the bells (tests that play the worker by hand)."""
+
+    def __init__(self) -> None:
+        self.rung: list[int] = []
+
+    def ring(self, ids: list[int]) -> None:
+        self.rung.extend(ids)
+
+
+class CeleryBell:
+    """Sends one ``kiln.run_effect`` task per effect, from a thread of its own: the request that
+    committed never waits on the broker (which may be down or hung; the sweeper re-rings)."""
+
+    def __init__(self, app, time_limit: float) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.time_limit = app, time_limit
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    def ring(self, ids: list[int]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked child: threads do not survive a fork
+                self._pid, self._queue = os.getpid(), queue.SimpleQueue()
+                thread = threading.Thread(target=self._send_forever, args=(self._queue,), daemon=True,
+                                          name="kiln-outbox-bell")
+                thread.start()
+                atexit.register(self._drain, self._queue, thread)
+        for effect_id in ids:
+            self._queue.put(effect_id)
+
+    def _send_forever(self, pending: queue.SimpleQueue[int | None]) -> None:
+        while (effect_id := pending.get()) is not None:
+            try:
+                self.app.send_task("kiln.run_effect", args=[effect_id], queue=QUEUE, time_limit=self.time_limit)
+            except Exception as exc:
+                log.warning("could not ring the bell for outbox effect %s (%s); the sweeper will", effect_id, exc)
+
+    @staticmethod
+    def _drain(pending: queue.SimpleQueue[int | None], thread: threading.Thread) -> None:
+        """At exit (a CLI command), give the bells a moment to leave; the sweeper rings any left."""
+        pending.put(None)
+        thread.join(5)
+
+
+def make_bell(rt: Runtime) -> Bell:
+    from kiln.processing.dispatch import CeleryDispatcher
+
+    if isinstance(rt.dispatcher, CeleryDispatcher):
+        return CeleryBell(rt.dispatcher.app, time_limit=rt.settings.outbox.step_time_limit + 30)
+    return InlineBell(rt)
+
+
+# Running ---------------------------------------------------------------------------------------
+
+def _send_mail(rt: Runtime, payload: dict[str, Any]) -> None:
+    rt.mailer.send(payload["to"], payload["subject"], payload["body"])
+
+
+Handler = Callable[["Runtime", dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {"mail": _send_mail}
+
+
+def register_handler(kind: str, handler: Handler) -> None:
+    """Say what runs an effect of this kind (the module that records it registers it at import)."""
+    HANDLERS[kind] = handler
+
+# Payload fields dropped once an effect is done: a mail's body holds a one-time link, which the
+# database otherwise keeps only as a hash.
+SECRET_FIELDS = {"mail": ("body",)}
+
+
+def _forget_secrets(effect: OutboxEffect) -> None:
+    fields = SECRET_FIELDS.get(effect.kind, ())
+    if any(name in effect.payload for name in fields):
+        effect.payload = {k: v for k, v in effect.payload.items() if k not in fields}
+
+
+def run_effect(rt: Runtime, effect_id: int) -> str | None:
+    """Run one effect if it is due (safe to call twice: the claim lets one caller through).
+    Returns its new state, or None when there was nothing to do."""
+    from kiln.processing import ledger
+    from kiln.processing.limits import lease_owner
+
+    owner, policy = lease_owner(), rt.settings.outbox
+    with rt.sessions() as session:
+        if not ledger.claim_row(session, OutboxEffect, effect_id, owner, policy.step_time_limit):
+            return None
+        session.commit()
+        effect = session.get(OutboxEffect, effect_id)
+        if effect is None:
+            return None
+        kind, payload = effect.kind, dict(effect.payload)
+    error: Exception | None = None
+    try:
+        HANDLERS[kind](rt, payload)  # outside any transaction: SMTP may take its whole timeout
+    except Exception as exc:
+        error = exc
+    with rt.sessions() as session:
+        effect = session.get(OutboxEffect, effect_id)
+        if effect is None or effect.state != "running" or effect.lease_owner != owner:
+            return None  # the sweeper took it back meanwhile (we overran the lease)
+        if error is None:
+            effect.state, effect.finished = "done", utcnow()
+            effect.lease_owner = effect.lease_expires = effect.next_run = None
+            effect.error_class = effect.error_code = effect.error_message = None
+        else:
+            log.warning("outbox effect %s (%s) failed: %s", effect_id, kind, error)
+            ledger.retry_later(effect, policy, type(error).__name__, _code(error), _sentence(kind, error))
+        if effect.state == "done":  # a failed one keeps its body, so that `kiln outbox retry` can send it
+            _forget_secrets(effect)
+        session.commit()
+        return effect.state
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """smtplib reports a timeout as a lost connection; the TimeoutError is in the exception's chain."""
+    while error is not None:
+        if isinstance(error, TimeoutError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _code(error: Exception) -> str:
+    return "timeout" if _timed_out(error) else "unreachable" if isinstance(error, OSError) else "error"
+
+
+def _sentence(kind: str, error: Exception) -> str:
+    what = "The mail server" if kind == "mail" else "The service"
+    if _timed_out(error):
+        return f"{what} did not answer in time."
+    if isinstance(error, OSError):
+        return f"{what} could not be reached ({error})."
+    return f"{type(error).__name__}: {error}"
+
+
+# Recovery and retries --------------------------------------------------------------------------
+
+def sweep(rt: Runtime, lost_after: dt.timedelta = dt.timedelta(seconds=60)) -> int:
+    """The sweeper's share: take back effects whose worker died or overran its lease, then ring the
+    due ones and those whose bell was rung ``lost_after`` ago without effect. Returns how many rang."""
+    from kiln.processing import ledger
+    from kiln.processing.limits import owner_is_dead
+
+    now, policy = utcnow(), rt.settings.outbox
+    with rt.sessions() as session:
+        for effect in session.scalars(select(OutboxEffect).where(OutboxEffect.state == "running")):
+            lapsed = effect.lease_expires is not None and effect.lease_expires < now
+            if lapsed or owner_is_dead(effect.lease_owner):
+                ledger.retry_later(effect, policy, "WorkerLost", "worker_lost",
+                                   "The worker running this stopped unexpectedly.")
+        session.flush()
+        due = list(session.scalars(select(OutboxEffect.id).where(or_(
+            (OutboxEffect.state == "pending") & (OutboxEffect.next_run <= now),
+            (OutboxEffect.state == "queued") & (OutboxEffect.enqueued < now - lost_after),
+        )).order_by(OutboxEffect.id)))
+        if due:
+            session.execute(update(OutboxEffect).where(OutboxEffect.id.in_(due))
+                            .values(state="queued", enqueued=now, next_run=None)
+                            .execution_options(synchronize_session=False))
+            ring_after_commit(session, due)
+        session.commit()
+    return len(due)
+
+
+def retry(rt: Runtime, ids: Iterable[int] | None = None, *, failed_only: bool = False) -> list[int]:
+    """Run effects again now: the given ones, or every failed or waiting one. A failed effect starts
+    over with a fresh count of attempts. Returns the ids rung."""
+    wanted = ("failed",) if failed_only else ("failed", "pending")
+    with rt.sessions() as session:
+        query = select(OutboxEffect.id).where(OutboxEffect.state.in_(wanted))
+        if ids is not None:
+            query = query.where(OutboxEffect.id.in_(list(ids)))
+        chosen = list(session.scalars(query.order_by(OutboxEffect.id)))
+        if chosen:
+            session.execute(update(OutboxEffect).where(OutboxEffect.id.in_(chosen))
+                            .values(state="queued", enqueued=utcnow(), next_run=None, attempts=0)
+                            .execution_options(synchronize_session=False))
+            ring_after_commit(session, chosen)
+        session.commit()
+    return chosen
+
+
+def listing(session: Session, states: Iterable[str] | None = None, limit: int = 50) -> list[OutboxEffect]:
+    query = select(OutboxEffect).order_by(OutboxEffect.id.desc()).limit(limit)
+    if states:
+        query = query.where(OutboxEffect.state.in_(list(states)))
+    return list(session.scalars(query))
