@@ -2,7 +2,9 @@
 
 For each kind in the registry:
 
-* the kind fulfils the contract (names, extensions, a display template, a ``thumbnail``);
+* the kind fulfils the contract (names, extensions, served types, a display template, a ``thumbnail``)
+  and the optional capabilities it has (``NeedsName``, ``ChecksCurrent``, ``StripsMetadata``) have
+  the protocol's signature;
 * every good sample its fixture module makes, uploaded through the real upload form, ends
   processed with a thumbnail, a blurred placeholder and a media page that shows it;
 * every hostile file its fixture module makes ends refused at upload (a 4xx with a sentence) or
@@ -13,6 +15,7 @@ A kind without fixtures fails here: adding a kind means adding ``tests/fixtures_
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
 from pathlib import Path
@@ -20,12 +23,12 @@ from pathlib import Path
 import pytest
 from tests.conftest import csrf, register
 
+from kiln.config import Settings
 from kiln.media.models import MediaEntry
-from kiln.mediatypes import kinds
-from kiln.mediatypes.base import RenditionSpec
+from kiln.mediatypes import kind_dir, kinds
+from kiln.mediatypes.base import CAPABILITIES, RenditionSpec
 
 KINDS = sorted(kinds())
-TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "kiln" / "mediatypes"
 # Seconds allowed to decide one hostile file (issue #6: 30 s for images, 120 s for video).
 DECIDE_WITHIN = {"video": 120.0, "audio": 120.0}
 DEFAULT_DECIDE_WITHIN = 30.0
@@ -57,12 +60,39 @@ def test_kind_fulfils_the_contract(name: str, settings) -> None:  # type: ignore
     assert kind.name == name and kind.label and kind.formats
     assert kind.file_extensions and all(ext.startswith(".") and ext == ext.lower() for ext in kind.file_extensions)
     assert kind.mime_extensions and all(ext.startswith(".") for ext in kind.mime_extensions.values())
-    assert (TEMPLATES / name / "display.html").is_file(), "each kind has its own part of the media page"
+    assert (kind_dir(kind) / "display.html").is_file(), "each kind has its own part of the media page"
+    assert isinstance(kind.order, int)
+    assert kind.served_types and all(ext.startswith(".") and ext == ext.lower() and "/" in content_type
+                                     for ext, content_type in kind.served_types.items())
+    assert kind.inline_types <= set(kind.served_types), "only a type it serves can be shown inline"
+    assert kind.settings_section is None or kind.settings_section in Settings.model_fields
     steps = kind.steps(settings)
     assert len({s.name for s in steps}) == len(steps), "step names are unique"
     outputs = [spec.name for step in steps for spec in step.renditions]
     assert "thumbnail" in outputs, "galleries need a thumbnail from every kind"
     assert all(isinstance(spec, RenditionSpec) and spec.fingerprint() for step in steps for spec in step.renditions)
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_optional_capabilities_have_their_protocols_signature(name: str) -> None:
+    kind = kinds()[name]
+    for capability in CAPABILITIES:
+        declared = [*vars(capability).get("__annotations__", {}), *vars(capability)]
+        members = sorted({m for m in declared if not m.startswith("_")})
+        present = [m for m in members if hasattr(kind, m)]
+        if not present:
+            continue
+        assert isinstance(kind, capability), f"{name} has {present} but not all of {capability.__name__}"
+        for member in present:
+            wanted = getattr(capability, member, None)
+            if callable(wanted):
+                got = inspect.signature(getattr(kind, member))
+                assert list(got.parameters) == list(inspect.signature(wanted).parameters)[1:], (
+                    f"{name}.{member}{got} does not match {capability.__name__}")
+
+
+def test_kinds_are_asked_in_a_stable_order() -> None:
+    assert list(kinds()) == ["image", "video", "audio", "pdf", "model3d", "text"]
 
 
 def test_no_two_kinds_claim_the_same_extension() -> None:

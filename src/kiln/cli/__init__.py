@@ -39,5 +39,8 @@ def echo_json(data: Any) -> None:
 
 
 from kiln.cli import media, reprocess, server, storage, users  # noqa: E402  (commands register on `main`)
+from kiln.plugins import plugin_manager  # noqa: E402
+
+plugin_manager().hook.kiln_register_commands(cli=main)  # plugins' commands (kiln/hookspecs.py)
 
 __all__ = ["main", "pass_kiln", "media", "reprocess", "server", "storage", "users"]

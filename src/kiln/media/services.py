@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
+from kiln import plugins
 from kiln.accounts.models import User
 from kiln.config import Settings
 from kiln.db.base import utcnow
@@ -25,7 +26,7 @@ from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
 from kiln.mediatypes import extension_for, get_kind, identify
-from kiln.mediatypes.base import MediaRejected
+from kiln.mediatypes.base import MediaRejected, StripsMetadata
 from kiln.processing import ledger
 from kiln.processing.admission import ring_bells
 from kiln.processing.limits import HOST
@@ -305,8 +306,10 @@ def delete(rt: Runtime, session: Session, user: User | None, media: MediaEntry) 
     files = [(rt.stores.public, r.key) for r in media.renditions]
     files.append((rt.stores.by_name(media.original_store), media.original_key))
     media_dir = ["entries", str(media.id)]
+    facts = {"media_id": media.id, "kind": media.kind, "owner_id": media.owner_id}
     session.delete(media)
     session.commit()
+    plugins.notify("kiln_media_deleted", runtime=rt, **facts)
     for store, key in files:
         store.delete(key)
     for store in (rt.stores.public, rt.stores.queue, rt.stores.originals):
@@ -323,7 +326,7 @@ def original_mode(media: MediaEntry) -> str:
 
 def can_strip(media: MediaEntry) -> bool:
     """Whether this kind can publish its original without camera data and other private metadata."""
-    return hasattr(get_kind(media.kind), "strip_metadata")
+    return isinstance(get_kind(media.kind), StripsMetadata)
 
 
 def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntry, mode: str) -> None:
@@ -350,7 +353,9 @@ def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntr
             source = copy_to_local(rt.stores.by_name(media.original_store), media.original_key,
                                    workdir / ("original" + extension_for(media.mime_type)))
             if mode == "stripped":
-                made = get_kind(media.kind).strip_metadata(source, workdir, rt.settings)  # type: ignore[attr-defined]
+                kind = get_kind(media.kind)
+                assert isinstance(kind, StripsMetadata)  # can_strip said so above
+                made = kind.strip_metadata(source, workdir, rt.settings)
                 path, mime_type, width, height = made.path, made.mime_type, made.width, made.height
             else:
                 path, mime_type, width, height = source, media.mime_type, media.width, media.height

@@ -1,7 +1,9 @@
 """The registry of media kinds. A file's kind is decided from its content, never its name alone.
 
-Kinds are asked in order; the first whose ``identify`` recognises the file wins. Text art comes
-last, because almost anything without NUL bytes decodes as text. The file's *name* is used only
+Kinds come from the plugin manager (the ``kiln_media_kinds`` hook; the six built-in kinds are entry
+points in pyproject.toml, as a third-party kind would be). They are asked in the order of their
+``order`` (then name); the first whose ``identify`` recognises the file wins. Text art comes last
+(90), because almost anything without NUL bytes decodes as text. The file's *name* is used only
 to refuse a mismatch: a file whose extension belongs to one kind but whose content is another
 ("a text document named .mp4") is refused, since a name that lies is a classic way in for hostile
 files.
@@ -9,17 +11,26 @@ files.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from functools import cache
-from importlib import import_module
 from pathlib import Path, PurePath
+from typing import Any
 
 from kiln.config import Settings
-from kiln.mediatypes.base import Identified, MediaKind, MediaRejected
+from kiln.mediatypes.base import (
+    ExtraStep,
+    Identified,
+    MediaKind,
+    MediaRejected,
+    StepContext,
+    StepDef,
+    StepResult,
+    needs_name,
+)
 
 HEAD_BYTES = 64 * 1024
 
-# Module names, in the order kinds are asked. Each module exposes ``KIND``.
-KIND_MODULES = ("image", "video", "audio", "pdf", "model3d", "text")
 # Kinds that share containers: a sound-only .mp4 is audio, an Ogg Theora .ogg is video.
 SHARED_CONTAINERS = frozenset({"audio", "video"})
 # Names a browser or a web server would treat as a page or a program, whatever the content: a PNG
@@ -33,20 +44,103 @@ ACTIVE_SUFFIXES = frozenset({
 
 @cache
 def kinds() -> dict[str, MediaKind]:
+    """Every registered kind by name, in the order they are asked (built once per process)."""
+    from kiln.plugins import plugin_manager
+
+    hook = plugin_manager().hook
     found: dict[str, MediaKind] = {}
-    for module in KIND_MODULES:
-        try:
-            kind = import_module(f"kiln.mediatypes.{module}").KIND
-        except ModuleNotFoundError as exc:
-            if exc.name != f"kiln.mediatypes.{module}":
-                raise
-            continue  # a kind still being written
-        found[kind.name] = kind
-    return found
+    for provided in hook.kiln_media_kinds():
+        for kind in provided:
+            if kind.name in found:
+                raise RuntimeError(f"Two plugins provide a media kind named {kind.name!r}.")
+            found[kind.name] = kind
+    ordered = sorted(found.values(), key=lambda k: (k.order, k.name))
+    return {k.name: _with_extra_steps(k, [s for answer in hook.kiln_processing_steps(kind=k.name) for s in answer])
+            for k in ordered}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KIND_MODULES":  # the kinds' names in order (the processing lanes are named after them)
+        return tuple(kinds())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_kind(name: str) -> MediaKind:
     return kinds()[name]
+
+
+def kind_dir(kind: MediaKind) -> Path:
+    """The folder of the kind's package: its display.html lives there (a plugin's kind too)."""
+    inner = kind._kind if isinstance(kind, _KindWithExtraSteps) else kind
+    return Path(inspect.getfile(type(inner))).parent
+
+
+def kind_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """Jinja's loader for "kinds/<kind>/display.html" (web/templating.py)."""
+    kind_name, _, file = name.partition("/")
+    kind = kinds().get(kind_name)
+    if kind is None or file != "display.html":
+        return None
+    path = kind_dir(kind) / file
+    mtime = path.stat().st_mtime
+    return path.read_text(encoding="utf-8"), str(path), lambda: path.stat().st_mtime == mtime
+
+
+def served_types() -> dict[str, str]:
+    """Extension -> Content-Type of every file Kiln serves: the union of the kinds' ``served_types``."""
+    return _served()[0]
+
+
+def inline_types() -> frozenset[str]:
+    """The extensions a browser may show inline: the union of the kinds' ``inline_types``."""
+    return _served()[1]
+
+
+@cache
+def _served() -> tuple[dict[str, str], frozenset[str]]:
+    types: dict[str, str] = {}
+    inline: set[str] = set()
+    for kind in kinds().values():
+        for ext, content_type in kind.served_types.items():
+            if types.setdefault(ext, content_type) != content_type:
+                raise RuntimeError(f"Kinds disagree on the type of {ext} files: {types[ext]} and {content_type}.")
+        for ext in kind.inline_types:
+            if ext not in kind.served_types or not kind.served_types[ext].startswith(INLINE_PREFIXES) \
+                    or "svg" in kind.served_types[ext]:
+                raise RuntimeError(f"The {kind.name} kind may not show {ext} files inline.")
+            inline.add(ext)
+    return types, frozenset(inline)
+
+
+INLINE_PREFIXES = ("image/", "video/", "audio/")  # nothing that is a page or runs a script
+
+
+class _KindWithExtraSteps:
+    """A kind plus the steps plugins add to it (``kiln_processing_steps``); everything else is the kind's."""
+
+    def __init__(self, kind: MediaKind, extra: list[ExtraStep]) -> None:
+        self._kind, self._extra = kind, extra
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kind, name)
+
+    def steps(self, settings: Settings) -> list[StepDef]:
+        own = self._kind.steps(settings)
+        added = [step.definition(settings) for step in self._extra]
+        names = [d.name for d in own + added]
+        if len(set(names)) != len(names):
+            raise RuntimeError(f"A plugin's step for the {self._kind.name} kind reuses a step name: {names}.")
+        return own + added
+
+    def run_step(self, step: str, ctx: StepContext) -> StepResult:
+        for extra in self._extra:
+            if extra.definition(ctx.settings).name == step:
+                return extra.run(ctx)
+        return self._kind.run_step(step, ctx)
+
+
+def _with_extra_steps(kind: MediaKind, extra: list[ExtraStep]) -> MediaKind:
+    return kind if not extra else _KindWithExtraSteps(kind, extra)  # type: ignore[return-value]
 
 
 def identify(path: Path, settings: Settings, filename: str | None = None, kind: str | None = None) -> Identified:
@@ -62,7 +156,7 @@ def identify(path: Path, settings: Settings, filename: str | None = None, kind: 
     suffix = PurePath(filename).suffix.lower() if filename else None
     candidates = [get_kind(kind)] if kind else list(kinds().values())
     for candidate in candidates:
-        if getattr(candidate, "needs_name", False) and suffix is not None and suffix not in candidate.file_extensions:
+        if needs_name(candidate) and suffix is not None and suffix not in candidate.file_extensions:
             continue
         found = candidate.identify(path, head, settings)
         if found is not None:

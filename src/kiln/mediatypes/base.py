@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from kiln.config import Settings
 from kiln.errors import KilnError
@@ -107,17 +107,25 @@ class MediaKind(Protocol):
     """One kind of media. Besides these members a kind package holds ``display.html``, the part of
     the media page that shows it (rendered with ``media`` and a ``rendition(name)`` lookup).
 
-    Optional members the engine looks for: ``needs_name`` (True when content alone cannot tell,
-    as with plain text: the upload's name must then carry one of ``file_extensions``),
-    ``is_current(spec, stored_params, identified)`` for reprocessing, and
-    ``strip_metadata(source, workdir, settings)`` for publishing originals without camera data.
+    A kind is registered through the ``kiln_media_kinds`` hook (kiln/hookspecs.py). Optional
+    capabilities are the small protocols below (:class:`NeedsName`, :class:`ChecksCurrent`,
+    :class:`StripsMetadata`); the engine asks ``isinstance(kind, ...)``, and the conformance suite
+    checks the signatures of those a kind has.
     """
 
     name: str
     label: str
     formats: str  # for people: "JPEG, PNG, WebP, ..."
+    order: int  # kinds are asked in this order (then by name); text, which catches almost anything, is 90
     file_extensions: frozenset[str]  # names people give such files, lower case with the dot
     mime_extensions: Mapping[str, str]  # MIME type identified -> extension of the stored original
+    # Files of this kind Kiln serves (renditions and published originals): extension -> Content-Type.
+    # web/files.py serves exactly the union of these, and contrib/nginx/kiln.conf must say the same.
+    served_types: Mapping[str, str]
+    # Of those, the extensions a browser may show inline (pictures, video, sound: never HTML, SVG,
+    # PDF or anything that runs); everything else is sent as a download.
+    inline_types: frozenset[str]
+    settings_section: str | None  # the section of kiln.toml (and of Settings) it reads; None: none
 
     def identify(self, path: Path, head: bytes, settings: Settings) -> Identified | None:
         """Return what the file is if it belongs to this kind, None if it does not.
@@ -133,4 +141,45 @@ class MediaKind(Protocol):
 
     def run_step(self, step: str, ctx: StepContext) -> StepResult:
         """Run one step. Raise MediaRejected (permanent) or TransientFailure (retry)."""
+        ...
+
+
+@runtime_checkable
+class NeedsName(Protocol):
+    """Content alone cannot tell (plain text): the kind is asked only when the upload's name carries
+    one of its ``file_extensions``. A kind has this capability when ``needs_name`` is True."""
+
+    needs_name: bool
+
+
+@runtime_checkable
+class ChecksCurrent(Protocol):
+    """Reprocessing asks whether a stored rendition would come out the same under a new spec."""
+
+    def is_current(self, spec: RenditionSpec, stored_params: Mapping[str, Any], identified: Identified) -> bool: ...
+
+
+@runtime_checkable
+class StripsMetadata(Protocol):
+    """The kind can publish its original without camera data and other private metadata."""
+
+    def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile: ...
+
+
+CAPABILITIES: tuple[type, ...] = (NeedsName, ChecksCurrent, StripsMetadata)
+
+
+def needs_name(kind: object) -> bool:
+    return isinstance(kind, NeedsName) and kind.needs_name is True
+
+
+class ExtraStep(Protocol):
+    """A processing step a plugin adds to a kind (the ``kiln_processing_steps`` hook)."""
+
+    def definition(self, settings: Settings) -> StepDef:
+        """Its name and rendition specs under these settings; the name must differ from the kind's steps."""
+        ...
+
+    def run(self, ctx: StepContext) -> StepResult:
+        """Make its files, as a kind's ``run_step`` does."""
         ...

@@ -35,7 +35,7 @@ from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound
 from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import get_kind, kinds
-from kiln.mediatypes.base import Identified, MediaKind, StepDef
+from kiln.mediatypes.base import ChecksCurrent, Identified, MediaKind, StepDef
 from kiln.processing import ledger
 from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.models import ProcessingStep
@@ -117,7 +117,7 @@ def step_status(kind: MediaKind, definition: StepDef, step: Any, renditions: Map
         return str(step.state)
     if not definition.renditions:
         return FRESH if step.fingerprint == definition.fingerprint() else STALE
-    check = getattr(kind, "is_current", None)
+    check = kind.is_current if isinstance(kind, ChecksCurrent) else None
     status = FRESH
     for spec in definition.renditions:
         stored = renditions.get(spec.name)

@@ -18,10 +18,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from kiln import plugins
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import extension_for, get_kind, identify, placeholder
-from kiln.mediatypes.base import MediaRejected, ProducedFile, RenditionSpec, StepContext, StepDef, TransientFailure
+from kiln.mediatypes.base import (
+    ChecksCurrent,
+    MediaRejected,
+    ProducedFile,
+    RenditionSpec,
+    StepContext,
+    StepDef,
+    TransientFailure,
+)
 from kiln.processing import ledger
 from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep
@@ -152,13 +161,13 @@ def _already_current(rt: Runtime, media: MediaEntry, definition: StepDef, ctx: S
 
     The kind decides (``is_current``); kinds without that hook always recompute.
     """
-    check = getattr(get_kind(media.kind), "is_current", None)
-    if check is None or not definition.renditions:
+    kind = get_kind(media.kind)
+    if not isinstance(kind, ChecksCurrent) or not definition.renditions:
         return False
     stored = {r.name: r for r in media.renditions}
     for spec in definition.renditions:
         rendition = stored.get(spec.name)
-        if rendition is None or not check(spec, rendition.spec or {}, ctx.identified):
+        if rendition is None or not kind.is_current(spec, rendition.spec or {}, ctx.identified):
             return False
         if not rt.stores.public.exists(rendition.key):  # a lost file is remade, not skipped
             return False
@@ -345,6 +354,7 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     media = session.get(MediaEntry, media_id, populate_existing=True)
     if media is None:
         return None
+    first_publication = False
     steps = ledger.steps_of(session, media_id)
     defs = {d.name: d for d in get_kind(media.kind).steps(rt.settings)}
     failed = [s for s in steps if s.state == "failed" and defs.get(s.name, StepDef(s.name)).required]
@@ -352,6 +362,7 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
         media.state = "failed"
         media.error_code, media.error_message = failed[0].error_code, failed[0].error_message
     elif all(s.state in ledger.FINAL for s in steps) and _renditions_present(rt, media, defs.values()):
+        first_publication = media.published is None
         if media.state != "processed":
             media.state = "processed"
             media.published = media.published or utcnow()
@@ -366,8 +377,11 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
             rt.stores.queue.delete(key)
     elif media.published is None and any(s.state != "queued" for s in steps):
         media.state = "processing"
+    kind, state = media.kind, media.state
     session.commit()
-    return media.state
+    if first_publication and state == "processed":  # after the commit: plugins see it published
+        plugins.notify("kiln_media_published", media_id=media_id, kind=kind, runtime=rt)
+    return state
 
 
 def _renditions_present(rt: Runtime, media: MediaEntry, defs) -> bool:  # type: ignore[no-untyped-def]

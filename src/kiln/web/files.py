@@ -13,16 +13,14 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from kiln.errors import NotFound
 from kiln.media.visibility import private_rendition
+from kiln.mediatypes import inline_types, served_types
 from kiln.storage import PUBLIC_MEDIA_PATH
 from kiln.storage.base import CHUNK, InvalidKey, NoSuchFile
 from kiln.web.deps import DB, RT, CurrentUser, RowId
 
 router = APIRouter(include_in_schema=False)
-SAFE_TYPES = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".gif": "image/gif",
-              ".mp4": "video/mp4", ".webm": "video/webm", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
-              ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".pdf": "application/pdf",
-              ".txt": "text/plain; charset=utf-8", ".json": "application/json", ".glb": "model/gltf-binary",
-              ".flac": "audio/flac", ".wav": "audio/wav", ".aiff": "audio/aiff"}
+# The types Kiln serves and those shown inline come from the kinds' declarations (served_types,
+# inline_types in kiln/mediatypes); tests/test_plugins.py checks contrib/nginx/kiln.conf says the same.
 # Rendition keys name their spec, so the bytes behind a URL never change.
 HEADERS = {"Cache-Control": "public, max-age=31536000, immutable",
            "Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}
@@ -40,7 +38,7 @@ def public_file(path: str, request: Request, rt: RT) -> Response:
         stat = os.stat(local)
     except (InvalidKey, FileNotFoundError) as exc:
         raise NotFound("There is no such file.") from exc
-    media_type = SAFE_TYPES.get(local.suffix.lower(), "application/octet-stream")
+    media_type = served_types().get(local.suffix.lower(), "application/octet-stream")
     headers = {**HEADERS, **_disposition(parts[-1], media_type)}
     response = FileResponse(local, media_type=media_type, headers=headers, stat_result=stat)
     etag = response.headers["etag"]
@@ -53,8 +51,8 @@ def public_file(path: str, request: Request, rt: RT) -> Response:
 def _disposition(filename: str, media_type: str) -> dict[str, str]:
     """Originals, and anything that is not a picture, a video or a sound, are downloads: the
     browser saves them instead of showing them from Kiln's site."""
-    if filename.startswith("original") or not media_type.startswith(("image/", "video/", "audio/")):
-        suffix = os.path.splitext(filename)[1].lower()
+    suffix = os.path.splitext(filename)[1].lower()
+    if filename.startswith("original") or suffix not in inline_types():
         return {"Content-Disposition": f'attachment; filename="{filename.split("-")[0]}{suffix}"'}
     return {}
 
@@ -66,7 +64,7 @@ def checked_file(media_id: RowId, name: str, session: DB, rt: RT, user: CurrentU
     key = list(rendition.key)
     store = rt.stores.public
     suffix = os.path.splitext(key[-1])[1].lower()
-    media_type = SAFE_TYPES.get(suffix, "application/octet-stream")
+    media_type = served_types().get(suffix, "application/octet-stream")
     headers = {**PRIVATE_HEADERS, **_disposition(key[-1], media_type)}
     try:
         if store.is_local:

@@ -11,18 +11,20 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from jinja2 import ChoiceLoader, FileSystemLoader, FunctionLoader, PrefixLoader, pass_context
+from markupsafe import Markup, escape
 
+from kiln import plugins
 from kiln.media.licenses import LICENSES, get_license
 from kiln.media.services import MAX_TITLE
 from kiln.media.text import render_markdown
-from kiln.mediatypes import accepted, placeholder_src
+from kiln.mediatypes import accepted, kind_template, placeholder_src
 from kiln.mediatypes.image.camera import camera_details
 from kiln.units import format_size
 from kiln.web.deps import csrf_token, pop_flashes
 
 WEB = Path(__file__).parent
-KINDS_DIR = WEB.parent / "mediatypes"  # each kind's display.html, included as "kinds/<kind>/display.html"
+PLACES = ("after_display", "details", "actions")  # where plugins may add blocks (kiln_media_page_block)
 STATIC_DIR = WEB / "static"
 
 
@@ -61,7 +63,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     templates = Jinja2Templates(directory=str(WEB / "templates"))
     templates.env.loader = ChoiceLoader([
         FileSystemLoader(str(WEB / "templates")),
-        PrefixLoader({"kinds": FileSystemLoader(str(KINDS_DIR))}),
+        # "kinds/<kind>/display.html": each kind's part of the page, next to its code (a plugin's too)
+        PrefixLoader({"kinds": FunctionLoader(kind_template)}),
     ])
     prints = _fingerprints()
     base = (static_base or "/static").rstrip("/")
@@ -72,12 +75,22 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     env = templates.env
     env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license,
                        accepted_kinds=accepted, placeholder_src=placeholder_src,
-                       camera_details=camera_details, max_title=MAX_TITLE)
+                       camera_details=camera_details, max_title=MAX_TITLE, plugin_blocks=plugin_blocks)
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = lambda d: d.strftime("%-d %B %Y, %H:%M UTC") if d else ""
     env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
     return templates
+
+
+@pass_context
+def plugin_blocks(context: Any, place: str, media: Any) -> Markup:
+    """The plugins' fragments for one place of the media page: a str is escaped, Markup kept."""
+    if place not in PLACES:
+        raise ValueError(f"No plugin place called {place!r}.")
+    settings = context["request"].app.state.runtime.settings
+    answers = plugins.collect("kiln_media_page_block", place=place, media=media, settings=settings)
+    return Markup("\n").join(escape(answer) for answer in answers)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config import Settings
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes._ffmpeg import Probe, probe
 from kiln.mediatypes.audio import decode, draw
 from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, ogg_tags, sniff
@@ -60,6 +61,12 @@ KEPT_TAGS = ("title", "artist", "album", "album_artist", "composer", "genre", "d
 class AudioKind:
     name = "audio"
     label = "Audio"
+    order = 30
+    served_types = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg",
+                    ".flac": "audio/flac", ".wav": "audio/wav", ".aiff": "audio/aiff", ".json": "application/json",
+                    ".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png"}
+    inline_types = frozenset(served_types) - {".json"}  # peaks are data
+    settings_section = "audio"
     formats = "MP3, FLAC, Ogg Vorbis, Opus, WAV, AIFF, M4A/AAC"
     file_extensions = frozenset({".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff",
                                  ".aifc", ".m4a", ".m4b"})
@@ -242,3 +249,9 @@ def _info(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 KIND = AudioKind()
+
+
+@hookimpl
+def kiln_media_kinds() -> list[AudioKind]:
+    """Registered through the entry point ``audio`` in pyproject.toml, as a plugin's kind would be."""
+    return [KIND]

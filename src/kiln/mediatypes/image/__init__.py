@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config import Settings
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -53,6 +54,10 @@ HEAD_BYTES = 64 * 1024
 class ImageKind:
     name = "image"
     label = "Image"
+    order = 10
+    served_types = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".gif": "image/gif"}
+    inline_types = frozenset(served_types)
+    settings_section = "image"
     formats = "JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC, camera RAW (DNG, CR2, NEF, ARW)"
     file_extensions = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff",
                                  ".avif", ".heic", ".heif", ".hif", ".dng", ".cr2", ".nef", ".nrw", ".arw"})
@@ -210,3 +215,9 @@ class ImageKind:
 
 
 KIND = ImageKind()
+
+
+@hookimpl
+def kiln_media_kinds() -> list[ImageKind]:
+    """Registered through the entry point ``image`` in pyproject.toml, as a plugin's kind would be."""
+    return [KIND]

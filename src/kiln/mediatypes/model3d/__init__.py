@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -43,6 +44,10 @@ CHILD = Path(__file__).with_name("child.py")
 class ModelKind:
     name = "model3d"
     label = "3D model"
+    order = 50
+    served_types = {".glb": "model/gltf-binary", ".jpg": "image/jpeg", ".webp": "image/webp"}
+    inline_types = frozenset({".jpg", ".webp"})
+    settings_section = "model3d"
     formats = "STL, OBJ, PLY, glTF, GLB"
     file_extensions = frozenset({".stl", ".obj", ".ply", ".gltf", ".glb"})
     mime_extensions = {"model/stl": ".stl", "model/obj": ".obj", "model/x-ply": ".ply",
@@ -119,3 +124,9 @@ class ModelKind:
 
 
 KIND = ModelKind()
+
+
+@hookimpl
+def kiln_media_kinds() -> list[ModelKind]:
+    """Registered through the entry point ``model3d`` in pyproject.toml, as a plugin's kind would be."""
+    return [KIND]

@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -55,6 +56,10 @@ PAGE_TEXT_BYTES = 64 * 1024  # text of the pages shown kept for the page (screen
 class PdfKind:
     name = "pdf"
     label = "PDF document"
+    order = 40
+    served_types = {".pdf": "application/pdf", ".jpg": "image/jpeg", ".webp": "image/webp"}
+    inline_types = frozenset({".jpg", ".webp"})  # never the PDF, which can carry scripts
+    settings_section = "document"
     formats = "PDF"
     file_extensions = frozenset({".pdf"})
     mime_extensions = {"application/pdf": ".pdf"}
@@ -175,3 +180,9 @@ def _pdf_date(value: str) -> str | None:
 
 
 KIND = PdfKind()
+
+
+@hookimpl
+def kiln_media_kinds() -> list[PdfKind]:
+    """Registered through the entry point ``pdf`` in pyproject.toml, as a plugin's kind would be."""
+    return [KIND]

@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes.base import (
     Identified,
     ProducedFile,
@@ -50,6 +51,10 @@ THUMBNAIL_SHAPE = 0.6  # a thumbnail is at least this tall for its width (short 
 class TextKind:
     name = "text"
     label = "Text document"
+    order = 90  # asked last: almost anything named .txt decodes as text
+    served_types = {".txt": "text/plain; charset=utf-8", ".jpg": "image/jpeg", ".webp": "image/webp"}
+    inline_types = frozenset({".jpg", ".webp"})
+    settings_section = "text"
     formats = "plain text and text art: .txt, .nfo, .asc, .diz, .ans"
     file_extensions = frozenset({".txt", ".nfo", ".asc", ".diz", ".ans"})
     mime_extensions = {"text/plain": ".txt"}
@@ -122,3 +127,9 @@ class TextKind:
 
 
 KIND = TextKind()
+
+
+@hookimpl
+def kiln_media_kinds() -> list[TextKind]:
+    """Registered through the entry point ``text`` in pyproject.toml, as a plugin's kind would be."""
+    return [KIND]

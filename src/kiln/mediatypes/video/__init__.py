@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes._ffmpeg import Probe, has_encoder, probe
 from kiln.mediatypes.base import (
     Identified,
@@ -55,6 +56,10 @@ ALGORITHM_VERSION = 1
 class VideoKind:
     name = "video"
     label = "Video"
+    order = 20
+    served_types = {".mp4": "video/mp4", ".webm": "video/webm", ".jpg": "image/jpeg", ".webp": "image/webp"}
+    inline_types = frozenset(served_types)
+    settings_section = "video"
     formats = "MP4, MOV (incl. iPhone HEVC), WebM, MKV, AVI, MPEG-TS, OGV, 3GP"
     file_extensions = frozenset({".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi", ".ts", ".mts", ".m2ts",
                                  ".ogv", ".3gp", ".3g2"})
@@ -215,3 +220,9 @@ def _clock(seconds: float) -> str:
 
 
 KIND = VideoKind()
+
+
+@hookimpl
+def kiln_media_kinds() -> list[VideoKind]:
+    """Registered through the entry point ``video`` in pyproject.toml, as a plugin's kind would be."""
+    return [KIND]
