@@ -5,6 +5,7 @@ accounts. Real SMTP servers here: aiosmtpd, and a socket that accepts and never 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import re
 import socket
 import statistics
@@ -277,4 +278,47 @@ def test_a_reset_request_with_control_characters_is_recorded_cleaned(tmp_path, d
         timed_post(client, "/auth/forgot", {"email": "a\x00b\x07@example.com"})
     [effect] = effects(rt)
     assert effect.payload["email"] == "ab@example.com"
+    rt.close()
+
+
+def test_admins_see_waiting_and_failed_mail_and_why_and_the_cli_retries_it(tmp_path, db_url, kiln, monkeypatch):
+    port = free_port()
+    rt = site(tmp_path, db_url, port)
+    rt.settings.outbox.max_attempts = 1
+    with rt.sessions() as session:
+        accounts.create_user(session, "root", "root@example.com", "correct horse", verified=True, admin=True)
+        outbox.record_mail(session, "gone@example.com", "Lost in the post", "secret link")
+        outbox.record_mail(session, "later@example.com", "Still to send", "another link")
+        session.commit()
+    failed, waiting = (e.id for e in effects(rt))
+    rt.effects = outbox.InlineBell(rt)
+    assert outbox.run_effect(rt, failed) == "failed"  # SMTP down, and one attempt allowed
+
+    with web(rt) as client:
+        timed_post(client, "/auth/login", {"username": "root", "password": "correct horse"})
+        page = client.get("/admin/processing").text
+        overview = client.get("/api/v1/admin/processing").json()["outbox"]
+    section = page[page.index('id="h-outbox"'):page.index('id="h-latest"')]
+    assert "1 to send · 0 waiting to retry · 1 failed · 0 sent" in " ".join(section.split())
+    assert re.search(rf'(?s)<tr data-effect="{failed}">.*Lost in the post → gone@example.com.*failed.*'
+                     r'The mail server could not be reached.*Kiln tried 1 times and gave up.*unreachable', section)
+    assert f'<tr data-effect="{waiting}">' in section and "secret link" not in page
+    assert overview["counts"] == {"queued": 1, "pending": 0, "running": 0, "done": 0, "failed": 1}
+    assert [(r["id"], r["state"], r["code"]) for r in overview["failed"]] == [(failed, "failed", "unreachable")]
+    assert [r["id"] for r in overview["waiting"]] == [waiting]
+
+    # The CLI, on the same site, with the mail server back.
+    for key, value in {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_STARTTLS": "false"}.items():
+        monkeypatch.setenv(f"KILN_MAIL__{key}", value)
+    listed = json.loads(kiln("outbox", "list", "--json").output)
+    assert [(r["id"], r["state"], r["summary"]) for r in listed] == [
+        (waiting, "queued", "Still to send → later@example.com"),
+        (failed, "failed", "Lost in the post → gone@example.com")]
+    assert "The mail server could not be reached" in kiln("outbox", "list", "--state", "failed").output
+    with smtp_up(port) as inbox:
+        result = json.loads(kiln("outbox", "retry", "--failed", "--here", "--json").output)
+    assert result == {"retried": [failed], "states": {str(failed): "done"}}
+    assert [m["To"] for m in inbox.messages] == ["gone@example.com"]
+    assert kiln("outbox", "retry", "--failed").output.strip() == "Nothing to retry."
+    assert json.loads(kiln("outbox", "list", "--json", "--state", "done").output)[0]["id"] == failed
     rt.close()

@@ -1,4 +1,5 @@
-"""Read-only views of the processing ledger for the owner's panel, the admin panel and the API.
+"""Read-only views of the processing ledger and the outbox for the owner's panel, the admin panel
+and the API.
 
 Nothing here writes. Every function takes a session (and, for queue depths, the Celery app) and
 returns plain dataclasses that the pages render and the API serialises.
@@ -22,7 +23,7 @@ from kiln.db.base import utcnow
 from kiln.media.models import MEDIA_STATES, MediaEntry
 from kiln.processing.celery_app import lanes
 from kiln.processing.dispatch import CeleryDispatcher, lane
-from kiln.processing.models import STEP_STATES, ProcessingStep
+from kiln.processing.models import EFFECT_STATES, STEP_STATES, OutboxEffect, ProcessingStep
 from kiln.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,26 @@ class FailedItem:
 
 
 @dataclass
+class OutboxRow:
+    id: int
+    kind: str
+    summary: str  # subject and recipient of a mail; never its body
+    state: str
+    attempts: int
+    created: dt.datetime
+    next_run: dt.datetime | None  # of a retry
+    code: str | None  # why it failed last
+    message: str | None
+
+
+@dataclass
+class OutboxOverview:
+    counts: dict[str, int]  # per state
+    waiting: list[OutboxRow]  # queued, running or waiting to retry; oldest first
+    failed: list[OutboxRow]  # failed for good; newest first
+
+
+@dataclass
 class Overview:
     media: dict[str, int]
     steps: dict[str, int]
@@ -241,6 +262,7 @@ class Overview:
     lanes: list[LaneDepth]
     stuck: list[StuckItem]
     latest_failures: list[FailedItem]
+    outbox: OutboxOverview
     generated: dt.datetime
 
 
@@ -407,6 +429,26 @@ def failed_media_ids(session: Session, kind: str | None = None, code: str | None
     return sorted(session.scalars(query))
 
 
+def outbox_rows(session: Session, states: Sequence[str], newest_first: bool = False, limit: int | None = 20,
+                ids: Sequence[int] | None = None) -> list[OutboxRow]:
+    order = OutboxEffect.id.desc() if newest_first else OutboxEffect.id
+    query = select(OutboxEffect).where(OutboxEffect.state.in_(states)).order_by(order).limit(limit)
+    if ids is not None:
+        query = query.where(OutboxEffect.id.in_(ids))
+    effects = session.scalars(query)
+    return [OutboxRow(id=e.id, kind=e.kind, summary=e.summary, state=e.state, attempts=e.attempts, created=e.created,
+                      next_run=e.next_run if e.state == "pending" else None, code=e.error_code,
+                      message=e.error_message) for e in effects]
+
+
+def outbox_overview(session: Session) -> OutboxOverview:
+    counts = dict.fromkeys(EFFECT_STATES, 0)
+    counts.update({state: int(n) for state, n in session.execute(
+        select(OutboxEffect.state, func.count()).group_by(OutboxEffect.state))})
+    return OutboxOverview(counts=counts, waiting=outbox_rows(session, ("queued", "running", "pending")),
+                          failed=outbox_rows(session, ("failed",), newest_first=True))
+
+
 def overview(session: Session, lease_seconds: float, celery_app: Any | None, lane_names: Sequence[str]
              ) -> Overview:
     """Everything the admin panel and ``GET /api/v1/admin/processing`` show."""
@@ -418,6 +460,7 @@ def overview(session: Session, lease_seconds: float, celery_app: Any | None, lan
         lanes=lane_depths(session, celery_app, lane_names),
         stuck=stuck_items(session, lease_seconds, now),
         latest_failures=latest_failures(session),
+        outbox=outbox_overview(session),
         generated=now,
     )
 

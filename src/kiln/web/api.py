@@ -163,6 +163,24 @@ class FailedItemOut(BaseModel):
     at: dt.datetime | None
 
 
+class OutboxRowOut(BaseModel):
+    id: int
+    kind: str = Field(description="mail, or reset_request (the worker mails a link if the address has an account)")
+    summary: str = Field(description="A mail's subject and recipient (never its body)")
+    state: str = Field(description="queued, running, pending (waiting to retry), done or failed")
+    attempts: int
+    created: dt.datetime
+    next_run: dt.datetime | None = Field(description="When a waiting effect is retried")
+    code: str | None = Field(description="Why it failed last: timeout, unreachable, worker_lost, error")
+    message: str | None
+
+
+class OutboxOut(BaseModel):
+    counts: dict[str, int] = Field(description="Effects per state")
+    waiting: list[OutboxRowOut] = Field(description="Queued, running or waiting to retry; oldest first (20)")
+    failed: list[OutboxRowOut] = Field(description="Failed for good; newest first (20); `kiln outbox retry`")
+
+
 class ProcessingOverviewOut(BaseModel):
     media: dict[str, int] = Field(description="Media per state")
     steps: dict[str, int] = Field(description="Processing steps per state")
@@ -170,6 +188,7 @@ class ProcessingOverviewOut(BaseModel):
     lanes: list[LaneOut]
     stuck: list[StuckOut]
     latest_failures: list[FailedItemOut]
+    outbox: OutboxOut = Field(description="Mail waiting to be sent or failed (docs/processing.md)")
     generated: dt.datetime
 
 
