@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kiln import hookspecs, plugins
+from kiln.hookspecs import hookimpl
 from kiln.mediatypes import inline_types, kinds, served_types
 from tests.conftest import csrf, register
 
@@ -197,7 +198,7 @@ def test_served_and_inline_types_come_from_the_kinds() -> None:
     assert not {".html", ".svg", ".pdf", ".txt", ".json", ".js"} & inline_types()
 
 
-def test_a_plugin_kind_and_hooks_work_end_to_end(foo_plugin, client, settings, rt) -> None:  # type: ignore[no-untyped-def]
+def test_a_plugin_kind_and_hooks_work_end_to_end(foo_plugin, client, settings, rt, caplog) -> None:  # type: ignore[no-untyped-def]
     assert list(kinds()) == ["image", "video", "audio", "pdf", "model3d", "foo", "text"]
     register(client, settings)
     client.cookies.clear()  # the API answers a Bearer token, not a browser's session
@@ -222,6 +223,7 @@ def test_a_plugin_kind_and_hooks_work_end_to_end(foo_plugin, client, settings, r
     deleted = client.delete(f"/api/v1/media/{media_id}", headers=auth)
     assert deleted.status_code in (200, 204), deleted.text  # the plugin raised; the delete stands
     assert foo_plugin.EVENTS[-1] == ("deleted", media_id, "foo")  # type: ignore[attr-defined]
+    assert "plugin foo failed in kiln_media_deleted" in caplog.text
     assert client.get(f"/u/alice/m/{media_id}").status_code == 404
 
 
@@ -247,3 +249,22 @@ def test_a_plugin_adds_a_command_to_kiln(tmp_path: Path) -> None:
     """)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout == "hello from foo\n", out.stderr
+
+
+def test_a_kind_lacking_a_member_stops_kiln_with_its_name() -> None:
+    class Half:
+        name, label = "half", "Half a kind"
+
+    class Broken:
+        @hookimpl
+        def kiln_media_kinds(self):  # type: ignore[no-untyped-def]
+            return [Half()]
+
+    plugins.rebuild()
+    try:
+        plugins.plugin_manager().register(Broken())
+        with pytest.raises(RuntimeError, match=r"lacks formats, order, .*run_step"):
+            kinds()
+    finally:
+        plugins.rebuild()
+    assert "half" not in kinds()

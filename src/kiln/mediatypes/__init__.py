@@ -42,6 +42,12 @@ ACTIVE_SUFFIXES = frozenset({
 })
 
 
+# What every kind has (base.MediaKind); checked when the registry is built, so a plugin's kind that
+# lacks one fails at start with its name rather than on some later upload.
+KIND_MEMBERS = ("name", "label", "formats", "order", "file_extensions", "mime_extensions", "served_types",
+                "inline_types", "settings_section", "identify", "steps", "run_step")
+
+
 @cache
 def kinds() -> dict[str, MediaKind]:
     """Every registered kind by name, in the order they are asked (built once per process)."""
@@ -51,6 +57,9 @@ def kinds() -> dict[str, MediaKind]:
     found: dict[str, MediaKind] = {}
     for provided in hook.kiln_media_kinds():
         for kind in provided:
+            missing = [member for member in KIND_MEMBERS if not hasattr(kind, member)]
+            if missing:
+                raise RuntimeError(f"The media kind {kind!r} lacks {', '.join(missing)} (see docs/plugins.md).")
             if kind.name in found:
                 raise RuntimeError(f"Two plugins provide a media kind named {kind.name!r}.")
             found[kind.name] = kind
