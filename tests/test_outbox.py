@@ -192,20 +192,28 @@ def test_a_reset_for_an_unknown_address_takes_as_long_as_for_a_known_one(tmp_pat
     port = free_port()
     rt = site(tmp_path, db_url, port)
     add_user(rt, "known")
-    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    rounds = []
     with web(rt) as client, smtp_hung(port) as hung:
         for _ in range(3):  # warm up
             timed_post(client, "/auth/forgot", {"email": "known@example.com"})
             timed_post(client, "/auth/forgot", {"email": "nobody@example.com"})
-        for _ in range(20):
-            for who, address in (("known", "known@example.com"), ("unknown", "nobody@example.com")):
-                times[who].append(timed_post(client, "/auth/forgot", {"email": address}))
+        # Medians of 20 interleaved requests each; on a busy machine one round may be noisy, so the
+        # best of three rounds counts (an oracle, such as a lookup or a mail in the request, shows in all).
+        for _ in range(3):
+            times: dict[str, list[float]] = {"known": [], "unknown": []}
+            for _ in range(20):
+                for who, address in (("known", "known@example.com"), ("unknown", "nobody@example.com")):
+                    times[who].append(timed_post(client, "/auth/forgot", {"email": address}))
+            known, unknown = (statistics.median(times[k]) for k in ("known", "unknown"))
+            rounds.append((known, unknown))
+            if abs(known - unknown) < max(0.002, 0.15 * min(known, unknown)):
+                break
         assert hung.accepted == []
-    known, unknown = (statistics.median(times[k]) for k in ("known", "unknown"))
-    print(f"reset medians: known {known * 1000:.2f} ms, unknown {unknown * 1000:.2f} ms")
-    assert abs(known - unknown) < max(0.003, 0.25 * min(known, unknown))
+    print("reset medians (known, unknown), ms:", [(round(k * 1000, 2), round(u * 1000, 2)) for k, u in rounds])
+    known, unknown = rounds[-1]
+    assert abs(known - unknown) < max(0.002, 0.15 * min(known, unknown)), rounds
     # The same row either way: whether the address has an account is looked up by the worker.
-    assert {e.kind for e in effects(rt)} == {"reset_request"} and len(effects(rt)) == 46
+    assert {e.kind for e in effects(rt)} == {"reset_request"} and len(effects(rt)) == 6 + 40 * len(rounds)
     rt.close()
 
 

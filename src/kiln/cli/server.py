@@ -215,7 +215,8 @@ def _retire(proc: subprocess.Popen[bytes]) -> None:
 @main.command()
 @click.option("--processes", "concurrency", type=int, default=None,
               help="Worker processes (default: processing.concurrency, or one per core).")
-@click.option("--queues", "-Q", default=None, help="Comma-separated lanes to consume, e.g. image.new,image.retry.")
+@click.option("--queues", "-Q", default=None, help="Comma-separated lanes to consume, e.g. image.new,image.retry "
+              "(add outbox to send mail too; without -Q a worker does).")
 @click.option("--kinds", default=None, help="Only these kinds (comma-separated), every reason.")
 @click.option("--reasons", default=None, help="Only these reasons (new, retry, reprocess), every kind.")
 @click.option("--loglevel", default="INFO", show_default=True)
