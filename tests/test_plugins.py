@@ -244,11 +244,15 @@ def test_a_plugin_adds_a_command_to_kiln(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         from click.testing import CliRunner
         from kiln.cli import main
-        result = CliRunner().invoke(main, ["foo-hello"])
-        print(result.output, end="")
+        print(CliRunner().invoke(main, ["foo-hello"]).output, end="")
+        print(CliRunner().invoke(main, ["plugins"]).output, end="")
     """)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert out.stdout == "hello from foo\n", out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "hello from foo", out.stderr
+    assert "foo (kiln-foo-plugin 0.1): kiln_media_deleted, kiln_media_kinds, kiln_media_page_block, " \
+           "kiln_media_published, kiln_processing_steps, kiln_register_commands, kinds: foo" in lines
+    assert "image (kiln 0.1.0): kiln_media_kinds, kinds: image" in lines
 
 
 def test_a_kind_lacking_a_member_stops_kiln_with_its_name() -> None:

@@ -75,8 +75,9 @@ def kiln_media_published(media_id: int, kind: str, runtime: Runtime) -> None:
 
     Called after the transaction that published it committed, in the process that finished the
     processing (a worker, or the web process when processing runs inline); never inside a
-    transaction. Open your own session with ``runtime.sessions()`` to read the item. Called at most
-    once per item and process; nothing retries it, and an exception is logged, not raised.
+    transaction. Open your own session with ``runtime.sessions()`` to read the item. Called once per
+    item, except that two workers finishing its last steps at the same moment may both call it: make
+    it idempotent. Nothing records or retries it (not yet an outbox effect); an exception is logged.
     """
 
 

@@ -57,3 +57,22 @@ def collect(hook_name: str, **kwargs: Any) -> list[Any]:
 def notify(hook_name: str, **kwargs: Any) -> None:
     """Tell every plugin; only call this after the transaction that caused it committed."""
     collect(hook_name, **kwargs)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every registered plugin: its name, the package it came from, its hooks and its kinds."""
+    manager = plugin_manager()
+    dists = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
+    out = []
+    for plugin in manager.get_plugins():
+        dist = dists.get(id(plugin))
+        hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+        provided = getattr(plugin, "kiln_media_kinds", None)
+        out.append({
+            "name": manager.get_name(plugin),
+            "package": dist.metadata["Name"] if dist is not None else None,
+            "version": dist.version if dist is not None else None,
+            "hooks": hooks,
+            "kinds": [kind.name for kind in provided()] if provided is not None else [],
+        })
+    return sorted(out, key=lambda p: (p["package"] != "kiln", p["name"] or ""))
