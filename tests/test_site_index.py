@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from PIL import Image
 from sqlalchemy import update
 
@@ -21,6 +22,7 @@ def tag_list(html: str) -> list[tuple[str, str, int]]:
         r'(\d+)</span></a></li>', html)]
 
 
+@pytest.mark.db
 def test_the_tag_index_counts_public_published_items_only(client, rt):
     make_user(rt)
     sea = add_items(rt, "alice", 3, tags=("sea", "sky"))
