@@ -10,14 +10,17 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiln.accounts.throttle import Throttle, Throttled
 from kiln.config import Settings
-from kiln.db.session import POOL_SIZE
+from kiln.db.health import DatabaseBusy, DatabaseUnavailable, RequestSlots, availability_for
+from kiln.db.session import REQUEST_SLOTS, WEB
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
+from kiln.storage.base import StorageError
 from kiln.web import api, apidocs, auth_pages, feeds, files, pages, panels, upload_pages
 from kiln.web.caching import HttpCaching
 from kiln.web.deps import (
@@ -35,17 +38,18 @@ from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates,
 
 log = logging.getLogger(__name__)
 FORM_BODY_LIMIT = 1024 * 1024
-WEB_THREADS = POOL_SIZE // 2  # a request may hold two connections (its session and a throttle counter)
+# Requests with a database session use at most REQUEST_SLOTS threads; the rest serve files meanwhile.
+WEB_THREADS = REQUEST_SLOTS + 6
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    rt = runtime or build_runtime(settings)
+    rt = runtime or build_runtime(settings, timeouts=WEB)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Routes run in a thread pool and each holds a pooled database connection until its response
-        # is sent. No more threads than the pool has connections: a thread waiting for a connection
-        # held by a request that needs a thread to finish would wait forever.
+        # Routes run in a thread pool. A request takes a database slot (on the event loop) before it
+        # gets a session, so a thread never waits for a connection and a request waiting for a thread
+        # holds none (kiln.db.health.RequestSlots); threads past the slots keep files flowing.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
         yield
 
@@ -64,6 +68,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.throttle = Throttle(settings.security, rt.sessions)
+    app.state.db_slots = RequestSlots(REQUEST_SLOTS, rt.timeouts.queue, availability_for(settings.db_url))
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, panels, feeds, files, api):
@@ -71,7 +76,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     apidocs.install(app)
     _install_middleware(app, headers=PageHeaders(settings))
     _install_error_handlers(app)
-    app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web)
+    app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web, timeouts=rt.timeouts)
     app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET whose body is dropped
     return app
 
@@ -95,12 +100,31 @@ def _error_response(request: Request, exc: KilnError) -> Response:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KilnError)
     async def kiln_error(request: Request, exc: KilnError) -> Response:
-        response = respond(request, exc.status, exc.code, exc.message)
+        message = exc.message
+        if isinstance(exc, StorageError) and exc.status == 503:  # its details name hosts and buckets
+            log.warning("storage error on %s: %s", request.url.path, exc.message)
+            message = STORAGE_DOWN
+        response = respond(request, exc.status, exc.code, message)
         if isinstance(exc, NotAuthenticated) and _wants_json(request):
             response.headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, Throttled):
+        if isinstance(exc, Throttled | DatabaseBusy | DatabaseUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
+        elif exc.status == 503:  # an object store that does not answer
+            response.headers["Retry-After"] = "10"
         return response
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # A statement past its timeout, a lock held too long, a connection lost or refused: the
+        # request is not the problem and trying again soon may work.
+        log.warning("database error on %s: %s", request.url.path, str(exc).splitlines()[0])
+        text = str(getattr(exc, "orig", exc)).lower()
+        busy = isinstance(exc, PoolTimeout) or any(sign in text for sign in ("locked", "statement timeout",
+                                                                              "lock timeout"))
+        error = DatabaseBusy() if busy else DatabaseUnavailable()
+        return await kiln_error(request, error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -134,6 +158,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+STORAGE_DOWN = ("The site cannot reach where it keeps its files right now, so nothing was stored or sent. "
+                "Try again in a minute.")
 NUL_MESSAGE = "Kiln does not accept NUL characters in text or addresses; remove them and try again."
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kiln.accounts.mail import Mailer, make_mailer
 from kiln.accounts.services import use_password_costs
 from kiln.config import Settings
-from kiln.db.session import make_engine, make_session_factory
+from kiln.db.session import BACKGROUND, Timeouts, make_engine, make_session_factory
 from kiln.processing.dispatch import Dispatcher
 from kiln.processing.outbox import Bell, make_bell
 from kiln.processing.outbox import install as install_outbox
@@ -34,21 +34,26 @@ class Runtime:
     effects: Bell = field(default=None)  # type: ignore[assignment]
     # Inside a worker pool process: a step that overruns its time limit kills the process.
     enforce_limits: bool = False
+    # How long this process's database calls may wait (kiln.db.session: WEB for the web app).
+    timeouts: Timeouts = BACKGROUND
 
     def close(self) -> None:
+        self.stores.close()
         self.engine.dispose()
 
 
-def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None) -> Runtime:
+def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None,
+                  timeouts: Timeouts = BACKGROUND) -> Runtime:
     use_password_costs(settings.security)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, timeouts)
     sessions = make_session_factory(engine)
     runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        stores=make_stores(settings, loader(sessions)),
+        stores=make_stores(settings, loader(settings.db_url, timeouts)),
         mailer=make_mailer(settings),
+        timeouts=timeouts,
     )
     if dispatcher is None:
         from kiln.processing.celery_app import make_celery

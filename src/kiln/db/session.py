@@ -1,35 +1,179 @@
-"""Engines and sessions. One engine per process; sessions are short and explicit."""
+"""Engines and sessions. One engine per process; sessions are short and explicit.
+
+Every connection has timeouts fitting who waits on it (``Timeouts``): a web request, where a person
+waits, gets short ones (``WEB``); workers and commands longer ones (``BACKGROUND``); migrations no
+statement limit (``MAINTENANCE``). On PostgreSQL they bound opening a connection (``connect_timeout``),
+any statement (``statement_timeout``, enforced by the server, which cancels it cleanly), and any wait
+for the server's answer at all (enforced here: a server or network that goes silent mid-statement
+cannot hold a thread for ever; TCP keepalives and ``tcp_user_timeout`` catch a peer that is gone).
+On SQLite they bound the wait for another writer's lock. A connection that cannot be opened or stops
+answering marks the database unavailable for a few seconds (``kiln.db.health``).
+"""
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# Connections each process may open: the web app sizes its thread pool from it.
+from kiln.db.health import availability_for
+
+# Connections each process may open: the web app sizes its request slots and threads from it.
 POOL_SIZE = 20
+# Web requests holding a database session at once: each may need a second connection (a throttle
+# counter), so half the pool; the others wait for a slot (kiln.db.health.RequestSlots).
+REQUEST_SLOTS = POOL_SIZE // 2
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a caller waits on the database before it is told no."""
+
+    connect: float  # to open a connection (PostgreSQL counts whole seconds, at least 2)
+    statement: float | None  # the longest statement the server runs for us (None: no limit)
+    pool: float  # for a free pooled connection
+    lock: float  # SQLite: for another writer to finish
+    queue: float  # a web request, for a slot (kiln.db.health.RequestSlots)
+    grace: float = 2.0  # past ``statement``, before a server that has not answered is given up on
+
+    @property
+    def answer(self) -> float | None:
+        """The longest wait for any answer from the server on an open connection."""
+        return None if self.statement is None else self.statement + self.grace
+
+
+# A person is waiting: pages and API calls run statements of milliseconds; one that takes seconds is
+# stuck (a lock, a hung server), and a quick 503 with Retry-After beats a spinner.
+WEB = Timeouts(connect=3, statement=5, pool=5, lock=5, queue=10)
+# Workers, the sweeper and commands: nobody is watching the clock, but nothing waits for ever.
+BACKGROUND = Timeouts(connect=10, statement=300, pool=30, lock=30, queue=30)
+# Migrations may rewrite big tables: no statement limit, the rest as for background work.
+MAINTENANCE = Timeouts(connect=10, statement=None, pool=30, lock=60, queue=30)
+
+
+def make_engine(url: str, timeouts: Timeouts = BACKGROUND, **kwargs: Any) -> Engine:
     if kwargs.get("poolclass") is None:
         kwargs.setdefault("pool_size", POOL_SIZE // 2)
         kwargs.setdefault("max_overflow", POOL_SIZE - POOL_SIZE // 2)
+        kwargs.setdefault("pool_timeout", timeouts.pool)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
+        return _sqlite_engine(url, timeouts, **kwargs)
+    if make_url(url).get_backend_name() == "postgresql":
+        return _postgresql_engine(url, timeouts, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": timeouts.lock, "check_same_thread": False}, **kwargs)
+    busy_ms = int(timeouts.lock * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.close()
+
+    return engine
+
+
+def _postgresql_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
+    args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeouts.connect)), "keepalives": 1,
+                            "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    options = str(make_url(url).query.get("options") or "")
+    if timeouts.statement is not None:
+        options = f"{options} -c statement_timeout={int(timeouts.statement * 1000)}".strip()
+    if options:
+        args["options"] = options
+    if timeouts.answer is not None:
+        args["tcp_user_timeout"] = int(timeouts.answer * 1000)
+    args.update(kwargs.pop("connect_args", {}))
+    engine = create_engine(url, pool_pre_ping=True, connect_args=args, **kwargs)
+    if engine.dialect.driver == "psycopg":
+        _bound_answers(engine, url, timeouts.answer)
+    return engine
+
+
+def _bound_answers(engine: Engine, url: str, answer: float | None) -> None:
+    """Open psycopg connections that give up on a silent server after ``answer`` seconds, and
+    report to the database's Availability whether connecting works."""
+    import psycopg
+
+    availability = availability_for(url)
+    connection_class = _answer_bounded_class() if answer is not None else psycopg.Connection
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+        try:
+            connection = connection_class.connect(*cargs, **cparams)
+        except psycopg.OperationalError as exc:
+            availability.failed(f"cannot connect: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}")
+            raise
+        if answer is not None:
+            connection.answer_timeout, connection.availability = answer, availability  # type: ignore[attr-defined]
+        availability.succeeded()
+        return connection
+
+
+_BOUNDED: type | None = None
+
+
+def _answer_bounded_class() -> type:
+    """A psycopg Connection whose every wait for the server (queries, commit, rollback, the pool's
+    ping) ends after ``answer_timeout`` seconds: the connection is then closed (the pool drops it)
+    and OperationalError raised. psycopg's own wait takes the timeout from 3.2 on; on older versions
+    the keepalives and tcp_user_timeout above are the only bound."""
+    global _BOUNDED
+    if _BOUNDED is not None:
+        return _BOUNDED
+    import psycopg
+
+    wait_timeout = getattr(psycopg.errors, "_WaitTimeout", None)
+    if wait_timeout is None or "interval" not in inspect.signature(psycopg.Connection.wait).parameters:
+        _BOUNDED = psycopg.Connection
+        return _BOUNDED
+
+    class AnswerBoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
+        answer_timeout: float | None = None
+        availability: Any = None
+
+        def wait(self, gen, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if len(args) < 2 and kwargs.get("timeout") is None:
+                kwargs["timeout"] = self.answer_timeout
+            heard = [False]
+            try:
+                result = super().wait(_noting_io(gen, heard), *args, **kwargs)
+            except wait_timeout:
+                self.close()  # mid-protocol: the connection cannot be used again
+                if self.availability is not None:
+                    self.availability.failed(f"no answer in {self.answer_timeout:g} s")
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {self.answer_timeout:g} s") from None
+            if heard[0] and self.availability is not None and self.availability.down:
+                self.availability.succeeded()  # the server answered (a rollback of nothing does not count)
+            return result
+
+    _BOUNDED = AnswerBoundedConnection
+    return _BOUNDED
+
+
+def _noting_io(gen: Any, heard: list[bool]) -> Any:
+    """psycopg's protocol generator, passed through; ``heard[0]`` becomes True once it waited on the socket."""
+    try:
+        state = next(gen)
+        while True:
+            heard[0] = True
+            state = gen.send((yield state))
+    except StopIteration as stop:
+        return stop.value
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

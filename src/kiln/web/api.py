@@ -37,6 +37,8 @@ from kiln.web.deps import (
     Throttles,
     Writer,
     is_bearer,
+    reclaim_database,
+    release_database,
     site_url,
 )
 from kiln.web.panels import Admin
@@ -264,9 +266,10 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
     (at once when Content-Length says so)."""
     media_service.check_can_upload(user)
     limit = media_service.upload_limit(rt.settings, user)
-    session.commit()  # give the connection back while the body streams in (it may take minutes)
+    await release_database(request)  # no connection and no slot while the body streams in (minutes)
     form = await read_upload(request, rt.settings, limit, max_files=1, stores=rt.stores)
     try:
+        await reclaim_database(request)
         fields = MediaFields(title=form.text("title", 200), description=form.text("description", 20000),
                              tags=form.text("tags", 2000), license=form.text("license", 100, "licence"),
                              visibility=form.fields.get("visibility") or "public")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import anyio
 from fastapi import Depends, Path, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
@@ -34,10 +35,41 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def db(request: Request) -> Iterator[Session]:
-    with runtime(request).sessions() as session:
-        request.state.db = session
+async def db(request: Request) -> AsyncIterator[Session]:
+    """The request's database session, once the request has a slot (kiln.db.health.RequestSlots):
+    waiting for one holds no thread and no connection, and ends in 503 with Retry-After when none
+    frees up in time or the database is known to be down."""
+    await request.app.state.db_slots.acquire()
+    request.state.db_slot = True
+    session = runtime(request).sessions()
+    request.state.db = session
+    try:
         yield session
+    finally:
+        try:
+            with anyio.CancelScope(shield=True):  # ending the transaction talks to the database: not here
+                await anyio.to_thread.run_sync(session.close)
+        finally:
+            _give_back_slot(request)
+
+
+async def release_database(request: Request) -> None:
+    """End the request's transaction and give its slot back while it waits on something slow (an
+    upload body may take minutes). Call ``reclaim_database`` before the session is used again."""
+    await anyio.to_thread.run_sync(request.state.db.commit)
+    _give_back_slot(request)
+
+
+async def reclaim_database(request: Request) -> None:
+    if not getattr(request.state, "db_slot", False):
+        await request.app.state.db_slots.acquire()
+        request.state.db_slot = True
+
+
+def _give_back_slot(request: Request) -> None:
+    if getattr(request.state, "db_slot", False):
+        request.state.db_slot = False
+        request.app.state.db_slots.release()
 
 
 _PRIVATE_FILE = re.compile(r"^/m/\d+/r/[^/]+$")

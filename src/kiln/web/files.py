@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
@@ -15,7 +17,7 @@ from kiln.errors import NotFound
 from kiln.media.visibility import private_rendition
 from kiln.mediatypes import inline_types, served_types
 from kiln.storage import PUBLIC_MEDIA_PATH
-from kiln.storage.base import CHUNK, InvalidKey, NoSuchFile
+from kiln.storage.base import CHUNK, InvalidKey, NoSuchFile, Storage
 from kiln.web.deps import DB, RT, CurrentUser, RowId
 
 router = APIRouter(include_in_schema=False)
@@ -29,14 +31,16 @@ PRIVATE_HEADERS = {**HEADERS, "Cache-Control": "private, no-store"}
 
 
 @router.get(PUBLIC_MEDIA_PATH + "/{path:path}")
-def public_file(path: str, request: Request, rt: RT) -> Response:
+async def public_file(path: str, request: Request, rt: RT) -> Response:
+    """Never asks the database: the public store is looked up on the event loop, where ``Stores``
+    answers with the assignment this process last read and never waits; the file is found on a thread."""
     parts = [p for p in path.split("/") if p]
+    store = rt.stores.public
+    if not store.is_local or not parts:
+        raise NotFound("There is no such file.")
     try:
-        if not rt.stores.public.is_local or not parts or not rt.stores.public.exists(parts):
-            raise NotFound("There is no such file.")
-        local = rt.stores.public.local_path(parts)
-        stat = os.stat(local)
-    except (InvalidKey, FileNotFoundError) as exc:
+        local, stat = await anyio.to_thread.run_sync(_find_public, store, parts)
+    except (InvalidKey, FileNotFoundError, NoSuchFile) as exc:
         raise NotFound("There is no such file.") from exc
     media_type = served_types().get(local.suffix.lower(), "application/octet-stream")
     headers = {**HEADERS, **_disposition(parts[-1], media_type)}
@@ -46,6 +50,13 @@ def public_file(path: str, request: Request, rt: RT) -> Response:
     if etag in (tag.strip() for tag in sent.split(",")):
         return Response(status_code=304, headers={**headers, "ETag": etag})
     return response
+
+
+def _find_public(store: Storage, parts: list[str]) -> tuple[Path, os.stat_result]:
+    if not store.exists(parts):
+        raise NoSuchFile("There is no such file.")
+    local = store.local_path(parts)
+    return local, os.stat(local)
 
 
 def _disposition(filename: str, media_type: str) -> dict[str, str]:

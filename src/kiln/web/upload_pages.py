@@ -26,6 +26,8 @@ from kiln.web.deps import (
     RowId,
     check_csrf,
     flash,
+    reclaim_database,
+    release_database,
     same_origin,
     site_url,
 )
@@ -92,13 +94,15 @@ async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Respo
     csrf_check = _csrf_field_check(request)
     if csrf_check is not None and not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise CsrfFailed(CSRF_MESSAGE)  # no header and no form part that could carry the token
-    session.commit()  # give the connection back while the body streams in (it may take minutes)
+    await release_database(request)  # no connection and no slot while the body streams in (minutes)
     try:
         form = await read_upload(request, rt.settings, limit, max_files=MAX_PAGE_FILES, stores=rt.stores,
                                  before_file=csrf_check)
     except (InvalidInput, media_service.TooLarge) as exc:
+        await reclaim_database(request)
         return _refused(request, rt, user, exc)
     try:
+        await reclaim_database(request)
         if csrf_check is not None:
             csrf_check(form.fields)  # a form without files still proves where it came from
         return await run_in_threadpool(_take, request, session, rt, user, form)

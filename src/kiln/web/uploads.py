@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
@@ -88,7 +89,8 @@ async def read_upload(request: Request, settings: Settings, limit: int, *, max_f
     """
     refuse_by_length(request, limit)
     declared = request.headers.get("content-length", "")
-    check_room(settings, stores, int(declared) if declared.isdigit() else 0)
+    # On a thread: the queue store may be remote, and opening it must not hold up the event loop.
+    await anyio.to_thread.run_sync(check_room, settings, stores, int(declared) if declared.isdigit() else 0)
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:

@@ -6,14 +6,14 @@ from alembic import context
 from sqlalchemy import pool
 
 from kiln.db.base import import_all_models
-from kiln.db.session import make_engine
+from kiln.db.session import MAINTENANCE, make_engine
 
 target_metadata = import_all_models().metadata
 config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "", MAINTENANCE, poolclass=pool.NullPool)
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
