@@ -129,3 +129,28 @@ def test_an_authorization_header_that_is_not_a_bearer_token_does_not_skip_csrf(c
     resp = client.delete(f"/api/v1/media/{media_id}", headers={"Authorization": "Bearer not-a-token"})
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "bad_token"
     assert client.get(f"/api/v1/media/{media_id}").status_code == 200
+
+
+def test_an_idempotency_key_makes_a_retried_upload_return_the_same_item(client, rt, images):
+    """A client that lost the answer and sends again with the same key gets the first item back (200,
+    body not read), not a duplicate; another key, or another person's same key, makes a new item."""
+    make_user(rt)
+    make_user(rt, "bob")
+    alice, bob = token_for(client), token_for(client, "bob")
+
+    def send(auth, key, name="plain"):  # type: ignore[no-untyped-def]
+        with images[name].open("rb") as fh:
+            return client.post("/api/v1/media", headers={**auth, "Idempotency-Key": key}, files={"file": ("p.jpg", fh)})
+
+    first = send(alice, "upload-1")
+    assert first.status_code == 202
+    again = send(alice, "upload-1", "webp")
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert send(alice, "upload-2").json()["id"] != first.json()["id"]
+    assert send(bob, "upload-1").json()["owner"] == "bob"
+    listed = client.get("/api/v1/media", params={"user": "alice"}).json()["items"]
+    assert len(listed) == 2
+    assert send(alice, "\x07bad").status_code in (400, 422)
+    client.delete(f"/api/v1/media/{first.json()['id']}", headers=alice)
+    assert send(alice, "upload-1").status_code == 202  # the item is gone: the key is free again

@@ -6,7 +6,18 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.accounts.models import User
@@ -122,3 +133,17 @@ class Rendition(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     media: Mapped[MediaEntry] = relationship(back_populates="renditions")
+
+
+class UploadKey(Base):
+    """A client's ``Idempotency-Key`` for an upload: the same key from the same person names the same
+    item, so a client that retries after a lost answer never makes a duplicate."""
+
+    __tablename__ = "upload_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

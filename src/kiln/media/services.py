@@ -21,7 +21,7 @@ from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
-from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, media_tags, new_key_token
+from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, UploadKey, media_tags, new_key_token
 from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
@@ -131,8 +131,14 @@ def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filenam
     return submit_spooled(rt, session, owner, spooled, filename, fields)
 
 
+def upload_for_key(session: Session, owner: User, key: str) -> MediaEntry | None:
+    """The item this person uploaded with this ``Idempotency-Key``, if it still exists."""
+    return session.scalar(select(MediaEntry).join(UploadKey, UploadKey.media_id == MediaEntry.id)
+                          .where(UploadKey.user_id == owner.id, UploadKey.key == key))
+
+
 def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, filename: str,
-                   fields: MediaFields) -> MediaEntry:
+                   fields: MediaFields, idempotency_key: str | None = None) -> MediaEntry:
     """Take an upload already in the workbench: check it, store it privately, record its steps, then
     ring the bell. The workbench file is always removed, whether the upload is taken or refused.
 
@@ -174,6 +180,8 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         entry.tags = _tags(session, fields.tags)
         session.flush()
         ledger.create_steps(session, entry, kind.steps(rt.settings))
+        if idempotency_key is not None:  # unique per person: a concurrent twin fails here, keeping one item
+            session.add(UploadKey(user_id=owner.id, key=idempotency_key, media_id=entry.id))
         session.commit()
     except BaseException:
         session.rollback()

@@ -8,8 +8,10 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -258,13 +260,26 @@ UPLOAD_BODY: dict[str, Any] = {"required": True, "content": {"multipart/form-dat
     }}}}}
 
 
-@router.post("/media", response_model=MediaOut, status_code=202, responses=ERRORS,
-             openapi_extra={"requestBody": UPLOAD_BODY}, max_body_size=STREAMED)
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "Any unique string (a UUID): sending the same upload again with the same key gives back "
+                   "the item the first one made (200) instead of a duplicate."}
+
+
+@router.post("/media", response_model=MediaOut, status_code=202,
+             responses={**ERRORS, 200: {"model": MediaOut, "description": "The item an earlier upload with the "
+                                        "same Idempotency-Key made (the body was not read)"}},
+             openapi_extra={"requestBody": UPLOAD_BODY, "parameters": [IDEMPOTENCY_KEY]}, max_body_size=STREAMED)
 async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
     """Upload one file. Answers as soon as it is stored; processing continues in the background.
     A file larger than the sender's upload limit is refused with 413 before it is read whole
     (at once when Content-Length says so)."""
     media_service.check_can_upload(user)
+    key = _idempotency_key(request)
+    if key is not None and (done := media_service.upload_for_key(session, user, key)) is not None:
+        # A retry of an upload that was taken: the same item again, and the body is not read.
+        return _replay(rt, session, done, site_url(request))
     limit = media_service.upload_limit(rt.settings, user)
     await release_database(request)  # no connection and no slot while the body streams in (minutes)
     form = await read_upload(request, rt.settings, limit, max_files=1, stores=rt.stores)
@@ -276,14 +291,37 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
         if not form.files:
             raise InvalidInput("Send the file in the part named “file”.", code="no_file")
         upload_file = form.files[0]
-        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request))
+        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request), key)
     finally:
         form.discard()
 
 
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200 or not key.isascii() or not key.isprintable():
+        raise InvalidInput("The Idempotency-Key header must be 1 to 200 printable ASCII characters.",
+                           code="bad_idempotency_key")
+    return key
+
+
+def _replay(rt: Runtime, session: Session, media: Any, base: str) -> Any:
+    body = media_service.media_json(rt, media, base, ledger.steps_of(session, media.id))
+    return JSONResponse(jsonable_encoder(body), status_code=200, headers={"Idempotent-Replayed": "true"})
+
+
 def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile,
-            fields: MediaFields, base: str) -> dict[str, Any]:
-    entry = media_service.submit_spooled(rt, session, user, upload_file.spooled, upload_file.filename, fields)
+            fields: MediaFields, base: str, key: str | None) -> Any:
+    try:
+        entry = media_service.submit_spooled(rt, session, user, upload_file.spooled, upload_file.filename,
+                                             fields, idempotency_key=key)
+    except IntegrityError:  # the same key sent twice at once: the other request's item is the answer
+        session.rollback()
+        done = media_service.upload_for_key(session, user, key) if key is not None else None
+        if done is None:
+            raise
+        return _replay(rt, session, done, base)
     return media_service.media_json(rt, entry, base, ledger.steps_of(session, entry.id))
 
 
