@@ -47,6 +47,11 @@ class Timeouts:
         """The longest wait for any answer from the server on an open connection."""
         return None if self.statement is None else self.statement + self.grace
 
+    @property
+    def trivial(self) -> float | None:
+        """The longest wait for the answer to a trivial statement: the pool's ping, the change counter."""
+        return None if self.answer is None else min(self.answer, self.connect)
+
 
 # A person is waiting: pages and API calls run statements of milliseconds; one that takes seconds is
 # stuck (a lock, a hung server), and a quick 503 with Retry-After beats a spinner.
@@ -85,7 +90,8 @@ def _sqlite_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
     return engine
 
 
-def _postgresql_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
+def postgresql_connect_args(url: str, timeouts: Timeouts) -> dict[str, Any]:
+    """libpq parameters for ``timeouts``, on top of those the URL gives."""
     args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeouts.connect)), "keepalives": 1,
                             "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
     options = str(make_url(url).query.get("options") or "")
@@ -95,42 +101,65 @@ def _postgresql_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
         args["options"] = options
     if timeouts.answer is not None:
         args["tcp_user_timeout"] = int(timeouts.answer * 1000)
-    args.update(kwargs.pop("connect_args", {}))
+    return args
+
+
+def _postgresql_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
+    args = {**postgresql_connect_args(url, timeouts), **kwargs.pop("connect_args", {})}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args, **kwargs)
     if engine.dialect.driver == "psycopg":
-        _bound_answers(engine, url, timeouts.answer)
+        _bound_answers(engine, url, timeouts)
     return engine
 
 
-def _bound_answers(engine: Engine, url: str, answer: float | None) -> None:
-    """Open psycopg connections that give up on a silent server after ``answer`` seconds, and
-    report to the database's Availability whether connecting works."""
+def _bound_answers(engine: Engine, url: str, timeouts: Timeouts) -> None:
+    """Open psycopg connections that give up on a silent server (``bounded_classes``), ping idle ones
+    within ``timeouts.trivial``, and report to the database's Availability whether connecting works."""
     import psycopg
 
     availability = availability_for(url)
-    connection_class = _answer_bounded_class() if answer is not None else psycopg.Connection
+    bounded = bounded_classes()[0] if timeouts.answer is not None else None
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
         try:
-            connection = connection_class.connect(*cargs, **cparams)
+            connection = (bounded or psycopg.Connection).connect(*cargs, **cparams)
         except psycopg.OperationalError as exc:
-            availability.failed(f"cannot connect: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}")
+            availability.failed(f"cannot connect: {_last_line(exc)}")
             raise
-        if answer is not None:
-            connection.answer_timeout, connection.availability = answer, availability  # type: ignore[attr-defined]
+        if bounded is not None:
+            connection.answer_timeout, connection.availability = timeouts.answer, availability
         availability.succeeded()
         return connection
 
+    if bounded is not None:
+        ping = engine.dialect.do_ping
 
-_BOUNDED: type | None = None
+        def do_ping(dbapi_connection: Any) -> bool:
+            # The pool's check of an idle connection is trivial: no need to wait a statement's time.
+            saved, dbapi_connection.answer_timeout = dbapi_connection.answer_timeout, timeouts.trivial
+            try:
+                return ping(dbapi_connection)
+            finally:
+                dbapi_connection.answer_timeout = saved
+
+        engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
-def _answer_bounded_class() -> type:
-    """A psycopg Connection whose every wait for the server (queries, commit, rollback, the pool's
-    ping) ends after ``answer_timeout`` seconds: the connection is then closed (the pool drops it)
-    and OperationalError raised. psycopg's own wait takes the timeout from 3.2 on; on older versions
-    the keepalives and tcp_user_timeout above are the only bound."""
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+_BOUNDED: tuple[type | None, type | None] | None = None
+
+
+def bounded_classes() -> tuple[type | None, type | None]:
+    """psycopg Connection and AsyncConnection classes whose every wait for the server (queries,
+    commit, rollback, the pool's ping) ends after their ``answer_timeout`` seconds: the connection is
+    then closed (the pool drops it), the database marked unavailable, and OperationalError raised.
+    psycopg's own wait takes a timeout from 3.2 on; before that, (None, None): the keepalives and
+    tcp_user_timeout above are then the only bound."""
     global _BOUNDED
     if _BOUNDED is not None:
         return _BOUNDED
@@ -138,30 +167,51 @@ def _answer_bounded_class() -> type:
 
     wait_timeout = getattr(psycopg.errors, "_WaitTimeout", None)
     if wait_timeout is None or "interval" not in inspect.signature(psycopg.Connection.wait).parameters:
-        _BOUNDED = psycopg.Connection
+        _BOUNDED = (None, None)
         return _BOUNDED
 
-    class AnswerBoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
+    class Bounded:
         answer_timeout: float | None = None
         availability: Any = None
 
-        def wait(self, gen, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def _bounded(self, kwargs: dict[str, Any], args: tuple[Any, ...]) -> None:
             if len(args) < 2 and kwargs.get("timeout") is None:
                 kwargs["timeout"] = self.answer_timeout
+
+        def _silent(self) -> Exception:
+            if self.availability is not None:
+                self.availability.failed(f"no answer in {self.answer_timeout:g} s")
+            return psycopg.OperationalError(f"the database did not answer within {self.answer_timeout:g} s")
+
+        def _answered(self, heard: list[bool]) -> None:
+            if heard[0] and self.availability is not None and self.availability.down:
+                self.availability.succeeded()  # the server answered (a rollback of nothing does not count)
+
+    class AnswerBoundedConnection(Bounded, psycopg.Connection):  # type: ignore[type-arg]
+        def wait(self, gen, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self._bounded(kwargs, args)
             heard = [False]
             try:
                 result = super().wait(_noting_io(gen, heard), *args, **kwargs)
             except wait_timeout:
                 self.close()  # mid-protocol: the connection cannot be used again
-                if self.availability is not None:
-                    self.availability.failed(f"no answer in {self.answer_timeout:g} s")
-                raise psycopg.OperationalError(
-                    f"the database did not answer within {self.answer_timeout:g} s") from None
-            if heard[0] and self.availability is not None and self.availability.down:
-                self.availability.succeeded()  # the server answered (a rollback of nothing does not count)
+                raise self._silent() from None
+            self._answered(heard)
             return result
 
-    _BOUNDED = AnswerBoundedConnection
+    class AnswerBoundedAsyncConnection(Bounded, psycopg.AsyncConnection):  # type: ignore[type-arg]
+        async def wait(self, gen, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self._bounded(kwargs, args)
+            heard = [False]
+            try:
+                result = await super().wait(_noting_io(gen, heard), *args, **kwargs)
+            except wait_timeout:
+                await self.close()
+                raise self._silent() from None
+            self._answered(heard)
+            return result
+
+    _BOUNDED = (AnswerBoundedConnection, AnswerBoundedAsyncConnection)
     return _BOUNDED
 
 

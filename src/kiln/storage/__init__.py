@@ -23,6 +23,8 @@ PUBLIC_MEDIA_PATH = "/media"
 STORE_NAMES = ("queue", "originals", "public")
 # The last assignments this machine read, for a process that starts while the database is away.
 REMEMBERED = "store-assignments.json"
+# Seconds a store that could not be opened (an object store that is down) is not tried again.
+OPEN_RETRY = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Stores:
                  wait: float = 5.0) -> None:
         self.settings, self.load, self.ttl, self.wait = settings, load, ttl, wait
         self._opened: dict[tuple[str, str, str | None], Storage] = {}
+        self._failed: dict[tuple[str, str, str | None], tuple[float, StorageError]] = {}
         self._lock = threading.Lock()
         self._read = threading.Condition()
         self._defaults = {name: Assignment(getattr(settings.storage, name)) for name in STORE_NAMES}
@@ -133,13 +136,22 @@ class Stores:
         slot = (name, current.backend, current.migrating_to)
         with self._lock:
             store = self._opened.get(slot)
+            failed = self._failed.get(slot)
         if store is not None:
             return store
+        if failed is not None and time.monotonic() - failed[0] < OPEN_RETRY:
+            raise failed[1]  # tried moments ago: answer at once rather than wait on it again
         # Opened outside the lock: an object store that does not answer must not hold up the others.
-        store = open_store(self.settings, current.backend, name)
-        if current.migrating_to:
-            store = MirroredStorage(store, open_store(self.settings, current.migrating_to, name))
+        try:
+            store = open_store(self.settings, current.backend, name)
+            if current.migrating_to:
+                store = MirroredStorage(store, open_store(self.settings, current.migrating_to, name))
+        except StorageError as exc:
+            with self._lock:
+                self._failed[slot] = (time.monotonic(), exc)
+            raise
         with self._lock:
+            self._failed.pop(slot, None)
             return self._opened.setdefault(slot, store)
 
     def refresh(self) -> None:

@@ -7,9 +7,9 @@ Three jobs, in one pass over each response:
   are kept per process, already compressed (brotli and gzip), and served without touching the app until
   the site's change counter (``kiln.db.changes``) moves: every change a visitor could see bumps it in the
   same transaction, so the processing worker that publishes an item and any web process that edits one
-  invalidate every process's cache by committing. One primary-key read checks it, on a thread and a
-  connection of its own, shared by the requests that arrive while it runs; when the database does not
-  answer in time, the request goes to the app uncached (which answers 503 if it needs the database).
+  invalidate every process's cache by committing. One primary-key read checks it, shared by the
+  requests that arrive while it runs, never blocking the event loop (``kiln.web.counter``); when the
+  database does not answer in time, the request goes to the app uncached (503 if it needs the database).
 - **Conditional requests.** Complete 200 responses get a weak ETag (and cached pages a Last-Modified,
   the time of the last change); a matching If-None-Match, or an If-Modified-Since not older than it,
   answers 304 without a body.
@@ -23,25 +23,19 @@ import asyncio
 import datetime as dt
 import gzip
 import hashlib
-import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.utils import format_datetime, parsedate_to_datetime
 
-import anyio
 import brotli
-from sqlalchemy.pool import StaticPool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.config import WebSettings
-from kiln.db import changes
-from kiln.db.health import availability_for
-from kiln.db.session import WEB, Timeouts, make_engine
+from kiln.db.session import WEB, Timeouts
+from kiln.web.counter import CounterReads
 from kiln.web.deps import FLASH_COOKIE, SESSION_COOKIE
-
-log = logging.getLogger(__name__)
 
 # Paths whose anonymous GET responses are the same for everyone. (Not an item's API record: it carries
 # live step progress, which changes without a visible change.)
@@ -169,59 +163,6 @@ class PageCache:
     def _drop(self, key: tuple[str, ...]) -> None:
         entry = self._entries.pop(key)
         self._bytes -= entry.size
-
-
-class CounterReads:
-    """The change counter, read off the event loop: one read at a time, on a thread and a connection of
-    their own (never the app's pool, which requests hold). Requests that arrive while a read runs share
-    the next one, which starts when it ends: fifty requests cost two reads, and none of them can see a
-    counter read before it arrived."""
-
-    def __init__(self, db_url: str, timeouts: Timeouts) -> None:
-        self.reader = changes.CounterReader(make_engine(db_url, timeouts, poolclass=StaticPool))
-        self.availability = availability_for(db_url)
-        # The read's own timeouts end it sooner; this bounds a request's wait whatever the driver does.
-        self.wait = timeouts.connect + (timeouts.answer or timeouts.pool) + 1
-        self._limiter = anyio.CapacityLimiter(1)
-        self._next: asyncio.Future[tuple[int, dt.datetime]] | None = None
-        self._runner: asyncio.Task[None] | None = None
-
-    async def read(self) -> tuple[int, dt.datetime] | None:
-        """The generation and when it moved, or None when the database is not answering."""
-        if self.availability.down:
-            return None
-        try:
-            async with asyncio.timeout(self.wait):
-                return await asyncio.shield(self._join())
-        except Exception as exc:  # noqa: BLE001 - a database that does not answer: serve uncached
-            log.warning("change counter not read, serving uncached: %s", exc)
-            return None
-
-    def _join(self) -> asyncio.Future[tuple[int, dt.datetime]]:
-        loop = asyncio.get_running_loop()
-        if self._next is None or self._next.get_loop() is not loop:
-            self._next = loop.create_future()
-            self._next.add_done_callback(_retrieved)
-            if self._runner is None or self._runner.done() or self._runner.get_loop() is not loop:
-                self._runner = loop.create_task(self._run())
-        return self._next
-
-    async def _run(self) -> None:
-        while self._next is not None:
-            future, self._next = self._next, None  # who comes from now on waits for the next read
-            try:
-                result = await anyio.to_thread.run_sync(self.reader.read, limiter=self._limiter)
-            except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
-
-
-def _retrieved(future: asyncio.Future[tuple[int, dt.datetime]]) -> None:
-    if not future.cancelled():
-        future.exception()  # read here, so a failure nobody waited for is not reported as unhandled
 
 
 class HttpCaching:
