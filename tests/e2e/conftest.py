@@ -24,6 +24,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-quic", "--no-first
                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # software WebGL for 3D viewers
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 NO_CHROMIUM = f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)"
+# For locator.evaluate: true once the image has loaded and decoded, false if it fails to; waits for
+# it (up to 15 s) instead of asking once, since a browser on a busy machine may not have it yet.
+IMAGE_LOADED = ("img => Promise.race([img.decode().then(() => img.naturalWidth > 0, () => false), "
+                "new Promise(r => setTimeout(() => r(img.complete && img.naturalWidth > 0), 15000))])")
 # An init script that records CSP violations from the first script on, before any page script runs:
 # read them with page.evaluate("window.__csp").
 CSP_LISTENER = """

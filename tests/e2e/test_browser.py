@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
+from tests.e2e.conftest import HAVE_CHROMIUM, IMAGE_LOADED, NO_CHROMIUM
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +60,7 @@ def test_new_user_registers_verifies_and_uploads_three_photos(page: Page, live_s
     expect(thumbs).to_have_count(3)
     for i in range(3):
         thumbs.nth(i).scroll_into_view_if_needed()
-        loaded = thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        loaded = thumbs.nth(i).evaluate(IMAGE_LOADED)
         assert loaded, f"thumbnail {i} did not load"
     # The camera photo (EXIF orientation 6) is shown upright: taller than wide.
     camera = page.locator("ul.grid li", has_text=photos[0].stem)

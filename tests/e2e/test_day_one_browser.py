@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from kiln.units import format_size
-from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
+from tests.e2e.conftest import HAVE_CHROMIUM, IMAGE_LOADED, NO_CHROMIUM
 
 pytestmark = pytest.mark.browser
 
@@ -91,7 +91,7 @@ def test_owners_see_their_private_items_marked_and_visitors_find_tags_from_the_m
     phone.goto("/u/tagger")
     diary = phone.locator("ul.grid li", has_text="Diary")
     expect(diary.locator(".mark")).to_have_text("Private")
-    assert diary.locator("img.picture").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert diary.locator("img.picture").evaluate(IMAGE_LOADED)
     assert "/r/thumbnail" in (diary.locator("img.picture").get_attribute("src") or "")
     assert fits(phone)
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
+from tests.e2e.conftest import HAVE_CHROMIUM, IMAGE_LOADED, NO_CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ def wait_until_settled(page: Page, user: str, count: int, limit: float = 240.0) 
 
 
 def loaded(locator) -> bool:  # type: ignore[no-untyped-def]
-    return bool(locator.evaluate("img => img.complete && img.naturalWidth > 0"))
+    return bool(locator.evaluate(IMAGE_LOADED))
 
 
 def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(browser, live_server, samples):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import serve
+from tests.e2e.conftest import IMAGE_LOADED, serve
 from tests.storage.conftest import backend_config
 
 pytestmark = pytest.mark.browser
@@ -46,5 +46,5 @@ def test_photo_page_images_load_from_object_storage(kind, tmp_path, images, brow
         page.goto("/u/gus")
         thumb = page.locator("ul.grid img.picture").first
         expect(thumb).to_be_visible()
-        assert thumb.evaluate("img => img.complete && img.naturalWidth > 0")
+        assert thumb.evaluate(IMAGE_LOADED)
         page.context.close()

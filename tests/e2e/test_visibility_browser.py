@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
+from tests.e2e.conftest import HAVE_CHROMIUM, IMAGE_LOADED, NO_CHROMIUM
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +68,7 @@ def test_a_private_photo_is_404_for_everyone_but_its_owner(browser, live_server,
     expect(owner.locator(".notice.visibility")).to_contain_text("Private: only you")
     medium = owner.locator("article.media figure img")
     expect(medium).to_have_attribute("src", f"/m/{media_id}/r/medium")
-    assert medium.evaluate("img => img.complete && img.naturalWidth > 0"), "the owner's medium did not load"
+    assert medium.evaluate(IMAGE_LOADED), "the owner's medium did not load"
     original = owner.get_by_role("link", name="Download the original").get_attribute("href")
     assert original == f"/m/{media_id}/r/original"
     assert owner.request.get(original).status == 200
@@ -76,7 +76,7 @@ def test_a_private_photo_is_404_for_everyone_but_its_owner(browser, live_server,
     expect(owner.locator("ul.grid li .mark")).to_have_text("Private")
     thumb = owner.locator("ul.grid img.picture")
     expect(thumb).to_have_attribute("src", f"/m/{media_id}/r/thumbnail")
-    assert thumb.evaluate("img => img.complete && img.naturalWidth > 0"), "the owner's thumbnail did not load"
+    assert thumb.evaluate(IMAGE_LOADED), "the owner's thumbnail did not load"
 
     urls = [media_path, old_medium, old_thumb, f"/m/{media_id}/r/medium", f"/m/{media_id}/r/thumbnail", original,
             f"/api/v1/media/{media_id}"]

@@ -13,6 +13,7 @@ import resource
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,6 +88,7 @@ def _stream(proc: subprocess.Popen[bytes], timeout: float, on_line: Callable[[by
             os.killpg(proc.pid, signal.SIGKILL)
 
     timer = threading.Timer(timeout, kill)
+    started = time.monotonic()
     timer.start()
     try:
         for line in proc.stdout:
@@ -99,4 +101,5 @@ def _stream(proc: subprocess.Popen[bytes], timeout: float, on_line: Callable[[by
         proc.wait()
         timer.cancel()
         reader.join(timeout=5)
-    return b"".join(tail), expired.is_set()
+    # On a busy machine the timer may fire late, after the program ended past its limit: still an overrun.
+    return b"".join(tail), expired.is_set() or time.monotonic() - started > timeout
