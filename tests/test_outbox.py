@@ -118,7 +118,9 @@ def timed_post(client: TestClient, path: str, data: dict[str, str]) -> float:
     resp = client.post(path, data={**data, "csrf_token": client.csrf}, follow_redirects=False)  # type: ignore[attr-defined]
     took = time.perf_counter() - started
     assert resp.status_code in (200, 303), (path, resp.status_code, resp.text[:300])
-    assert took < 1.0, f"{path} took {took:.2f} s"
+    # Far below the SMTP timeout (10 s) a request would wait if it sent mail itself; loose enough for a
+    # machine running the suite four processes wide on two cores.
+    assert took < 5.0, f"{path} took {took:.2f} s"
     return took
 
 
