@@ -277,9 +277,11 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
     (at once when Content-Length says so)."""
     media_service.check_can_upload(user)
     key = _idempotency_key(request)
-    if key is not None and (done := media_service.upload_for_key(session, user, key)) is not None:
+    # Database reads on a thread: this route runs on the event loop, which must never wait on them.
+    done = None if key is None else await run_in_threadpool(media_service.upload_for_key, session, user, key)
+    if done is not None:
         # A retry of an upload that was taken: the same item again, and the body is not read.
-        return _replay(rt, session, done, site_url(request))
+        return await run_in_threadpool(_replay, rt, session, done, site_url(request))
     limit = media_service.upload_limit(rt.settings, user)
     await release_database(request)  # no connection and no slot while the body streams in (minutes)
     form = await read_upload(request, rt.settings, limit, max_files=1, stores=rt.stores)
