@@ -46,7 +46,7 @@ FAST = Timeouts(connect=2, statement=0.5, pool=1, lock=1, queue=2, grace=0.5)
 BOUND = 6.0
 # Static files and renditions while a dependency is down: a blocked event loop or a thread pool full of
 # waiting requests would take the timeouts (seconds) or hang; a busy shared machine takes milliseconds.
-FILES_WITHIN = 2.0
+FILES_WITHIN = 4.0  # under the 5-10 s a wait on the dead dependency would take; loose for a loaded machine
 MEDIA = "/media/fault/pixel.png"
 STATIC = "/static/kiln.css"
 needs_postgresql = pytest.mark.skipif(not PG_URL, reason="a database reached over TCP (PostgreSQL)")
