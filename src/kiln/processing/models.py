@@ -16,7 +16,25 @@ from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 STEP_STATES = ("pending", "queued", "running", "done", "failed", "skipped")
 
 
-class ProcessingStep(Base):
+class LeasedWork:
+    """The ledger's columns, shared by processing steps and outbox effects: state, attempts, lease,
+    next run and the last error. One claim, lease and backoff (processing/ledger.py) serves both."""
+
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    enqueued: Mapped[dt.datetime | None]
+    next_run: Mapped[dt.datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires: Mapped[dt.datetime | None]
+    started: Mapped[dt.datetime | None]
+    finished: Mapped[dt.datetime | None]
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ProcessingStep(LeasedWork, Base):
     __tablename__ = "processing_steps"
     __table_args__ = (
         UniqueConstraint("media_id", "name"),
@@ -29,20 +47,8 @@ class ProcessingStep(Base):
     name: Mapped[str] = mapped_column(String(40))
     position: Mapped[int] = mapped_column(default=0)
     fingerprint: Mapped[str] = mapped_column(String(32), default="")
-    state: Mapped[str] = mapped_column(String(10), default="queued")
     reason: Mapped[str] = mapped_column(String(10), default="new")  # new, retry, reprocess
-    attempts: Mapped[int] = mapped_column(default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    enqueued: Mapped[dt.datetime | None]
-    next_run: Mapped[dt.datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires: Mapped[dt.datetime | None]
-    started: Mapped[dt.datetime | None]
-    finished: Mapped[dt.datetime | None]
-    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    error_class: Mapped[str | None] = mapped_column(String(100))
-    error_code: Mapped[str | None] = mapped_column(String(50))
-    error_message: Mapped[str | None] = mapped_column(String(1000))
 
 
 class Lock(Base):
@@ -61,7 +67,7 @@ class Lock(Base):
 EFFECT_STATES = ("queued", "pending", "running", "done", "failed")
 
 
-class OutboxEffect(Base):
+class OutboxEffect(LeasedWork, Base):
     """A side effect (a mail, later notifications, index updates, deliveries) recorded in the transaction
     that causes it and run by a worker after that transaction commits (processing/outbox.py)."""
 
@@ -76,15 +82,3 @@ class OutboxEffect(Base):
     kind: Mapped[str] = mapped_column(String(40))  # which handler runs it: "mail"
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[str] = mapped_column(String(300), default="")  # for admins: never a secret
-    state: Mapped[str] = mapped_column(String(10), default="queued")
-    attempts: Mapped[int] = mapped_column(default=0)
-    enqueued: Mapped[dt.datetime | None]
-    next_run: Mapped[dt.datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires: Mapped[dt.datetime | None]
-    started: Mapped[dt.datetime | None]
-    finished: Mapped[dt.datetime | None]
-    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    error_class: Mapped[str | None] = mapped_column(String(100))
-    error_code: Mapped[str | None] = mapped_column(String(50))
-    error_message: Mapped[str | None] = mapped_column(String(1000))
