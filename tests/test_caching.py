@@ -77,7 +77,7 @@ def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(cli
         again = client.get("/", headers=PLAIN)
     assert again.text == first.text
     assert statements == []  # the app's database was not asked: only the change counter was read
-    assert again.headers["etag"] == first.headers["etag"] and again.headers["vary"] == "Accept-Encoding, Cookie"
+    assert again.headers["etag"] == first.headers["etag"] and again.headers["vary"] == "Accept-Encoding, Accept-Language, Cookie"
     assert "content-security-policy" in again.headers  # the page's own headers are kept
 
     # A change made by another process (its own engine), as a processing worker publishing an item.

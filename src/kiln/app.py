@@ -33,6 +33,7 @@ from kiln.web.deps import (
     secure_cookies,
 )
 from kiln.web.head import HeadAsGet
+from kiln.web.locale import LocaleMiddleware
 from kiln.web.security import PageHeaders
 from kiln.web.templating import STATIC_DIR, FingerprintedStatic, make_templates, render
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     _install_middleware(app, headers=PageHeaders(settings))
     _install_error_handlers(app)
     app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web, timeouts=rt.timeouts)
+    app.add_middleware(LocaleMiddleware, default=settings.default_locale)  # the cache keys pages by language
     app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET whose body is dropped
     return app
 

@@ -252,6 +252,8 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; empty means the embedded queue.")
     secret_key: str = ""
     site_name: str = "Kiln"
+    default_locale: str = Field("en", description="The language for visitors whose browser asks for none "
+                                                  "Kiln speaks (en, de, es, fr, ar, ...).")
     base_url: str | None = Field(
         None, description="The address people reach Kiln at, for links in mail, feeds, the API and the CLI. "
                           "Unset: the address each request came to, and for mail and CLI output the "

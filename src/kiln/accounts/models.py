@@ -29,6 +29,8 @@ class User(Base):
     banned: Mapped[bool] = mapped_column(default=False)
     # This person's largest upload in bytes; None means the site's max_upload_bytes.
     upload_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # The language Kiln speaks to this person (pages, mail); None: their browser's, or the site's.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     privileges: Mapped[list[UserPrivilege]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -20,7 +20,7 @@ from kiln.db.base import Base, utcnow
 WATCHED_TABLES = frozenset({"media", "renditions", "tags", "media_tags", "users"})
 # Columns of watched tables that never show to visitors: writing only these does not invalidate.
 QUIET_COLUMNS = frozenset({"users.password_hash", "users.email", "users.default_license",
-                           "users.upload_limit_bytes"})
+                           "users.upload_limit_bytes", "users.locale"})
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from kiln import i18n
 from kiln.accounts import services as accounts
 from kiln.accounts.models import ApiToken
 from kiln.accounts.throttle import Throttled
 from kiln.errors import InvalidInput, KilnError, NotFound
+from kiln.i18n import N_, _
 from kiln.media.licenses import is_known
 from kiln.typed import clean_typed
 from kiln.web.deps import (
@@ -246,6 +248,28 @@ def change_profile(request: Request, session: DB, user: LoggedIn, default_licens
     session.commit()
     flash(request, "Profile saved.", "success")
     return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/account/language")
+def change_language(request: Request, session: DB, user: LoggedIn, locale: OptText = "",
+                    next: OptText = "/account") -> Response:
+    """The language menu (and the account page's choice) for a logged-in person: kept on the account,
+    so pages and mail follow it on every device. An empty choice means "my browser's language"."""
+    chosen = i18n.normalize(locale) if locale else None
+    if locale and chosen is None:
+        raise InvalidInput(N_("Choose a language from the list."), code="bad_locale")
+    user.locale = chosen
+    session.commit()
+    i18n.set_current(chosen or i18n.choose(accept_language=request.headers.get("accept-language"),
+                                           default=request.app.state.runtime.settings.default_locale))
+    flash(request, _("Language saved."), "success")
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if chosen:
+        response.set_cookie(i18n.LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax",
+                            secure=secure_cookies(request))
+    else:
+        response.delete_cookie(i18n.LANG_COOKIE)
+    return response
 
 
 @router.post("/account/tokens")

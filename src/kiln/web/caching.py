@@ -192,7 +192,8 @@ class HttpCaching:
             await self.app(scope, receive, _Shaper(send, headers, encoding, scope["method"]).send)
             return
         generation, changed_at = counted
-        key = (scope["scheme"], headers.get("host", ""), scope["path"], scope["query_string"].decode("latin-1"))
+        key = (scope["scheme"], headers.get("host", ""), scope["path"], scope["query_string"].decode("latin-1"),
+               scope.get("state", {}).get("locale", ""))
         entry = self.cache.get(key, generation)
         if entry is None:
             # One render per page and generation: visitors who ask while it is being made wait for it
@@ -237,7 +238,7 @@ async def _send_entry(entry: Entry, request: Headers, encoding: str | None, send
     head["etag"] = entry.etag
     head["last-modified"] = format_datetime(entry.last_modified.astimezone(dt.UTC), usegmt=True)
     head["cache-control"] = "no-cache"
-    head["vary"] = "Accept-Encoding, Cookie"
+    head["vary"] = "Accept-Encoding, Accept-Language, Cookie"
     if not_modified(request, entry.etag, entry.last_modified):
         del head["content-type"]
         await send({"type": "http.response.start", "status": 304, "headers": head.raw})

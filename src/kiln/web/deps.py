@@ -14,6 +14,7 @@ from fastapi import Depends, Path, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
+from kiln import i18n
 from kiln.accounts import services as accounts
 from kiln.accounts.models import ApiToken, User
 from kiln.accounts.throttle import Throttle
@@ -133,6 +134,8 @@ def current_user(request: Request, session: DB) -> User | None:
     elif cookie := request.cookies.get(SESSION_COOKIE):
         user = accounts.session_user(session, cookie)
     request.state.user = user
+    if user is not None and user.locale:
+        i18n.set_current(i18n.normalize(user.locale) or i18n.current())
     return user
 
 

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader, FunctionLoader, PrefixLoader, pass_context
 from markupsafe import Markup, escape
 
-from kiln import plugins
+from kiln import i18n, plugins
 from kiln.media.licenses import LICENSES, get_license
 from kiln.media.services import MAX_TITLE
 from kiln.media.text import render_markdown
@@ -73,14 +73,26 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
         return f"{base}/{path}?v={prints.get(path, '0')}"
 
     env = templates.env
+    env.add_extension("jinja2.ext.i18n")
+    # newstyle: {{ _("%(n)s items", n=3) }} formats and escapes its arguments, in the request's language
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)
+    env.globals.update(current_locale=i18n.current, html_lang=i18n.html_lang, text_direction=i18n.direction,
+                       language_menu=language_menu, format_number=i18n.format_number,
+                       js_messages=lambda: i18n.js_messages(i18n.current()))
     env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license,
                        accepted_kinds=accepted, placeholder_src=placeholder_src,
                        camera_details=camera_details, max_title=MAX_TITLE, plugin_blocks=plugin_blocks)
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
-    env.filters["datetime"] = lambda d: d.strftime("%-d %B %Y, %H:%M UTC") if d else ""
-    env.filters["date"] = lambda d: d.strftime("%-d %B %Y") if d else ""
+    env.filters["datetime"] = i18n.format_datetime
+    env.filters["date"] = i18n.format_date
+    env.filters["number"] = i18n.format_number
     return templates
+
+
+def language_menu() -> list[tuple[str, str, str]]:
+    """(code, name in itself, html lang) of every language the site speaks, for the menu on every page."""
+    return [(code, i18n.native_name(code), i18n.html_lang(code)) for code in i18n.available()]
 
 
 @pass_context
