@@ -77,7 +77,8 @@ def test_anonymous_pages_come_from_the_cache_until_something_visible_changes(cli
         again = client.get("/", headers=PLAIN)
     assert again.text == first.text
     assert statements == []  # the app's database was not asked: only the change counter was read
-    assert again.headers["etag"] == first.headers["etag"] and again.headers["vary"] == "Accept-Encoding, Accept-Language, Cookie"
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["vary"] == "Accept-Encoding, Accept-Language, Cookie"
     assert "content-security-policy" in again.headers  # the page's own headers are kept
 
     # A change made by another process (its own engine), as a processing worker publishing an item.
@@ -282,3 +283,43 @@ def test_the_counter_reader_sees_new_commits_and_survives_a_broken_connection(rt
     third, _ = reader.read()
     assert third > second
     reader.close()
+
+
+@pytest.mark.db
+def test_only_changes_a_visitor_can_see_move_the_counter(rt: Runtime) -> None:
+    """Uploads in progress, step claims, renditions of unfinished items and edits of private items leave
+    every cached page alone; publishing, hiding and editing a visible item do not."""
+    from kiln.db import changes
+
+    def generation() -> int:
+        with rt.engine.connect() as connection:
+            return changes.current(connection)[0]
+
+    make_user(rt, "gen")
+    with rt.sessions() as session:
+        owner = accounts.get_user(session, "gen")
+        media = MediaEntry(owner=owner, kind="image", state="queued", title="Draft", original_key=[],
+                           mime_type="image/jpeg", info={})
+        session.add(media)
+        session.commit()
+        start = generation()
+        media.state = "processing"
+        media.renditions.append(Rendition(name="thumbnail", key=media.rendition_key("t.jpg"),
+                                          mime_type="image/jpeg", width=1, height=1, size_bytes=1,
+                                          spec_fingerprint="x"))
+        media.title = "Still a draft"
+        session.commit()
+        assert generation() == start
+        media.state = "processed"
+        session.commit()
+        assert generation() == start + 1  # published
+        media.title = "Seen"
+        session.commit()
+        assert generation() == start + 2
+        media.visibility = "private"
+        session.commit()
+        assert generation() == start + 3  # hidden: pages that listed it must change
+        media.title = "Nobody sees this"
+        media.renditions[0].width = 2
+        session.commit()
+        assert generation() == start + 3

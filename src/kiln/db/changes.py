@@ -1,5 +1,7 @@
 """The site's change counter: one row whose ``generation`` goes up whenever something a visitor can see
-changes (media, renditions, tags, people's public names), in the same transaction as the change.
+changes (media, renditions, tags, people's public names), in the same transaction as the change, so the
+caches see it move exactly when the change commits. Changes nobody without an account can see (an
+upload still processing, a step claimed, a private item edited, a password) leave it alone.
 
 Caches of anonymous pages (``kiln.web.caching``) are keyed by it, so every web process, and every
 processing worker that publishes an item, invalidates them all by committing; nothing has to be told.
@@ -11,7 +13,7 @@ import contextlib
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, event, select, text, update
+from sqlalchemy import BigInteger, Connection, Engine, event, inspect, select, text, update
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, sessionmaker
 
 from kiln.db.base import Base, utcnow
@@ -94,20 +96,47 @@ def bump(connection: Connection) -> None:
                             else utcnow()})
 
 
+def _history_values(obj: object, key: str) -> set[Any]:
+    """The attribute's value now and, within this flush, before."""
+    history = inspect(obj).attrs[key].history
+    values = {*history.added, *history.unchanged, *history.deleted}
+    return values or {getattr(obj, key, None)}
+
+
+def _seen_by_visitors(obj: object) -> bool:
+    """A media item that anyone without an account can see now, or could before this flush: a change
+    to anything else (an upload still processing, a step's progress, a private item) leaves every cached
+    anonymous page as it is."""
+    states, visibilities = _history_values(obj, "state"), _history_values(obj, "visibility")
+    return "processed" in states and bool(visibilities - {"private"})
+
+
+def _media_of(session: Session, obj: object) -> object | None:
+    with session.no_autoflush:
+        return getattr(obj, "media", None)  # set in memory when appended; else one primary-key load
+
+
 def _touches_public(session: Session) -> bool:
-    for obj in (*session.new, *session.deleted):
-        if getattr(obj, "__tablename__", None) in WATCHED_TABLES:
-            return True
-    for obj in session.dirty:
+    for obj in (*session.new, *session.deleted, *session.dirty):
         table = getattr(obj, "__tablename__", None)
-        if table not in WATCHED_TABLES or not session.is_modified(obj, include_collections=True):
+        if table not in WATCHED_TABLES:
             continue
-        if table != "users":
-            return True
-        state = obj._sa_instance_state  # type: ignore[attr-defined]
-        for attr in state.attrs:
-            if f"users.{attr.key}" not in QUIET_COLUMNS and attr.history.has_changes():
+        if obj in session.dirty and not session.is_modified(obj, include_collections=True):
+            continue
+        if table == "media":
+            if _seen_by_visitors(obj):
                 return True
+        elif table == "renditions":
+            media = _media_of(session, obj)
+            if media is None or _seen_by_visitors(media):
+                return True
+        elif table == "users" and obj in session.dirty:
+            state = obj._sa_instance_state  # type: ignore[attr-defined]
+            for attr in state.attrs:
+                if f"users.{attr.key}" not in QUIET_COLUMNS and attr.history.has_changes():
+                    return True
+        else:
+            return True
     return False
 
 
