@@ -167,7 +167,7 @@ NUL_MESSAGE = "Kiln does not accept NUL characters in text or addresses; remove 
 
 def _install_middleware(app: FastAPI, headers: PageHeaders) -> None:
     @app.middleware("http")
-    async def cookies_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def cookies_and_headers(request: Request, call_next):
         if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
             return respond(request, 400, "nul_character", NUL_MESSAGE)
         if request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request):

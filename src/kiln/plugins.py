@@ -37,7 +37,7 @@ def rebuild() -> None:
 
 
 def _impls(hook_name: str) -> list[pluggy.HookImpl]:
-    return getattr(plugin_manager().hook, hook_name).get_hookimpls()  # type: ignore[no-any-return]
+    return getattr(plugin_manager().hook, hook_name).get_hookimpls()
 
 
 def collect(hook_name: str, **kwargs: Any) -> list[Any]:

@@ -68,7 +68,7 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
         raise SystemExit(1)
 
 
-def _process_until_settled(rt, media_id: int, limit: float = 600.0) -> None:  # type: ignore[no-untyped-def]
+def _process_until_settled(rt, media_id: int, limit: float = 600.0) -> None:
     """Run due steps here; a transient failure waits out its backoff (bounded), like a worker would."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:

@@ -90,7 +90,7 @@ def bump(connection: Connection) -> None:
     """Move the generation on, inside the caller's transaction (creating the row on first use)."""
     result = connection.execute(update(SiteChange).where(SiteChange.id == 1)
                                 .values(generation=SiteChange.generation + 1, changed_at=utcnow()))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if result.rowcount == 0:
         connection.execute(text("INSERT INTO site_changes (id, generation, changed_at) VALUES (1, 1, :now)"),
                            {"now": utcnow().replace(tzinfo=None) if connection.dialect.name == "sqlite"
                             else utcnow()})
@@ -131,7 +131,7 @@ def _touches_public(session: Session) -> bool:
             if media is None or _seen_by_visitors(media):
                 return True
         elif table == "users" and obj in session.dirty:
-            state = obj._sa_instance_state  # type: ignore[attr-defined]
+            state = obj._sa_instance_state
             for attr in state.attrs:
                 if f"users.{attr.key}" not in QUIET_COLUMNS and attr.history.has_changes():
                     return True

@@ -79,7 +79,7 @@ def _sqlite_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
     busy_ms = int(timeouts.lock * 1000)
 
     @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _sqlite_pragmas(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -121,7 +121,7 @@ def _bound_answers(engine: Engine, url: str, timeouts: Timeouts) -> None:
     bounded = bounded_classes()[0] if timeouts.answer is not None else None
 
     @event.listens_for(engine, "do_connect")
-    def _connect(dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+    def _connect(dialect, _record, cargs, cparams):
         try:
             connection = (bounded or psycopg.Connection).connect(*cargs, **cparams)
         except psycopg.OperationalError as exc:
@@ -187,8 +187,8 @@ def bounded_classes() -> tuple[type | None, type | None]:
             if heard[0] and self.availability is not None and self.availability.down:
                 self.availability.succeeded()  # the server answered (a rollback of nothing does not count)
 
-    class AnswerBoundedConnection(Bounded, psycopg.Connection):  # type: ignore[type-arg]
-        def wait(self, gen, *args, **kwargs):  # type: ignore[no-untyped-def]
+    class AnswerBoundedConnection(Bounded, psycopg.Connection):
+        def wait(self, gen, *args, **kwargs):
             self._bounded(kwargs, args)
             heard = [False]
             try:
@@ -199,8 +199,8 @@ def bounded_classes() -> tuple[type | None, type | None]:
             self._answered(heard)
             return result
 
-    class AnswerBoundedAsyncConnection(Bounded, psycopg.AsyncConnection):  # type: ignore[type-arg]
-        async def wait(self, gen, *args, **kwargs):  # type: ignore[no-untyped-def]
+    class AnswerBoundedAsyncConnection(Bounded, psycopg.AsyncConnection):
+        async def wait(self, gen, *args, **kwargs):
             self._bounded(kwargs, args)
             heard = [False]
             try:

@@ -75,7 +75,7 @@ def make_celery(settings: Settings) -> Celery:
         result_backend=None,
         task_ignore_result=True,
     )
-    app.kiln_settings = settings  # type: ignore[attr-defined]
+    app.kiln_settings = settings
     _register_tasks(app)
     return app
 
@@ -84,7 +84,7 @@ _runtime_lock = threading.Lock()
 _runtimes: dict[tuple[int, int], object] = {}
 
 
-def worker_runtime(app: Celery):  # type: ignore[no-untyped-def]
+def worker_runtime(app: Celery):
     """One Runtime per worker process, built after fork (no connection crosses a fork), with the
     memory limit applied and time limits enforced."""
     from kiln.processing.dispatch import CeleryDispatcher
@@ -94,7 +94,7 @@ def worker_runtime(app: Celery):  # type: ignore[no-untyped-def]
     key = (id(app), os.getpid())
     with _runtime_lock:
         if key not in _runtimes:
-            settings = app.kiln_settings  # type: ignore[attr-defined]
+            settings = app.kiln_settings
             apply_memory_limit(settings.processing.memory_limit_mb)
             rt = build_runtime(settings, dispatcher=CeleryDispatcher(app))
             rt.enforce_limits = True

@@ -22,7 +22,7 @@ class Dispatcher(Protocol):
 
 
 class CeleryDispatcher:
-    def __init__(self, celery_app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, celery_app) -> None:
         self.app = celery_app
 
     def ring(self, media_id: int, kind: str, reason: str = "new") -> None:

@@ -47,7 +47,7 @@ def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random | None 
     return raw * (0.5 + 0.5 * (rng or random).random())
 
 
-def due_clause(model: type[Leased], now: dt.datetime):  # type: ignore[no-untyped-def]
+def due_clause(model: type[Leased], now: dt.datetime):
     """Rows of ``model`` (processing steps, outbox effects) that a worker may claim now."""
     return or_(
         and_(
@@ -58,7 +58,7 @@ def due_clause(model: type[Leased], now: dt.datetime):  # type: ignore[no-untype
     )
 
 
-def _due_clause(now: dt.datetime):  # type: ignore[no-untyped-def]
+def _due_clause(now: dt.datetime):
     return due_clause(ProcessingStep, now)
 
 
@@ -72,7 +72,7 @@ def claim_row(session: Session, model: type[Leased], row_id: int, owner: str, le
                 attempts=model.attempts + 1, started=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:

@@ -113,7 +113,7 @@ class CeleryBell:
     """Sends one ``kiln.run_effect`` task per effect, from a thread of its own: the request that
     committed never waits on the broker (which may be down or hung; the sweeper re-rings)."""
 
-    def __init__(self, app, time_limit: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, time_limit: float) -> None:
         self.app, self.time_limit = app, time_limit
         self._lock = threading.Lock()
         self._pid = -1

@@ -75,13 +75,13 @@ def _step_status(step: ProcessingStep) -> StepStatus:
                       step.error_message)
 
 
-def _waiting_clause(now: dt.datetime):  # type: ignore[no-untyped-def]
+def _waiting_clause(now: dt.datetime):
     """Steps waiting for a worker: rung (queued), or due and about to be rung (pending, next_run passed)."""
     return or_(ProcessingStep.state == "queued",
                and_(ProcessingStep.state == "pending", ProcessingStep.next_run <= now))
 
 
-def _busy():  # type: ignore[no-untyped-def]
+def _busy():
     """Items a worker is running: they are not waiting in any lane."""
     return select(ProcessingStep.media_id).where(ProcessingStep.state == "running")
 

@@ -28,9 +28,9 @@ class MirroredStorage:
             while chunk := source.read(CHUNK):
                 spool.write(chunk)
             spool.seek(0)
-            size = self.primary.save(key, spool)  # type: ignore[arg-type]
+            size = self.primary.save(key, spool)
             spool.seek(0)
-            self.mirror.save(key, spool)  # type: ignore[arg-type]
+            self.mirror.save(key, spool)
         return size
 
     def delete(self, key: Key) -> None:

@@ -64,7 +64,7 @@ class S3Storage:
         path = "/".join(clean_key(key))
         return f"{self.prefix}/{path}" if self.prefix else path
 
-    def _call(self, what: str, key: Key, fn, *args: Any, **kwargs: Any) -> Any:  # type: ignore[no-untyped-def]
+    def _call(self, what: str, key: Key, fn, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
@@ -137,7 +137,7 @@ class S3Storage:
 class _Stream(io.RawIOBase):
     """A readable file over a botocore streaming body, usable with `with`."""
 
-    def __init__(self, body) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, body) -> None:
         self.body = body
 
     def readable(self) -> bool:
@@ -146,7 +146,7 @@ class _Stream(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         return self.body.read(None if size is None or size < 0 else size)
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)

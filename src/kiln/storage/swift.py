@@ -48,7 +48,7 @@ class SwiftStorage:
         except (ClientException, OSError) as exc:
             raise StorageError(f"The {self.name} store cannot use Swift container {self.container}: {exc}") from exc
 
-    def _call(self, what: str, key: Key, fn, *args: Any, **kwargs: Any) -> Any:  # type: ignore[no-untyped-def]
+    def _call(self, what: str, key: Key, fn, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
@@ -119,7 +119,7 @@ class SwiftStorage:
 class _Chunks(io.RawIOBase):
     """A readable file over swiftclient's chunk generator."""
 
-    def __init__(self, chunks) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, chunks) -> None:
         self.chunks = iter(chunks)
         self.buffer = b""
 
@@ -138,7 +138,7 @@ class _Chunks(io.RawIOBase):
             data, self.buffer = self.buffer[:size], self.buffer[size:]
         return data
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)

@@ -44,7 +44,7 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-def _login_response(request: Request, rt, token: str, target: str) -> Response:  # type: ignore[no-untyped-def]
+def _login_response(request: Request, rt, token: str, target: str) -> Response:
     response = RedirectResponse(_safe_next(target), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax",
                         secure=secure_cookies(request),

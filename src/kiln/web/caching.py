@@ -248,7 +248,7 @@ async def _send_entry(entry: Entry, request: Headers, encoding: str | None, send
         entry.bodies[encoding] = compress(entry.bodies[None], encoding, thorough=True)
     if encoding is not None and encoding in entry.bodies:
         body = entry.bodies[encoding]
-        head["content-encoding"] = encoding  # type: ignore[assignment]
+        head["content-encoding"] = encoding
     else:  # a body too small to be worth compressing
         body = entry.bodies[None]
     head["content-length"] = str(len(body))

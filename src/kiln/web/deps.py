@@ -33,7 +33,7 @@ class CsrfFailed(KilnError):
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 async def db(request: Request) -> AsyncIterator[Session]:
@@ -121,7 +121,7 @@ def _bearer(request: Request) -> str | None:
 def current_user(request: Request, session: DB) -> User | None:
     """The person making the request: by API token (Bearer) or by the login cookie."""
     if hasattr(request.state, "user"):
-        return request.state.user  # type: ignore[no-any-return]
+        return request.state.user
     user: User | None = None
     request.state.token = None
     token = _bearer(request)
@@ -199,7 +199,7 @@ async def check_csrf(request: Request) -> None:
 
 
 def throttle(request: Request) -> Throttle:
-    return request.app.state.throttle  # type: ignore[no-any-return]
+    return request.app.state.throttle
 
 
 def client_ip(request: Request) -> str:

@@ -17,11 +17,11 @@ router = APIRouter(include_in_schema=False)
 FEED_SIZE = 20
 
 
-def _feed(request: Request, rt, session, query, title: str, page_path: str, feed_path: str) -> Response:  # type: ignore[no-untyped-def]
+def _feed(request: Request, rt, session, query, title: str, page_path: str, feed_path: str) -> Response:
     items = media_service.page(session, query, None, FEED_SIZE).items
     base = site_url(request)
 
-    def file_url(rendition):  # type: ignore[no-untyped-def]
+    def file_url(rendition):
         return media_service.rendition_url(rt, rendition.key, base) if rendition is not None else None
 
     body = request.app.state.templates.get_template("feed.xml").render(

@@ -18,7 +18,7 @@ import kiln.app  # noqa: F401  (imported once, before the fork: workers start in
 from kiln.config import Settings
 
 
-class KilnServer(BaseApplication):  # type: ignore[misc]
+class KilnServer(BaseApplication):
     def __init__(self, settings: Settings, *, bind: str, workers: int, access_log: bool = False,
                  log_file: Path | None = None, on_reload: Callable[[], None] | None = None) -> None:
         log = str(log_file) if log_file is not None else "-"
