@@ -25,7 +25,7 @@ from kiln.accounts.models import (
     UserPrivilege,
 )
 from kiln.config import SecuritySettings
-from kiln.db.base import utcnow
+from kiln.db.base import rowcount, utcnow
 from kiln.errors import Conflict, InvalidInput, KilnError, NotFound
 from kiln.processing.outbox import record, record_mail, register_handler
 
@@ -146,7 +146,7 @@ def set_password(session: Session, user: User, password: str, revoke_tokens: boo
     session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
     revoked = 0
     if revoke_tokens:
-        revoked = session.execute(delete(ApiToken).where(ApiToken.user_id == user.id)).rowcount or 0
+        revoked = rowcount(session.execute(delete(ApiToken).where(ApiToken.user_id == user.id)))
     session.execute(update(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == "reset",
                                              EmailToken.used.is_(None)).values(used=utcnow()))
     return revoked

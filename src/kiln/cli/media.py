@@ -13,7 +13,7 @@ from kiln.cli import echo_json, main
 from kiln.cli.context import Kiln, pass_kiln
 from kiln.errors import KilnError
 from kiln.media import services as media_service
-from kiln.media.models import VISIBILITIES
+from kiln.media.models import VISIBILITIES, MediaEntry
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
 from kiln.processing.dispatch import RecordingDispatcher
@@ -57,7 +57,7 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
                                    show_pos=True) as bar:
                 for media_id in bar:
                     _process_until_settled(rt, media_id)
-        items = [media_service.media_json(rt, session.get(media_service.MediaEntry, i, populate_existing=True),
+        items = [media_service.media_json(rt, session.get_one(MediaEntry, i, populate_existing=True),
                                           rt.settings.link_base(), ledger.steps_of(session, i)) for i in results]
     if as_json:
         echo_json(items)

@@ -145,7 +145,7 @@ def users_show(kiln: Kiln, username: str, as_json: bool) -> None:
         return
     for key in ("username", "email", "display_name", "created"):
         click.echo(f"{key:>13}: {data[key]}")
-    click.echo(f"{'privileges':>13}: {', '.join(data['privileges']) or '-'}")
+    click.echo(f"{'privileges':>13}: {', '.join(user.privilege_names) or '-'}")
     click.echo(f"{'verified':>13}: {'yes' if data['verified'] else 'no'}")
     click.echo(f"{'banned':>13}: {'yes' if data['banned'] else 'no'}")
     source = "own limit" if data["upload_limit_is_own"] else "the site's max_upload_bytes"

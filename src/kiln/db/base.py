@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -22,6 +22,13 @@ NAMING_CONVENTION = {
 # (a plain INTEGER PRIMARY KEY reuses the id of the newest row once it is deleted, and an old link
 # would show someone else's upload). PostgreSQL's sequences never go back.
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run through ``Session.execute`` matched (typed as a plain Result,
+    it is a CursorResult)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def utcnow() -> dt.datetime:

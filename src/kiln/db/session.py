@@ -123,7 +123,8 @@ def _bound_answers(engine: Engine, url: str, timeouts: Timeouts) -> None:
     @event.listens_for(engine, "do_connect")
     def _connect(dialect, _record, cargs, cparams):
         try:
-            connection = (bounded or psycopg.Connection).connect(*cargs, **cparams)
+            # Any: a bounded connection has the attributes set below, psycopg's own does not
+            connection: Any = (bounded or psycopg.Connection).connect(*cargs, **cparams)
         except psycopg.OperationalError as exc:
             availability.failed(f"cannot connect: {_last_line(exc)}")
             raise
@@ -151,10 +152,12 @@ def _last_line(exc: BaseException) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
-_BOUNDED: tuple[type | None, type | None] | None = None
+# Subclasses of psycopg's Connection and AsyncConnection, made when first asked for (psycopg is imported lazily).
+BoundedClasses = tuple[type[Any] | None, type[Any] | None]
+_BOUNDED: BoundedClasses | None = None
 
 
-def bounded_classes() -> tuple[type | None, type | None]:
+def bounded_classes() -> BoundedClasses:
     """psycopg Connection and AsyncConnection classes whose every wait for the server (queries,
     commit, rollback, the pool's ping) ends after their ``answer_timeout`` seconds: the connection is
     then closed (the pool drops it), the database marked unavailable, and OperationalError raised.
@@ -165,10 +168,11 @@ def bounded_classes() -> tuple[type | None, type | None]:
         return _BOUNDED
     import psycopg
 
-    wait_timeout = getattr(psycopg.errors, "_WaitTimeout", None)
-    if wait_timeout is None or "interval" not in inspect.signature(psycopg.Connection.wait).parameters:
+    found: type[Exception] | None = getattr(psycopg.errors, "_WaitTimeout", None)
+    if found is None or "interval" not in inspect.signature(psycopg.Connection.wait).parameters:
         _BOUNDED = (None, None)
         return _BOUNDED
+    wait_timeout: type[Exception] = found
 
     class Bounded:
         answer_timeout: float | None = None
@@ -187,7 +191,7 @@ def bounded_classes() -> tuple[type | None, type | None]:
             if heard[0] and self.availability is not None and self.availability.down:
                 self.availability.succeeded()  # the server answered (a rollback of nothing does not count)
 
-    class AnswerBoundedConnection(Bounded, psycopg.Connection):
+    class AnswerBoundedConnection(Bounded, psycopg.Connection[Any]):
         def wait(self, gen, *args, **kwargs):
             self._bounded(kwargs, args)
             heard = [False]
@@ -199,7 +203,7 @@ def bounded_classes() -> tuple[type | None, type | None]:
             self._answered(heard)
             return result
 
-    class AnswerBoundedAsyncConnection(Bounded, psycopg.AsyncConnection):
+    class AnswerBoundedAsyncConnection(Bounded, psycopg.AsyncConnection[Any]):
         async def wait(self, gen, *args, **kwargs):
             self._bounded(kwargs, args)
             heard = [False]

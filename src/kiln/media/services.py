@@ -263,7 +263,7 @@ def _tags(session: Session, raw: str | list[str] | None) -> list[Tag]:
                     tag = Tag(slug=slug, name=name)
                     session.add(tag)
             except IntegrityError:
-                tag = session.scalar(select(Tag).where(Tag.slug == slug))
+                tag = session.scalars(select(Tag).where(Tag.slug == slug)).one()
         tags.append(tag)
     return tags
 
@@ -423,7 +423,7 @@ def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
         raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor") from exc
 
 
-def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[tuple[MediaEntry]]:
+def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[MediaEntry]:
     """Processed public media: what listings, feeds and tag pages show (never unlisted or private)."""
     query = select(MediaEntry).where(MediaEntry.state == "processed", MediaEntry.visibility == "public")
     if owner_id is not None:
@@ -434,7 +434,7 @@ def published_query(owner_id: int | None = None, tag: str | None = None) -> Sele
     return query
 
 
-def own_query(owner_id: int) -> Select[tuple[MediaEntry]]:
+def own_query(owner_id: int) -> Select[MediaEntry]:
     """Everything one person has published, whatever its visibility: their own view of their gallery
     (only they are shown it; everyone else gets ``published_query``)."""
     return select(MediaEntry).where(MediaEntry.state == "processed", MediaEntry.owner_id == owner_id)
@@ -458,7 +458,7 @@ def tag_counts(session: Session, by_name: bool = False) -> list[tuple[Tag, int]]
     return [(tag, int(count)) for tag, count in session.execute(query)]
 
 
-def page(session: Session, query: Select[tuple[MediaEntry]], cursor: str | None, per_page: int) -> Page:
+def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_page: int) -> Page:
     after = decode_cursor(cursor)
     if after is not None:
         when, media_id = after

@@ -11,7 +11,7 @@ import os
 import threading
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from kiln.config import Settings
 from kiln.mediatypes import KIND_MODULES

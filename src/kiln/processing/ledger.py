@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from kiln.config import RetryPolicy
-from kiln.db.base import utcnow
+from kiln.db.base import rowcount, utcnow
 from kiln.media.models import MediaEntry
 from kiln.mediatypes.base import StepDef
 from kiln.processing.models import OutboxEffect, ProcessingStep
@@ -72,7 +72,7 @@ def claim_row(session: Session, model: type[Leased], row_id: int, owner: str, le
                 attempts=model.attempts + 1, started=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:
@@ -101,7 +101,7 @@ def claim(session: Session, step_id: int, owner: str, lease_seconds: int) -> boo
         )
         .execution_options(synchronize_session=False)
     )
-    claimed = result.rowcount == 1  # type: ignore[attr-defined]
+    claimed = rowcount(result) == 1
     if claimed:
         session.execute(
             update(MediaEntry)
@@ -124,7 +124,7 @@ def renew(session: Session, step_id: int, owner: str, lease_seconds: int, progre
         .values(**values)
     )
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 def mark_done(step: ProcessingStep) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kiln.config import Settings
-from kiln.db.base import utcnow
+from kiln.db.base import rowcount, utcnow
 from kiln.media.models import MediaEntry
 from kiln.processing import ledger, outbox
 from kiln.processing.admission import ring_bells, ring_due
@@ -40,7 +40,7 @@ def acquire_lock(rt: Runtime, owner: str, seconds: float, name: str = LOCK) -> b
         result = session.execute(
             update(Lock).where(Lock.name == name, or_(Lock.owner == owner, Lock.expires < now))
             .values(owner=owner, expires=expires))
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if rowcount(result) == 1:
             session.commit()
             return True
         if session.get(Lock, name) is not None:

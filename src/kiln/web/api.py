@@ -19,7 +19,7 @@ from kiln.accounts import services as accounts
 from kiln.accounts.models import User
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media import services as media_service
-from kiln.media.models import MEDIA_STATES
+from kiln.media.models import MEDIA_STATES, MediaEntry
 from kiln.media.services import MediaFields
 from kiln.media.visibility import visible
 from kiln.processing import ledger
@@ -239,7 +239,7 @@ def create_token(body: TokenRequest, session: DB, throttle: Throttles, ip: Clien
 
 
 def _visible_media(session: DB, media_id: int, user: User | None) -> Any:
-    media = session.get(media_service.MediaEntry, media_id)
+    media = session.get(MediaEntry, media_id)
     if media is None or not visible(media, user):
         raise NotFound("There is no media with that id.")
     return media

@@ -132,7 +132,8 @@ class _OnTheLoop:
 
         bounded = bounded_classes()[1] if self.timeouts.trivial is not None else None
         try:
-            connection = await (bounded or psycopg.AsyncConnection).connect(**self.params, autocommit=True)
+            # Any: a bounded connection has the attributes set below, psycopg's own does not
+            connection: Any = await (bounded or psycopg.AsyncConnection).connect(**self.params, autocommit=True)
         except psycopg.OperationalError as exc:
             self.availability.failed(f"change counter cannot connect: {exc}".strip().splitlines()[-1])
             raise

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from kiln.accounts.services import get_user
 from kiln.errors import NotFound
 from kiln.media import services as media_service
-from kiln.media.models import Tag
+from kiln.media.models import MediaEntry, Tag
 from kiln.media.visibility import src_for, visible
 from kiln.web.deps import DB, RT, CurrentUser, RowId
 from kiln.web.templating import STATIC_DIR, render
@@ -44,7 +44,7 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
 @router.get("/u/{username}/m/{media_id}", response_class=HTMLResponse)
 def media_page(request: Request, username: str, media_id: RowId, session: DB, rt: RT,
                user: CurrentUser) -> HTMLResponse:
-    media = session.get(media_service.MediaEntry, media_id)
+    media = session.get(MediaEntry, media_id)
     if media is None or media.owner.username != username or not visible(media, user):
         raise NotFound("There is no such media. It may have been deleted.")
     newer, older = media_service.neighbours(session, media)
