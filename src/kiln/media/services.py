@@ -19,14 +19,14 @@ from kiln import plugins
 from kiln.accounts.models import User
 from kiln.config import Settings
 from kiln.db.base import utcnow
-from kiln.errors import InvalidInput, NotFound, PermissionDenied
+from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, UploadKey, media_tags, new_key_token
 from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
 from kiln.mediatypes import extension_for, get_kind, identify
-from kiln.mediatypes.base import MediaRejected, StripsMetadata
+from kiln.mediatypes.base import StripsMetadata
 from kiln.processing import ledger
 from kiln.processing.admission import ring_bells
 from kiln.processing.limits import HOST
@@ -576,6 +576,6 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
     return data
 
 
-def rejected_message(exc: MediaRejected, filename: str) -> str:
+def rejected_message(exc: KilnError, filename: str) -> str:
     name = Path(filename or "").name
     return f"{name}: {exc.message}" if name else exc.message

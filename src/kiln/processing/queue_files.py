@@ -22,7 +22,9 @@ SCHEME = "kilnfs"
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's filesystem Channel names the second parameter "payload", its base "message"; kombu passes both
+    # positionally.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         # A name starting with a dot: the consumer only takes files named "<stamp>.<queue>.msg".
         temporary = os.path.join(self.data_folder_out, f".part-{uuid.uuid4().hex}")

@@ -292,6 +292,8 @@ def failure_counts(session: Session) -> list[FailureCount]:
     out: dict[str, FailureCount] = {}
     common: dict[str, int] = {}
     for code, state, message, steps in rows:
+        if code is None:  # the query excludes it; for the type checker
+            continue
         entry = out.setdefault(code, FailureCount(code, "", 0, 0, 0))
         if state == "failed":
             entry.failed += steps

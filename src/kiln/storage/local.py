@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -44,7 +45,7 @@ class LocalStorage:
         if start is None and end is None:
             return fh
         fh.seek(start or 0)
-        return RangeReader(fh, None if end is None else end - (start or 0) + 1)
+        return io.BufferedReader(RangeReader(fh, None if end is None else end - (start or 0) + 1))
 
     def save(self, key: Key, source: BinaryIO) -> int:
         path = self._path(key)

@@ -87,7 +87,7 @@ class S3Storage:
             extra["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         response = self._call("read", key, self.client.get_object, Bucket=self.bucket, Key=self._object(key),
                               **extra)
-        return _Stream(response["Body"])
+        return io.BufferedReader(_Stream(response["Body"]))
 
     def save(self, key: Key, source: BinaryIO) -> int:
         counter = CountingReader(source)

@@ -75,7 +75,7 @@ class SwiftStorage:
             headers["Range"] = f"bytes={start or 0}-{'' if end is None else end}"
         _headers, body = self._call("read", key, self.conn.get_object, self.container, self._object(key),
                                     resp_chunk_size=CHUNK, headers=headers)
-        return _Chunks(body)
+        return io.BufferedReader(_Chunks(body))
 
     def save(self, key: Key, source: BinaryIO) -> int:
         counter = CountingReader(source)

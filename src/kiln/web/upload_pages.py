@@ -140,13 +140,13 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
             errors.append((exc, upload_file.filename))
     if _wants_json(request):
         if errors:
-            exc, name = errors[0]
-            return JSONResponse({"error": {"code": exc.code, "message": media_service.rejected_message(exc, name)}},
-                                status_code=exc.status)
+            error, name = errors[0]
+            return JSONResponse({"error": {"code": error.code, "message": media_service.rejected_message(error, name)}},
+                                status_code=error.status)
         return JSONResponse({"media": [media_service.media_json(rt, e, site_url(request)) for e in accepted]},
                             status_code=202)
     if errors:
-        messages = [media_service.rejected_message(exc, name) for exc, name in errors]
+        messages = [media_service.rejected_message(error, name) for error, name in errors]
         if accepted:
             messages.insert(0, f"{len(accepted)} file(s) were accepted and are being processed.")
         return _form_page(request, rt, user, status=errors[0][0].status if not accepted else 200, errors=messages)

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -27,6 +27,9 @@ from kiln.errors import InvalidInput, KilnError
 from kiln.media.services import Spooled, too_large, workbench_file
 from kiln.media.space import FULL, check_room, is_disk_full
 from kiln.storage import Stores
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 # Room for what surrounds the files in a request: boundaries, part headers and the text fields
 # (MAX_FIELDS_BYTES at most). A Content-Length past limit + ENVELOPE cannot fit the limit.
@@ -150,7 +153,7 @@ class _PartReader:
         self.size = 0
         self.sha = hashlib.sha256()
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.part_begin, "on_header_field": self.header_field,
             "on_header_value": self.header_value_data, "on_header_end": self.header_end,
