@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +24,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from kiln.accounts.models import User
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 
-MEDIA_STATES = ("queued", "processing", "processed", "failed")
+
+class MediaState(StrEnum):
+    """Where a media entry is on its way to publication. Its changes live in processing/ledger.py; the column
+    stays a string (a StrEnum member is one)."""
+
+    QUEUED = "queued"  # uploaded, no step started yet
+    PROCESSING = "processing"  # a step has started (or is being retried or reprocessed)
+    PROCESSED = "processed"  # every step final and the renditions present: published
+    FAILED = "failed"  # a required step failed for good before the item was ever published
+
+
+MEDIA_STATES = tuple(state.value for state in MediaState)
 # public: listed everywhere; unlisted: reachable by its link only; private: owner and admins only.
 VISIBILITIES = ("public", "unlisted", "private")
 
@@ -63,7 +75,7 @@ class MediaEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(20), default="queued")
+    state: Mapped[str] = mapped_column(String(20), default=MediaState.QUEUED.value)  # a MediaState
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     license: Mapped[str] = mapped_column(String(100), default="")

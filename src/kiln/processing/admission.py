@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.media.models import MediaEntry
-from kiln.processing.models import ProcessingStep
+from kiln.processing import ledger
+from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 def _in_flight_reprocess(session: Session) -> int:
     return session.scalar(
         select(func.count(func.distinct(ProcessingStep.media_id))).where(
-            ProcessingStep.reason == "reprocess", ProcessingStep.state.in_(("queued", "running")))
+            ProcessingStep.reason == "reprocess", ProcessingStep.state.in_((WorkState.QUEUED, WorkState.RUNNING)))
     ) or 0
 
 
@@ -34,9 +35,9 @@ def ring_due(rt: Runtime, lost_after: dt.timedelta | None = None) -> int:
     ``lost_after``: also re-ring items whose bell was rung that long ago without effect.
     """
     now = utcnow()
-    clauses = [and_(ProcessingStep.state == "pending", ProcessingStep.next_run <= now)]
+    clauses = [and_(ProcessingStep.state == WorkState.PENDING, ProcessingStep.next_run <= now)]
     if lost_after is not None:
-        clauses.append(and_(ProcessingStep.state == "queued", ProcessingStep.enqueued < now - lost_after))
+        clauses.append(and_(ProcessingStep.state == WorkState.QUEUED, ProcessingStep.enqueued < now - lost_after))
     ring: dict[int, tuple[str, str]] = {}
     with rt.sessions() as session:
         room = rt.settings.processing.reprocess_concurrency - _in_flight_reprocess(session)
@@ -46,12 +47,12 @@ def ring_due(rt: Runtime, lost_after: dt.timedelta | None = None) -> int:
         ).all()
         for step, kind in rows:
             if step.media_id not in ring:
-                if step.reason == "reprocess" and step.state == "pending":
+                if step.reason == "reprocess" and step.state == WorkState.PENDING:
                     if room <= 0:
                         continue
                     room -= 1
                 ring[step.media_id] = (kind, step.reason)
-            step.state, step.enqueued = "queued", now
+            ledger.mark_queued(step, now)
         session.commit()
     ring_bells(rt, ring)
     return len(ring)

@@ -1,4 +1,5 @@
-"""State changes of processing steps, outbox effects and media items. Every write to the ledger lives here.
+"""State changes of processing steps, outbox effects and media items. Every write to the ledger lives here,
+and every change of a ``WorkState`` or a ``MediaState``.
 
 A step is claimed with a conditional UPDATE, so two workers that received the same bell can
 never both run it; a claim holds a lease that the runner renews, and the sweeper takes back
@@ -10,17 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from kiln.config import RetryPolicy
 from kiln.db.base import rowcount, utcnow
-from kiln.media.models import MediaEntry
+from kiln.media.models import MediaEntry, MediaState
 from kiln.mediatypes.base import StepDef
-from kiln.processing.models import OutboxEffect, ProcessingStep
+from kiln.processing.models import OutboxEffect, ProcessingStep, WorkState
 
-FINAL = ("done", "failed", "skipped")
+FINAL = (WorkState.DONE, WorkState.FAILED, WorkState.SKIPPED)
 # Rows with a state, attempts, a lease and a next run time: the same rules serve both.
 Leased = ProcessingStep | OutboxEffect
 
@@ -34,7 +36,7 @@ def create_steps(session: Session, media: MediaEntry, steps: Iterable[StepDef], 
                 name=step.name,
                 position=position,
                 fingerprint=step.fingerprint(),
-                state="queued",
+                state=WorkState.QUEUED,
                 reason=reason,
                 enqueued=now,
             )
@@ -47,18 +49,18 @@ def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random | None 
     return raw * (0.5 + 0.5 * (rng or random).random())
 
 
-def due_clause(model: type[Leased], now: dt.datetime):
+def due_clause(model: type[Leased], now: dt.datetime) -> ColumnElement[bool]:
     """Rows of ``model`` (processing steps, outbox effects) that a worker may claim now."""
     return or_(
         and_(
-            model.state.in_(("queued", "pending")),
+            model.state.in_((WorkState.QUEUED, WorkState.PENDING)),
             or_(model.next_run.is_(None), model.next_run <= now),
         ),
-        and_(model.state == "running", model.lease_expires < now),
+        and_(model.state == WorkState.RUNNING, model.lease_expires < now),
     )
 
 
-def _due_clause(now: dt.datetime):
+def _due_clause(now: dt.datetime) -> ColumnElement[bool]:
     return due_clause(ProcessingStep, now)
 
 
@@ -68,7 +70,7 @@ def claim_row(session: Session, model: type[Leased], row_id: int, owner: str, le
     result = session.execute(
         update(model)
         .where(model.id == row_id, due_clause(model, now))
-        .values(state="running", lease_owner=owner, lease_expires=now + dt.timedelta(seconds=lease_seconds),
+        .values(state=WorkState.RUNNING, lease_owner=owner, lease_expires=now + dt.timedelta(seconds=lease_seconds),
                 attempts=model.attempts + 1, started=now)
         .execution_options(synchronize_session=False)
     )
@@ -92,7 +94,7 @@ def claim(session: Session, step_id: int, owner: str, lease_seconds: int) -> boo
         update(ProcessingStep)
         .where(ProcessingStep.id == step_id, _due_clause(now))
         .values(
-            state="running",
+            state=WorkState.RUNNING,
             lease_owner=owner,
             lease_expires=now + dt.timedelta(seconds=lease_seconds),
             attempts=ProcessingStep.attempts + 1,
@@ -106,8 +108,8 @@ def claim(session: Session, step_id: int, owner: str, lease_seconds: int) -> boo
         session.execute(
             update(MediaEntry)
             .where(MediaEntry.id == select(ProcessingStep.media_id).where(ProcessingStep.id == step_id)
-                   .scalar_subquery(), MediaEntry.state == "queued")
-            .values(state="processing")
+                   .scalar_subquery(), MediaEntry.state == MediaState.QUEUED)
+            .values(state=MediaState.PROCESSING)
         )
     session.commit()
     return claimed
@@ -120,25 +122,36 @@ def renew(session: Session, step_id: int, owner: str, lease_seconds: int, progre
     result = session.execute(
         update(ProcessingStep)
         .where(ProcessingStep.id == step_id, ProcessingStep.lease_owner == owner,
-               ProcessingStep.state == "running")
+               ProcessingStep.state == WorkState.RUNNING)
         .values(**values)
     )
     session.commit()
     return rowcount(result) == 1
 
 
-def mark_done(step: ProcessingStep) -> None:
-    step.state = "done"
-    step.progress = 1.0
-    step.finished = utcnow()
-    step.lease_owner = None
-    step.lease_expires = None
-    step.next_run = None
-    step.error_class = step.error_code = step.error_message = None
+def mark_done(row: Leased) -> None:
+    row.state = WorkState.DONE
+    if isinstance(row, ProcessingStep):
+        row.progress = 1.0
+    row.finished = utcnow()
+    row.lease_owner = None
+    row.lease_expires = None
+    row.next_run = None
+    row.error_class = row.error_code = row.error_message = None
+
+
+def mark_skipped(step: ProcessingStep) -> None:
+    """A step the item's kind no longer has: final, nothing to run."""
+    step.state = WorkState.SKIPPED
+
+
+def mark_queued(step: ProcessingStep, now: dt.datetime) -> None:
+    """Its bell is being rung (admission control)."""
+    step.state, step.enqueued = WorkState.QUEUED, now
 
 
 def mark_failed(step: Leased, error_class: str, code: str, message: str) -> None:
-    step.state = "failed"
+    step.state = WorkState.FAILED
     step.finished = utcnow()
     step.lease_owner = None
     step.lease_expires = None
@@ -160,7 +173,7 @@ def retry_later(row: Leased, policy: RetryPolicy, error_class: str, code: str, m
     if row.attempts >= policy.max_attempts:
         mark_failed(row, error_class, code, f"{message} Kiln tried {row.attempts} times and gave up.")
         return False
-    row.state = "pending"
+    row.state = WorkState.PENDING
     row.lease_owner = None
     row.lease_expires = None
     row.next_run = utcnow() + dt.timedelta(seconds=backoff_delay(row.attempts, policy))
@@ -183,16 +196,58 @@ def request_steps(session: Session, media: MediaEntry, definitions: Iterable[Ste
         if step is None:
             step = ProcessingStep(media_id=media.id, name=definition.name, position=position)
             session.add(step)
-        if step.state in ("running", "queued"):  # a worker has it, or its bell already rang
+        if step.state in (WorkState.RUNNING, WorkState.QUEUED):  # a worker has it, or its bell already rang
             continue
-        step.state, step.reason, step.attempts, step.progress = "pending", reason, 0, 0.0
+        step.state, step.reason, step.attempts, step.progress = WorkState.PENDING, reason, 0, 0.0
         step.next_run, step.enqueued, step.finished = now, None, None
         step.error_class = step.error_code = step.error_message = None
         touched.append(step)
-    if touched and media.state == "failed":
-        media.state = "processing"
+    if touched and media.state == MediaState.FAILED:
+        media.state = MediaState.PROCESSING
         media.error_code = media.error_message = None
     return touched
+
+
+# Outbox effects ----------------------------------------------------------------------------------
+
+def new_effect(kind: str, payload: dict[str, Any], summary: str) -> OutboxEffect:
+    """An effect recorded now, its bell rung after the commit (processing/outbox.py adds it)."""
+    return OutboxEffect(kind=kind, payload=payload, summary=summary[:300], state=WorkState.QUEUED,
+                        enqueued=utcnow())
+
+
+def requeue_effects(session: Session, ids: list[int], *, fresh_attempts: bool = False) -> None:
+    """The effects ``ids`` are rung again now (the caller rings them after the commit); a retry asked for
+    by an admin starts over with ``fresh_attempts``."""
+    values: dict[str, object] = {"state": WorkState.QUEUED, "enqueued": utcnow(), "next_run": None}
+    if fresh_attempts:
+        values["attempts"] = 0
+    session.execute(update(OutboxEffect).where(OutboxEffect.id.in_(ids)).values(**values)
+                    .execution_options(synchronize_session=False))
+
+
+# Media items -------------------------------------------------------------------------------------
+# An item is created QUEUED (media/services.py); the first claim of one of its steps makes it PROCESSING
+# (``claim``), and the runner settles it with these once its steps stop (processing/service.py).
+
+def media_failed(media: MediaEntry, step: ProcessingStep) -> None:
+    """A required step failed for good before the item was ever published."""
+    media.state = MediaState.FAILED
+    media.error_code, media.error_message = step.error_code, step.error_message
+
+
+def media_published(media: MediaEntry) -> bool:
+    """Every step is final and the renditions are there. True when this changed the item's state."""
+    if media.state == MediaState.PROCESSED:
+        return False
+    media.state = MediaState.PROCESSED
+    media.published = media.published or utcnow()
+    media.error_code = media.error_message = None
+    return True
+
+
+def media_processing(media: MediaEntry) -> None:
+    media.state = MediaState.PROCESSING
 
 
 def steps_of(session: Session, media_id: int) -> list[ProcessingStep]:
@@ -202,13 +257,13 @@ def steps_of(session: Session, media_id: int) -> list[ProcessingStep]:
 
 def retry_at(steps: Iterable[ProcessingStep]) -> dt.datetime | None:
     """When the next retry of a waiting step is scheduled, if any."""
-    times = [s.next_run for s in steps if s.state == "pending" and s.next_run is not None]
+    times = [s.next_run for s in steps if s.state == WorkState.PENDING and s.next_run is not None]
     return min(times) if times else None
 
 
 def running_on_host(session: Session, host: str) -> list[ProcessingStep]:
     """Steps running under a lease held by a process on ``host`` (``kiln serve`` asks this before it
     stops its worker, to say what it waits for)."""
-    query = select(ProcessingStep).where(ProcessingStep.state == "running",
+    query = select(ProcessingStep).where(ProcessingStep.state == WorkState.RUNNING,
                                          ProcessingStep.lease_owner.like(f"{host}:%"))
     return list(session.scalars(query))

@@ -4,6 +4,7 @@ the queue only rings the bell."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
@@ -11,16 +12,28 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 
-# pending: waiting for next_run (a retry), queued: the bell was rung at enqueued,
-# running: a worker holds the lease, done / failed / skipped: final.
-STEP_STATES = ("pending", "queued", "running", "done", "failed", "skipped")
+
+class WorkState(StrEnum):
+    """The state of a row of work in the ledger: a processing step or an outbox effect (they share the
+    columns, the claim, the lease and the backoff). Only processing/ledger.py changes it. The column
+    stays a string (a StrEnum member is one), so the rows and the migrations need no change."""
+
+    PENDING = "pending"  # waiting for next_run (a retry)
+    QUEUED = "queued"  # the bell was rung (or is about to be) at enqueued
+    RUNNING = "running"  # a worker holds the lease
+    DONE = "done"  # final
+    FAILED = "failed"  # final
+    SKIPPED = "skipped"  # final; processing steps only: the kind no longer has the step
+
+
+STEP_STATES = tuple(state.value for state in WorkState)
 
 
 class LeasedWork:
     """The ledger's columns, shared by processing steps and outbox effects: state, attempts, lease,
     next run and the last error. One claim, lease and backoff (processing/ledger.py) serves both."""
 
-    state: Mapped[str] = mapped_column(String(10), default="queued")
+    state: Mapped[str] = mapped_column(String(10), default=WorkState.QUEUED.value)  # a WorkState
     attempts: Mapped[int] = mapped_column(default=0)
     enqueued: Mapped[dt.datetime | None]
     next_run: Mapped[dt.datetime | None]
@@ -61,10 +74,8 @@ class Lock(Base):
     expires: Mapped[dt.datetime]
 
 
-# queued: recorded, its bell rung (or about to be) at enqueued; pending: waiting for next_run (a retry);
-# running: a worker holds the lease; done / failed: final. The same states as processing steps, so the
-# ledger's due / claim / retry code serves both.
-EFFECT_STATES = ("queued", "pending", "running", "done", "failed")
+# The states of processing steps less "skipped" (in the order of the table's CHECK constraint).
+EFFECT_STATES = tuple(WorkState[name].value for name in ("QUEUED", "PENDING", "RUNNING", "DONE", "FAILED"))
 
 
 class OutboxEffect(LeasedWork, Base):

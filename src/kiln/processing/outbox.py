@@ -24,11 +24,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kiln.db.base import utcnow
-from kiln.processing.models import OutboxEffect
+from kiln.processing.models import OutboxEffect, WorkState
 
 if TYPE_CHECKING:
     from kiln.runtime import Runtime
@@ -43,9 +43,11 @@ _RING = "kiln.outbox.ring"  # session.info key: effect ids to ring after the com
 def record(session: Session, kind: str, payload: dict[str, Any], summary: str = "") -> OutboxEffect:
     """Add an effect to the session's transaction; it runs after the commit, or never if rolled back.
     ``summary`` is what admins see: never a secret (a mail's body holds one-time links)."""
+    from kiln.processing import ledger
+
     if kind not in HANDLERS:
         raise ValueError(f"no outbox handler for {kind!r}")
-    effect = OutboxEffect(kind=kind, payload=payload, summary=summary[:300], state="queued", enqueued=utcnow())
+    effect = ledger.new_effect(kind, payload, summary)
     session.add(effect)
     return effect
 
@@ -199,16 +201,14 @@ def run_effect(rt: Runtime, effect_id: int) -> str | None:
         error = exc
     with rt.sessions() as session:
         effect = session.get(OutboxEffect, effect_id)
-        if effect is None or effect.state != "running" or effect.lease_owner != owner:
+        if effect is None or effect.state != WorkState.RUNNING or effect.lease_owner != owner:
             return None  # the sweeper took it back meanwhile (we overran the lease)
         if error is None:
-            effect.state, effect.finished = "done", utcnow()
-            effect.lease_owner = effect.lease_expires = effect.next_run = None
-            effect.error_class = effect.error_code = effect.error_message = None
+            ledger.mark_done(effect)
         else:
             log.warning("outbox effect %s (%s) failed: %s", effect_id, kind, error)
             ledger.retry_later(effect, policy, type(error).__name__, _code(error), _sentence(kind, error))
-        if effect.state == "done":  # a failed one keeps its body, so that `kiln outbox retry` can send it
+        if effect.state == WorkState.DONE:  # a failed one keeps its body, so that `kiln outbox retry` can send it
             _forget_secrets(effect)
         session.commit()
         return effect.state
@@ -246,20 +246,18 @@ def sweep(rt: Runtime, lost_after: dt.timedelta = dt.timedelta(seconds=60)) -> i
 
     now, policy = utcnow(), rt.settings.outbox
     with rt.sessions() as session:
-        for effect in session.scalars(select(OutboxEffect).where(OutboxEffect.state == "running")):
+        for effect in session.scalars(select(OutboxEffect).where(OutboxEffect.state == WorkState.RUNNING)):
             lapsed = effect.lease_expires is not None and effect.lease_expires < now
             if lapsed or owner_is_dead(effect.lease_owner):
                 ledger.retry_later(effect, policy, "WorkerLost", "worker_lost",
                                    "The worker running this stopped unexpectedly.")
         session.flush()
         due = list(session.scalars(select(OutboxEffect.id).where(or_(
-            (OutboxEffect.state == "pending") & (OutboxEffect.next_run <= now),
-            (OutboxEffect.state == "queued") & (OutboxEffect.enqueued < now - lost_after),
+            (OutboxEffect.state == WorkState.PENDING) & (OutboxEffect.next_run <= now),
+            (OutboxEffect.state == WorkState.QUEUED) & (OutboxEffect.enqueued < now - lost_after),
         )).order_by(OutboxEffect.id)))
         if due:
-            session.execute(update(OutboxEffect).where(OutboxEffect.id.in_(due))
-                            .values(state="queued", enqueued=now, next_run=None)
-                            .execution_options(synchronize_session=False))
+            ledger.requeue_effects(session, due)
             ring_after_commit(session, due)
         session.commit()
     return len(due)
@@ -268,16 +266,16 @@ def sweep(rt: Runtime, lost_after: dt.timedelta = dt.timedelta(seconds=60)) -> i
 def retry(rt: Runtime, ids: Iterable[int] | None = None, *, failed_only: bool = False) -> list[int]:
     """Run effects again now: the given ones, or every failed or waiting one. A failed effect starts
     over with a fresh count of attempts. Returns the ids rung."""
-    wanted = ("failed",) if failed_only else ("failed", "pending")
+    from kiln.processing import ledger
+
+    wanted = (WorkState.FAILED,) if failed_only else (WorkState.FAILED, WorkState.PENDING)
     with rt.sessions() as session:
         query = select(OutboxEffect.id).where(OutboxEffect.state.in_(wanted))
         if ids is not None:
             query = query.where(OutboxEffect.id.in_(list(ids)))
         chosen = list(session.scalars(query.order_by(OutboxEffect.id)))
         if chosen:
-            session.execute(update(OutboxEffect).where(OutboxEffect.id.in_(chosen))
-                            .values(state="queued", enqueued=utcnow(), next_run=None, attempts=0)
-                            .execution_options(synchronize_session=False))
+            ledger.requeue_effects(session, chosen, fresh_attempts=True)
             ring_after_commit(session, chosen)
         session.commit()
     return chosen
