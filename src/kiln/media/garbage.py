@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kiln.media.models import MediaEntry, Rendition
+from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.storage import STORE_NAMES, Stores
 from kiln.storage.base import NoSuchFile
 
@@ -34,7 +34,7 @@ def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[
         select(MediaEntry.id, MediaEntry.original_store, MediaEntry.original_key, MediaEntry.state)
     ):
         refs[store].add(tuple(key))
-        if state in ("queued", "processing"):
+        if state in (MediaState.QUEUED, MediaState.PROCESSING):
             busy.add(media_id)
     return refs, busy
 
@@ -58,7 +58,7 @@ def gc(sessions: sessionmaker[Session], stores: Stores, dry_run: bool = True,
         for rendition in session.scalars(select(Rendition)):
             if not stores.public.exists(rendition.key):
                 report.missing.append((rendition.media_id, rendition.name, list(rendition.key)))
-        for media in session.scalars(select(MediaEntry).where(MediaEntry.state == "processed")):
+        for media in session.scalars(select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED)):
             if not stores.by_name(media.original_store).exists(media.original_key):
                 report.missing.append((media.id, "original", list(media.original_key)))
     for name in STORE_NAMES:

@@ -21,7 +21,7 @@ from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
-from kiln.media.models import MEDIA_STATES, MediaEntry, Rendition, Tag, UploadKey, media_tags, new_key_token
+from kiln.media.models import MEDIA_STATES, MediaEntry, MediaState, Rendition, Tag, UploadKey, media_tags, new_key_token
 from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
@@ -169,7 +169,7 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
             raise
         stored = key
         entry = MediaEntry(
-            owner=owner, kind=found.kind, state="queued", title=title,
+            owner=owner, kind=found.kind, state=MediaState.QUEUED, title=title,
             description=fields.description or "", license=license_url,
             show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
             original_key=key, original_name=clean_filename(filename),
@@ -351,7 +351,7 @@ def publish_original(rt: Runtime, session: Session, user: User, media: MediaEntr
     if mode == "stripped" and not can_strip(media):
         raise InvalidInput("Kiln cannot remove metadata from this kind of file; publish it as uploaded or "
                            "keep it private.", code="cannot_strip")
-    if media.state != "processed" and mode != "private":
+    if media.state != MediaState.PROCESSED and mode != "private":
         raise InvalidInput("The original can be published once processing has finished.", code="not_processed")
     old = media.rendition("original")
     if mode != "private":
@@ -425,7 +425,7 @@ def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
 
 def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[MediaEntry]:
     """Processed public media: what listings, feeds and tag pages show (never unlisted or private)."""
-    query = select(MediaEntry).where(MediaEntry.state == "processed", MediaEntry.visibility == "public")
+    query = select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.visibility == "public")
     if owner_id is not None:
         query = query.where(MediaEntry.owner_id == owner_id)
     if tag is not None:
@@ -437,13 +437,13 @@ def published_query(owner_id: int | None = None, tag: str | None = None) -> Sele
 def own_query(owner_id: int) -> Select[MediaEntry]:
     """Everything one person has published, whatever its visibility: their own view of their gallery
     (only they are shown it; everyone else gets ``published_query``)."""
-    return select(MediaEntry).where(MediaEntry.state == "processed", MediaEntry.owner_id == owner_id)
+    return select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.owner_id == owner_id)
 
 
 def unfinished(session: Session, owner_id: int, limit: int) -> list[MediaEntry]:
     """An owner's items that are not published yet (queued, processing or failed), newest first."""
     return list(session.scalars(select(MediaEntry).where(MediaEntry.owner_id == owner_id,
-                                                         MediaEntry.state != "processed")
+                                                         MediaEntry.state != MediaState.PROCESSED)
                                 .order_by(MediaEntry.id.desc()).limit(limit)).unique())
 
 
@@ -561,7 +561,7 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
             for r in media.renditions
         },
     }
-    if media.state == "failed":
+    if media.state == MediaState.FAILED:
         data["error"] = {"code": media.error_code or "failed",
                          "message": media.error_message or "Processing failed."}
     if steps is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.errors import InvalidInput, NotFound
-from kiln.media.models import VISIBILITIES, MediaEntry, Rendition, new_key_token
+from kiln.media.models import VISIBILITIES, MediaEntry, MediaState, Rendition, new_key_token
 from kiln.runtime import Runtime
 from kiln.storage.base import Key
 
@@ -34,7 +34,7 @@ def is_owner_or_admin(media: MediaEntry, viewer: User | None) -> bool:
 def visible(media: MediaEntry, viewer: User | None) -> bool:
     """Processed public and unlisted media is for everyone; private and unfinished items for the
     owner and admins only."""
-    if media.state == "processed" and media.visibility != "private":
+    if media.state == MediaState.PROCESSED and media.visibility != "private":
         return True
     return is_owner_or_admin(media, viewer)
 

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.db.base import utcnow
-from kiln.media.models import MEDIA_STATES, MediaEntry
+from kiln.media.models import MEDIA_STATES, MediaEntry, MediaState
 from kiln.processing.celery_app import lanes
 from kiln.processing.dispatch import CeleryDispatcher, lane
-from kiln.processing.models import EFFECT_STATES, STEP_STATES, OutboxEffect, ProcessingStep
+from kiln.processing.models import EFFECT_STATES, STEP_STATES, OutboxEffect, ProcessingStep, WorkState
 from kiln.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -70,20 +70,20 @@ class ItemStatus:
 
 
 def _step_status(step: ProcessingStep) -> StepStatus:
-    progress = 1.0 if step.state in ("done", "skipped") else max(0.0, min(1.0, step.progress or 0.0))
+    progress = 1.0 if step.state in (WorkState.DONE, WorkState.SKIPPED) else max(0.0, min(1.0, step.progress or 0.0))
     return StepStatus(step.name, step.state, progress, step.attempts, step.next_run, step.error_code,
                       step.error_message)
 
 
 def _waiting_clause(now: dt.datetime):
     """Steps waiting for a worker: rung (queued), or due and about to be rung (pending, next_run passed)."""
-    return or_(ProcessingStep.state == "queued",
-               and_(ProcessingStep.state == "pending", ProcessingStep.next_run <= now))
+    return or_(ProcessingStep.state == WorkState.QUEUED,
+               and_(ProcessingStep.state == WorkState.PENDING, ProcessingStep.next_run <= now))
 
 
 def _busy():
     """Items a worker is running: they are not waiting in any lane."""
-    return select(ProcessingStep.media_id).where(ProcessingStep.state == "running")
+    return select(ProcessingStep.media_id).where(ProcessingStep.state == WorkState.RUNNING)
 
 
 def queue_positions(session: Session, media_ids: Iterable[int], now: dt.datetime | None = None
@@ -142,12 +142,12 @@ def _item_status(media: MediaEntry, steps: list[ProcessingStep], position: tuple
     status = ItemStatus(media.id, "done", views)
     status.progress = sum(v.progress for v in views) / len(views) if views else 1.0
     status.retryable = retryable_steps(steps)
-    failed = [s for s in steps if s.state == "failed"]
-    scheduled = [s for s in steps if s.state == "pending" and s.next_run is not None and s.next_run > now]
-    if media.state == "failed":
+    failed = [s for s in steps if s.state == WorkState.FAILED]
+    scheduled = [s for s in steps if s.state == WorkState.PENDING and s.next_run is not None and s.next_run > now]
+    if media.state == MediaState.FAILED:
         status.phase = "failed"
         status.error_message = media.error_message or (failed[0].error_message if failed else None)
-    elif any(s.state == "running" for s in steps):
+    elif any(s.state == WorkState.RUNNING for s in steps):
         status.phase = "running"
     elif position is not None:
         status.phase = "queued"
@@ -159,10 +159,10 @@ def _item_status(media: MediaEntry, steps: list[ProcessingStep], position: tuple
     elif failed:  # a published item whose later reprocess failed: it still serves its old renditions
         status.phase = "failed"
         status.error_message = failed[0].error_message
-    elif media.state in ("queued", "processing"):  # every step final, the finishing check still to run
+    elif media.state in (MediaState.QUEUED, MediaState.PROCESSING):  # steps final, the finishing check to run
         status.phase = "running"
     if status.phase in ("queued", "running") and status.error_message is None:
-        earlier = next((s for s in steps if s.state == "pending" and s.error_message), None)
+        earlier = next((s for s in steps if s.state == WorkState.PENDING and s.error_message), None)
         status.error_message = earlier.error_message if earlier else None
     return status
 
@@ -170,7 +170,8 @@ def _item_status(media: MediaEntry, steps: list[ProcessingStep], position: tuple
 def retryable_steps(steps: Iterable[ProcessingStep]) -> list[str]:
     """What "retry now" runs again: failed steps, and steps waiting to retry after a passing
     failure; never reprocess requests that merely wait their turn."""
-    return [s.name for s in steps if s.state == "failed" or (s.state == "pending" and s.error_code is not None)]
+    return [s.name for s in steps
+            if s.state == WorkState.FAILED or (s.state == WorkState.PENDING and s.error_code is not None)]
 
 
 def humanize_delay(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
@@ -286,7 +287,7 @@ def failure_counts(session: Session) -> list[FailureCount]:
     """Steps that failed for good, and steps waiting to retry, per error code (most items first)."""
     rows = session.execute(
         select(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message, func.count())
-        .where(ProcessingStep.error_code.is_not(None), ProcessingStep.state.in_(("failed", "pending")))
+        .where(ProcessingStep.error_code.is_not(None), ProcessingStep.state.in_((WorkState.FAILED, WorkState.PENDING)))
         .group_by(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message)
     ).all()
     out: dict[str, FailureCount] = {}
@@ -295,7 +296,7 @@ def failure_counts(session: Session) -> list[FailureCount]:
         if code is None:  # the query excludes it; for the type checker
             continue
         entry = out.setdefault(code, FailureCount(code, "", 0, 0, 0))
-        if state == "failed":
+        if state == WorkState.FAILED:
             entry.failed += steps
         else:
             entry.retrying += steps
@@ -303,7 +304,7 @@ def failure_counts(session: Session) -> list[FailureCount]:
             common[code], entry.message = steps, message or ""
     items = dict(session.execute(
         select(ProcessingStep.error_code, func.count(func.distinct(ProcessingStep.media_id)))
-        .where(ProcessingStep.state == "failed", ProcessingStep.error_code.is_not(None))
+        .where(ProcessingStep.state == WorkState.FAILED, ProcessingStep.error_code.is_not(None))
         .group_by(ProcessingStep.error_code)).all())
     for code, entry in out.items():
         entry.items = int(items.get(code, 0))
@@ -373,18 +374,18 @@ def stuck_items(session: Session, lease_seconds: float, now: dt.datetime | None 
         select(ProcessingStep, MediaEntry.title, MediaEntry.kind, User.username)
         .join(MediaEntry, MediaEntry.id == ProcessingStep.media_id).join(User, User.id == MediaEntry.owner_id)
         .where(or_(
-            and_(ProcessingStep.state == "queued", ProcessingStep.enqueued < old),
-            and_(ProcessingStep.state == "pending", ProcessingStep.next_run < old,
+            and_(ProcessingStep.state == WorkState.QUEUED, ProcessingStep.enqueued < old),
+            and_(ProcessingStep.state == WorkState.PENDING, ProcessingStep.next_run < old,
                  ProcessingStep.reason != "reprocess"),  # reprocessing waits its turn on purpose
-            and_(ProcessingStep.state == "running", ProcessingStep.lease_expires < now),
+            and_(ProcessingStep.state == WorkState.RUNNING, ProcessingStep.lease_expires < now),
         ))
         .order_by(ProcessingStep.media_id, ProcessingStep.position).limit(limit)
     ).all()
     items: dict[tuple[int, str], StuckItem] = {}
     for step, title, kind, owner in rows:
-        if step.state == "queued":
+        if step.state == WorkState.QUEUED:
             since, reason = step.enqueued, "Queued and not picked up by any worker."
-        elif step.state == "pending":
+        elif step.state == WorkState.PENDING:
             since, reason = step.next_run, "A retry is overdue and has not been queued."
         else:
             since, reason = step.lease_expires, "Its worker stopped renewing the lease (it may have died)."
@@ -401,7 +402,7 @@ def latest_failures(session: Session, limit: int = 50) -> list[FailedItem]:
     rows = session.execute(
         select(ProcessingStep, MediaEntry.title, MediaEntry.kind, MediaEntry.state, User.username)
         .join(MediaEntry, MediaEntry.id == ProcessingStep.media_id).join(User, User.id == MediaEntry.owner_id)
-        .where(ProcessingStep.state == "failed")
+        .where(ProcessingStep.state == WorkState.FAILED)
         .order_by(ProcessingStep.finished.desc(), ProcessingStep.media_id.desc())
         .limit(limit * 5)
     ).all()
@@ -423,7 +424,7 @@ def failed_media_ids(session: Session, kind: str | None = None, code: str | None
     """Items with a step failed for good, optionally only of one kind or one error code."""
     query = (select(ProcessingStep.media_id).distinct()
              .join(MediaEntry, MediaEntry.id == ProcessingStep.media_id)
-             .where(ProcessingStep.state == "failed"))
+             .where(ProcessingStep.state == WorkState.FAILED))
     if kind:
         query = query.where(MediaEntry.kind == kind)
     if code:
@@ -439,7 +440,7 @@ def outbox_rows(session: Session, states: Sequence[str], newest_first: bool = Fa
         query = query.where(OutboxEffect.id.in_(ids))
     effects = session.scalars(query)
     return [OutboxRow(id=e.id, kind=e.kind, summary=e.summary, state=e.state, attempts=e.attempts, created=e.created,
-                      next_run=e.next_run if e.state == "pending" else None, code=e.error_code,
+                      next_run=e.next_run if e.state == WorkState.PENDING else None, code=e.error_code,
                       message=e.error_message) for e in effects]
 
 
@@ -447,8 +448,9 @@ def outbox_overview(session: Session) -> OutboxOverview:
     counts = dict.fromkeys(EFFECT_STATES, 0)
     counts.update({state: int(n) for state, n in session.execute(
         select(OutboxEffect.state, func.count()).group_by(OutboxEffect.state))})
-    return OutboxOverview(counts=counts, waiting=outbox_rows(session, ("queued", "running", "pending")),
-                          failed=outbox_rows(session, ("failed",), newest_first=True))
+    waiting = outbox_rows(session, (WorkState.QUEUED, WorkState.RUNNING, WorkState.PENDING))
+    return OutboxOverview(counts=counts, waiting=waiting,
+                          failed=outbox_rows(session, (WorkState.FAILED,), newest_first=True))
 
 
 def overview(session: Session, lease_seconds: float, celery_app: Any | None, lane_names: Sequence[str]

@@ -20,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from kiln.config import Settings
 from kiln.db.base import rowcount, utcnow
-from kiln.media.models import MediaEntry
+from kiln.media.models import MediaEntry, MediaState
 from kiln.processing import ledger, outbox
 from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.limits import lease_owner, owner_is_dead
-from kiln.processing.models import Lock, ProcessingStep
+from kiln.processing.models import Lock, ProcessingStep, WorkState
 from kiln.processing.service import clean_workbench
 from kiln.runtime import Runtime, build_runtime
 
@@ -61,7 +61,7 @@ def sweep(rt: Runtime) -> int:
         # Running steps whose worker died (lease lapsed, or its process is gone from this host).
         for step, kind in session.execute(
             select(ProcessingStep, MediaEntry.kind).join(MediaEntry, MediaEntry.id == ProcessingStep.media_id)
-            .where(ProcessingStep.state == "running")
+            .where(ProcessingStep.state == WorkState.RUNNING)
         ):
             if step.lease_expires is not None and step.lease_expires < now or owner_is_dead(step.lease_owner):
                 ledger.schedule_retry(step, settings.policy(kind), "WorkerLost", "worker_lost",
@@ -71,7 +71,8 @@ def sweep(rt: Runtime) -> int:
         unsettled = {
             media_id: (kind, "retry")
             for media_id, kind in session.execute(
-                select(MediaEntry.id, MediaEntry.kind).where(MediaEntry.state.in_(("queued", "processing")))
+                select(MediaEntry.id, MediaEntry.kind)
+                .where(MediaEntry.state.in_((MediaState.QUEUED, MediaState.PROCESSING)))
                 .where(~MediaEntry.id.in_(select(ProcessingStep.media_id)
                                          .where(ProcessingStep.state.not_in(ledger.FINAL))))
             )
