@@ -4,7 +4,8 @@
 # With KILN_TEST_DATABASE_URL set (a PostgreSQL URL), the tests marked `db` (those whose outcome could
 # differ on PostgreSQL, see pyproject.toml) run a second time, on PostgreSQL.
 # Extra arguments go to pytest in both runs; a `-m EXPR` of yours is combined with `db` in the second.
-# The exit status is non-zero when either run fails.
+# Before either, mypy checks src/kiln (its settings are in pyproject.toml); a type error fails the command
+# before any test runs. The exit status is non-zero when mypy or either run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
@@ -39,6 +40,13 @@ for (( i = 1; i <= $#; i++ )); do
   fi
 done
 [ -n "$marked" ] || pg_args+=(-m db)
+
+echo "== mypy over src/kiln"
+started=$SECONDS
+typed=0
+.venv/bin/mypy || typed=$?
+echo "== mypy: $((SECONDS - started)) s"
+[ "$typed" = 0 ] || exit "$typed"
 
 status=0
 echo "== test suite on SQLite"
