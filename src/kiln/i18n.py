@@ -209,7 +209,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def pgettext(context: str, message: str) -> str:
-    return translations(current()).pgettext(context, message)
+    return str(translations(current()).pgettext(context, message))
 
 
 _ = gettext
@@ -289,7 +289,9 @@ def say_stored(stored: Mapping[str, Any] | None, fallback: str | None) -> str | 
     stored English text when there is none (rows written before sentences were kept this way)."""
     if not stored or not isinstance(stored.get("msgid"), str):
         return fallback
-    params = stored.get("params") if isinstance(stored.get("params"), dict) else {}
+    params = stored.get("params")
+    if not isinstance(params, dict):
+        params = {}
     return translate(stored["msgid"], {k: _from_json(v) for k, v in params.items()})
 
 

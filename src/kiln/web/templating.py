@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -75,7 +75,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     env = templates.env
     env.add_extension("jinja2.ext.i18n")
     # newstyle: {{ _("%(n)s items", n=3) }} formats and escapes its arguments, in the request's language
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)
+    # (the extension adds install_gettext_callables to the environment at run time: Environment.extend)
+    cast(Any, env).install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)
     env.globals.update(current_locale=i18n.current, html_lang=i18n.html_lang, text_direction=i18n.direction,
                        language_menu=language_menu, format_number=i18n.format_number,
                        js_messages=lambda: i18n.js_messages(i18n.current()))
