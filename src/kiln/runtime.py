@@ -29,7 +29,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     stores: Stores
     mailer: Mailer
-    dispatcher: Dispatcher = field(default=None)  # type: ignore[assignment]
+    dispatcher: Dispatcher
     # Rings the outbox's effects after their transaction commits (processing/outbox.py).
     effects: Bell = field(default=None)  # type: ignore[assignment]
     # Inside a worker pool process: a step that overruns its time limit kills the process.
@@ -47,20 +47,20 @@ def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None,
     use_password_costs(settings.security)
     engine = make_engine(settings.db_url, timeouts)
     sessions = make_session_factory(engine)
+    if dispatcher is None:
+        from kiln.processing.celery_app import make_celery
+        from kiln.processing.dispatch import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(make_celery(settings))
     runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
         stores=make_stores(settings, loader(settings.db_url, timeouts)),
         mailer=make_mailer(settings),
+        dispatcher=dispatcher,
         timeouts=timeouts,
     )
-    if dispatcher is None:
-        from kiln.processing.celery_app import make_celery
-        from kiln.processing.dispatch import CeleryDispatcher
-
-        dispatcher = CeleryDispatcher(make_celery(settings))
-    runtime.dispatcher = dispatcher
     runtime.effects = make_bell(runtime)
     install_outbox(sessions, lambda ids: runtime.effects.ring(ids))
     return runtime

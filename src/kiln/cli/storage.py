@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from kiln.media.garbage import GRACE_SECONDS, gc
 from kiln.storage import STORE_NAMES
 from kiln.storage.operations import check, migrate
 from kiln.units import format_size
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 
 @main.group()
@@ -78,23 +82,23 @@ def storage_gc(kiln: Kiln, dry_run: bool, yes: bool, grace: int, as_json: bool) 
 def storage_migrate(kiln: Kiln, store: str, target: str, dry_run: bool, delete_old: bool, as_json: bool) -> None:
     """Copy a store to another backend, verify every object, and switch to it. Safe to interrupt and rerun."""
     rt = kiln.runtime()
-    bar: dict[str, object] = {}
+    bar: dict[str, ProgressBar[int]] = {}
 
     def start(total: int) -> None:
         if not dry_run and not as_json:
             bar["bar"] = click.progressbar(length=total, label=f"Copying {store}", file=sys.stderr, show_pos=True)
-            bar["bar"].__enter__()  # type: ignore[attr-defined]
+            bar["bar"].__enter__()
 
     def step(n: int) -> None:
         if "bar" in bar:
-            bar["bar"].update(n)  # type: ignore[attr-defined]
+            bar["bar"].update(n)
 
     try:
         report = migrate(rt.settings, rt.sessions, rt.stores, store, target, dry_run=dry_run,
                          delete_old=delete_old, progress=step, on_total=start)
     finally:
         if "bar" in bar:
-            bar["bar"].__exit__(None, None, None)  # type: ignore[attr-defined]
+            bar["bar"].__exit__(None, None, None)
     if as_json:
         echo_json(dataclasses.asdict(report))
     elif dry_run:
