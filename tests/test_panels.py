@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from kiln import i18n
 from kiln.accounts import services as accounts
 from kiln.app import create_app
 from kiln.db.base import utcnow
@@ -170,7 +171,7 @@ def test_a_passing_failure_shows_the_retry_time_and_retry_now_brings_it_back(que
     client = login(queued_rt, "alice")
     cells = row(client.get("/panel").text, media_id)
     assert "Retry scheduled" in cells
-    when = thumb.next_run.strftime("%-d %B %Y, %H:%M UTC")
+    when = i18n.format_datetime(thumb.next_run)  # "December 5, 2026, 17:02 UTC" in English
     assert re.search(rf"Retry scheduled at {re.escape(when)} \(in \d+ seconds?\)", cells), cells
     assert "Last attempt: The disk was full." in cells
     assert re.search(r'<progress max="100" value="100" aria-label="medium">', cells)

@@ -116,6 +116,7 @@ CASES: list[Case] = [
          send=form(current="wrong password", email="x@example.com"), note="a wrong password"),
     Case("POST", "/account/profile", E(303, anon=401),
          send=form(display_name="Someone")),
+    Case("POST", "/account/language", E(303, anon=401), send=form(locale="en")),
     Case("POST", "/account/tokens", E(200, anon=401), send=form(name="t", scope="write")),
     Case("POST", "/account/tokens/{token_id}/revoke", E(303, anon=401),
          note="the owner's spare token"),
