@@ -13,6 +13,15 @@ ensure_venv "[test]"
 if [ ! -x /usr/bin/chromium ]; then
   echo "NOTE: browser tests will be SKIPPED: no Chromium at /usr/bin/chromium (install it: apt-get install chromium)."
 fi
+# axe-core for the accessibility checks (tests/e2e/package.json; the version and its hash are pinned in
+# package-lock.json).
+if [ ! -f tests/e2e/node_modules/axe-core/axe.min.js ]; then
+  if command -v npm >/dev/null; then
+    npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error >/dev/null
+  else
+    echo "NOTE: the accessibility browser test will FAIL: no npm to install axe-core (apt-get install npm)."
+  fi
+fi
 if [ ! -x /usr/sbin/nginx ]; then
   echo "NOTE: the nginx production-install test will be SKIPPED: no nginx (install it: apt-get install nginx)."
 fi
