@@ -26,6 +26,7 @@ from kiln.units import format_size
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--title")
 @click.option("--description")
+@click.option("--alt", "alt_text", help="What the picture shows, for people who cannot see it (one file only).")
 @click.option("--tags", help="Comma-separated.")
 @click.option("--license", "license_url", help="Licence URL (empty for all rights reserved).")
 @click.option("--visibility", type=click.Choice(VISIBILITIES), default="public", show_default=True,
@@ -34,8 +35,10 @@ from kiln.units import format_size
 @click.option("--json", "as_json", is_flag=True)
 @pass_kiln
 def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | None, description: str | None,
-             tags: str | None, license_url: str | None, visibility: str, wait: bool, as_json: bool) -> None:
+             alt_text: str | None, tags: str | None, license_url: str | None, visibility: str, wait: bool, as_json: bool) -> None:
     """Upload FILES for USERNAME. Without --wait, running workers process them."""
+    if alt_text and len(files) > 1:
+        raise click.UsageError("--alt describes one picture: add the files one at a time to describe each.")
     rt = kiln.runtime(RecordingDispatcher() if wait else None)
     results, failures = [], 0
     with rt.sessions() as session:
@@ -43,7 +46,8 @@ def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | No
         with click.progressbar(files, label="Uploading", file=sys.stderr,
                                show_pos=True) as bar:
             for path in bar:
-                fields = MediaFields(title=title, description=description, tags=tags, license=license_url,
+                fields = MediaFields(title=title, description=description, alt_text=alt_text, tags=tags,
+                                     license=license_url,
                                      visibility=visibility)
                 try:
                     with path.open("rb") as fh:

@@ -38,6 +38,8 @@ class MediaState(StrEnum):
 MEDIA_STATES = tuple(state.value for state in MediaState)
 # public: listed everywhere; unlisted: reachable by its link only; private: owner and admins only.
 VISIBILITIES = ("public", "unlisted", "private")
+# The longest alternative text (Mastodon and PixelFed allow 1,500 characters).
+ALT_TEXT_MAX = 1500
 
 
 def new_key_token() -> str:
@@ -78,6 +80,9 @@ class MediaEntry(Base):
     state: Mapped[str] = mapped_column(String(20), default=MediaState.QUEUED.value)  # a MediaState
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # What the picture shows, for people who cannot see it (screen readers, feeds, failed loads). Empty
+    # until the owner writes one: then ``alt`` falls back to the title.
+    alt_text: Mapped[str] = mapped_column(String(ALT_TEXT_MAX), default="", server_default="")
     license: Mapped[str] = mapped_column(String(100), default="")
     show_exif: Mapped[bool] = mapped_column(default=True)
     visibility: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
@@ -114,6 +119,11 @@ class MediaEntry(Base):
         back_populates="media", cascade="all, delete-orphan", lazy="selectin"
     )
     tags: Mapped[list[Tag]] = relationship(secondary=media_tags, lazy="selectin", order_by=Tag.slug)
+
+    @property
+    def alt(self) -> str:
+        """The alternative text of this item's pictures: the owner's description, else the title."""
+        return self.alt_text or self.title
 
     def rendition(self, name: str) -> Rendition | None:
         return next((r for r in self.renditions if r.name == name), None)

@@ -21,7 +21,7 @@ from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
-from kiln.media.models import MEDIA_STATES, MediaEntry, MediaState, Rendition, Tag, UploadKey, media_tags, new_key_token
+from kiln.media.models import ALT_TEXT_MAX, MEDIA_STATES, MediaEntry, MediaState, Rendition, Tag, UploadKey, media_tags, new_key_token
 from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
@@ -45,6 +45,7 @@ class TooLarge(InvalidInput):
 class MediaFields:
     title: str | None = None
     description: str | None = None
+    alt_text: str | None = None
     tags: str | list[str] | None = None
     license: str | None = None
     show_exif: bool | None = None
@@ -52,7 +53,7 @@ class MediaFields:
 
     def __post_init__(self) -> None:
         """Control characters mean nothing in text people typed (see kiln.typed)."""
-        for name in ("title", "description", "license", "visibility"):
+        for name in ("title", "description", "alt_text", "license", "visibility"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, clean_typed(value))
@@ -155,6 +156,7 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         found = identify(upload.path, rt.settings, filename=clean_filename(filename) or None)
         kind = get_kind(found.kind)
         title = clean_title(fields.title or "") or _title_from(filename)
+        alt_text = clean_alt_text(fields.alt_text or "")
         license_url = fields.license if fields.license is not None else owner.default_license
         _check_license(license_url)
         visibility = check_visibility(fields.visibility or "public")
@@ -170,7 +172,7 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         stored = key
         entry = MediaEntry(
             owner=owner, kind=found.kind, state=MediaState.QUEUED, title=title,
-            description=fields.description or "", license=license_url,
+            description=fields.description or "", alt_text=alt_text, license=license_url,
             show_exif=True if fields.show_exif is None else fields.show_exif, visibility=visibility,
             original_key=key, original_name=clean_filename(filename),
             mime_type=found.mime_type, size_bytes=upload.size, sha256=upload.sha256, width=found.width,
@@ -219,6 +221,16 @@ def clean_title(title: str) -> str:
         raise InvalidInput(f"A title can have at most {MAX_TITLE} characters; this one has {len(title)}. "
                            "Shorten it and try again.", code="title_too_long")
     return title
+
+
+def clean_alt_text(text: str) -> str:
+    """A description of the picture someone typed (empty: none yet). Too long is refused, never cut."""
+    text = text.strip()
+    if len(text) > ALT_TEXT_MAX:
+        raise InvalidInput("A description for people who cannot see the picture can have at most %(max)s "
+                           "characters; this one has %(length)s. Shorten it and try again.",
+                           code="alt_text_too_long", max=ALT_TEXT_MAX, length=len(text))
+    return text
 
 
 def numbered_titles(title: str, count: int) -> list[str]:
@@ -287,6 +299,8 @@ def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields:
         media.title = title
     if fields.description is not None:
         media.description = fields.description[:20000]
+    if fields.alt_text is not None:
+        media.alt_text = clean_alt_text(fields.alt_text)
     if fields.license is not None:
         _check_license(fields.license)
         media.license = fields.license
@@ -545,6 +559,7 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
         "visibility": media.visibility,
         "title": media.title,
         "description": media.description,
+        "alt_text": media.alt_text,
         "owner": media.owner.username,
         "url": media_url(base, media),
         "created": media.created.isoformat(),

@@ -19,7 +19,7 @@ from kiln.accounts import services as accounts
 from kiln.accounts.models import User
 from kiln.errors import InvalidInput, NotFound, PermissionDenied
 from kiln.media import services as media_service
-from kiln.media.models import MEDIA_STATES, MediaEntry
+from kiln.media.models import ALT_TEXT_MAX, MEDIA_STATES, MediaEntry
 from kiln.media.services import MediaFields
 from kiln.media.visibility import visible
 from kiln.processing import ledger
@@ -106,6 +106,8 @@ class MediaOut(BaseModel):
     visibility: str = Field(description="public, unlisted (by link only) or private (owner and admins)")
     title: str
     description: str
+    alt_text: str = Field(description="What the picture shows, for people who cannot see it (empty: not written yet; "
+                          "pages then use the title)")
     owner: str
     url: str
     created: str
@@ -211,6 +213,8 @@ class TokenOut(BaseModel):
 class MediaPatch(BaseModel):
     title: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=20000)
+    alt_text: str | None = Field(None, max_length=ALT_TEXT_MAX, description="What the picture shows, for people "
+                                 "who cannot see it; an empty string removes it")
     tags: list[str] | None = Field(None, max_length=30)
     license: str | None = Field(None, max_length=100)
     show_exif: bool | None = None
@@ -253,6 +257,8 @@ UPLOAD_BODY: dict[str, Any] = {"required": True, "content": {"multipart/form-dat
                  "description": "The file; at most the sender's upload limit (413 beyond it)"},
         "title": {"type": "string", "maxLength": 200},
         "description": {"type": "string", "maxLength": 20000, "description": "Markdown"},
+        "alt_text": {"type": "string", "maxLength": ALT_TEXT_MAX,
+                     "description": "What the picture shows, for people who cannot see it"},
         "tags": {"type": "string", "maxLength": 2000, "description": "Comma-separated"},
         "license": {"type": "string", "maxLength": 100},
         "visibility": {"type": "string", "enum": ["public", "unlisted", "private"], "default": "public",
@@ -288,6 +294,7 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
     try:
         await reclaim_database(request)
         fields = MediaFields(title=form.text("title", 200), description=form.text("description", 20000),
+                             alt_text=form.fields.get("alt_text"),
                              tags=form.text("tags", 2000), license=form.text("license", 100, "licence"),
                              visibility=form.fields.get("visibility") or "public")
         if not form.files:

@@ -118,10 +118,14 @@ def _refused(request: Request, rt: Runtime, user: User, error: KilnError) -> Res
 
 def _take(request: Request, session: Session, rt: Runtime, user: User, form: UploadForm) -> Response:
     fields = MediaFields(title=form.fields.get("title"), description=form.fields.get("description"),
-                         tags=form.fields.get("tags"), license=form.fields.get("license"),
+                         alt_text=form.fields.get("alt_text"), tags=form.fields.get("tags"), license=form.fields.get("license"),
                          visibility=form.fields.get("visibility"))
     if not form.files:
         return _refused(request, rt, user, InvalidInput("Choose at least one file to upload.", code="no_file"))
+    if len(form.files) > 1 and fields.alt_text:
+        return _refused(request, rt, user, InvalidInput(
+            "A description for people who cannot see the picture is about one picture: upload the files one at "
+            "a time, or describe each afterwards on its edit page.", code="alt_text_for_many"))
     titles = None
     if len(form.files) > 1 and fields.title and fields.title.strip():  # one title for many files: number them
         try:
@@ -165,13 +169,13 @@ def edit_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) ->
 
 @router.post("/m/{media_id}/edit", dependencies=CsrfChecked)
 def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
-         description: FullText = "", tags: FullText = "", license: FullText = "",
+         description: FullText = "", alt_text: FullText = "", tags: FullText = "", license: FullText = "",
          show_exif: OptText = None, original: OptText = None, visibility: OptText = None) -> Response:
     """The form sends every field, so an empty one means cleared (an empty title is refused)."""
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(
-            title=title, description=description, tags=tags, license=license, show_exif=show_exif == "on",
+            title=title, description=description, alt_text=alt_text, tags=tags, license=license, show_exif=show_exif == "on",
             visibility=visibility))
         if original is not None:
             media_service.publish_original(rt, session, user, media, original)
