@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -76,7 +75,7 @@ def main() -> None:
         cases += [("logged_in", owner, name, path)
                   for name, path in {**public, "panel": "/panel", "account": "/account"}.items()]
         timings: dict[tuple[str, str, str], list[float]] = {}
-        for who, client, name, path in cases:  # warm: templates compiled, catalogues loaded
+        for _who, client, _name, path in cases:  # warm: templates compiled, catalogues loaded
             for code in LANGUAGES:
                 response = client.get(path, headers={"Accept-Language": code})
                 assert response.status_code == 200, (path, response.status_code)
@@ -103,7 +102,8 @@ def main() -> None:
                    for code in LANGUAGES}
     report = {
         "what": "pages rendered in-process (TestClient), page cache off, median of rounds; English is the baseline",
-        "rounds": args.rounds, "media": args.media, "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "rounds": args.rounds, "media": args.media,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "rows": rows, "median_ratio_to_english": by_language,

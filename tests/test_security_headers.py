@@ -79,8 +79,8 @@ def test_templates_have_no_inline_script_handlers_or_styles():
     found = []
     for path in [*SRC.glob("web/templates/**/*.html"), *SRC.glob("mediatypes/**/*.html")]:
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if (re.search(r"<script(?![^>]*\b(?:src=|type=\"application/json\"))[^>]*>", line) or re.search(r"\son[a-z]+\s*=", line)
-                    or re.search(r"\sstyle\s*=", line) or "javascript:" in line):
+            if (re.search(r"<script(?![^>]*\b(?:src=|type=\"application/json\"))[^>]*>", line)
+                    or re.search(r"\son[a-z]+\s*=", line) or re.search(r"\sstyle\s*=", line) or "javascript:" in line):
                 found.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert found == []
 

@@ -29,7 +29,8 @@ TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 RUN = """async tags => {
     const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
     return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-        targets: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').split('\\n')[1])}));
+        targets: v.nodes.slice(0, 3).map(
+            n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').split('\\n')[1])}));
 }"""
 
 

@@ -35,7 +35,8 @@ from kiln.units import format_size
 @click.option("--json", "as_json", is_flag=True)
 @pass_kiln
 def addmedia(kiln: Kiln, username: str, files: tuple[Path, ...], title: str | None, description: str | None,
-             alt_text: str | None, tags: str | None, license_url: str | None, visibility: str, wait: bool, as_json: bool) -> None:
+             alt_text: str | None, tags: str | None, license_url: str | None, visibility: str, wait: bool,
+             as_json: bool) -> None:
     """Upload FILES for USERNAME. Without --wait, running workers process them."""
     if alt_text and len(files) > 1:
         raise click.UsageError("--alt describes one picture: add the files one at a time to describe each.")

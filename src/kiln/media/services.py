@@ -21,7 +21,17 @@ from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
 from kiln.media.licenses import get_license, is_known
-from kiln.media.models import ALT_TEXT_MAX, MEDIA_STATES, MediaEntry, MediaState, Rendition, Tag, UploadKey, media_tags, new_key_token
+from kiln.media.models import (
+    ALT_TEXT_MAX,
+    MEDIA_STATES,
+    MediaEntry,
+    MediaState,
+    Rendition,
+    Tag,
+    UploadKey,
+    media_tags,
+    new_key_token,
+)
 from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible

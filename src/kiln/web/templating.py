@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from kiln import i18n, plugins
 from kiln.media.licenses import LICENSES, get_license
+from kiln.media.models import ALT_TEXT_MAX
 from kiln.media.services import MAX_TITLE
 from kiln.media.text import render_markdown
 from kiln.mediatypes import accepted, kind_template, placeholder_src
@@ -82,7 +83,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
                        js_messages=lambda: i18n.js_messages(i18n.current()))
     env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license,
                        accepted_kinds=accepted, placeholder_src=placeholder_src,
-                       camera_details=camera_details, max_title=MAX_TITLE, plugin_blocks=plugin_blocks)
+                       camera_details=camera_details, max_title=MAX_TITLE, max_alt_text=ALT_TEXT_MAX,
+                       plugin_blocks=plugin_blocks)
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime

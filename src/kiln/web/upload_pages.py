@@ -118,7 +118,8 @@ def _refused(request: Request, rt: Runtime, user: User, error: KilnError) -> Res
 
 def _take(request: Request, session: Session, rt: Runtime, user: User, form: UploadForm) -> Response:
     fields = MediaFields(title=form.fields.get("title"), description=form.fields.get("description"),
-                         alt_text=form.fields.get("alt_text"), tags=form.fields.get("tags"), license=form.fields.get("license"),
+                         alt_text=form.fields.get("alt_text"), tags=form.fields.get("tags"),
+                         license=form.fields.get("license"),
                          visibility=form.fields.get("visibility"))
     if not form.files:
         return _refused(request, rt, user, InvalidInput("Choose at least one file to upload.", code="no_file"))
@@ -175,7 +176,8 @@ def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn,
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(
-            title=title, description=description, alt_text=alt_text, tags=tags, license=license, show_exif=show_exif == "on",
+            title=title, description=description, alt_text=alt_text, tags=tags, license=license,
+            show_exif=show_exif == "on",
             visibility=visibility))
         if original is not None:
             media_service.publish_original(rt, session, user, media, original)

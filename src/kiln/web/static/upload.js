@@ -43,7 +43,7 @@
   function send(file, ui) {
     return new Promise(function (resolve) {
       var data = new FormData();
-      ["csrf_token", "title", "description", "tags", "license", "visibility"].forEach(function (name) {
+      ["csrf_token", "title", "description", "alt_text", "tags", "license", "visibility"].forEach(function (name) {
         var el = form.elements[name]; if (el) data.append(name, el.value);
       });
       data.append("file", file, file.name);
@@ -78,6 +78,15 @@
     if (!files || !files.length) return;
     event.preventDefault();
     list.innerHTML = "";
+    var alt = form.elements.alt_text;
+    if (files.length > 1 && alt && alt.value.trim()) {  // one description is about one picture (as without JavaScript)
+      var refusal = document.createElement("li");
+      refusal.className = "failed";
+      refusal.textContent = form.getAttribute("data-alt-for-many");
+      list.appendChild(refusal);
+      alt.focus();
+      return;
+    }
     var rows = Array.prototype.map.call(files, function (f) { return [f, row(f)]; });
     var queue = rows.filter(function (job) {
       if (!limit || job[0].size <= limit) return true;
