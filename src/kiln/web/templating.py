@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from babel import numbers as babel_numbers
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -90,7 +91,13 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date
     env.filters["number"] = i18n.format_number
+    env.filters["percent"] = format_percent
     return templates
+
+
+def format_percent(fraction: float | None) -> str:
+    """A fraction (0.13) as a whole percentage the current language's way: "13%", "13 %", "%13"."""
+    return babel_numbers.format_percent(fraction or 0, locale=i18n.locale_of(i18n.current()))
 
 
 def language_menu() -> list[tuple[str, str, str]]:
