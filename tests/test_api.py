@@ -109,7 +109,8 @@ def test_openapi_schema_documents_every_operation(client):
     assert ops == {("/api/v1/tokens", "post"), ("/api/v1/media", "post"), ("/api/v1/media", "get"),
                    ("/api/v1/media/{media_id}", "get"), ("/api/v1/media/{media_id}", "patch"),
                    ("/api/v1/media/{media_id}", "delete"), ("/api/v1/media/{media_id}/retry", "post"),
-                   ("/api/v1/admin/processing", "get")}
+                   ("/api/v1/admin/processing", "get"), ("/api/v1/media/{media_id}/captions", "post"),
+                   ("/api/v1/media/{media_id}/captions/{language}", "delete")}
     assert {"MediaOut", "ProcessingOverviewOut"} <= set(schema["components"]["schemas"])
 
 

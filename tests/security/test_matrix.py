@@ -63,6 +63,11 @@ def png(world: World) -> dict[str, Any]:
     return {"files": {"file": ("m.png", (world.folder / "small.png").read_bytes(), "image/png")}}
 
 
+def vtt(world: World) -> dict[str, Any]:
+    return {"files": {"file": ("c.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n", "text/vtt")},
+            "data": {"language": "en"}}
+
+
 def form(**data: str) -> Callable[[World], dict[str, Any]]:
     return lambda w: {"data": data}
 
@@ -129,6 +134,14 @@ CASES: list[Case] = [
     Case("GET", "/m/{media_id}/delete", OWNER_PAGE),
     Case("POST", "/m/{media_id}/delete", OWNER_FORM_POST, target="fresh"),
     Case("GET", "/m/{media_id}/status", OWNER_PAGE),
+    # Captions: the matrix's items are pictures, so the owner passes the checks and is told captions are
+    # for video and audio (422); removing a language the item does not have is 404.
+    Case("POST", "/m/{media_id}/captions", E(403, anon=401, owner=422, admin=422), send=vtt),
+    Case("POST", "/m/{media_id}/captions/{language}/delete", E(403, anon=401, owner=404, admin=404)),
+    Case("POST", "/api/v1/media/{media_id}/captions", E(403, anon=401, owner=422, admin=422, token_write_owner=422,
+                                                         read_tokens=403), send=vtt),
+    Case("DELETE", "/api/v1/media/{media_id}/captions/{language}", E(403, anon=401, owner=404, admin=404,
+                                                                      token_write_owner=404, read_tokens=403)),
     Case("GET", "/panel", GET_LOGGED_IN),
     Case("GET", "/panel.json", GET_LOGGED_IN),
     # A failed item is unfinished: to others it does not exist, exactly like a missing id (404, not 403).
@@ -167,6 +180,10 @@ if HAS_VISIBILITY:
              target="private", send=form(title="Mine", description="", tags="matrix", license="",
                                          visibility="private")),
         Case("GET", "/m/{media_id}/status", E(404, anon=303, owner_side=200, admin=200), target="private"),
+        Case("POST", "/m/{media_id}/captions", E(404, anon=401, owner=422, admin=422), target="private", send=vtt),
+        Case("POST", "/api/v1/media/{media_id}/captions", E(404, anon=401, owner=422, admin=422,
+                                                             token_write_owner=422, read_tokens=403),
+             target="private", send=vtt),
         Case("DELETE", "/api/v1/media/{media_id}", E(404, anon=401, read_tokens=403, owner=204, admin=204,
                                                       token_write_owner=204), target="fresh_private"),
         Case("PATCH", "/api/v1/media/{media_id}", E(404, anon=401, owner=200, admin=200, token_write_owner=200,
@@ -188,7 +205,7 @@ def fill(case: Case, world: World, fresh: int = 0) -> str:
         return "/api/docs/assets/swagger-ui.css"
     media_id = fresh if case.target.startswith("fresh") else world.media.get(case.target, 0)
     values = {"name": "thumbnail", "username": USERNAMES["owner"], "slug": "matrix", "media_id": media_id,
-              "token_id": world.spare_token_id}
+              "token_id": world.spare_token_id, "language": "en"}
     url = case.path.format(**values)
     if case.path in ("/auth/verify", "/auth/reset"):
         url += "?token=bogus"
@@ -259,7 +276,7 @@ def test_ids_beyond_the_database_integer_are_not_found(world: World) -> None:
             if "{media_id}" not in path:
                 continue
             for big in (2**31, 2**63):  # past PostgreSQL's integer, past SQLite's
-                url = path.format(media_id=big, username=USERNAMES["owner"], name="thumbnail")
+                url = path.format(media_id=big, username=USERNAMES["owner"], name="thumbnail", language="en")
                 client.cookies.clear()
                 headers = {"Authorization": f"Bearer {world.tokens['token_write_owner']}"}
                 status = client.request(method, url, headers=headers, follow_redirects=False).status_code

@@ -20,6 +20,7 @@ from kiln.accounts.models import User
 from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
+from kiln.media import captions
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import (
     ALT_TEXT_MAX,
@@ -585,6 +586,7 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
                      "mime_type": r.mime_type, "bytes": r.size_bytes}
             for r in media.renditions
         },
+        "captions": [captions.caption_json(rt, media, r, base) for r in captions.captions_of(media)],
     }
     if media.state == MediaState.FAILED:
         data["error"] = {"code": media.error_code or "failed",

@@ -99,6 +99,13 @@ class StepOut(BaseModel):
     error: ErrorBody | None
 
 
+class CaptionOut(BaseModel):
+    language: str = Field(description="BCP 47 language tag, e.g. en, de, pt-BR")
+    label: str = Field(description="The name the player's menu shows")
+    cues: int
+    url: str = Field(description="The WebVTT file")
+
+
 class MediaOut(BaseModel):
     id: int
     kind: str
@@ -120,6 +127,8 @@ class MediaOut(BaseModel):
     info: dict[str, Any] = Field(default_factory=dict, description="What the kind learned: duration, codecs, "
                                  "pages, triangles, encoding, blurhash placeholder ...")
     renditions: dict[str, RenditionOut]
+    captions: list[CaptionOut] = Field(default_factory=list, description="Caption and subtitle tracks "
+                                       "(video and audio), one per language")
     error: ErrorBody | None = None
     steps: list[StepOut] | None = None
     retry_at: str | None = None

@@ -16,6 +16,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, FunctionLoader, PrefixLoader,
 from markupsafe import Markup, escape
 
 from kiln import i18n, plugins
+from kiln.media import captions
 from kiln.media.licenses import LICENSES, get_license
 from kiln.media.models import ALT_TEXT_MAX
 from kiln.media.services import MAX_TITLE
@@ -85,7 +86,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     env.globals.update(static=static, media_src=media_src, licenses=LICENSES, get_license=get_license,
                        accepted_kinds=accepted, placeholder_src=placeholder_src,
                        camera_details=camera_details, max_title=MAX_TITLE, max_alt_text=ALT_TEXT_MAX,
-                       plugin_blocks=plugin_blocks)
+                       plugin_blocks=plugin_blocks, captions_of=captions.captions_of,
+                       caption_languages=lambda: captions.language_choices(i18n.current()))
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime

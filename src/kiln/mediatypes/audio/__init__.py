@@ -64,8 +64,8 @@ class AudioKind:
     order = 30
     served_types = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg",
                     ".flac": "audio/flac", ".wav": "audio/wav", ".aiff": "audio/aiff", ".json": "application/json",
-                    ".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png"}
-    inline_types = frozenset(served_types) - {".json"}  # peaks are data
+                    ".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".vtt": "text/vtt; charset=utf-8"}
+    inline_types = frozenset(served_types) - {".json", ".vtt"}  # peaks and captions are data
     settings_section = "audio"
     formats = "MP3, FLAC, Ogg Vorbis, Opus, WAV, AIFF, M4A/AAC"
     file_extensions = frozenset({".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff",

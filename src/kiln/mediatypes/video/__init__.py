@@ -57,8 +57,10 @@ class VideoKind:
     name = "video"
     label = "Video"
     order = 20
-    served_types = {".mp4": "video/mp4", ".webm": "video/webm", ".jpg": "image/jpeg", ".webp": "image/webp"}
-    inline_types = frozenset(served_types)
+    # .vtt: the owner's captions (kiln.media.captions), fetched by the player, never shown as a page.
+    served_types = {".mp4": "video/mp4", ".webm": "video/webm", ".jpg": "image/jpeg", ".webp": "image/webp",
+                    ".vtt": "text/vtt; charset=utf-8"}
+    inline_types = frozenset(served_types) - {".vtt"}
     settings_section = "video"
     formats = "MP4, MOV (incl. iPhone HEVC), WebM, MKV, AVI, MPEG-TS, OGV, 3GP"
     file_extensions = frozenset({".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi", ".ts", ".mts", ".m2ts",
