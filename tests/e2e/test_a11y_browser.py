@@ -21,6 +21,7 @@ if not HAVE_CHROMIUM:
 from tests.e2e.people import api_user, photo, upload, wait_processed  # noqa: E402
 from tests.e2e.test_narrow_browser import make_admin  # noqa: E402
 
+CAPTIONS = {"en": "Good evening from the pier", "de": "Guten Abend vom Steg"}
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 OWNER = "ada"
 SERIOUS = ("serious", "critical")
@@ -60,6 +61,12 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
     items = [upload(api, path, title=f"Item {n}", tags="harbour, evening", description="Seen *from* the pier.")
              for n, path in enumerate(files)]
     wait_processed(api, [item["id"] for item in items], limit=240)
+    for item in items[1:3]:  # the video and the sound get English and German captions
+        for language, words in CAPTIONS.items():
+            vtt = f"WEBVTT\n\n00:00.000 --> 00:05.000\n{words}\n".encode()
+            resp = api.post(f"/api/v1/media/{item['id']}/captions", files={"file": (f"{language}.vtt", vtt)},
+                            data={"language": language})
+            assert resp.status_code == 201, resp.text
     state = folder / "owner.json"
     context.storage_state(path=str(state))
     context.close()
@@ -68,9 +75,10 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
     anonymous = [*public, "/auth/login", "/auth/register", "/auth/forgot", "/auth/reset?token=not-a-token",
                  "/auth/verify?token=not-a-token"]
     first = items[0]["id"]
-    owner = [*public, "/upload", f"/m/{first}/edit", f"/m/{first}/delete", "/account", "/panel",
+    owner = [*public, "/upload", f"/m/{first}/edit", f"/m/{items[1]['id']}/edit", f"/m/{first}/delete",
+             "/account", "/panel",
              "/admin/processing"]
-    return {"state": state, "anonymous": anonymous, "owner": owner}
+    return {"state": state, "anonymous": anonymous, "owner": owner, "video": media[1], "audio": media[2]}
 
 
 VIEWS = [
@@ -101,3 +109,33 @@ def test_every_page_type_has_no_serious_violations(browser, live_server, site, l
     if found and os.environ.get("KILN_A11Y_REPORT"):
         Path(os.environ["KILN_A11Y_REPORT"]).write_text("\n".join(found))
     assert not found, f"{len(found)} serious or critical accessibility violations:\n" + "\n".join(found)
+
+
+def test_video_and_audio_offer_english_and_german_captions(browser, live_server, site) -> None:  # type: ignore[no-untyped-def]
+    """The player lists both tracks (Chromium's captions menu is built from them); the German one shows
+    its words while the video plays; the audio's own menu writes the caption under the player."""
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.goto(site["video"])
+    tracks = page.evaluate("Array.from(document.querySelector('video').textTracks).map(t => [t.language, t.label])")
+    assert sorted(tracks) == [["de", "Deutsch"], ["en", "English"]]
+    shown = page.evaluate("""async () => {
+        const video = document.querySelector('video');
+        const track = Array.from(video.textTracks).find(t => t.language === 'de');
+        track.mode = 'showing';
+        video.muted = true;
+        await video.play();
+        for (let i = 0; i < 100 && !(track.activeCues && track.activeCues.length); i++)
+            await new Promise(r => setTimeout(r, 50));
+        video.pause();
+        return track.activeCues && track.activeCues.length ? track.activeCues[0].text : null;
+    }""")
+    assert shown == CAPTIONS["de"]
+
+    page.goto(site["audio"])
+    page.select_option(".audio-caption-choice", "de")
+    page.evaluate("() => { const a = document.querySelector('audio'); a.muted = true; return a.play(); }")
+    page.wait_for_function("document.querySelector('.audio-caption-text').textContent.length > 0", timeout=15000)
+    assert page.text_content(".audio-caption-text") == CAPTIONS["de"]
+    assert page.get_attribute(".audio-caption-text", "lang") == "de"
+    context.close()
