@@ -104,6 +104,10 @@ def locales() -> list[str]:
 # Attributes whose values people read (or hear, from a screen reader).
 SPOKEN_ATTRIBUTES = {"title", "alt", "placeholder", "aria-label", "aria-description", "aria-valuetext", "label"}
 LETTERS = re.compile(r"[^\W\d_]{2,}")  # two letters in a row: a word, not "·" or "×" or "%"
+# A format or codec name written with a digit (AV1, MP3, H264): a name, not a word to translate.
+CODE_NAME = re.compile(r"[A-Z]+[0-9][A-Z0-9]*")
+# Elements whose text machines read, not people: Atom's <generator> names the software.
+UNSPOKEN = ("script", "style", "generator")
 
 
 class _TextFinder(HTMLParser):
@@ -115,7 +119,7 @@ class _TextFinder(HTMLParser):
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
+        if tag in UNSPOKEN:
             self._skip += 1
         for name, value in attrs:
             if name in SPOKEN_ATTRIBUTES and value and LETTERS.search(value):
@@ -127,11 +131,11 @@ class _TextFinder(HTMLParser):
                 self.found.append(f'value="{kinds["value"]}"')
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self._skip:
+        if tag in UNSPOKEN and self._skip:
             self._skip -= 1
 
     def handle_data(self, data: str) -> None:
-        if not self._skip and LETTERS.search(data):
+        if not self._skip and LETTERS.search(data) and not CODE_NAME.fullmatch(data.strip()):
             self.found.append(data.strip())
 
 
