@@ -167,7 +167,7 @@ def test_every_sample_is_published_and_shown_as_text(client, settings, rt, sampl
             page = client.get(f"/u/alice/m/{entry.id}")
             assert page.status_code == 200
             section = re.search(r'<section class="display display-text".*?</section>', page.text, re.S).group(0)
-            shown = re.search(r'<pre class="text-art">(.*?)</pre>', section, re.S).group(1)
+            shown = re.search(r'<pre class="text-art"[^>]*>(.*?)</pre>', section, re.S).group(1)
             assert html.unescape(shown) == entry.info["text"]
             assert "style=" not in section and "<script" not in section and not re.search(r"\son\w+=", section)
             full = entry.rendition("text")
