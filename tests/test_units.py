@@ -28,6 +28,7 @@ EXPECTED = {
 
 
 LANGUAGES = ("en", "de", "es", "fr", "ar")
+EACH_SIZE = "function (n) { return window.Kiln.formatSize(n); }"  # without map's index as the decimal
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="no node to run the static scripts")
 
 
@@ -73,7 +74,7 @@ def test_the_browser_says_the_same_as_the_server():
              *(rng.randrange(1, 2**50) for _ in range(500)),
              *(n * 1024**k + d for n in range(1, 1025, 17) for k in (1, 2, 3) for d in (-1, 0, 1, 51, 52))]
     script = (f"globalThis.window = globalThis; require({json.dumps(str(STATIC_DIR / 'sizes.js'))});"
-              f"console.log(JSON.stringify({json.dumps(sizes)}.map(function (n) {{ return window.Kiln.formatSize(n); }})));")
+              f"console.log(JSON.stringify({json.dumps(sizes)}.map({EACH_SIZE})));")
     out = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60, check=True).stdout
     browser = json.loads(out)
     different = [(size, py, js) for size, py, js in zip(sizes, map(format_size, sizes), browser, strict=True)
@@ -85,9 +86,10 @@ def test_the_browser_says_the_same_as_the_server():
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_browser_says_sizes_in_the_pages_language_as_the_server_does(lang):
     sizes = [*EXPECTED, 1_234_567, 987_654_321, 3 * 1024**4 + 5 * 1024**3]
-    script = (f"globalThis.window = globalThis; globalThis.document = {{documentElement: {{lang: {json.dumps(lang)}}}}};"
+    page = json.dumps({"documentElement": {"lang": lang}})
+    script = (f"globalThis.window = globalThis; globalThis.document = {page};"
               f"require({json.dumps(str(STATIC_DIR / 'sizes.js'))});"
-              f"console.log(JSON.stringify({json.dumps(sizes)}.map(function (n) {{ return window.Kiln.formatSize(n); }})));")
+              f"console.log(JSON.stringify({json.dumps(sizes)}.map({EACH_SIZE})));")
     browser = _node(script)
     with speaking(lang):
         server = [format_size(size) for size in sizes]
@@ -99,11 +101,13 @@ def test_the_browser_says_sizes_in_the_pages_language_as_the_server_does(lang):
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_browser_writes_numbers_as_the_server_does(lang):
     numbers = [0, 7, 999, 1000, 1234, 12_345, 1_234_567, 1.5, 1234.5, 0.25, 3.125]
-    script = (f"globalThis.window = globalThis; globalThis.document = {{documentElement: {{lang: {json.dumps(lang)}}},"
-              f" getElementById: function () {{ return null; }}}};"
+    page = json.dumps({"documentElement": {"lang": lang}})
+    script = (f"globalThis.window = globalThis; globalThis.document = {page};"
+              "document.getElementById = function () { return null; };"
               f"require({json.dumps(str(STATIC_DIR / 'i18n.js'))});"
               f"console.log(JSON.stringify({json.dumps(numbers)}.map(window.formatNumber).concat("
-              f"[window.gettext('Failed: %(reason)s', {{reason: 'x'}}), window.gettext('Version %(number)s', {{number: 1234}})])));")
+              "[window.gettext('Failed: %(reason)s', {reason: 'x'}),"
+              " window.gettext('Version %(number)s', {number: 1234})])));")
     browser = _node(script)
     with speaking(lang):
         server = [format_number(n) for n in numbers]
