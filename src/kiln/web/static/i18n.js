@@ -1,7 +1,9 @@
 // The browser's half of Kiln's translations (kiln/i18n.py says how they are chosen). Pages carry the
 // current language's JavaScript strings in <script type="application/json" id="kiln-i18n">; this file
 // gives every other script gettext() and ngettext() over them, with the language's plural rules from
-// Intl.PluralRules, and formatNumber() in the language's digits and separators.
+// Intl.PluralRules, and formatNumber() with the language's separators. Digits are always Latin
+// ("1,5", "1,234.5" in Arabic), as kiln.i18n.format_number writes them on the server (Babel's
+// default numbering system is "latn"), so a page never mixes two kinds of digits.
 (function () {
   'use strict';
   const node = document.getElementById('kiln-i18n');
@@ -9,7 +11,9 @@
   try { messages = node ? JSON.parse(node.textContent).messages || {} : {}; } catch (e) { messages = {}; }
   const lang = document.documentElement.lang || 'en';
   const plurals = new Intl.PluralRules(lang);
-  const numbers = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
+  // Babel's pattern "#,##0.###": up to three decimals, groups from four digits ("1.234" in Spanish too).
+  const numbers = new Intl.NumberFormat(lang, { maximumFractionDigits: 3, numberingSystem: 'latn',
+                                                useGrouping: 'always' });
 
   function fill(text, params) {
     if (!params) return text;
@@ -33,4 +37,8 @@
   };
 
   window.formatNumber = function (n) { return numbers.format(n); };
+  // A whole percentage the language's way ("50 %" in German and French), in Latin digits.
+  const percents = new Intl.NumberFormat(lang, { style: 'percent', maximumFractionDigits: 0,
+                                                 numberingSystem: 'latn' });
+  window.formatPercent = function (n) { return percents.format(n / 100); };
 })();

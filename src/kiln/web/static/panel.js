@@ -5,7 +5,7 @@
   "use strict";
   var table = document.querySelector("table.panel");
   var live = document.getElementById("panel-live");
-  if (!table || !window.fetch) return;
+  if (!table || !window.fetch || !window.gettext) return;
   var body = table.tBodies[0];
   var filter = table.getAttribute("data-state-filter") || "";
   var timer = null;
@@ -69,10 +69,11 @@
       .then(function (data) {
         data.items.forEach(applyItem);
         applyCounts(data.counts);
-        say(data.poll ? "Updating live · " + clock() : "Everything is finished · " + clock());
+        say(data.poll ? gettext("Updating live · %(time)s", { time: clock() })
+                      : gettext("Everything is finished · %(time)s", { time: clock() }));
         schedule(data.poll);
       })
-      .catch(function () { say("Could not reach the server; trying again…"); schedule(10); });
+      .catch(function () { say(gettext("Could not reach the server; trying again…")); schedule(10); });
   }
 
   function busy() {
@@ -85,7 +86,7 @@
     if (!form.classList || !form.classList.contains("retry") || !window.FormData) return;
     event.preventDefault();
     var button = form.querySelector("button");
-    if (button) { button.disabled = true; button.textContent = "Retrying…"; }
+    if (button) { button.disabled = true; button.textContent = gettext("Retrying…"); }
     fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
                          headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })

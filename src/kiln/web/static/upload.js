@@ -6,7 +6,7 @@
   "use strict";
   var form = document.getElementById("upload-form");
   var list = document.getElementById("progress");
-  if (!form || !list || !window.FormData || !window.XMLHttpRequest || !window.Kiln) return;
+  if (!form || !list || !window.FormData || !window.XMLHttpRequest || !window.Kiln || !window.gettext) return;
   var limit = Number(form.getAttribute("data-limit")) || 0;
 
   function row(file) {
@@ -16,7 +16,7 @@
     var bar = document.createElement("progress");
     bar.max = 100; bar.value = 0;
     var status = document.createElement("div");
-    status.className = "status"; status.textContent = "Waiting…";
+    status.className = "status"; status.textContent = gettext("Waiting…");
     li.appendChild(title); li.appendChild(bar); li.appendChild(status);
     list.appendChild(li);
     return { li: li, bar: bar, status: status };
@@ -28,12 +28,12 @@
       .then(function (m) {
         if (m.state === "processed") {
           ui.status.innerHTML = "";
-          var a = document.createElement("a"); a.href = m.url; a.textContent = "Published — view it";
+          var a = document.createElement("a"); a.href = m.url; a.textContent = gettext("Published — view it");
           ui.status.appendChild(a);
         } else if (m.state === "failed") {
-          ui.li.className = "failed"; ui.status.textContent = "Failed: " + m.error.message;
+          ui.li.className = "failed"; ui.status.textContent = gettext("Failed: %(reason)s", { reason: m.error.message });
         } else {
-          ui.status.textContent = m.retry_at ? "Waiting to retry…" : "Processing…";
+          ui.status.textContent = m.retry_at ? gettext("Waiting to retry…") : gettext("Processing…");
           setTimeout(function () { watch(item, ui); }, 1000);
         }
       })
@@ -53,22 +53,22 @@
       xhr.upload.onprogress = function (e) {
         if (e.lengthComputable) {
           ui.bar.value = Math.round(100 * e.loaded / e.total);
-          ui.status.textContent = "Uploading " + ui.bar.value + "%";
+          ui.status.textContent = gettext("Uploading: %(percent)s", { percent: formatPercent(ui.bar.value) });
         }
       };
       xhr.onload = function () {
         var body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
         if (xhr.status === 202 && body.media) {
-          ui.bar.value = 100; ui.status.textContent = "Stored. Processing…";
+          ui.bar.value = 100; ui.status.textContent = gettext("Stored. Processing…");
           watch(body.media[0], ui);
         } else {
           ui.li.className = "failed";
-          ui.status.textContent = (body.error && body.error.message) || ("Upload failed (" + xhr.status + ").");
+          ui.status.textContent = (body.error && body.error.message) || gettext("Upload failed (HTTP status %(status)s).", { status: String(xhr.status) });
         }
         resolve();
       };
-      xhr.onerror = function () { ui.li.className = "failed"; ui.status.textContent = "Network error: the upload did not finish."; resolve(); };
+      xhr.onerror = function () { ui.li.className = "failed"; ui.status.textContent = gettext("Network error: the upload did not finish."); resolve(); };
       xhr.send(data);
     });
   }

@@ -5,6 +5,7 @@
 (function () {
   "use strict";
 
+  if (!window.gettext) return; // static/i18n.js, loaded by every page
   var BASE = "#8aa4c0", PLAYED = "#b5471b", HOVER = "rgba(29,29,31,.35)";
 
   function setup(box) {
@@ -66,7 +67,8 @@
         ctx.fillRect(Math.round(hover * width), 0, Math.max(1, Math.round(ratio)), height);
       }
       canvas.setAttribute("aria-valuenow", String(Math.round(audio.currentTime)));
-      canvas.setAttribute("aria-valuetext", clock(audio.currentTime) + " of " + clock(duration()));
+      canvas.setAttribute("aria-valuetext", gettext("%(position)s of %(duration)s",
+                                                     { position: clock(audio.currentTime), duration: clock(duration()) }));
     }
 
     function clock(seconds) {
@@ -119,7 +121,7 @@
         canvas.className = "audio-canvas";
         canvas.tabIndex = 0;
         canvas.setAttribute("role", "slider");
-        canvas.setAttribute("aria-label", "Position in the recording");
+        canvas.setAttribute("aria-label", gettext("Position in the recording"));
         canvas.setAttribute("aria-valuemin", "0");
         canvas.setAttribute("aria-valuemax", String(Math.round(duration())));
         canvas.addEventListener("keydown", function (event) {

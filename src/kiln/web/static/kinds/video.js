@@ -2,6 +2,7 @@
 // plays the first <source> it can; with it, people pick a size and keep their place.
 (function () {
   "use strict";
+  if (!window.gettext) return; // static/i18n.js, loaded by every page
   var KEY = "kiln.video.quality";
 
   function remembered() {
@@ -32,12 +33,12 @@
     if (sources.length < 2) { return; }
     var label = document.createElement("label");
     label.className = "video-quality";
-    label.appendChild(document.createTextNode("Quality "));
+    label.appendChild(document.createTextNode(gettext("Quality") + " "));
     var select = document.createElement("select");
     sources.forEach(function (source, index) {
       var option = document.createElement("option");
       option.value = String(index);
-      option.textContent = source.getAttribute("data-label") || ("Version " + (index + 1));
+      option.textContent = source.getAttribute("data-label") || gettext("Version %(number)s", { number: index + 1 });
       select.appendChild(option);
     });
     label.appendChild(select);
