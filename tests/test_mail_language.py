@@ -7,8 +7,8 @@ A tiny German catalogue is built here, so the test does not depend on the shippe
 from __future__ import annotations
 
 import io
-from email.header import decode_header, make_header
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 
 import pytest
 from babel.messages.catalog import Catalog
