@@ -11,6 +11,7 @@ from typing import Protocol
 
 from kiln.config import MailSettings, Settings
 from kiln.db.base import utcnow
+from kiln.i18n import _, interpolate, ngettext
 
 
 class Mailer(Protocol):
@@ -63,3 +64,29 @@ def make_mailer(settings: Settings) -> Mailer:
     if settings.mail.smtp_host:
         return SmtpMailer(settings.mail)
     return FileMailer(settings.mail_dir, settings.mail.sender)
+
+
+# The mails Kiln writes to people, in the current language (``i18n.use_locale`` around the call) --------
+
+def verification(*, username: str, site: str, link: str, hours: int) -> tuple[str, str]:
+    """The subject and body of the mail confirming an address (at sign-up or a change of address)."""
+    subject = interpolate(_("Confirm your email address for %(site)s"), {"site": site})
+    body = interpolate(_("Hello %(username)s,\n\nconfirm your email address by opening this link:\n\n"
+                         "%(link)s\n\n"), {"username": username, "link": link})
+    body += interpolate(ngettext(
+        "The link works once and for %(n)s hour. If you did not ask for this, ignore it.\n",
+        "The link works once and for %(n)s hours. If you did not ask for this, ignore it.\n", hours), {"n": hours})
+    return subject, body
+
+
+def password_reset(*, username: str, site: str, link: str, hours: int) -> tuple[str, str]:
+    """The subject and body of the mail carrying a password reset link."""
+    subject = interpolate(_("Reset your %(site)s password"), {"site": site})
+    body = interpolate(_("Hello %(username)s,\n\nsomeone asked to reset your password. Choose a new one here:"
+                         "\n\n%(link)s\n\n"), {"username": username, "link": link})
+    body += interpolate(ngettext(
+        "The link works once and for %(n)s hour. If it was not you, ignore this mail.\n\n",
+        "The link works once and for %(n)s hours. If it was not you, ignore this mail.\n\n", hours), {"n": hours})
+    body += _("A password set through this link logs your account out everywhere and revokes all of its API "
+              "tokens (in case someone else has them); make new tokens on your account page after.\n")
+    return subject, body

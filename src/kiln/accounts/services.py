@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,6 +15,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from kiln import i18n
+from kiln.accounts import mail
 from kiln.accounts.models import (
     DEFAULT_PRIVILEGES,
     PRIVILEGES,
@@ -85,7 +87,8 @@ def clean_username(username: str) -> str:
             "A username has 2 to 30 characters: lowercase letters, digits, '-' and '_', starting with a "
             "letter or digit.", code="bad_username")
     if name in RESERVED:
-        raise InvalidInput(f"The username '{name}' is reserved; choose another.", code="bad_username")
+        raise InvalidInput("The username '%(name)s' is reserved; choose another.", code="bad_username",
+                           name=name)
     return name
 
 
@@ -93,14 +96,16 @@ def clean_email(email: str) -> str:
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise InvalidInput(f"That email address is not valid: {exc}", code="bad_email") from exc
+        raise InvalidInput("That email address is not valid: %(reason)s", code="bad_email",
+                           reason=str(exc)) from exc
 
 
 def check_new_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"A password needs at least {MIN_PASSWORD} characters.", code="weak_password")
+        raise InvalidInput("A password needs at least %(min)s characters.", code="weak_password",
+                           min=MIN_PASSWORD)
     if len(password) > 1024:
-        raise InvalidInput("A password can have at most 1024 characters.", code="weak_password")
+        raise InvalidInput("A password can have at most %(max)s characters.", code="weak_password", max=1024)
 
 
 def find_user(session: Session, name_or_email: str) -> User | None:
@@ -116,7 +121,7 @@ def create_user(
     name, address = clean_username(username), clean_email(email)
     check_new_password(password)
     if session.scalar(select(User.id).where(User.username == name)):
-        raise Conflict(f"The username '{name}' is taken.", code="username_taken")
+        raise Conflict("The username '%(name)s' is taken.", code="username_taken", name=name)
     if session.scalar(select(User.id).where(User.email == address)):
         raise Conflict("An account with that email address already exists.", code="email_taken")
     user = User(username=name, email=address, password_hash=hash_password(password), display_name=username)
@@ -132,7 +137,8 @@ def create_user(
 
 def grant(user: User, privilege: str) -> None:
     if privilege not in PRIVILEGES:
-        raise InvalidInput(f"Unknown privilege '{privilege}'. Known: {', '.join(PRIVILEGES)}.")
+        raise InvalidInput("Unknown privilege '%(privilege)s'. Known: %(known)s.", privilege=privilege,
+                           known=", ".join(PRIVILEGES))
     if not user.has(privilege):
         user.privileges.append(UserPrivilege(name=privilege))
 
@@ -184,12 +190,37 @@ def consume_email_token(session: Session, token: str, purpose: str) -> tuple[Use
 
 
 def send_verification(session: Session, base_url: str, site: str, user: User, email: str | None = None) -> None:
-    """Record the confirmation mail in the outbox: it is sent after the caller commits."""
-    token = issue_email_token(session, user, "verify", email)
-    record_mail(session, email or user.email, f"Confirm your email address for {site}",
-                f"Hello {user.username},\n\nconfirm your email address by opening this link:\n\n"
-                f"{base_url.rstrip('/')}/auth/verify?token={token}\n\n"
-                f"The link works once and for {VERIFY_HOURS} hours. If you did not ask for this, ignore it.\n")
+    """Record that the confirmation mail is to be sent: after the caller commits, a worker issues the
+    link and writes the mail (``mail_verification``) in the account's language or, if it has none, the
+    language of the request that asked (carried in the effect's payload)."""
+    session.flush()
+    record(session, "verify_request", {"user_id": user.id, "email": email or user.email, "base_url": base_url,
+                                       "site": site, "locale": i18n.current()},
+           summary=f"Confirmation mail for user {user.id}")
+
+
+def mail_verification(rt: Runtime, payload: dict[str, Any]) -> None:
+    """The outbox handler of a confirmation request: a new link and the mail carrying it, in one
+    transaction (the mail is another outbox effect, sent after the commit)."""
+    with rt.sessions() as session:
+        user = session.get(User, payload["user_id"])
+        if user is None:
+            return
+        token = issue_email_token(session, user, "verify", payload["email"])
+        link = f"{payload['base_url'].rstrip('/')}/auth/verify?token={token}"
+        with i18n.use_locale(mail_language(user, payload)):
+            subject, body = mail.verification(username=user.username, site=payload["site"], link=link,
+                                              hours=VERIFY_HOURS)
+        record_mail(session, payload["email"], subject, body)
+        session.commit()
+
+
+register_handler("verify_request", mail_verification)
+
+
+def mail_language(user: User, payload: dict[str, Any]) -> str | None:
+    """The language of a mail to ``user``: the account's choice, else the asking request's."""
+    return user.locale if i18n.normalize(user.locale) else payload.get("locale")
 
 
 def verify_email(session: Session, token: str) -> User:
@@ -214,25 +245,24 @@ def request_reset(session: Session, base_url: str, site: str, email: str) -> Non
     that (the same row whatever the address, so it takes the same time either way and never waits
     for SMTP); a worker looks the address up after the commit (``mail_reset_link``)."""
     email = "".join(ch for ch in email if ch.isprintable())[:320]  # typed by anyone; PostgreSQL refuses NUL
-    record(session, "reset_request", {"email": email, "base_url": base_url, "site": site},
+    record(session, "reset_request", {"email": email, "base_url": base_url, "site": site,
+                                      "locale": i18n.current()},
            summary=f"Password reset asked for {email}")
 
 
-def mail_reset_link(rt: Runtime, payload: dict[str, str]) -> None:
+def mail_reset_link(rt: Runtime, payload: dict[str, Any]) -> None:
     """The outbox handler of a reset request: if the address has an account, a new link and the mail
     carrying it, both in one transaction (the mail is another outbox effect, sent after the commit)."""
-    email, base_url, site = payload["email"], payload["base_url"], payload["site"]
+    email, base_url, site = str(payload["email"]), str(payload["base_url"]), str(payload["site"])
     with rt.sessions() as session:
         user = find_user(session, email) if "@" in email else None
         if user is None:
             return
         token = issue_email_token(session, user, "reset")
-        record_mail(session, user.email, f"Reset your {site} password",
-                    f"Hello {user.username},\n\nsomeone asked to reset your password. Choose a new one here:\n\n"
-                    f"{base_url.rstrip('/')}/auth/reset?token={token}\n\n"
-                    f"The link works once and for {RESET_HOURS} hour. If it was not you, ignore this mail.\n\n"
-                    "A password set through this link logs your account out everywhere and revokes all of its "
-                    "API tokens (in case someone else has them); make new tokens on your account page after.\n")
+        link = f"{base_url.rstrip('/')}/auth/reset?token={token}"
+        with i18n.use_locale(mail_language(user, payload)):
+            subject, body = mail.password_reset(username=user.username, site=site, link=link, hours=RESET_HOURS)
+        record_mail(session, user.email, subject, body)
         session.commit()
 
 
@@ -328,5 +358,5 @@ def revoke_api_token(session: Session, user: User, token_id: int) -> None:
 def get_user(session: Session, username: str) -> User:
     user = find_user(session, username)
     if user is None:
-        raise NotFound(f"There is no user named '{username}'.")
+        raise NotFound("There is no user named '%(name)s'.", name=username)
     return user

@@ -24,10 +24,12 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from kiln import i18n
 from kiln.accounts.models import ThrottleKey
 from kiln.config import SecuritySettings
 from kiln.db.session import transaction
 from kiln.errors import KilnError
+from kiln.i18n import N_, interpolate, ngettext
 
 HOUR = 3600
 FORGET_BATCH = 1000  # idle keys deleted per new key: the table shrinks faster than it can grow
@@ -35,18 +37,30 @@ MAX_KEY_CHARS = 200  # longer (or unprintable) keys are stored as a digest; the 
 
 
 class Throttled(KilnError):
+    """A pause: the reason (a whole sentence, a msgid) and when to try again, a second whole sentence
+    with its own plural (seconds under 90, minutes after), both said in the reader's language."""
+
     code = "too_many_attempts"
     status = 429
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        with i18n.use_locale(i18n.SOURCE):
+            self.args = (self.message,)
+
+    @property
+    def message(self) -> str:
+        return f"{i18n.translate(self.msgid, self.params)} {_wait_sentence(self.retry_after)}"
 
 
-def _wait_words(seconds: int) -> str:
+def _wait_sentence(seconds: int) -> str:
     if seconds < 90:
-        return f"{seconds} seconds"
-    return f"{math.ceil(seconds / 60)} minutes"
+        return interpolate(ngettext("Try again in %(n)s second.", "Try again in %(n)s seconds.", seconds),
+                           {"n": seconds})
+    minutes = math.ceil(seconds / 60)
+    return interpolate(ngettext("Try again in %(n)s minute.", "Try again in %(n)s minutes.", minutes),
+                       {"n": minutes})
 
 
 def stored_key(key: str) -> str:
@@ -81,7 +95,7 @@ class Throttle:
         now = self.clock()
         if blocked_until is not None and blocked_until > now:
             wait = max(1, math.ceil(blocked_until - now))
-            raise Throttled(f"{message} Try again in {_wait_words(wait)}.", retry_after=wait)
+            raise Throttled(message, retry_after=wait)
 
     def hit(self, key: str, limit: int, window: float, *, lockout: float | None = None) -> None:
         """Count an attempt. With ``lockout`` None the pause lasts until the oldest attempt leaves the
@@ -131,7 +145,7 @@ class Throttle:
     # The three uses ------------------------------------------------------------------------------
 
     def before_login(self, name: str, ip: str) -> None:
-        message = "Too many failed logins."
+        message = N_("Too many failed logins.")
         self.check(f"login-ip:{ip}", message)
         self.check(f"login-account:{name.strip().lower()}", message)
 
@@ -146,11 +160,11 @@ class Throttle:
 
     def registration(self, ip: str) -> None:
         key = f"register-ip:{ip}"
-        self.check(key, "Too many sign-ups from your network.")
+        self.check(key, N_("Too many sign-ups from your network."))
         self.hit(key, self.settings.registrations_per_ip_per_hour, HOUR)
 
     def reset_mail(self, email: str, ip: str) -> None:
-        message = "Too many password reset requests."
+        message = N_("Too many password reset requests.")
         account, address = f"reset-account:{email.strip().lower()}", f"reset-ip:{ip}"
         self.check(address, message)
         self.check(account, message)

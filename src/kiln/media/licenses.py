@@ -4,29 +4,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kiln.i18n import N_, gettext
+
 
 @dataclass(frozen=True)
 class License:
+    """A licence. The English names are kept (``english_*``: for the API and logs); ``name`` and
+    ``abbreviation`` are said in the reader's language (a Creative Commons name stays as it is unless
+    a catalogue translates it)."""
+
     url: str
-    abbreviation: str
-    name: str
+    english_abbreviation: str
+    english_name: str
+
+    @property
+    def abbreviation(self) -> str:
+        return gettext(self.english_abbreviation)
+
+    @property
+    def name(self) -> str:
+        return gettext(self.english_name)
 
 
 LICENSES = (
-    License("", "All rights reserved", "All rights reserved"),
-    License("https://creativecommons.org/licenses/by/4.0/", "CC BY 4.0", "Creative Commons Attribution 4.0"),
+    License("", N_("All rights reserved"), N_("All rights reserved")),
+    License("https://creativecommons.org/licenses/by/4.0/", "CC BY 4.0", N_("Creative Commons Attribution 4.0")),
     License("https://creativecommons.org/licenses/by-sa/4.0/", "CC BY-SA 4.0",
-            "Creative Commons Attribution-ShareAlike 4.0"),
+            N_("Creative Commons Attribution-ShareAlike 4.0")),
     License("https://creativecommons.org/licenses/by-nd/4.0/", "CC BY-ND 4.0",
-            "Creative Commons Attribution-NoDerivatives 4.0"),
+            N_("Creative Commons Attribution-NoDerivatives 4.0")),
     License("https://creativecommons.org/licenses/by-nc/4.0/", "CC BY-NC 4.0",
-            "Creative Commons Attribution-NonCommercial 4.0"),
+            N_("Creative Commons Attribution-NonCommercial 4.0")),
     License("https://creativecommons.org/licenses/by-nc-sa/4.0/", "CC BY-NC-SA 4.0",
-            "Creative Commons Attribution-NonCommercial-ShareAlike 4.0"),
+            N_("Creative Commons Attribution-NonCommercial-ShareAlike 4.0")),
     License("https://creativecommons.org/licenses/by-nc-nd/4.0/", "CC BY-NC-ND 4.0",
-            "Creative Commons Attribution-NonCommercial-NoDerivatives 4.0"),
-    License("https://creativecommons.org/publicdomain/zero/1.0/", "CC0 1.0", "Creative Commons Zero (public domain)"),
-    License("https://creativecommons.org/publicdomain/mark/1.0/", "Public Domain Mark", "Public Domain Mark 1.0"),
+            N_("Creative Commons Attribution-NonCommercial-NoDerivatives 4.0")),
+    License("https://creativecommons.org/publicdomain/zero/1.0/", "CC0 1.0",
+            N_("Creative Commons Zero (public domain)")),
+    License("https://creativecommons.org/publicdomain/mark/1.0/", N_("Public Domain Mark"),
+            N_("Public Domain Mark 1.0")),
 )
 BY_URL = {lic.url: lic for lic in LICENSES}
 

@@ -20,6 +20,7 @@ from kiln.accounts.models import User
 from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
+from kiln.i18n import Size, _, interpolate
 from kiln.media import captions
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import (
@@ -44,7 +45,6 @@ from kiln.processing.limits import HOST
 from kiln.runtime import Runtime
 from kiln.storage.base import CHUNK, copy_to_local, save_local_file
 from kiln.typed import clean_typed
-from kiln.units import format_size
 
 
 class TooLarge(InvalidInput):
@@ -81,7 +81,7 @@ def upload_limit(settings: Settings, user: User) -> int:
 
 
 def too_large(limit: int) -> TooLarge:
-    return TooLarge(f"The file is larger than your {format_size(limit)} upload limit.")
+    return TooLarge("The file is larger than your %(limit)s upload limit.", limit=Size(limit))
 
 
 def set_upload_limit(user: User, limit: int | None) -> None:
@@ -229,8 +229,8 @@ def clean_title(title: str) -> str:
     way in (the form, the page's uploader, the API, the CLI) gets the same sentence."""
     title = title.strip()
     if len(title) > MAX_TITLE:
-        raise InvalidInput(f"A title can have at most {MAX_TITLE} characters; this one has {len(title)}. "
-                           "Shorten it and try again.", code="title_too_long")
+        raise InvalidInput("A title can have at most %(max)s characters; this one has %(length)s. "
+                           "Shorten it and try again.", code="title_too_long", max=MAX_TITLE, length=len(title))
     return title
 
 
@@ -250,9 +250,9 @@ def numbered_titles(title: str, count: int) -> list[str]:
     room = MAX_TITLE - len(f" ({count})")
     title = title.strip()
     if len(title) > room:
-        raise InvalidInput(f"Each of the {count} files gets a number after the title, so the title can have at "
-                           f"most {room} characters; this one has {len(title)}. Shorten it and try again.",
-                           code="title_too_long")
+        raise InvalidInput("Each of the %(count)s files gets a number after the title, so the title can have at "
+                           "most %(max)s characters; this one has %(length)s. Shorten it and try again.",
+                           code="title_too_long", count=count, max=room, length=len(title))
     return [f"{title} ({number})" for number in range(1, count + 1)]
 
 
@@ -262,12 +262,12 @@ def _title_from(filename: str) -> str:
     if len(stem) > MAX_TITLE:
         cut = stem[:MAX_TITLE - 1]
         stem = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
-    return stem or "Untitled"
+    return stem or _("Untitled")
 
 
 def _check_license(url: str) -> None:
     if not is_known(url):
-        raise InvalidInput(f"Unknown licence '{url}'. Choose one from the list.", code="bad_license")
+        raise InvalidInput("Unknown licence '%(licence)s'. Choose one from the list.", code="bad_license", licence=url)
 
 
 def _tags(session: Session, raw: str | list[str] | None) -> list[Tag]:
@@ -522,7 +522,8 @@ def list_for_admin(session: Session, *, owner: User | None = None, state: str | 
         query = query.where(MediaEntry.owner_id == owner.id)
     if state is not None:
         if state not in MEDIA_STATES:
-            raise InvalidInput(f"Unknown state '{state}'. Known: {', '.join(MEDIA_STATES)}.", code="bad_state")
+            raise InvalidInput("Unknown state '%(state)s'. Known: %(known)s.", code="bad_state", state=state,
+                               known=", ".join(MEDIA_STATES))
         query = query.where(MediaEntry.state == state)
     if tag is not None:
         query = query.join(media_tags, media_tags.c.media_id == MediaEntry.id).join(
@@ -576,7 +577,7 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
         "created": media.created.isoformat(),
         "published": media.published.isoformat() if media.published else None,
         "tags": [t.slug for t in media.tags],
-        "license": {"url": lic.url, "name": lic.abbreviation},
+        "license": {"url": lic.url, "name": lic.english_abbreviation},  # data: the same in every language
         "mime_type": media.mime_type,
         "width": media.width,
         "height": media.height,
@@ -605,4 +606,4 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
 
 def rejected_message(exc: KilnError, filename: str) -> str:
     name = Path(filename or "").name
-    return f"{name}: {exc.message}" if name else exc.message
+    return interpolate(_("%(file)s: %(reason)s"), {"file": name, "reason": exc.message}) if name else exc.message

@@ -362,7 +362,8 @@ def list_media(
     owner = accounts.get_user(session, user) if user else None
     if state not in (None, "processed"):
         if state not in MEDIA_STATES:
-            raise InvalidInput(f"Unknown state '{state}'. Known: {', '.join(MEDIA_STATES)}.", code="bad_state")
+            raise InvalidInput("Unknown state '%(state)s'. Known: %(known)s.", code="bad_state", state=state,
+                               known=", ".join(MEDIA_STATES))
         if viewer is None or (not viewer.is_admin and (owner is None or owner.id != viewer.id)):
             raise PermissionDenied("Only the owner can list unfinished media; add user=<your name>.")
         offset = int(cursor) if cursor and cursor.isascii() and cursor.isdigit() and len(cursor) < 10 else 0

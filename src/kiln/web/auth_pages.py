@@ -82,7 +82,8 @@ def register(request: Request, session: DB, rt: RT, throttle: Throttles, ip: Cli
                                              error=exc.message, form={"username": username, "email": email}))
     # With a link to confirm, the notice on every page says so (base.html): one message, not two.
     if not rt.settings.require_email_verification:
-        flash(request, f"Welcome, {user.username}. Your account is ready: you can upload now.", "success")
+        flash(request, i18n.interpolate(_("Welcome, %(name)s. Your account is ready: you can upload now."),
+                                        {"name": user.username}), "success")
     return _login_response(request, rt, token, "/")
 
 
@@ -100,7 +101,8 @@ def verify(request: Request, session: DB, user: CurrentUser, token: str = "") ->
     except KilnError as exc:
         session.rollback()
         return render(request, "verify.html", status=exc.status, code=exc.code, message=exc.message)
-    flash(request, f"Thank you, {verified.username}: your email address is confirmed.", "success")
+    flash(request, i18n.interpolate(_("Thank you, %(name)s: your email address is confirmed."),
+                                    {"name": verified.username}), "success")
     return RedirectResponse("/upload" if user else "/auth/login?next=/upload", status_code=303)
 
 
@@ -110,11 +112,12 @@ def resend(request: Request, session: DB, rt: RT, user: LoggedIn,
     """Mail a new confirmation link and go back to the page the button was on. The "resent" flash is
     shown inside the confirmation notice (_confirm_notice.html), which stays on the page anyway."""
     if user.has("active"):
-        flash(request, "Your email address is already confirmed. There is nothing more to do.")
+        flash(request, _("Your email address is already confirmed. There is nothing more to do."))
     else:
         accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user)
         session.commit()
-        flash(request, f"We sent a new confirmation link to {user.email}.", "resent")
+        flash(request, i18n.interpolate(_("We sent a new confirmation link to %(email)s."), {"email": user.email}),
+              "resent")
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
@@ -187,8 +190,9 @@ def reset(request: Request, session: DB, token: Text, password: Text) -> Respons
         session.rollback()
         return render(request, "reset.html", status=exc.status, token=token, error=exc.message,
                       link_failed=isinstance(exc, accounts.BadToken))
-    flash(request, f"Your password is changed, {user.username}. Every login and API token of your account "
-                   "was ended; log in with the new password.", "success")
+    flash(request, i18n.interpolate(_("Your password is changed, %(name)s. Every login and API token of your "
+                                      "account was ended; log in with the new password."),
+                                    {"name": user.username}), "success")
     return RedirectResponse("/auth/login", status_code=303)
 
 
@@ -208,7 +212,7 @@ def _account_page(request: Request, session: DB, user: LoggedIn, status: int = 2
 def change_password(request: Request, session: DB, user: LoggedIn, current: Text, password: Text,
                     revoke_tokens: Annotated[bool, Form()] = False) -> Response:
     if not accounts.check_password(user, current):
-        return _account_page(request, session, user, status=400, error="Your current password is wrong.")
+        return _account_page(request, session, user, status=400, error=_("Your current password is wrong."))
     try:
         revoked = accounts.set_password(session, user, password, revoke_tokens=revoke_tokens)
         token = accounts.start_session(session, user)
@@ -216,15 +220,15 @@ def change_password(request: Request, session: DB, user: LoggedIn, current: Text
     except KilnError as exc:
         session.rollback()
         return _account_page(request, session, user, status=exc.status, error=exc.message)
-    flash(request, "Your password is changed. Other devices were logged out"
-                   + (" and your API tokens were revoked." if revoked else "."), "success")
+    flash(request, _("Your password is changed. Other devices were logged out and your API tokens were revoked.")
+          if revoked else _("Your password is changed. Other devices were logged out."), "success")
     return _login_response(request, request.app.state.runtime, token, "/account")
 
 
 @router.post("/account/email")
 def change_email(request: Request, session: DB, rt: RT, user: LoggedIn, current: Text, email: Text) -> Response:
     if not accounts.check_password(user, current):
-        return _account_page(request, session, user, status=400, error="Your current password is wrong.")
+        return _account_page(request, session, user, status=400, error=_("Your current password is wrong."))
     try:
         address = accounts.clean_email(email)
         accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user,
@@ -233,7 +237,8 @@ def change_email(request: Request, session: DB, rt: RT, user: LoggedIn, current:
     except KilnError as exc:
         session.rollback()
         return _account_page(request, session, user, status=exc.status, error=exc.message)
-    flash(request, f"We sent a link to {address}. Your address changes when you open it.")
+    flash(request, i18n.interpolate(_("We sent a link to %(email)s. Your address changes when you open it."),
+                                    {"email": address}))
     return RedirectResponse("/account", status_code=303)
 
 
@@ -246,7 +251,7 @@ def change_profile(request: Request, session: DB, user: LoggedIn, default_licens
     user.display_name = clean_typed(display_name).strip()[:100] or user.username
     user.bio = bio[:2000]
     session.commit()
-    flash(request, "Profile saved.", "success")
+    flash(request, _("Profile saved."), "success")
     return RedirectResponse("/account", status_code=303)
 
 
@@ -275,7 +280,7 @@ def change_language(request: Request, session: DB, user: LoggedIn, locale: OptTe
 @router.post("/account/tokens")
 def create_token(request: Request, session: DB, user: LoggedIn, name: OptText = "",
                  scope: OptText = "write") -> Response:
-    token = accounts.create_api_token(session, user, name or "API token", scope)
+    token = accounts.create_api_token(session, user, name or _("API token"), scope)
     session.commit()
     return _account_page(request, session, user, new_token=token)
 
@@ -285,5 +290,5 @@ def revoke_token(request: Request, session: DB, user: LoggedIn, token_id: RowId)
     with contextlib.suppress(NotFound):
         accounts.revoke_api_token(session, user, token_id)
     session.commit()
-    flash(request, "Token revoked.")
+    flash(request, _("Token revoked."))
     return RedirectResponse("/account", status_code=303)

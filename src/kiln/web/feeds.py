@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from kiln.accounts.services import get_user
 from kiln.errors import NotFound
+from kiln.i18n import _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import Tag
 from kiln.typed import clean_typed
@@ -36,15 +37,16 @@ def _feed(request: Request, rt, session, query, title: str, page_path: str, feed
 
 @router.get("/feeds/atom")
 def site_feed(request: Request, session: DB, rt: RT) -> Response:
-    return _feed(request, rt, session, media_service.published_query(), f"{rt.settings.site_name}: latest media",
-                 "/", "/feeds/atom")
+    title = interpolate(_("%(site)s: latest media"), {"site": rt.settings.site_name})
+    return _feed(request, rt, session, media_service.published_query(), title, "/", "/feeds/atom")
 
 
 @router.get("/feeds/u/{username}/atom")
 def user_feed(request: Request, username: str, session: DB, rt: RT) -> Response:
     owner = get_user(session, username)
     return _feed(request, rt, session, media_service.published_query(owner_id=owner.id),
-                 f"{owner.display_name or owner.username} on {rt.settings.site_name}", f"/u/{owner.username}",
+                 interpolate(_("%(name)s on %(site)s"), {"name": owner.display_name or owner.username,
+                                                        "site": rt.settings.site_name}), f"/u/{owner.username}",
                  f"/feeds/u/{owner.username}/atom")
 
 
@@ -52,6 +54,7 @@ def user_feed(request: Request, username: str, session: DB, rt: RT) -> Response:
 def tag_feed(request: Request, slug: str, session: DB, rt: RT) -> Response:
     tag = session.scalar(select(Tag).where(Tag.slug == slug))
     if tag is None:
-        raise NotFound(f"No media is tagged '{slug}'.")
+        raise NotFound("No media is tagged '%(tag)s'.", tag=slug)
     return _feed(request, rt, session, media_service.published_query(tag=slug),
-                 f"Tagged “{tag.name}” on {rt.settings.site_name}", f"/tag/{slug}", f"/feeds/tag/{slug}/atom")
+                 interpolate(_("Tagged “%(tag)s” on %(site)s"), {"tag": tag.name, "site": rt.settings.site_name}),
+                 f"/tag/{slug}", f"/feeds/tag/{slug}/atom")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from kiln.accounts.services import get_user
 from kiln.errors import NotFound
+from kiln.i18n import N_, _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, Tag
 from kiln.media.visibility import src_for, visible
@@ -21,7 +22,7 @@ UNFINISHED_SHOWN = 24  # unfinished items at the top of an owner's own gallery; 
 @router.get("/", response_class=HTMLResponse)
 def front(request: Request, session: DB, rt: RT, user: CurrentUser, before: str | None = None) -> HTMLResponse:
     page = media_service.page(session, media_service.published_query(), before, rt.settings.per_page)
-    return render(request, "index.html", page=page, heading="Latest media", feed_url="/feeds/atom")
+    return render(request, "index.html", page=page, heading=_("Latest media"), feed_url="/feeds/atom")
 
 
 @router.get("/u/{username}", response_class=HTMLResponse)
@@ -46,7 +47,7 @@ def media_page(request: Request, username: str, media_id: RowId, session: DB, rt
                user: CurrentUser) -> HTMLResponse:
     media = session.get(MediaEntry, media_id)
     if media is None or media.owner.username != username or not visible(media, user):
-        raise NotFound("There is no such media. It may have been deleted.")
+        raise NotFound(N_("There is no such media. It may have been deleted."))
     newer, older = media_service.neighbours(session, media)
     # media_src sends a private item's renditions through the app's checked route.
     return render(request, "media.html", media=media, newer=newer, older=older,
@@ -58,10 +59,10 @@ def tag_page(request: Request, slug: str, session: DB, rt: RT, user: CurrentUser
              before: str | None = None) -> HTMLResponse:
     tag = session.scalar(select(Tag).where(Tag.slug == slug))
     if tag is None:
-        raise NotFound(f"No media is tagged '{slug}'.")
+        raise NotFound("No media is tagged '%(tag)s'.", tag=slug)
     page = media_service.page(session, media_service.published_query(tag=slug), before, rt.settings.per_page)
-    return render(request, "index.html", page=page, heading=f"Tagged “{tag.name}”", tag=tag,
-                  feed_url=f"/feeds/tag/{slug}/atom")
+    return render(request, "index.html", page=page, heading=interpolate(_("Tagged “%(tag)s”"), {"tag": tag.name}),
+                  tag=tag, feed_url=f"/feeds/tag/{slug}/atom")
 
 
 @router.get("/tags", response_class=HTMLResponse)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from kiln.accounts.models import User
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, PermissionDenied
+from kiln.i18n import N_, _, interpolate, ngettext
 from kiln.media import services as media_service
 from kiln.media.models import MEDIA_STATES, MediaEntry
 from kiln.media.space import places
@@ -36,12 +37,19 @@ OptText = Annotated[str | None, Form()]
 PANEL_LIMIT = 200
 LIVE_POLL_SECONDS = 2
 # How each media state is named on the owner's panel tabs.
-STATE_LABELS = {"queued": "Queued", "processing": "Processing", "failed": "Failed", "processed": "Published"}
+# Marked for the catalogue here; translated where they are shown (``state_labels``).
+STATE_LABELS = {"queued": N_("Queued"), "processing": N_("Processing"), "failed": N_("Failed"),
+                "processed": N_("Published")}
+
+
+def state_labels() -> dict[str, str]:
+    """The tab labels in the reader's language (what the templates get as ``labels``)."""
+    return {state: _(label) for state, label in STATE_LABELS.items()}
 
 
 def require_admin(user: LoggedIn) -> User:
     if not user.is_admin:
-        raise PermissionDenied("Only administrators can see processing for the whole site.", code="not_admin")
+        raise PermissionDenied(N_("Only administrators can see processing for the whole site."), code="not_admin")
     return user
 
 
@@ -52,7 +60,8 @@ Admin = Annotated[User, Depends(require_admin)]
 
 def _panel_items(session: Session, user: User, state: str | None) -> list[MediaEntry]:
     if state is not None and state not in MEDIA_STATES:
-        raise InvalidInput(f"Unknown state '{state}'. Known: {', '.join(MEDIA_STATES)}.", code="bad_state")
+        raise InvalidInput("Unknown state '%(state)s'. Known: %(known)s.", code="bad_state", state=state,
+                           known=", ".join(MEDIA_STATES))
     return media_service.list_for_admin(session, owner=user, state=state, limit=PANEL_LIMIT)
 
 
@@ -81,7 +90,7 @@ def panel(request: Request, session: DB, user: LoggedIn, state: str | None = Non
     state = state or None
     items = _panel_items(session, user, state)
     statuses = stats.item_statuses(session, items)
-    return render(request, "panel.html", items=items, statuses=statuses, state=state, labels=STATE_LABELS,
+    return render(request, "panel.html", items=items, statuses=statuses, state=state, labels=state_labels(),
                   counts=stats.media_state_counts(session, owner_id=user.id), back=_back(state),
                   relative=stats.humanize_delay, live=_poll_after(list(statuses.values())) is not None,
                   limit=PANEL_LIMIT, media_src=src_for(request.app.state.runtime, items))
@@ -138,7 +147,9 @@ def retry(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn
     if not names:
         message, category = nothing_to_retry(media).message, "info"
     else:
-        message, category = f"Retrying “{title}” now ({', '.join(names)}).", "success"
+        message = interpolate(_("Retrying “%(title)s” now (%(steps)s)."),
+                              {"title": title, "steps": ", ".join(names)})
+        category = "success"
     if wants_json:
         media = media_service.get_media(session, media_id)
         status = stats.item_statuses(session, [media])[media.id]
@@ -157,7 +168,7 @@ def admin_processing(request: Request, session: DB, rt: RT, user: Admin) -> Resp
     codes = [f.code for f in view.failures if f.items]
     return render(request, "admin_processing.html", view=view, kinds=KINDS, codes=codes,
                   disks=places(rt.settings, rt.stores),
-                  labels=STATE_LABELS, failed_total=len(stats.failed_media_ids(session)))
+                  labels=state_labels(), failed_total=len(stats.failed_media_ids(session)))
 
 
 @router.post("/admin/processing/retry")
@@ -166,11 +177,28 @@ def admin_retry(request: Request, session: DB, rt: RT, user: Admin, kind: OptTex
     """Retry every failed item, or only those of one kind or one error code."""
     ids = stats.failed_media_ids(session, kind=kind or None, code=code or None)
     retried = retry_many(rt, session, ids)
-    which = " and ".join(part for part in (f"kind {kind}" if kind else "", f"reason “{code}”" if code else "")
-                         if part)
+    params = {"n": retried, "kind": kind, "code": code}
     if retried:
-        flash(request, f"Retrying {retried} failed item{'s' if retried != 1 else ''}"
-                       f"{' (' + which + ')' if which else ''}.", "success")
+        if kind and code:
+            text = ngettext("Retrying %(n)s failed item (kind %(kind)s and reason “%(code)s”).",
+                            "Retrying %(n)s failed items (kind %(kind)s and reason “%(code)s”).", retried)
+        elif kind:
+            text = ngettext("Retrying %(n)s failed item (kind %(kind)s).",
+                            "Retrying %(n)s failed items (kind %(kind)s).", retried)
+        elif code:
+            text = ngettext("Retrying %(n)s failed item (reason “%(code)s”).",
+                            "Retrying %(n)s failed items (reason “%(code)s”).", retried)
+        else:
+            text = ngettext("Retrying %(n)s failed item.", "Retrying %(n)s failed items.", retried)
+        flash(request, interpolate(text, params), "success")
     else:
-        flash(request, f"Nothing to retry: no failed items{' with ' + which if which else ''}.", "info")
+        if kind and code:
+            text = _("Nothing to retry: no failed items with kind %(kind)s and reason “%(code)s”.")
+        elif kind:
+            text = _("Nothing to retry: no failed items with kind %(kind)s.")
+        elif code:
+            text = _("Nothing to retry: no failed items with reason “%(code)s”.")
+        else:
+            text = _("Nothing to retry: no failed items.")
+        flash(request, interpolate(text, params), "info")
     return RedirectResponse("/admin/processing", status_code=303)

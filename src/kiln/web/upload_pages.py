@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kiln.accounts.models import User
 from kiln.errors import InvalidInput, KilnError, PermissionDenied
+from kiln.i18n import N_, _, interpolate, ngettext
 from kiln.media import services as media_service
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
@@ -38,7 +39,7 @@ from kiln.web.uploads import STREAMED, UploadForm, read_upload
 # the body first (upload_csrf), so it must not have check_csrf, which parses the whole form.
 router = APIRouter(include_in_schema=False)
 CsrfChecked = [Depends(check_csrf)]
-CSRF_MESSAGE = "This form expired or came from another site. Reload the page and try again."
+CSRF_MESSAGE = N_("This form expired or came from another site. Reload the page and try again.")
 MAX_PAGE_FILES = 50
 OptText = Annotated[str | None, Form()]
 FullText = Annotated[str, Form()]
@@ -153,10 +154,14 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
     if errors:
         messages = [media_service.rejected_message(error, name) for error, name in errors]
         if accepted:
-            messages.insert(0, f"{len(accepted)} file(s) were accepted and are being processed.")
+            messages.insert(0, interpolate(ngettext("%(n)s file was accepted and is being processed.",
+                                                    "%(n)s files were accepted and are being processed.",
+                                                    len(accepted)), {"n": len(accepted)}))
         return _form_page(request, rt, user, status=errors[0][0].status if not accepted else 200, errors=messages)
-    flash(request, f"Uploaded {len(accepted)} file{'s' if len(accepted) != 1 else ''}. "
-                   "They appear in your gallery as soon as processing finishes.", "success")
+    flash(request, interpolate(ngettext(
+        "Uploaded %(n)s file. It appears in your gallery as soon as processing finishes.",
+        "Uploaded %(n)s files. They appear in your gallery as soon as processing finishes.", len(accepted)),
+        {"n": len(accepted)}), "success")
     return RedirectResponse("/panel", status_code=303)
 
 
@@ -185,7 +190,7 @@ def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn,
         session.rollback()
         return render(request, "edit.html", status=exc.status, media=media, error=exc.message,
                       original=media_service.original_mode(media), can_strip=media_service.can_strip(media))
-    flash(request, "Saved.", "success")
+    flash(request, _("Saved."), "success")
     return RedirectResponse(f"/u/{media.owner.username}/m/{media.id}", status_code=303)
 
 
@@ -201,7 +206,7 @@ def delete(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedI
     media = media_service.get_media(session, media_id)
     owner = media.owner.username
     media_service.delete(rt, session, user, media)
-    flash(request, f"Deleted “{media.title}”.")
+    flash(request, interpolate(_("Deleted “%(title)s”."), {"title": media.title}))
     return RedirectResponse(f"/u/{owner}", status_code=303)
 
 

@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from kiln.config import Settings
 from kiln.errors import InvalidInput, KilnError
+from kiln.i18n import N_, Size
 from kiln.media.services import Spooled, too_large, workbench_file
 from kiln.media.space import FULL, check_room, is_disk_full
 from kiln.storage import Stores
@@ -55,6 +56,15 @@ class UploadedFile:
     spooled: Spooled
 
 
+# One whole sentence per field the API reads (the field's name cannot be glued into a sentence).
+TOO_LONG = {
+    "title": N_("The title is longer than %(max)s characters."),
+    "description": N_("The description is longer than %(max)s characters."),
+    "tags": N_("The tags are longer than %(max)s characters."),
+    "licence": N_("The licence is longer than %(max)s characters."),
+}
+
+
 @dataclass
 class UploadForm:
     """The files (already in the workbench) and the text fields of one upload request."""
@@ -66,7 +76,8 @@ class UploadForm:
         """A text field, or None when it was not sent; refused when longer than ``max_chars``."""
         value = self.fields.get(name)
         if value is not None and len(value) > max_chars:
-            raise InvalidInput(f"The {label or name} is longer than {max_chars:,} characters.")
+            sentence = TOO_LONG.get(label or name, N_("The field “%(field)s” is longer than %(max)s characters."))
+            raise InvalidInput(sentence, field=name[:40], max=max_chars)
         return value
 
     def discard(self) -> None:
@@ -164,7 +175,7 @@ class _PartReader:
     def part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
-            raise InvalidInput(f"The upload has more than {MAX_PARTS} parts.")
+            raise InvalidInput("The upload has more than %(max)s parts.", max=MAX_PARTS)
         self.headers, self.buffer, self.filename = [], bytearray(), None
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
@@ -181,15 +192,16 @@ class _PartReader:
         headers = dict(self.headers)
         disposition, options = parse_options_header(headers.get(b"content-disposition"))
         if disposition != b"form-data" or b"name" not in options:
-            raise InvalidInput("A part of the upload has no Content-Disposition: form-data with a name.")
+            raise InvalidInput(N_("A part of the upload has no Content-Disposition: form-data with a name."))
         self.name = options[b"name"].decode("utf-8", "replace")
         if b"filename" not in options:
             return
         if self.name != "file":
-            raise InvalidInput(f"Send files in the part named “file”, not “{self.name[:40]}”.")
+            raise InvalidInput("Send files in the part named “file”, not “%(name)s”.", name=self.name[:40])
         if len(self.form.files) >= self.max_files:
-            raise InvalidInput("Send one file per request." if self.max_files == 1
-                               else f"Send at most {self.max_files} files at once.")
+            if self.max_files == 1:
+                raise InvalidInput(N_("Send one file per request."))
+            raise InvalidInput("Send at most %(max)s files at once.", max=self.max_files)
         if self.before_file is not None:
             self.before_file(self.form.fields)
         self.filename = options[b"filename"].decode("utf-8", "replace")
@@ -209,8 +221,8 @@ class _PartReader:
             return
         self.field_bytes += end - start
         if len(self.buffer) + end - start > MAX_FIELD_BYTES or self.field_bytes > MAX_FIELDS_BYTES:
-            raise InvalidInput(f"The field “{self.name[:40]}” is too long; fields may hold "
-                               f"{MAX_FIELD_BYTES // 1024} KiB each, {MAX_FIELDS_BYTES // 1024} KiB in all.")
+            raise InvalidInput("The field “%(name)s” is too long; fields may hold %(each)s each, %(all)s in all.",
+                               name=self.name[:40], each=Size(MAX_FIELD_BYTES), all=Size(MAX_FIELDS_BYTES))
         self.buffer += data[start:end]
 
     def part_end(self) -> None:
