@@ -220,6 +220,12 @@ def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
     return message
 
 
+def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 (the gettext convention)
+    """Mark a sentence with plural forms for the catalogue: ``KilnError(Nn_("%(n)s file", "%(n)s files"),
+    n=count)`` picks the form by ``n`` in the reader's language when it is shown."""
+    return singular, plural
+
+
 def interpolate(text: str, params: Mapping[str, Any]) -> str:
     """``text % params`` with numbers, sizes and dates written the current language's way."""
     if not params:
@@ -292,7 +298,16 @@ def say_stored(stored: Mapping[str, Any] | None, fallback: str | None) -> str | 
     params = stored.get("params")
     if not isinstance(params, dict):
         params = {}
-    return translate(stored["msgid"], {k: _from_json(v) for k, v in params.items()})
+    params = {k: _from_json(v) for k, v in params.items()}
+    plural, n = stored.get("plural"), stored.get("n")
+    if isinstance(plural, str) and isinstance(n, int):
+        said = translate_plural(stored["msgid"], plural, n, params)
+    else:
+        said = translate(stored["msgid"], params)
+    then = stored.get("then")  # a further whole sentence ("Kiln tried 3 times and gave up.")
+    if isinstance(then, dict) and (more := say_stored(then, None)):
+        said = f"{said} {more}"
+    return said
 
 
 def format_number(value: int | float | Decimal) -> str:

@@ -200,7 +200,7 @@ def _available_item(rt: Runtime, media_id: int) -> dict[str, Any]:
                 "attempts": row.attempts if row is not None else 0,
                 "stale": status in (STALE, "missing"),
                 "spec_changed": status in (STALE, SAME_OUTPUT, "missing"),
-                "error": ({"code": row.error_code, "message": row.error_message}
+                "error": ({"code": row.error_code, "message": row.error_said}
                           if row is not None and row.error_code else None),
             })
         return {"media_id": media.id, "kind": media.kind, "state": media.state, "title": media.title,
