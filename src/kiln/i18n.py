@@ -268,8 +268,8 @@ def show(value: Any) -> Any:
         return format_datetime(value)
     if isinstance(value, dt.date):
         return format_date(value)
-    if isinstance(value, Size):
-        return str(value)
+    if isinstance(value, Size):  # "1.5 KiB" with the language's decimal sign ("1,5 KiB")
+        return str(value).replace(".", decimal_symbol())
     return value
 
 
