@@ -259,6 +259,17 @@ class Size:
         return format_size(self.bytes)
 
 
+@dataclass(frozen=True)
+class Label:
+    """A msgid marked with ``N_`` as a message parameter (a kind's name, what read a file): said in
+    the reader's language where the message is shown, and stored as the msgid."""
+
+    msgid: str
+
+    def __str__(self) -> str:
+        return self.msgid
+
+
 def show(value: Any) -> Any:
     if isinstance(value, bool):
         return value
@@ -268,6 +279,8 @@ def show(value: Any) -> Any:
         return format_datetime(value)
     if isinstance(value, dt.date):
         return format_date(value)
+    if isinstance(value, Label):
+        return gettext(value.msgid)
     if isinstance(value, Size):  # "1.5 KiB" with the language's decimal sign ("1,5 KiB")
         return str(value).replace(".", decimal_symbol())
     return value
@@ -277,6 +290,8 @@ def to_json(value: Any) -> Any:
     """A message parameter as JSON (a ``Size`` keeps that it is one)."""
     if isinstance(value, Size):
         return {"size": value.bytes}
+    if isinstance(value, Label):
+        return {"label": value.msgid}
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -287,6 +302,8 @@ def to_json(value: Any) -> Any:
 def _from_json(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"size"} and isinstance(value["size"], int):
         return Size(value["size"])
+    if isinstance(value, dict) and set(value) == {"label"} and isinstance(value["label"], str):
+        return Label(value["label"])
     return value
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import Probe, probe
 from kiln.mediatypes.audio import decode, draw
 from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, ogg_tags, sniff
@@ -79,7 +80,7 @@ class AudioKind:
         if fmt is None:
             return None
         counted = check_complete(path, fmt)
-        found = probe(path, settings, frozenset({fmt.demuxer}), what="This audio file")
+        found = probe(path, settings, frozenset({fmt.demuxer}), what=N_("This audio file"))
         if counted:  # an MP3's frames, counted: exact where the header only estimates
             found = replace(found, duration=counted)
         if found.video is not None:

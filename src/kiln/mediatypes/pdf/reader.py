@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config import Settings
+from kiln.i18n import N_
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.external import run_external
 
@@ -53,7 +54,7 @@ def probe(path: Path, settings: Settings) -> Probe:
     """Page count, first page size and metadata, or MediaRejected; nothing is drawn."""
     doc = settings.document
     out = _child(settings, "probe", path, doc.max_pages, doc.max_page_inches * POINTS_PER_INCH,
-                 timeout=doc.probe_seconds, what="The PDF reader")
+                 timeout=doc.probe_seconds, what=N_("The PDF reader"))
     try:
         answer: dict[str, Any] = json.loads(out)
     except ValueError:
@@ -102,7 +103,7 @@ def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, 
 
     timeout = settings.document.probe_seconds + settings.document.seconds_per_page * (last - first + 1)
     _child(settings, "render", path, outdir, first, last, box[0], box[1], fmt, quality,
-           timeout=timeout, what="The PDF renderer", on_line=on_line)
+           timeout=timeout, what=N_("The PDF renderer"), on_line=on_line)
     if answers and "refused" in answers[0]:
         raise _refusal(answers[0], settings)
     drawn = [DrawnPage(a["page"], outdir / f"page-{a['page']}{suffix}", a["width"], a["height"], a.get("text", ""))
@@ -115,6 +116,6 @@ def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, 
 def strip(path: Path, out: Path, settings: Settings) -> None:
     """Write to ``out`` a copy of the PDF's pages without its document metadata (see _child.py)."""
     answer = json.loads(_child(settings, "strip", path, out, timeout=settings.document.probe_seconds
-                               + settings.document.seconds_per_page, what="The PDF reader") or b"{}")
+                               + settings.document.seconds_per_page, what=N_("The PDF reader")) or b"{}")
     if "refused" in answer:
         raise _refusal(answer, settings)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import Probe, has_encoder, probe
 from kiln.mediatypes.base import (
     Identified,
@@ -72,7 +73,7 @@ class VideoKind:
         container = sniff(head)
         if container is None:
             return None
-        found = probe(path, settings, frozenset({container.demuxer}), f"This {container.label} file")
+        found = probe(path, settings, frozenset({container.demuxer}), N_("This video file"))
         stream = found.video
         if stream is None:
             return None  # sound only (or sound with cover art): the audio kind's
