@@ -67,8 +67,9 @@ def decode_pcm(source: Path, demuxer: str, duration: float, settings: Settings, 
     decoded = count / rate
     if duration > 0 and decoded < duration * 0.9 - 0.25:
         raise MediaRejected(
-            f"This audio file is incomplete or damaged: its header says it lasts {clock(duration)}, but "
-            f"only {clock(decoded)} of sound could be read. Upload the whole file again.", code="corrupt")
+            "This audio file is incomplete or damaged: its header says it lasts %(duration)s, but "
+            "only %(decoded)s of sound could be read. Upload the whole file again.", code="corrupt",
+            duration=clock(duration), decoded=clock(decoded))
     target.rename(done)
     return np.memmap(done, dtype="<i2", mode="r", shape=(count,))
 
