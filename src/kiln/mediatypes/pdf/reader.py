@@ -71,20 +71,21 @@ def _refusal(answer: dict[str, Any], settings: Settings) -> MediaRejected:
         return MediaRejected("This PDF is protected by a password, so Kiln cannot show its pages. Save a copy "
                              "without the password and upload that.", code="encrypted")
     if code == "too_many_pages":
-        return MediaRejected(f"This PDF has {answer['pages']:,} pages; Kiln accepts documents of up to "
-                             f"{settings.document.max_pages:,} pages.", code="too_large")
+        return MediaRejected("This PDF has %(pages)s pages; Kiln accepts documents of up to %(max)s pages.",
+                             code="too_large", pages=answer["pages"], max=settings.document.max_pages)
     if code == "page_size":
         width, height = (answer[k] / POINTS_PER_INCH for k in ("width_pt", "height_pt"))
         if width <= 0 or height <= 0:
-            return MediaRejected(f"Page {answer['page']} of this PDF has no size, so it cannot be shown.",
-                                 code="corrupt")
-        return MediaRejected(f"Page {answer['page']} of this PDF measures {width:,.0f}\u00d7{height:,.0f} inches; "
-                             f"Kiln accepts pages of up to {settings.document.max_page_inches:g} inches a side.",
-                             code="too_large")
+            return MediaRejected("Page %(page)s of this PDF has no size, so it cannot be shown.",
+                                 code="corrupt", page=answer["page"])
+        return MediaRejected("Page %(page)s of this PDF measures %(width)s\u00d7%(height)s inches; "
+                             "Kiln accepts pages of up to %(max)s inches a side.", code="too_large",
+                             page=answer["page"], width=round(width), height=round(height),
+                             max=settings.document.max_page_inches)
     if code == "no_pages":
         return MediaRejected("This PDF has no pages.", code="corrupt")
     if code == "corrupt_page":
-        return MediaRejected(f"Page {answer['page']} of this PDF is damaged.", code="corrupt")
+        return MediaRejected("Page %(page)s of this PDF is damaged.", code="corrupt", page=answer["page"])
     return MediaRejected("This PDF is damaged and cannot be read.", code="corrupt")
 
 

@@ -87,8 +87,9 @@ def transcode(source: Path, demuxer: str, target: Target, has_audio: bool, out: 
         raise MediaRejected("No picture could be decoded from this video: it is damaged or empty.", code="corrupt")
     if duration > 0 and written < duration * 0.9 - 0.25:
         raise MediaRejected(
-            f"This video is incomplete or damaged: its header says it lasts {duration:.1f} s, but only "
-            f"{written:.1f} s could be read. Upload the whole file again.", code="corrupt")
+            "This video is incomplete or damaged: its header says it lasts %(duration)s s, but only "
+            "%(written)s s could be read. Upload the whole file again.", code="corrupt",
+            duration=round(duration, 1), written=round(written, 1))
     return written
 
 
