@@ -52,5 +52,5 @@ def _request_retry(rt: Runtime, session: Session, media: MediaEntry) -> list[Pro
 
 
 def nothing_to_retry(media: MediaEntry) -> Conflict:
-    return Conflict(f"“{media.title}” has nothing to retry: no step of it failed or is waiting to retry.",
-                    code="nothing_to_retry")
+    return Conflict("“%(title)s” has nothing to retry: no step of it failed or is waiting to retry.",
+                    code="nothing_to_retry", title=media.title)
