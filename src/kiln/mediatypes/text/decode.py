@@ -81,7 +81,7 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
     if bad:
         raise MediaRejected("This file contains binary data (byte %(byte)s at character %(position)s), not text. "
                             "Kiln publishes plain text files only.", code="binary",
-                            byte=f"{ord(bad.group()):#04x}", position=bad.start())
+                            byte=format(ord(bad.group()), "#04x"), position=bad.start())
     _refuse_disguised(text)
     sauce = read_sauce(raw)
     ansi = "\x1b" in text
