@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.db.base import utcnow
-from kiln.i18n import _, say_stored
+from kiln.i18n import Nn_, _, say_stored, translate_plural
 from kiln.media.models import MEDIA_STATES, MediaEntry, MediaState
 from kiln.processing.celery_app import lanes
 from kiln.processing.dispatch import CeleryDispatcher, lane
@@ -181,13 +181,14 @@ def humanize_delay(when: dt.datetime | None, now: dt.datetime | None = None) -> 
         return ""
     seconds = (when - (now or utcnow())).total_seconds()
     if seconds <= 0:
-        return "now"
-    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size * (1.5 if unit != "minute" else 1):
-            count = round(seconds / size)
-            return f"in {count} {unit}{'s' if count != 1 else ''}"
-    count = max(1, round(seconds))
-    return f"in {count} second{'s' if count != 1 else ''}"
+        return _("now")
+    if seconds >= 86_400 * 1.5:
+        return translate_plural(*Nn_("in %(n)s day", "in %(n)s days"), round(seconds / 86_400))
+    if seconds >= 3600 * 1.5:
+        return translate_plural(*Nn_("in %(n)s hour", "in %(n)s hours"), round(seconds / 3600))
+    if seconds >= 60:
+        return translate_plural(*Nn_("in %(n)s minute", "in %(n)s minutes"), round(seconds / 60))
+    return translate_plural(*Nn_("in %(n)s second", "in %(n)s seconds"), max(1, round(seconds)))
 
 
 # The admin's overview ------------------------------------------------------------------------
