@@ -56,7 +56,7 @@ def extract(output: Path = TEMPLATE, warnings: list[str] | None = None) -> Path:
     args = ["pybabel", "-q", "extract", "-F", str(ROOT / "babel.cfg"), "-o", str(output), "--no-wrap",
             "--sort-by-file", "--project", "Kiln", "--version", "1", "--msgid-bugs-address", "",
             "--copyright-holder", "Kiln contributors", "--no-default-keywords"]
-    keywords = ["_", "gettext", "ngettext:1,2", "N_", "pgettext:1c,2", "npgettext:1c,2,3", "translate:1",
+    keywords = ["_", "gettext", "ngettext:1,2", "N_", "Nn_:1,2", "pgettext:1c,2", "npgettext:1c,2,3", "translate:1",
                 "translate_plural:1,2",
                 *[f"{name}:1" for name in error_classes()]]
     for keyword in keywords:

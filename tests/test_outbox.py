@@ -315,7 +315,7 @@ def test_admins_see_waiting_and_failed_mail_and_why_and_the_cli_retries_it(tmp_p
     section = page[page.index('id="h-outbox"'):page.index('id="h-latest"')]
     assert "1 to send · 0 waiting to retry · 1 failed · 0 sent" in " ".join(section.split())
     assert re.search(rf'(?s)<tr data-effect="{failed}">.*Lost in the post → gone@example.com.*failed.*'
-                     r'The mail server could not be reached.*Kiln tried 1 times and gave up.*unreachable', section)
+                     r'The mail server could not be reached.*Kiln tried 1 time and gave up.*unreachable', section)
     assert f'<tr data-effect="{waiting}">' in section and "secret link" not in page
     assert overview["counts"] == {"queued": 1, "pending": 0, "running": 0, "done": 0, "failed": 1}
     assert [(r["id"], r["state"], r["code"]) for r in overview["failed"]] == [(failed, "failed", "unreachable")]

@@ -17,16 +17,24 @@ class KilnError(Exception):
     code: str = "error"
     status: int = 400
 
-    def __init__(self, message: str, *, code: str | None = None, **params: Any) -> None:
-        self.msgid, self.params = message, params
+    def __init__(self, message: str | tuple[str, str], *, code: str | None = None, n: int | None = None,
+                 **params: Any) -> None:
+        """A ``message`` with plural forms (``Nn_(singular, plural)``) is picked by ``n`` (also its
+        ``%(n)s`` parameter) with ``ngettext`` in the reader's language."""
+        self.plural: str | None = None
+        if isinstance(message, tuple):
+            message, self.plural = message
+        self.msgid, self.params, self.n = message, params, n
         with i18n.use_locale(i18n.SOURCE):
-            super().__init__(i18n.interpolate(message, params))
+            super().__init__(self.message)
         if code:
             self.code = code
 
     @property
     def message(self) -> str:
         """The sentence in the current language."""
+        if self.plural is not None and self.n is not None:
+            return i18n.translate_plural(self.msgid, self.plural, self.n, self.params)
         return i18n.translate(self.msgid, self.params)
 
     def as_dict(self) -> dict[str, str]:
@@ -35,7 +43,10 @@ class KilnError(Exception):
     def stored(self) -> dict[str, Any]:
         """The msgid and parameters as JSON, so a sentence stored now (a processing failure) can be
         said later in the language of whoever reads it (``kiln.i18n.say_stored``)."""
-        return {"msgid": self.msgid, "params": {k: i18n.to_json(v) for k, v in self.params.items()}}
+        stored: dict[str, Any] = {"msgid": self.msgid, "params": {k: i18n.to_json(v) for k, v in self.params.items()}}
+        if self.plural is not None and self.n is not None:
+            stored["plural"], stored["n"] = self.plural, self.n
+        return stored
 
 
 class InvalidInput(KilnError):

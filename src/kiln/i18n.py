@@ -220,6 +220,12 @@ def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
     return message
 
 
+def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 (the gettext convention)
+    """Mark a sentence with plural forms for the catalogue: ``KilnError(Nn_("%(n)s file", "%(n)s files"),
+    n=count)`` picks the form by ``n`` in the reader's language when it is shown."""
+    return singular, plural
+
+
 def interpolate(text: str, params: Mapping[str, Any]) -> str:
     """``text % params`` with numbers, sizes and dates written the current language's way."""
     if not params:
@@ -253,6 +259,17 @@ class Size:
         return format_size(self.bytes)
 
 
+@dataclass(frozen=True)
+class Label:
+    """A msgid marked with ``N_`` as a message parameter (a kind's name, what read a file): said in
+    the reader's language where the message is shown, and stored as the msgid."""
+
+    msgid: str
+
+    def __str__(self) -> str:
+        return self.msgid
+
+
 def show(value: Any) -> Any:
     if isinstance(value, bool):
         return value
@@ -262,8 +279,10 @@ def show(value: Any) -> Any:
         return format_datetime(value)
     if isinstance(value, dt.date):
         return format_date(value)
-    if isinstance(value, Size):
-        return str(value)
+    if isinstance(value, Label):
+        return gettext(value.msgid)
+    if isinstance(value, Size):  # "1.5 KiB" with the language's decimal sign ("1,5 KiB")
+        return str(value).replace(".", decimal_symbol())
     return value
 
 
@@ -271,6 +290,8 @@ def to_json(value: Any) -> Any:
     """A message parameter as JSON (a ``Size`` keeps that it is one)."""
     if isinstance(value, Size):
         return {"size": value.bytes}
+    if isinstance(value, Label):
+        return {"label": value.msgid}
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -281,6 +302,8 @@ def to_json(value: Any) -> Any:
 def _from_json(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"size"} and isinstance(value["size"], int):
         return Size(value["size"])
+    if isinstance(value, dict) and set(value) == {"label"} and isinstance(value["label"], str):
+        return Label(value["label"])
     return value
 
 
@@ -292,7 +315,16 @@ def say_stored(stored: Mapping[str, Any] | None, fallback: str | None) -> str | 
     params = stored.get("params")
     if not isinstance(params, dict):
         params = {}
-    return translate(stored["msgid"], {k: _from_json(v) for k, v in params.items()})
+    params = {k: _from_json(v) for k, v in params.items()}
+    plural, n = stored.get("plural"), stored.get("n")
+    if isinstance(plural, str) and isinstance(n, int):
+        said = translate_plural(stored["msgid"], plural, n, params)
+    else:
+        said = translate(stored["msgid"], params)
+    then = stored.get("then")  # a further whole sentence ("Kiln tried 3 times and gave up.")
+    if isinstance(then, dict) and (more := say_stored(then, None)):
+        said = f"{said} {more}"
+    return said
 
 
 def format_number(value: int | float | Decimal) -> str:

@@ -112,7 +112,16 @@ class MediaEntry(Base):
     info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     error_code: Mapped[str | None] = mapped_column(String(50))
-    error_message: Mapped[str | None] = mapped_column(String(1000))
+    error_message: Mapped[str | None] = mapped_column(String(1000))  # English, for logs and admins
+    # The same sentence as msgid and parameters (KilnError.stored), said in the reader's language.
+    error_stored: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    @property
+    def error_said(self) -> str | None:
+        """Why processing failed, in the current language."""
+        from kiln.i18n import say_stored
+
+        return say_stored(self.error_stored, self.error_message)
 
     owner: Mapped[User] = relationship(lazy="joined")
     renditions: Mapped[list[Rendition]] = relationship(

@@ -591,12 +591,12 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
     }
     if media.state == MediaState.FAILED:
         data["error"] = {"code": media.error_code or "failed",
-                         "message": media.error_message or "Processing failed."}
+                         "message": media.error_said or _("Processing failed.")}
     if steps is not None:
         data["steps"] = [
             {"name": s.name, "state": s.state, "attempts": s.attempts, "progress": s.progress,
              "next_run": s.next_run.isoformat() if s.next_run else None,
-             "error": {"code": s.error_code, "message": s.error_message} if s.error_code else None}
+             "error": {"code": s.error_code, "message": s.error_said} if s.error_code else None}
             for s in steps
         ]
         when = ledger.retry_at(steps)

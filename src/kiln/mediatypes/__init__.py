@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from kiln.config import Settings
+from kiln.i18n import N_, Label
 from kiln.mediatypes.base import (
     ExtraStep,
     Identified,
@@ -172,8 +173,8 @@ def identify(path: Path, settings: Settings, filename: str | None = None, kind: 
             _check_name(found, suffix)
             return found
     raise MediaRejected(
-        f"This file is {describe(head)}, which Kiln cannot publish. Kiln accepts: {accepted()}.",
-        code="unsupported",
+        "This file is %(what)s, which Kiln cannot publish. Kiln accepts: %(accepted)s.",
+        code="unsupported", what=Label(describe(head)), accepted=accepted(),
     )
 
 
@@ -182,28 +183,34 @@ def _check_name(found: Identified, suffix: str | None) -> None:
         return
     if suffix in ACTIVE_SUFFIXES:
         raise MediaRejected(
-            f"Kiln does not accept files named {suffix}: a web page, script or program is never published, "
+            "Kiln does not accept files named %(suffix)s: a web page, script or program is never published, "
             "even when its content looks like media. Rename the file to match what it is.",
-            code="type_mismatch",
+            code="type_mismatch", suffix=suffix,
         )
     claimed = next((k for k in kinds().values() if suffix in k.file_extensions), None)
     if claimed is None or claimed.name == found.kind or {claimed.name, found.kind} <= SHARED_CONTAINERS:
         return
-    what, wanted = noun(get_kind(found.kind).label), noun(claimed.label)
     raise MediaRejected(
-        f"This file is named {suffix} but its content is {_article(what)} {what} ({found.mime_type}), "
-        f"not {_article(wanted)} {wanted}. Rename it to match its content, or choose the right file.",
-        code="type_mismatch",
+        "This file is named %(suffix)s but its content is %(what)s (%(mime_type)s), not %(wanted)s. "
+        "Rename it to match its content, or choose the right file.",
+        code="type_mismatch", suffix=suffix, what=_one_of(found.kind), mime_type=found.mime_type,
+        wanted=_one_of(claimed.name),
     )
 
 
-def noun(label: str) -> str:
-    """A kind's label inside a sentence: "Image" -> "image", "PDF document" stays."""
-    return label if label[:2].isupper() or label[:1].isdigit() else label.lower()
+# "One item of this kind", inside a sentence; a kind from a plugin shows its label.
+ONE_OF_KIND = {
+    "image": N_("an image"),
+    "audio": N_("an audio file"),
+    "video": N_("a video"),
+    "pdf": N_("a PDF document"),
+    "model3d": N_("a 3D model"),
+    "text": N_("a text document"),
+}
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+def _one_of(kind: str) -> Label:
+    return Label(ONE_OF_KIND.get(kind) or get_kind(kind).label)
 
 
 def accepted() -> str:
@@ -214,19 +221,19 @@ def accepted() -> str:
 def describe(head: bytes) -> str:
     """A plain-words guess at what an unsupported file is, for error messages."""
     signatures = {
-        b"%PDF": "a PDF document",
-        b"PK\x03\x04": "a ZIP archive (or an office document)",
-        b"#!": "a script",
-        b"\x7fELF": "a program",
-        b"MZ": "a Windows program",
-        b"<?php": "a PHP script",
-        b"#EXTM3U": "a media playlist",
+        b"%PDF": N_("a PDF document"),
+        b"PK\x03\x04": N_("a ZIP archive (or an office document)"),
+        b"#!": N_("a script"),
+        b"\x7fELF": N_("a program"),
+        b"MZ": N_("a Windows program"),
+        b"<?php": N_("a PHP script"),
+        b"#EXTM3U": N_("a media playlist"),
     }
     for magic, words in signatures.items():
         if head.startswith(magic):
             return words
     if head[4:8] == b"ftyp":
-        return "a video or HEIF file of a kind Kiln does not read"
+        return N_("a video or HEIF file of a kind Kiln does not read")
     sample = head[:4096]
     if b"\x00" not in sample:
         try:
@@ -235,12 +242,12 @@ def describe(head: bytes) -> str:
             text = ""
         lowered = text.lower()
         if "<html" in lowered or "<!doctype html" in lowered:
-            return "a web page (HTML)"
+            return N_("a web page (HTML)")
         if "<svg" in lowered:
-            return "an SVG drawing (which can carry scripts)"
+            return N_("an SVG drawing (which can carry scripts)")
         if text:
-            return "a text file"
-    return "a file of a type Kiln does not recognise"
+            return N_("a text file")
+    return N_("a file of a type Kiln does not recognise")
 
 
 def placeholder(picture: Path) -> str | None:

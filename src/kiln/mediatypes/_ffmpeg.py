@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.i18n import N_, Label
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.external import ffmpeg_binary, run_external
 
@@ -105,23 +106,24 @@ def probe(path: Path, settings: Settings, formats: frozenset[str], what: str) ->
     """
     allowed = sorted(formats & KNOWN_FORMATS)
     if not allowed or not path.is_file():
-        raise MediaRejected(f"{what} is not a file Kiln can read.", code="unsupported")
+        raise MediaRejected("%(what)s is not a file Kiln can read.", code="unsupported", what=Label(what))
     done = run_external([sys.executable, "-I", str(_CHILD), ",".join(allowed), str(PROBE_MAX_PIXELS),
                          str(path.resolve())],
                         timeout=PROBE_TIMEOUT, memory_mb=PROBE_MEMORY_MB,
-                        what=f"Reading the header of {what[:1].lower()}{what[1:]}")
+                        what=N_("Reading the header of this file"))
     try:
         data = json.loads(done.stdout)
     except ValueError:
-        raise MediaRejected(f"{what} could not be read: it is damaged or not a media file.",
-                            code="corrupt") from None
+        raise MediaRejected("%(what)s could not be read: it is damaged or not a media file.",
+                            code="corrupt", what=Label(what)) from None
     if "error" in data:
-        raise MediaRejected(f"{what} could not be read: it is damaged, incomplete or not in a supported "
-                            f"format ({_names(allowed)}).", code="corrupt")
+        raise MediaRejected("%(what)s could not be read: it is damaged, incomplete or not in a supported "
+                            "format (%(formats)s).", code="corrupt", what=Label(what), formats=_names(allowed))
     names = str(data.get("format", "")).split(",")
     fmt = next((name for name in names if name in allowed), None)
     if fmt is None:
-        raise MediaRejected(f"{what} is in a container Kiln does not accept ({names[0]}).", code="unsupported")
+        raise MediaRejected("%(what)s is in a container Kiln does not accept (%(container)s).", code="unsupported",
+                            what=Label(what), container=names[0])
     streams = tuple(Stream(**{k: v for k, v in s.items() if k in Stream.__dataclass_fields__})
                     for s in data.get("streams", []))
     return Probe(format=fmt, duration=float(data.get("duration") or 0.0), bit_rate=data.get("bit_rate"),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.i18n import N_, Label
 from kiln.mediatypes.base import MediaRejected, TransientFailure
 
 
@@ -32,7 +33,7 @@ def ffmpeg_binary(settings: Settings) -> str:
 
 
 def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Path | None = None,
-                 what: str = "The converter",
+                 what: str = N_("The converter"),
                  on_line: Callable[[bytes], None] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run an external program with a memory cap, killed with SIGKILL when it overruns ``timeout``.
 
@@ -62,13 +63,15 @@ def run_external(args: Sequence[str], *, timeout: float, memory_mb: int, cwd: Pa
             proc.communicate()
             timed_out = True
     if timed_out:
-        raise MediaRejected(f"{what} took longer than {timeout:g} s on this file and was stopped.",
-                            code="timeout") from None
+        raise MediaRejected("%(what)s took longer than %(seconds)s s on this file and was stopped.",
+                            code="timeout", what=Label(what), seconds=timeout) from None
     if proc.returncode < 0 and -proc.returncode == signal.SIGKILL:
-        raise TransientFailure(f"{what} was killed (probably out of memory).", code="out_of_memory")
+        raise TransientFailure("%(what)s was killed (probably out of memory).", code="out_of_memory",
+                               what=Label(what))
     if proc.returncode != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        raise MediaRejected(f"{what} could not read this file ({tail[0][:200]}).", code="corrupt")
+        raise MediaRejected("%(what)s could not read this file (%(detail)s).", code="corrupt", what=Label(what),
+                            detail=tail[0][:200])
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

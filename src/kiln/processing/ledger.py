@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from kiln.config import RetryPolicy
 from kiln.db.base import rowcount, utcnow
+from kiln.errors import KilnError
+from kiln.i18n import Nn_
 from kiln.media.models import MediaEntry, MediaState
 from kiln.mediatypes.base import StepDef
 from kiln.processing.models import OutboxEffect, ProcessingStep, WorkState
@@ -25,6 +27,15 @@ from kiln.processing.models import OutboxEffect, ProcessingStep, WorkState
 FINAL = (WorkState.DONE, WorkState.FAILED, WorkState.SKIPPED)
 # Rows with a state, attempts, a lease and a next run time: the same rules serve both.
 Leased = ProcessingStep | OutboxEffect
+# Why a row failed: an error (said later in the reader's language), or an English sentence.
+Message = str | KilnError
+
+
+def _said(message: Message) -> tuple[str, dict[str, Any] | None]:
+    """The English text (for logs and admins) and the stored msgid and parameters of ``message``."""
+    if isinstance(message, KilnError):
+        return str(message)[:1000], message.stored()
+    return message[:1000], None
 
 
 def create_steps(session: Session, media: MediaEntry, steps: Iterable[StepDef], reason: str = "new") -> None:
@@ -137,7 +148,7 @@ def mark_done(row: Leased) -> None:
     row.lease_owner = None
     row.lease_expires = None
     row.next_run = None
-    row.error_class = row.error_code = row.error_message = None
+    row.error_class = row.error_code = row.error_message = row.error_stored = None
 
 
 def mark_skipped(step: ProcessingStep) -> None:
@@ -150,34 +161,40 @@ def mark_queued(step: ProcessingStep, now: dt.datetime) -> None:
     step.state, step.enqueued = WorkState.QUEUED, now
 
 
-def mark_failed(step: Leased, error_class: str, code: str, message: str) -> None:
+def mark_failed(step: Leased, error_class: str, code: str, message: Message) -> None:
     step.state = WorkState.FAILED
     step.finished = utcnow()
     step.lease_owner = None
     step.lease_expires = None
     step.next_run = None
-    step.error_class, step.error_code, step.error_message = error_class, code, message[:1000]
+    step.error_class, step.error_code = error_class, code
+    step.error_message, step.error_stored = _said(message)
 
 
 def schedule_retry(
-    step: ProcessingStep, policy: RetryPolicy, error_class: str, code: str, message: str
+    step: ProcessingStep, policy: RetryPolicy, error_class: str, code: str, message: Message
 ) -> None:
     """A transient failure: try again after a backoff, or give up after the attempt limit."""
     if retry_later(step, policy, error_class, code, message):
         step.reason = "retry"
 
 
-def retry_later(row: Leased, policy: RetryPolicy, error_class: str, code: str, message: str) -> bool:
+def retry_later(row: Leased, policy: RetryPolicy, error_class: str, code: str, message: Message) -> bool:
     """Put a step or an outbox effect back to ``pending`` after a backoff, or fail it for good after
     the attempt limit. True when it will be tried again."""
     if row.attempts >= policy.max_attempts:
-        mark_failed(row, error_class, code, f"{message} Kiln tried {row.attempts} times and gave up.")
+        text, stored = _said(message)
+        gave_up = KilnError(Nn_("Kiln tried %(n)s time and gave up.", "Kiln tried %(n)s times and gave up."),
+                            n=row.attempts)
+        mark_failed(row, error_class, code, f"{text} {gave_up}")
+        row.error_stored = {**stored, "then": gave_up.stored()} if stored else None
         return False
     row.state = WorkState.PENDING
     row.lease_owner = None
     row.lease_expires = None
     row.next_run = utcnow() + dt.timedelta(seconds=backoff_delay(row.attempts, policy))
-    row.error_class, row.error_code, row.error_message = error_class, code, message[:1000]
+    row.error_class, row.error_code = error_class, code
+    row.error_message, row.error_stored = _said(message)
     return True
 
 
@@ -200,11 +217,11 @@ def request_steps(session: Session, media: MediaEntry, definitions: Iterable[Ste
             continue
         step.state, step.reason, step.attempts, step.progress = WorkState.PENDING, reason, 0, 0.0
         step.next_run, step.enqueued, step.finished = now, None, None
-        step.error_class = step.error_code = step.error_message = None
+        step.error_class = step.error_code = step.error_message = step.error_stored = None
         touched.append(step)
     if touched and media.state == MediaState.FAILED:
         media.state = MediaState.PROCESSING
-        media.error_code = media.error_message = None
+        media.error_code = media.error_message = media.error_stored = None
     return touched
 
 
@@ -234,6 +251,7 @@ def media_failed(media: MediaEntry, step: ProcessingStep) -> None:
     """A required step failed for good before the item was ever published."""
     media.state = MediaState.FAILED
     media.error_code, media.error_message = step.error_code, step.error_message
+    media.error_stored = step.error_stored
 
 
 def media_published(media: MediaEntry) -> bool:
@@ -242,7 +260,7 @@ def media_published(media: MediaEntry) -> bool:
         return False
     media.state = MediaState.PROCESSED
     media.published = media.published or utcnow()
-    media.error_code = media.error_message = None
+    media.error_code = media.error_message = media.error_stored = None
     return True
 
 

@@ -44,7 +44,16 @@ class LeasedWork:
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     error_class: Mapped[str | None] = mapped_column(String(100))
     error_code: Mapped[str | None] = mapped_column(String(50))
-    error_message: Mapped[str | None] = mapped_column(String(1000))
+    error_message: Mapped[str | None] = mapped_column(String(1000))  # English, for logs and admins
+    # The same sentence as msgid and parameters (KilnError.stored), said in the reader's language.
+    error_stored: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    @property
+    def error_said(self) -> str | None:
+        """The last error, in the current language."""
+        from kiln.i18n import say_stored
+
+        return say_stored(self.error_stored, self.error_message)
 
 
 class ProcessingStep(LeasedWork, Base):

@@ -28,6 +28,7 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kiln.db.base import utcnow
+from kiln.errors import KilnError
 from kiln.processing.models import OutboxEffect, WorkState
 
 if TYPE_CHECKING:
@@ -227,13 +228,17 @@ def _code(error: Exception) -> str:
     return "timeout" if _timed_out(error) else "unreachable" if isinstance(error, OSError) else "error"
 
 
-def _sentence(kind: str, error: Exception) -> str:
-    what = "The mail server" if kind == "mail" else "The service"
+def _sentence(kind: str, error: Exception) -> KilnError | str:
+    mail = kind == "mail"
     if _timed_out(error):
-        return f"{what} did not answer in time."
+        if mail:
+            return KilnError("The mail server did not answer in time.")
+        return KilnError("The service did not answer in time.")
     if isinstance(error, OSError):
-        return f"{what} could not be reached ({error})."
-    return f"{type(error).__name__}: {error}"
+        if mail:
+            return KilnError("The mail server could not be reached (%(error)s).", error=str(error))
+        return KilnError("The service could not be reached (%(error)s).", error=str(error))
+    return f"{type(error).__name__}: {error}"  # an error of the code itself: for the admins, in English
 
 
 # Recovery and retries --------------------------------------------------------------------------
@@ -250,7 +255,7 @@ def sweep(rt: Runtime, lost_after: dt.timedelta = dt.timedelta(seconds=60)) -> i
             lapsed = effect.lease_expires is not None and effect.lease_expires < now
             if lapsed or owner_is_dead(effect.lease_owner):
                 ledger.retry_later(effect, policy, "WorkerLost", "worker_lost",
-                                   "The worker running this stopped unexpectedly.")
+                                   KilnError("The worker running this stopped unexpectedly."))
         session.flush()
         due = list(session.scalars(select(OutboxEffect.id).where(or_(
             (OutboxEffect.state == WorkState.PENDING) & (OutboxEffect.next_run <= now),

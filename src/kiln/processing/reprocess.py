@@ -66,8 +66,8 @@ def _chunks(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
 def check_kind(name: str) -> MediaKind:
     known = kinds()
     if name not in known:
-        raise NotFound(f"There is no media kind called {name!r}. Kinds: {', '.join(sorted(known))}.",
-                       code="unknown_kind")
+        raise NotFound("There is no media kind called %(kind)s. Kinds: %(kinds)s.",
+                       code="unknown_kind", kind=repr(name), kinds=", ".join(sorted(known)))
     return known[name]
 
 
@@ -82,7 +82,7 @@ def kind_of(rt: Runtime, media_id: int) -> str:
     with rt.sessions() as session:
         kind = session.scalar(select(MediaEntry.kind).where(MediaEntry.id == media_id))
     if kind is None:
-        raise NotFound(f"There is no media with id {media_id}.")
+        raise NotFound("There is no media with id %(id)s.", id=str(media_id))
     return kind
 
 
@@ -94,8 +94,8 @@ def check_steps(rt: Runtime, kind: str, steps: Iterable[str] | None) -> list[str
         return names
     unknown = [s for s in wanted if s not in names]
     if unknown:
-        raise InvalidInput(f"The {kind} kind has no step called {unknown[0]!r}. "
-                           f"Steps: {', '.join(names)} (or all).", code="unknown_step")
+        raise InvalidInput("The %(kind)s kind has no step called %(step)s. Steps: %(steps)s (or all).",
+                           code="unknown_step", kind=kind, step=repr(unknown[0]), steps=", ".join(names))
     return [n for n in names if n in wanted]
 
 
@@ -184,7 +184,7 @@ def _available_item(rt: Runtime, media_id: int) -> dict[str, Any]:
     with rt.sessions() as session:
         media = session.get(MediaEntry, media_id)
         if media is None:
-            raise NotFound(f"There is no media with id {media_id}.")
+            raise NotFound("There is no media with id %(id)s.", id=str(media_id))
         kind = get_kind(media.kind)
         rows = {s.name: s for s in ledger.steps_of(session, media_id)}
         stored = {r.name: r for r in media.renditions}
@@ -200,7 +200,7 @@ def _available_item(rt: Runtime, media_id: int) -> dict[str, Any]:
                 "attempts": row.attempts if row is not None else 0,
                 "stale": status in (STALE, "missing"),
                 "spec_changed": status in (STALE, SAME_OUTPUT, "missing"),
-                "error": ({"code": row.error_code, "message": row.error_message}
+                "error": ({"code": row.error_code, "message": row.error_said}
                           if row is not None and row.error_code else None),
             })
         return {"media_id": media.id, "kind": media.kind, "state": media.state, "title": media.title,
@@ -314,7 +314,7 @@ def request(rt: Runtime, media_ids: Iterable[int], steps: Iterable[str] | None =
             if ids else {}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise NotFound(f"There is no media with id {missing[0]}.")
+        raise NotFound("There is no media with id %(id)s.", id=str(missing[0]))
     for media_id in ids:
         wanted[media_id] = set(check_steps(rt, found[media_id], step_list))
     return request_pairs(rt, wanted, reason)
@@ -329,7 +329,7 @@ def request_pairs(rt: Runtime, wanted: Mapping[int, set[str] | None], reason: st
     "busy": [items with nothing made due: the steps were running, or no longer stale]}``.
     """
     if reason not in ("retry", "reprocess"):
-        raise InvalidInput(f"Unknown reason {reason!r}.")
+        raise InvalidInput("Unknown reason %(reason)s.", reason=repr(reason))
     touched_ids: list[int] = []
     busy: list[int] = []
     count = 0
@@ -413,8 +413,8 @@ def bulk(rt: Runtime, kind: str, state: str, step: str, dry_run: bool = False) -
     """
     names = check_steps(rt, kind, [step])
     if state not in BULK_STATES:
-        raise InvalidInput(f"Bulk reprocessing takes items that are {' or '.join(BULK_STATES)}, not {state!r}.",
-                           code="bad_state")
+        raise InvalidInput("Bulk reprocessing takes items that are %(states)s, not %(state)s.",
+                           code="bad_state", states=" or ".join(BULK_STATES), state=repr(state))
     with rt.sessions() as session:
         ids = list(session.scalars(select(MediaEntry.id).where(MediaEntry.kind == kind, MediaEntry.state == state)
                                    .order_by(MediaEntry.id)))

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from kiln import plugins
 from kiln.db.base import utcnow
+from kiln.errors import KilnError
+from kiln.i18n import Nn_
 from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import extension_for, get_kind, identify, placeholder
 from kiln.mediatypes.base import (
@@ -68,7 +70,7 @@ def _recover_dead(rt: Runtime, session: Session, media: MediaEntry) -> None:
     for step in ledger.steps_of(session, media.id):
         if step.state == "running" and owner_is_dead(step.lease_owner):
             ledger.schedule_retry(step, policy, "WorkerLost", "worker_lost",
-                                  "The worker processing this file stopped unexpectedly.")
+                                  KilnError("The worker processing this file stopped unexpectedly."))
     session.commit()
 
 
@@ -93,8 +95,9 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
             session.refresh(step)
             if step.attempts > policy.max_attempts:  # the previous attempts all died mid-step
                 ledger.mark_failed(step, "WorkerLost", "worker_lost",
-                                   f"Processing this file stopped the worker {step.attempts - 1} times; "
-                                   "Kiln gave up.")
+                                   KilnError(Nn_("Processing this file stopped the worker %(n)s time; Kiln gave up.",
+                                                 "Processing this file stopped the worker %(n)s times; Kiln gave up."),
+                                             n=step.attempts - 1))
                 session.commit()
                 continue
             if step.reason == "reprocess" and _already_current(rt, media, defs[step.name], ctx):
@@ -107,11 +110,11 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
         return  # deleted while it was processed: its other steps went with it
     except MediaRejected as exc:  # the original itself no longer identifies: permanent for all steps
         rejected = exc
-        _settle_all(session, due, lambda s: ledger.mark_failed(s, "MediaRejected", rejected.code, rejected.message))
+        _settle_all(session, due, lambda s: ledger.mark_failed(s, "MediaRejected", rejected.code, rejected))
     except StorageError as exc:
         code = exc.code
         _settle_all(session, due, lambda s: ledger.schedule_retry(
-            s, policy, "StorageError", code, "The original could not be read from storage."))
+            s, policy, "StorageError", code, KilnError("The original could not be read from storage.")))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -206,8 +209,8 @@ class _LeaseKeeper(threading.Thread):
                         step = session.get(ProcessingStep, self.step_id)
                         if step is not None and step.state == "running":
                             ledger.mark_failed(step, "TimeLimit", "timeout",
-                                               f"Processing took longer than the {self.time_limit:.0f} s limit "
-                                               "and was stopped.")
+                                               KilnError("Processing took longer than the %(limit)s s limit "
+                                                         "and was stopped.", limit=round(self.time_limit)))
                             session.commit()
                         kill_self()
                     ledger.renew(session, self.step_id, self.owner, self.rt.settings.processing.lease_seconds,
@@ -251,16 +254,16 @@ def _run_one(
         _discard(rt, session, media.id, stored)
         raise
     except MediaRejected as exc:
-        ledger.mark_failed(step, type(exc).__name__, exc.code, exc.message)
+        ledger.mark_failed(step, type(exc).__name__, exc.code, exc)
     except (TransientFailure, StorageError) as exc:
-        ledger.schedule_retry(step, policy, type(exc).__name__, exc.code, exc.message)
+        ledger.schedule_retry(step, policy, type(exc).__name__, exc.code, exc)
     except MemoryError:
         ledger.schedule_retry(step, policy, "MemoryError", "out_of_memory",
-                              "The server ran out of memory while processing this file.")
+                              KilnError("The server ran out of memory while processing this file."))
     except Exception as exc:  # unknown: transient until the attempt limit
         log.exception("step %s of media %s failed", step.name, media.id)
         ledger.schedule_retry(step, policy, type(exc).__name__, "internal",
-                              "Processing stopped on an unexpected error.")
+                              KilnError("Processing stopped on an unexpected error."))
     finally:
         keeper.stop.set()
     try:
@@ -361,12 +364,13 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     if failed and media.published is None:
         media.state = "failed"
         media.error_code, media.error_message = failed[0].error_code, failed[0].error_message
+        media.error_stored = failed[0].error_stored
     elif all(s.state in ledger.FINAL for s in steps) and _renditions_present(rt, media, defs.values()):
         first_publication = media.published is None
         if media.state != "processed":
             media.state = "processed"
             media.published = media.published or utcnow()
-            media.error_code = media.error_message = None
+            media.error_code = media.error_message = media.error_stored = None
         if media.original_store == "queue":
             # Copy first, commit, then delete: a crash in between leaves a spare copy, never none.
             key = list(media.original_key)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.db.base import utcnow
+from kiln.i18n import Nn_, _, say_stored, translate_plural
 from kiln.media.models import MEDIA_STATES, MediaEntry, MediaState
 from kiln.processing.celery_app import lanes
 from kiln.processing.dispatch import CeleryDispatcher, lane
@@ -72,7 +73,7 @@ class ItemStatus:
 def _step_status(step: ProcessingStep) -> StepStatus:
     progress = 1.0 if step.state in (WorkState.DONE, WorkState.SKIPPED) else max(0.0, min(1.0, step.progress or 0.0))
     return StepStatus(step.name, step.state, progress, step.attempts, step.next_run, step.error_code,
-                      step.error_message)
+                      step.error_said)
 
 
 def _waiting_clause(now: dt.datetime):
@@ -146,7 +147,7 @@ def _item_status(media: MediaEntry, steps: list[ProcessingStep], position: tuple
     scheduled = [s for s in steps if s.state == WorkState.PENDING and s.next_run is not None and s.next_run > now]
     if media.state == MediaState.FAILED:
         status.phase = "failed"
-        status.error_message = media.error_message or (failed[0].error_message if failed else None)
+        status.error_message = media.error_said or (failed[0].error_said if failed else None)
     elif any(s.state == WorkState.RUNNING for s in steps):
         status.phase = "running"
     elif position is not None:
@@ -155,15 +156,15 @@ def _item_status(media: MediaEntry, steps: list[ProcessingStep], position: tuple
     elif scheduled:
         status.phase = "retrying"
         first = min(scheduled, key=lambda s: s.next_run or now)
-        status.retry_at, status.error_message = first.next_run, first.error_message
+        status.retry_at, status.error_message = first.next_run, first.error_said
     elif failed:  # a published item whose later reprocess failed: it still serves its old renditions
         status.phase = "failed"
-        status.error_message = failed[0].error_message
+        status.error_message = failed[0].error_said
     elif media.state in (MediaState.QUEUED, MediaState.PROCESSING):  # steps final, the finishing check to run
         status.phase = "running"
     if status.phase in ("queued", "running") and status.error_message is None:
         earlier = next((s for s in steps if s.state == WorkState.PENDING and s.error_message), None)
-        status.error_message = earlier.error_message if earlier else None
+        status.error_message = earlier.error_said if earlier else None
     return status
 
 
@@ -180,13 +181,14 @@ def humanize_delay(when: dt.datetime | None, now: dt.datetime | None = None) -> 
         return ""
     seconds = (when - (now or utcnow())).total_seconds()
     if seconds <= 0:
-        return "now"
-    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size * (1.5 if unit != "minute" else 1):
-            count = round(seconds / size)
-            return f"in {count} {unit}{'s' if count != 1 else ''}"
-    count = max(1, round(seconds))
-    return f"in {count} second{'s' if count != 1 else ''}"
+        return _("now")
+    if seconds >= 86_400 * 1.5:
+        return translate_plural(*Nn_("in %(n)s day", "in %(n)s days"), round(seconds / 86_400))
+    if seconds >= 3600 * 1.5:
+        return translate_plural(*Nn_("in %(n)s hour", "in %(n)s hours"), round(seconds / 3600))
+    if seconds >= 60:
+        return translate_plural(*Nn_("in %(n)s minute", "in %(n)s minutes"), round(seconds / 60))
+    return translate_plural(*Nn_("in %(n)s second", "in %(n)s seconds"), max(1, round(seconds)))
 
 
 # The admin's overview ------------------------------------------------------------------------
@@ -286,13 +288,14 @@ def step_state_counts(session: Session) -> dict[str, int]:
 def failure_counts(session: Session) -> list[FailureCount]:
     """Steps that failed for good, and steps waiting to retry, per error code (most items first)."""
     rows = session.execute(
-        select(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message, func.count())
+        select(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message,
+               ProcessingStep.error_stored, func.count())
         .where(ProcessingStep.error_code.is_not(None), ProcessingStep.state.in_((WorkState.FAILED, WorkState.PENDING)))
         .group_by(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message)
     ).all()
     out: dict[str, FailureCount] = {}
     common: dict[str, int] = {}
-    for code, state, message, steps in rows:
+    for code, state, message, stored, steps in rows:
         if code is None:  # the query excludes it; for the type checker
             continue
         entry = out.setdefault(code, FailureCount(code, "", 0, 0, 0))
@@ -301,7 +304,7 @@ def failure_counts(session: Session) -> list[FailureCount]:
         else:
             entry.retrying += steps
         if steps > common.get(code, 0):  # show the most frequent wording of the code
-            common[code], entry.message = steps, message or ""
+            common[code], entry.message = steps, say_stored(stored, message) or ""
     items = dict(session.execute(
         select(ProcessingStep.error_code, func.count(func.distinct(ProcessingStep.media_id)))
         .where(ProcessingStep.state == WorkState.FAILED, ProcessingStep.error_code.is_not(None))
@@ -384,11 +387,11 @@ def stuck_items(session: Session, lease_seconds: float, now: dt.datetime | None 
     items: dict[tuple[int, str], StuckItem] = {}
     for step, title, kind, owner in rows:
         if step.state == WorkState.QUEUED:
-            since, reason = step.enqueued, "Queued and not picked up by any worker."
+            since, reason = step.enqueued, _("Queued and not picked up by any worker.")
         elif step.state == WorkState.PENDING:
-            since, reason = step.next_run, "A retry is overdue and has not been queued."
+            since, reason = step.next_run, _("A retry is overdue and has not been queued.")
         else:
-            since, reason = step.lease_expires, "Its worker stopped renewing the lease (it may have died)."
+            since, reason = step.lease_expires, _("Its worker stopped renewing the lease (it may have died).")
         item = items.setdefault((step.media_id, step.state),
                                 StuckItem(step.media_id, title, owner, kind, [], step.state, since, reason))
         item.steps.append(step.name)
@@ -415,7 +418,7 @@ def latest_failures(session: Session, limit: int = 50) -> list[FailedItem]:
         group.sort(key=lambda r: r[0].position)
         first, title, kind, media_state, owner = group[0]
         out.append(FailedItem(media_id, title, owner, kind, media_state, [r[0].name for r in group],
-                              first.error_code or "failed", first.error_message or "", first.attempts,
+                              first.error_code or "failed", first.error_said or "", first.attempts,
                               max((r[0].finished for r in group if r[0].finished), default=None)))
     return out
 
@@ -441,7 +444,7 @@ def outbox_rows(session: Session, states: Sequence[str], newest_first: bool = Fa
     effects = session.scalars(query)
     return [OutboxRow(id=e.id, kind=e.kind, summary=e.summary, state=e.state, attempts=e.attempts, created=e.created,
                       next_run=e.next_run if e.state == WorkState.PENDING else None, code=e.error_code,
-                      message=e.error_message) for e in effects]
+                      message=e.error_said) for e in effects]
 
 
 def outbox_overview(session: Session) -> OutboxOverview:

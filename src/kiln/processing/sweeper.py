@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiln.config import Settings
 from kiln.db.base import rowcount, utcnow
+from kiln.errors import KilnError
 from kiln.media.models import MediaEntry, MediaState
 from kiln.processing import ledger, outbox
 from kiln.processing.admission import ring_bells, ring_due
@@ -65,7 +66,7 @@ def sweep(rt: Runtime) -> int:
         ):
             if step.lease_expires is not None and step.lease_expires < now or owner_is_dead(step.lease_owner):
                 ledger.schedule_retry(step, settings.policy(kind), "WorkerLost", "worker_lost",
-                                      "The worker processing this file stopped unexpectedly.")
+                                      KilnError("The worker processing this file stopped unexpectedly."))
         session.commit()
         # Items whose steps are all final but whose state was never settled (a crash mid-check).
         unsettled = {

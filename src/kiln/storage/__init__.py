@@ -193,7 +193,8 @@ def open_store(settings: Settings, backend_name: str, store: str) -> Storage:
     if backend is None:
         if backend_name != "local":
             known = ", ".join(settings.storage.backends) or "none"
-            raise StorageError(f"No storage backend named '{backend_name}' is configured (known: {known}).")
+            raise StorageError("No storage backend named '%(backend)s' is configured (known: %(known)s).",
+                               backend=backend_name, known=known)
         backend = BackendSettings()
     public = store == "public"
     if backend.type == "local":

@@ -45,7 +45,7 @@ def clean_component(component: str) -> str:
         text = text.replace(sep, " ")
     text = _UNSAFE.sub("", "_".join(text.split())).strip("._")
     if not text:
-        raise InvalidKey(f"The storage path component {component!r} is empty once cleaned.")
+        raise InvalidKey("The storage path component %(component)s is empty once cleaned.", component=repr(component))
     return text
 
 

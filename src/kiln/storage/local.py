@@ -41,7 +41,7 @@ class LocalStorage:
         try:
             fh = self._path(key).open("rb")
         except FileNotFoundError as exc:
-            raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+            raise NoSuchFile("No stored file at %(key)s.", key="/".join(key)) from exc
         if start is None and end is None:
             return fh
         fh.seek(start or 0)
@@ -87,17 +87,17 @@ class LocalStorage:
         try:
             return self._path(key).stat().st_size
         except FileNotFoundError as exc:
-            raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+            raise NoSuchFile("No stored file at %(key)s.", key="/".join(key)) from exc
 
     def modified(self, key: Key) -> float:
         try:
             return self._path(key).stat().st_mtime
         except FileNotFoundError as exc:
-            raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
+            raise NoSuchFile("No stored file at %(key)s.", key="/".join(key)) from exc
 
     def url(self, key: Key) -> str:
         if self.base_url is None:
-            raise StorageError(f"The {self.name} store is private and has no URL.")
+            raise StorageError("The %(store)s store is private and has no URL.", store=self.name)
         return self.base_url + "/" + "/".join(quote(part) for part in clean_key(key))
 
     def local_path(self, key: Key) -> Path:

@@ -88,8 +88,8 @@ def _copy_verified(source: Storage, target: Storage, key: list[str]) -> tuple[bo
     with source.open(key) as fh:
         target.save(key, fh)
     if target.size(key) != size or checksum(target, key) != checksum(source, key):
-        raise KilnError(f"The copy of {'/'.join(key)} differs from the original; nothing was switched.",
-                        code="migration_mismatch")
+        raise KilnError("The copy of %(key)s differs from the original; nothing was switched.",
+                        code="migration_mismatch", key="/".join(key))
     return True, size
 
 
@@ -103,14 +103,15 @@ def migrate(settings: Settings, sessions: sessionmaker[Session], stores: Stores,
     until the switch the old backend remains the one that is read.
     """
     if store not in STORE_NAMES:
-        raise InvalidInput(f"Unknown store '{store}'; stores are {', '.join(STORE_NAMES)}.")
+        raise InvalidInput("Unknown store '%(store)s'; stores are %(stores)s.", store=store,
+                           stores=", ".join(STORE_NAMES))
     current = stores.assignments()[store]
     if target not in settings.storage.backends and target != "local":
-        raise InvalidInput(f"No backend named '{target}' in [storage.backends]; "
-                           f"configured: {', '.join(settings.storage.backends)}.")
+        raise InvalidInput("No backend named '%(backend)s' in [storage.backends]; configured: %(configured)s.",
+                           backend=target, configured=", ".join(settings.storage.backends))
     report = MigrationReport(store, current.backend, target)
     if current.backend == target and not current.migrating_to:
-        raise InvalidInput(f"The {store} store is already on '{target}'.")
+        raise InvalidInput("The %(store)s store is already on '%(backend)s'.", store=store, backend=target)
     source_store = open_store(settings, current.backend, store)
     target_store = open_store(settings, target, store)
     keys = list(source_store.iter_keys())

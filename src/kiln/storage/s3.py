@@ -52,13 +52,16 @@ class S3Storage:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             if not _missing(exc):
-                raise StorageError(f"The {self.name} store cannot reach bucket {self.bucket}: {exc}") from exc
+                raise StorageError("The %(store)s store cannot reach bucket %(bucket)s: %(error)s",
+                                   store=self.name, bucket=self.bucket, error=str(exc)) from exc
             try:
                 self.client.create_bucket(Bucket=self.bucket)
             except ClientError as create_exc:
-                raise StorageError(f"The {self.name} store could not create bucket {self.bucket}.") from create_exc
+                raise StorageError("The %(store)s store could not create bucket %(bucket)s.",
+                                   store=self.name, bucket=self.bucket) from create_exc
         except BotoCoreError as exc:
-            raise StorageError(f"The {self.name} store is unreachable: {exc}") from exc
+            raise StorageError("The %(store)s store is unreachable: %(error)s", store=self.name,
+                               error=str(exc)) from exc
 
     def _object(self, key: Key) -> str:
         path = "/".join(clean_key(key))
@@ -69,10 +72,12 @@ class S3Storage:
             return fn(*args, **kwargs)
         except ClientError as exc:
             if _missing(exc):
-                raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
-            raise StorageError(f"The {self.name} store failed to {what} {'/'.join(key)}: {exc}") from exc
+                raise NoSuchFile("No stored file at %(key)s.", key="/".join(key)) from exc
+            raise StorageError("The %(store)s store failed to %(action)s %(key)s: %(error)s", store=self.name,
+                               action=what, key="/".join(key), error=str(exc)) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"The {self.name} store is unreachable ({what}): {exc}") from exc
+            raise StorageError("The %(store)s store is unreachable (%(action)s): %(error)s", store=self.name,
+                               action=what, error=str(exc)) from exc
 
     def exists(self, key: Key) -> bool:
         try:
@@ -120,7 +125,7 @@ class S3Storage:
                               ExpiresIn=self.url_expires))
 
     def local_path(self, key: Key) -> Path:
-        raise StorageError(f"The {self.name} store is not on this machine.")
+        raise StorageError("The %(store)s store is not on this machine.", store=self.name)
 
     def iter_keys(self, prefix: Key = ()) -> Iterator[list[str]]:
         start = self._object(prefix) + "/" if prefix else (self.prefix + "/" if self.prefix else "")
@@ -131,7 +136,8 @@ class S3Storage:
                     name = item["Key"][len(self.prefix) + 1:] if self.prefix else item["Key"]
                     yield name.split("/")
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"The {self.name} store could not list its files: {exc}") from exc
+            raise StorageError("The %(store)s store could not list its files: %(error)s", store=self.name,
+                               error=str(exc)) from exc
 
 
 class _Stream(io.RawIOBase):

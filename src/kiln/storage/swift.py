@@ -46,17 +46,20 @@ class SwiftStorage:
         try:
             self.conn.put_container(self.container, headers=headers)
         except (ClientException, OSError) as exc:
-            raise StorageError(f"The {self.name} store cannot use Swift container {self.container}: {exc}") from exc
+            raise StorageError("The %(store)s store cannot use Swift container %(container)s: %(error)s",
+                               store=self.name, container=self.container, error=str(exc)) from exc
 
     def _call(self, what: str, key: Key, fn, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
             if exc.http_status == 404:
-                raise NoSuchFile(f"No stored file at {'/'.join(key)}.") from exc
-            raise StorageError(f"The {self.name} store failed to {what} {'/'.join(key)}: {exc}") from exc
+                raise NoSuchFile("No stored file at %(key)s.", key="/".join(key)) from exc
+            raise StorageError("The %(store)s store failed to %(action)s %(key)s: %(error)s", store=self.name,
+                               action=what, key="/".join(key), error=str(exc)) from exc
         except OSError as exc:
-            raise StorageError(f"The {self.name} store is unreachable ({what}): {exc}") from exc
+            raise StorageError("The %(store)s store is unreachable (%(action)s): %(error)s", store=self.name,
+                               action=what, error=str(exc)) from exc
 
     @staticmethod
     def _object(key: Key) -> str:
@@ -101,12 +104,12 @@ class SwiftStorage:
 
     def url(self, key: Key) -> str:
         if not self.public:
-            raise StorageError(f"The {self.name} store is private and has no URL.")
+            raise StorageError("The %(store)s store is private and has no URL.", store=self.name)
         base = self.public_url or f"{self.conn.get_auth()[0]}/{quote(self.container)}"
         return base + "/" + quote(self._object(key))
 
     def local_path(self, key: Key) -> Path:
-        raise StorageError(f"The {self.name} store is not on this machine.")
+        raise StorageError("The %(store)s store is not on this machine.", store=self.name)
 
     def iter_keys(self, prefix: Key = ()) -> Iterator[list[str]]:
         start = self._object(prefix) + "/" if prefix else ""

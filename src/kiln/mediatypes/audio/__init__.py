@@ -34,6 +34,7 @@ from typing import Any
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import Probe, probe
 from kiln.mediatypes.audio import decode, draw
 from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, ogg_tags, sniff
@@ -79,7 +80,7 @@ class AudioKind:
         if fmt is None:
             return None
         counted = check_complete(path, fmt)
-        found = probe(path, settings, frozenset({fmt.demuxer}), what="This audio file")
+        found = probe(path, settings, frozenset({fmt.demuxer}), what=N_("This audio file"))
         if counted:  # an MP3's frames, counted: exact where the header only estimates
             found = replace(found, duration=counted)
         if found.video is not None:
@@ -89,14 +90,15 @@ class AudioKind:
             raise MediaRejected("This file holds no sound.", code="corrupt")
         limit = settings.audio.max_duration_seconds
         if found.duration > limit:
-            raise MediaRejected(f"This recording says it lasts {decode.clock(found.duration)}; this site accepts "
-                                f"audio up to {decode.clock(limit)}.", code="too_long")
+            raise MediaRejected("This recording says it lasts %(duration)s; this site accepts audio up to %(limit)s.",
+                                code="too_long", duration=decode.clock(found.duration), limit=decode.clock(limit))
         if found.duration <= 0:
             raise MediaRejected("This audio file does not say how long it is, so it cannot be checked safely.",
                                 code="corrupt")
         if not 0 < (stream.sample_rate or 0) <= MAX_SAMPLE_RATE or not 0 < (stream.channels or 0) <= MAX_CHANNELS:
-            raise MediaRejected(f"This audio file declares {stream.channels} channels at {stream.sample_rate} Hz, "
-                                "which no recording has: it is damaged.", code="corrupt")
+            raise MediaRejected("This audio file declares %(channels)s channels at %(rate)s Hz, "
+                                "which no recording has: it is damaged.", code="corrupt",
+                                channels=str(stream.channels), rate=str(stream.sample_rate))
         tags = ogg_tags(head) if fmt.key == "ogg" else {}
         return Identified(kind=self.name, mime_type=fmt.mime_type, extra=_facts(fmt, found, tags))
 

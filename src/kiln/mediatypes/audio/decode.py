@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kiln.config import Settings
+from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import run_ffmpeg
 from kiln.mediatypes.base import MediaRejected
 
@@ -59,15 +60,16 @@ def decode_pcm(source: Path, demuxer: str, duration: float, settings: Settings, 
     run_ffmpeg(settings, [*ONE_THREAD, "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1",
                           "-ar", str(rate), "-c:a", "pcm_s16le", "-f", "s16le", "-y", str(target)],
                duration=duration, progress=progress, timeout=time_limit(settings, duration),
-               memory_mb=DECODE_MEMORY_MB, what="The audio decoder", input_format=demuxer)
+               memory_mb=DECODE_MEMORY_MB, what=N_("The audio decoder"), input_format=demuxer)
     count = target.stat().st_size // 2 if target.exists() else 0
     if count == 0:
         raise MediaRejected("No sound could be decoded from this file: it is damaged or empty.", code="corrupt")
     decoded = count / rate
     if duration > 0 and decoded < duration * 0.9 - 0.25:
         raise MediaRejected(
-            f"This audio file is incomplete or damaged: its header says it lasts {clock(duration)}, but "
-            f"only {clock(decoded)} of sound could be read. Upload the whole file again.", code="corrupt")
+            "This audio file is incomplete or damaged: its header says it lasts %(duration)s, but "
+            "only %(decoded)s of sound could be read. Upload the whole file again.", code="corrupt",
+            duration=clock(duration), decoded=clock(decoded))
     target.rename(done)
     return np.memmap(done, dtype="<i2", mode="r", shape=(count,))
 
@@ -106,7 +108,7 @@ def transcode(source: Path, demuxer: str, duration: float, channels: int, sample
                 args += ["-ar", "48000"]
         args += ["-movflags", "+faststart", "-f", "ipod"]
     run_ffmpeg(settings, [*args, "-y", str(target)], duration=duration, progress=progress,
-               timeout=time_limit(settings, duration), memory_mb=DECODE_MEMORY_MB, what="The audio converter",
+               timeout=time_limit(settings, duration), memory_mb=DECODE_MEMORY_MB, what=N_("The audio converter"),
                input_format=demuxer)
     return target, mime
 
@@ -123,7 +125,7 @@ def without_tags(source: Path, fmt_key: str, demuxer: str, settings: Settings, t
         args += ["-id3v2_version", "0", "-write_id3v1", "0"]
     run_ffmpeg(settings, [*args, "-f", MUXERS[fmt_key], "-y", str(target)], duration=None,
                progress=lambda fraction: None, timeout=120.0, memory_mb=DECODE_MEMORY_MB,
-               what="Copying the recording", input_format=demuxer)
+               what=N_("Copying the recording"), input_format=demuxer)
 
 
 def extract_cover(source: Path, demuxer: str, stream_index: int, settings: Settings, target: Path) -> None:
@@ -131,7 +133,7 @@ def extract_cover(source: Path, demuxer: str, stream_index: int, settings: Setti
     run_ffmpeg(settings, ["-i", str(source), "-map", f"0:{stream_index}", "-frames:v", "1", "-an", "-sn", "-dn",
                           "-c:v", "png", "-f", "image2", "-update", "1", "-y", str(target)],
                duration=None, progress=lambda fraction: None, timeout=30.0, memory_mb=DECODE_MEMORY_MB,
-               what="Reading the cover art", input_format=demuxer)
+               what=N_("Reading the cover art"), input_format=demuxer)
     if not target.is_file() or target.stat().st_size == 0:
         raise MediaRejected("The cover art in this file could not be read.", code="corrupt")
 

@@ -163,9 +163,9 @@ class ImageKind:
         header = self._header(source, settings)
         if header.fmt.pixels == "raw":
             raise MediaRejected(
-                f"A camera RAW ({header.fmt.label}) original cannot be published without its camera data. "
+                "A camera RAW (%(format)s) original cannot be published without its camera data. "
                 "Publish it as it is, or keep it private.",
-                code="unsupported",
+                code="unsupported", format=header.fmt.label,
             )
         try:
             path = strip_file(source, workdir, header.fmt.key, header.orientation)

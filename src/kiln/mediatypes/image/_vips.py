@@ -112,4 +112,5 @@ def translate_errors(fmt: Format) -> Iterator[None]:
             raise TransientFailure(
                 "The server ran short of memory or disk while processing this image."
             ) from exc
-        raise MediaRejected(f"This {fmt.label} file is damaged and cannot be read.", code="corrupt") from exc
+        raise MediaRejected("This %(format)s file is damaged and cannot be read.", code="corrupt",
+                            format=fmt.label) from exc

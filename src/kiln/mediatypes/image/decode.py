@@ -19,6 +19,7 @@ from pathlib import Path
 import pyvips
 
 from kiln.config import ImageSettings
+from kiln.i18n import N_
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.external import run_external
 from kiln.mediatypes.image import _libraw as _libraw_child
@@ -56,7 +57,7 @@ def _libraw(source: Path, header: Header, box: int | None, workdir: Path, settin
     out = workdir / f"sensor-{'half' if half else 'full'}.tif"
     if not out.is_file():
         run_external(_libraw_child.command(source, out, half), timeout=settings.raw_seconds,
-                     memory_mb=settings.raw_memory_mb, what="The camera RAW decoder")
+                     memory_mb=settings.raw_memory_mb, what=N_("The camera RAW decoder"))
     return load(str(out), FORMATS["tiff"])
 
 

@@ -107,13 +107,13 @@ def read(path: Path, fmt_label: str, family_key: str) -> RawFile:
         walker = _Walker(fh, size, fmt_label)
         raw = walker.walk(family_key)
     if walker.furthest > size:
-        raise MediaRejected(f"This {fmt_label} file is cut short: part of the picture is missing.",
-                            code="corrupt")
+        raise MediaRejected("This %(format)s file is cut short: part of the picture is missing.",
+                            code="corrupt", format=fmt_label)
     if raw.preview is None and raw.sensor is None:
         raise MediaRejected(
-            f"This {fmt_label} file holds neither a preview picture nor sensor data Kiln can find. "
+            "This %(format)s file holds neither a preview picture nor sensor data Kiln can find. "
             "Export it as JPEG (or DNG) and upload that.",
-            code="unsupported",
+            code="unsupported", format=fmt_label,
         )
     return raw
 
@@ -127,7 +127,8 @@ class _Walker:
         self.first = struct.unpack_from(self.order + "I", head, 4)[0]
 
     def _damaged(self) -> MediaRejected:
-        return MediaRejected(f"This {self.label} file is damaged and cannot be read.", code="corrupt")
+        return MediaRejected("This %(format)s file is damaged and cannot be read.", code="corrupt",
+                             format=self.label)
 
     def _at(self, offset: int, length: int) -> bytes:
         if offset < 0 or offset + length > self.size:

@@ -152,31 +152,28 @@ def _raw_header(path: Path, fmt: Format, limits: ImageSettings) -> Header:
 def check_limits(header: Header, limits: ImageSettings) -> None:
     w, h = header.width, header.height
     if w < 1 or h < 1:
-        raise MediaRejected(f"This {header.fmt.label} file declares no pixels.", code="corrupt")
+        raise MediaRejected("This %(format)s file declares no pixels.", code="corrupt", format=header.fmt.label)
     if w * h > limits.max_pixels:
         raise MediaRejected(
-            f"This image is {w}\u00d7{h} pixels; Kiln accepts images up to "
-            f"{_megapixels(limits.max_pixels)} megapixels.",
-            code="too_large",
+            "This image is %(width)s\u00d7%(height)s pixels; Kiln accepts images up to %(megapixels)s megapixels.",
+            code="too_large", width=str(w), height=str(h), megapixels=_megapixels(limits.max_pixels),
         )
     if max(w, h) > limits.max_side:
         raise MediaRejected(
-            f"This image is {w}\u00d7{h} pixels; Kiln accepts images up to "
-            f"{limits.max_side} pixels on a side.",
-            code="too_large",
+            "This image is %(width)s\u00d7%(height)s pixels; Kiln accepts images up to %(max)s pixels on a side.",
+            code="too_large", width=str(w), height=str(h), max=str(limits.max_side),
         )
     if header.frames > limits.max_frames:
         raise MediaRejected(
-            f"This animation has {header.frames} frames; Kiln accepts animations of up to "
-            f"{limits.max_frames} frames.",
-            code="too_large",
+            "This animation has %(frames)s frames; Kiln accepts animations of up to %(max)s frames.",
+            code="too_large", frames=str(header.frames), max=str(limits.max_frames),
         )
     if header.frames * w * h > limits.max_animation_pixels:
         raise MediaRejected(
-            f"This animation is {header.frames} frames of {w}\u00d7{h} pixels, too much to show: Kiln "
-            f"accepts animations of up to {_megapixels(limits.max_animation_pixels)} megapixels in all "
-            "frames together.",
-            code="too_large",
+            "This animation is %(frames)s frames of %(width)s\u00d7%(height)s pixels, too much to show: Kiln "
+            "accepts animations of up to %(megapixels)s megapixels in all frames together.",
+            code="too_large", frames=str(header.frames), width=str(w), height=str(h),
+            megapixels=_megapixels(limits.max_animation_pixels),
         )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -119,7 +120,7 @@ class ModelKind:
             [sys.executable, str(CHILD), *args,
              "--max-triangles", str(model.max_triangles)],
             timeout=model.time_limit_seconds, memory_mb=model.memory_mb, cwd=ctx.workdir,
-            what="The 3D model reader")
+            what=N_("The 3D model reader"))
         return dict(json.loads(done.stdout.decode()))
 
 

@@ -31,11 +31,11 @@ def check_glb(path: Path, head: bytes, size: int, max_triangles: int) -> int:
         raise MediaRejected("This GLB file is cut short: its header is incomplete.", code="corrupt")
     _magic, version, length, json_length, json_type = struct.unpack_from("<4sIIII", head)
     if version != 2:
-        raise MediaRejected(f"This is a glTF {version} binary file; Kiln reads glTF 2.0. Export it again as "
-                            "glTF 2.0 (GLB).", code="unsupported")
+        raise MediaRejected("This is a glTF %(version)s binary file; Kiln reads glTF 2.0. Export it again as "
+                            "glTF 2.0 (GLB).", code="unsupported", version=str(version))
     if length != size:
-        raise MediaRejected(f"This GLB file is damaged or cut short: its header says {length:,} bytes but the "
-                            f"file holds {size:,}.", code="corrupt")
+        raise MediaRejected("This GLB file is damaged or cut short: its header says %(declared)s bytes but the "
+                            "file holds %(held)s.", code="corrupt", declared=length, held=size)
     if json_type != 0x4E4F534A or 20 + json_length > size:
         raise MediaRejected("This GLB file is damaged: its first part is not the glTF description.",
                             code="corrupt")
@@ -64,10 +64,11 @@ def _parse(text: bytes, label: str) -> dict[str, Any]:
     try:
         doc = json.loads(text.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MediaRejected(f"This {label} file's description is not valid JSON (the file is damaged or cut "
-                            "short).", code="corrupt") from None
+        raise MediaRejected("This %(format)s file's description is not valid JSON (the file is damaged or cut "
+                            "short).", code="corrupt", format=label) from None
     if not isinstance(doc, dict):
-        raise MediaRejected(f"This {label} file's description is not a glTF object.", code="corrupt")
+        raise MediaRejected("This %(format)s file's description is not a glTF object.", code="corrupt",
+                            format=label)
     return doc
 
 
@@ -75,19 +76,24 @@ def _check_document(doc: dict[str, Any], binary_length: int | None, label: str, 
     try:
         return _walk(doc, binary_length, label, max_triangles)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        raise MediaRejected(f"This {label} file's description is damaged (a part refers to something that "
-                            "is missing or malformed).", code="corrupt") from None
+        raise MediaRejected("This %(format)s file's description is damaged (a part refers to something that "
+                            "is missing or malformed).", code="corrupt", format=label) from None
 
 
 def _walk(doc: dict[str, Any], binary_length: int | None, label: str, max_triangles: int) -> int:
     version = str(doc.get("asset", {}).get("version", ""))
     if not version.startswith("2"):
-        raise MediaRejected(f"This {label} file is glTF {version or 'of an unknown version'}; Kiln reads "
-                            "glTF 2.0. Export it again as glTF 2.0.", code="unsupported")
+        if not version:
+            raise MediaRejected("This %(format)s file is glTF of an unknown version; Kiln reads "
+                                "glTF 2.0. Export it again as glTF 2.0.", code="unsupported", format=label)
+        raise MediaRejected("This %(format)s file is glTF %(version)s; Kiln reads "
+                            "glTF 2.0. Export it again as glTF 2.0.", code="unsupported", format=label,
+                            version=version)
     unreadable = sorted(set(doc.get("extensionsRequired", [])) - READABLE_EXTENSIONS)
     if unreadable:
-        raise MediaRejected(f"This {label} file requires {', '.join(unreadable)}, which Kiln cannot read. "
-                            "Export it again without compression.", code="unsupported")
+        raise MediaRejected("This %(format)s file requires %(extensions)s, which Kiln cannot read. "
+                            "Export it again without compression.", code="unsupported", format=label,
+                            extensions=", ".join(unreadable))
     buffers = [_buffer_length(i, b, binary_length, label) for i, b in enumerate(doc.get("buffers", []))]
     for image in doc.get("images", []):
         if "uri" in image:
@@ -96,8 +102,8 @@ def _walk(doc: dict[str, Any], binary_length: int | None, label: str, max_triang
     for view in doc.get("bufferViews", []):
         start, length = int(view.get("byteOffset", 0)), int(view["byteLength"])
         if start < 0 or length < 0 or start + length > buffers[int(view["buffer"])]:
-            raise MediaRejected(f"This {label} file is damaged or cut short: a part of its data lies beyond "
-                                "the end of its buffer.", code="corrupt")
+            raise MediaRejected("This %(format)s file is damaged or cut short: a part of its data lies beyond "
+                                "the end of its buffer.", code="corrupt", format=label)
         views.append((length, int(view.get("byteStride", 0))))
     counts = [_accessor_count(accessor, views, label) for accessor in doc.get("accessors", [])]
     if sum(counts) > 64 * max_triangles:
@@ -110,14 +116,14 @@ def _buffer_length(index: int, buffer: dict[str, Any], binary_length: int | None
     declared = int(buffer["byteLength"])
     if "uri" not in buffer:
         if index != 0 or binary_length is None:
-            raise MediaRejected(f"This {label} file is damaged: a buffer has neither data nor an embedded "
-                                "binary part.", code="corrupt")
+            raise MediaRejected("This %(format)s file is damaged: a buffer has neither data nor an embedded "
+                                "binary part.", code="corrupt", format=label)
         held = binary_length
     else:
         held = _embedded(buffer["uri"], label)
     if declared > held:
-        raise MediaRejected(f"This {label} file is damaged or cut short: a buffer declares {declared:,} bytes "
-                            f"but holds {held:,}.", code="corrupt")
+        raise MediaRejected("This %(format)s file is damaged or cut short: a buffer declares %(declared)s bytes "
+                            "but holds %(held)s.", code="corrupt", format=label, declared=declared, held=held)
     return declared
 
 
@@ -126,9 +132,9 @@ def _embedded(uri: Any, label: str) -> int:
     if not isinstance(uri, str) or not uri.startswith("data:"):
         shown = str(uri)[:60]
         raise MediaRejected(
-            f"This {label} file refers to data in another file or at an address ({shown}). Kiln reads only "
+            "This %(format)s file refers to data in another file or at an address (%(address)s). Kiln reads only "
             "the file you upload and never follows such references; upload a GLB, or a glTF with its data "
-            "embedded.", code="external_reference")
+            "embedded.", code="external_reference", format=label, address=shown)
     meta, _, payload = uri.partition(",")
     if not meta.endswith(";base64"):
         return len(payload)
@@ -145,8 +151,8 @@ def _accessor_count(accessor: dict[str, Any], views: list[tuple[int, int]], labe
         element = COMPONENT_BYTES[int(accessor["componentType"])] * TYPE_COMPONENTS[accessor["type"]]
         needed = int(accessor.get("byteOffset", 0)) + max(stride, element) * (count - 1) + element
         if needed > length:
-            raise MediaRejected(f"This {label} file is damaged: an accessor reads {needed:,} bytes from a "
-                                f"part holding {length:,}.", code="corrupt")
+            raise MediaRejected("This %(format)s file is damaged: an accessor reads %(needed)s bytes from a "
+                                "part holding %(held)s.", code="corrupt", format=label, needed=needed, held=length)
     return count
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.config import ModelSettings
+from kiln.i18n import Size
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.model3d.gltf import check_glb, check_gltf
-from kiln.units import format_size
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ def check(path: Path, head: bytes, size: int, fmt: Format, limits: ModelSettings
     """Refuse (MediaRejected) a model that is too large, cut short, empty or points outside itself."""
     if size > limits.max_bytes:
         raise MediaRejected(
-            f"This {fmt.label} file is {format_size(size)}; this site accepts 3D models of up to "
-            f"{format_size(limits.max_bytes)}.", code="too_large")
+            "This %(format)s file is %(size)s; this site accepts 3D models of up to %(limit)s.",
+            code="too_large", format=fmt.label, size=Size(size), limit=Size(limits.max_bytes))
     if fmt.key == "stl":
         triangles = _check_binary_stl(head, size, limits.max_triangles)
     elif fmt.key == "stl_ascii":
@@ -103,12 +103,12 @@ def check(path: Path, head: bytes, size: int, fmt: Format, limits: ModelSettings
     else:
         triangles = check_gltf(path, size, limits.max_triangles)
     if triangles <= 0:
-        raise MediaRejected(f"This {fmt.label} file holds no triangles, so there is no surface to show.",
-                            code="empty")
+        raise MediaRejected("This %(format)s file holds no triangles, so there is no surface to show.",
+                            code="empty", format=fmt.label)
     if triangles > limits.max_triangles:
         raise MediaRejected(
-            f"This {fmt.label} file declares {triangles:,} triangles; this site accepts 3D models of up to "
-            f"{limits.max_triangles:,} triangles.", code="too_large")
+            "This %(format)s file declares %(triangles)s triangles; this site accepts 3D models of up to "
+            "%(max)s triangles.", code="too_large", format=fmt.label, triangles=triangles, max=limits.max_triangles)
     return Declared(fmt, triangles)
 
 
@@ -137,8 +137,8 @@ def _check_binary_stl(head: bytes, size: int, max_triangles: int) -> int:
         return count  # refused as too large by the caller, with the number it claims
     if size != expected:
         raise MediaRejected(
-            f"This STL file is damaged or cut short: it declares {count:,} triangles ({expected:,} bytes) "
-            f"but the file holds {size:,} bytes.", code="corrupt")
+            "This STL file is damaged or cut short: it declares %(triangles)s triangles (%(expected)s bytes) "
+            "but the file holds %(held)s bytes.", code="corrupt", triangles=count, expected=expected, held=size)
     return count
 
 
@@ -202,9 +202,10 @@ def _check_reference(label: str, statement: str, names: str) -> None:
         if "/" in name or "\\" in name or ":" in name or name.startswith((".", "~")):
             shown = name if len(name) <= 60 else name[:57] + "..."
             raise MediaRejected(
-                f"This {label} file points at another file or address ({statement} {shown}). Kiln reads only "
-                "the file you upload and never follows such paths; export the model again without "
-                "them (or as a GLB, which carries its materials inside).", code="external_reference")
+                "This %(format)s file points at another file or address (%(statement)s %(address)s). Kiln reads "
+                "only the file you upload and never follows such paths; export the model again without "
+                "them (or as a GLB, which carries its materials inside).", code="external_reference",
+                format=label, statement=statement, address=shown)
 
 
 # PLY ------------------------------------------------------------------------------------------------
@@ -238,8 +239,8 @@ def _check_ply(path: Path, head: bytes, size: int, limits: ModelSettings) -> int
                 else:
                     elements[-1][2] += PLY_SIZES[words[1]]
         except (IndexError, KeyError, ValueError):
-            raise MediaRejected(f"This PLY file's header is damaged (\u201c{line[:60]}\u201d).",
-                                code="corrupt") from None
+            raise MediaRejected("This PLY file's header is damaged (\u201c%(line)s\u201d).",
+                                code="corrupt", line=line[:60]) from None
     if encoding not in ("ascii", "binary_little_endian", "binary_big_endian"):
         raise MediaRejected("This PLY file's header names no format Kiln reads (ASCII or binary).", code="corrupt")
     counts = {name: count for name, count, _ in elements}
@@ -249,12 +250,12 @@ def _check_ply(path: Path, head: bytes, size: int, limits: ModelSettings) -> int
                             code="empty")
     if faces > limits.max_triangles or vertices > 3 * limits.max_triangles:
         return max(faces, vertices // 3)
-    declared = f"its header declares {vertices:,} vertices and {faces:,} faces"
     if encoding != "ascii":
         least = header_end + sum(count * item for _, count, item in elements)
         if size < least:
-            raise MediaRejected(f"This PLY file is cut short: {declared} (at least {least:,} bytes) but the file "
-                                f"holds {size:,} bytes.", code="corrupt")
+            raise MediaRejected("This PLY file is cut short: its header declares %(vertices)s vertices and "
+                                "%(faces)s faces (at least %(least)s bytes) but the file holds %(held)s bytes.",
+                                code="corrupt", vertices=vertices, faces=faces, least=least, held=size)
     else:
         items = sum(count for _, count, _ in elements)
         with path.open("rb") as fh:
@@ -263,6 +264,7 @@ def _check_ply(path: Path, head: bytes, size: int, limits: ModelSettings) -> int
             fh.seek(max(header_end, size - 1))
             lines += fh.read(1) not in (b"\n", b"")
         if lines < items:
-            raise MediaRejected(f"This PLY file is cut short: {declared} ({items:,} lines) but holds {lines:,} "
-                                "lines.", code="corrupt")
+            raise MediaRejected("This PLY file is cut short: its header declares %(vertices)s vertices and "
+                                "%(faces)s faces (%(items)s lines) but holds %(lines)s lines.", code="corrupt",
+                                vertices=vertices, faces=faces, items=items, lines=lines)
     return faces

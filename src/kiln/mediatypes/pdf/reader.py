@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config import Settings
+from kiln.i18n import N_
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.external import run_external
 
@@ -53,7 +54,7 @@ def probe(path: Path, settings: Settings) -> Probe:
     """Page count, first page size and metadata, or MediaRejected; nothing is drawn."""
     doc = settings.document
     out = _child(settings, "probe", path, doc.max_pages, doc.max_page_inches * POINTS_PER_INCH,
-                 timeout=doc.probe_seconds, what="The PDF reader")
+                 timeout=doc.probe_seconds, what=N_("The PDF reader"))
     try:
         answer: dict[str, Any] = json.loads(out)
     except ValueError:
@@ -70,20 +71,21 @@ def _refusal(answer: dict[str, Any], settings: Settings) -> MediaRejected:
         return MediaRejected("This PDF is protected by a password, so Kiln cannot show its pages. Save a copy "
                              "without the password and upload that.", code="encrypted")
     if code == "too_many_pages":
-        return MediaRejected(f"This PDF has {answer['pages']:,} pages; Kiln accepts documents of up to "
-                             f"{settings.document.max_pages:,} pages.", code="too_large")
+        return MediaRejected("This PDF has %(pages)s pages; Kiln accepts documents of up to %(max)s pages.",
+                             code="too_large", pages=answer["pages"], max=settings.document.max_pages)
     if code == "page_size":
         width, height = (answer[k] / POINTS_PER_INCH for k in ("width_pt", "height_pt"))
         if width <= 0 or height <= 0:
-            return MediaRejected(f"Page {answer['page']} of this PDF has no size, so it cannot be shown.",
-                                 code="corrupt")
-        return MediaRejected(f"Page {answer['page']} of this PDF measures {width:,.0f}\u00d7{height:,.0f} inches; "
-                             f"Kiln accepts pages of up to {settings.document.max_page_inches:g} inches a side.",
-                             code="too_large")
+            return MediaRejected("Page %(page)s of this PDF has no size, so it cannot be shown.",
+                                 code="corrupt", page=answer["page"])
+        return MediaRejected("Page %(page)s of this PDF measures %(width)s\u00d7%(height)s inches; "
+                             "Kiln accepts pages of up to %(max)s inches a side.", code="too_large",
+                             page=answer["page"], width=round(width), height=round(height),
+                             max=settings.document.max_page_inches)
     if code == "no_pages":
         return MediaRejected("This PDF has no pages.", code="corrupt")
     if code == "corrupt_page":
-        return MediaRejected(f"Page {answer['page']} of this PDF is damaged.", code="corrupt")
+        return MediaRejected("Page %(page)s of this PDF is damaged.", code="corrupt", page=answer["page"])
     return MediaRejected("This PDF is damaged and cannot be read.", code="corrupt")
 
 
@@ -102,7 +104,7 @@ def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, 
 
     timeout = settings.document.probe_seconds + settings.document.seconds_per_page * (last - first + 1)
     _child(settings, "render", path, outdir, first, last, box[0], box[1], fmt, quality,
-           timeout=timeout, what="The PDF renderer", on_line=on_line)
+           timeout=timeout, what=N_("The PDF renderer"), on_line=on_line)
     if answers and "refused" in answers[0]:
         raise _refusal(answers[0], settings)
     drawn = [DrawnPage(a["page"], outdir / f"page-{a['page']}{suffix}", a["width"], a["height"], a.get("text", ""))
@@ -115,6 +117,6 @@ def draw_pages(path: Path, outdir: Path, first: int, last: int, box: tuple[int, 
 def strip(path: Path, out: Path, settings: Settings) -> None:
     """Write to ``out`` a copy of the PDF's pages without its document metadata (see _child.py)."""
     answer = json.loads(_child(settings, "strip", path, out, timeout=settings.document.probe_seconds
-                               + settings.document.seconds_per_page, what="The PDF reader") or b"{}")
+                               + settings.document.seconds_per_page, what=N_("The PDF reader")) or b"{}")
     if "refused" in answer:
         raise _refusal(answer, settings)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from kiln.config import TextSettings
+from kiln.i18n import N_, Size
 from kiln.mediatypes.base import MediaRejected
 from kiln.mediatypes.text.sauce import read_sauce
-from kiln.units import format_size
 
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32"),
         (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32"), (b"\xff\xfe", "utf-16-le", "utf-16"),
@@ -44,11 +44,15 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 CURSOR_FORWARD = re.compile(r"\x1b\[(\d*)C")
 ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
 NOT_TEXT = (
-    (re.compile(r"#EXTM3U|#EXT-X-", re.I), "a media playlist", "playlist"),
-    (re.compile(r"<\?php|\A\s*#!", re.I), "a script", "script"),
-    (re.compile(r"<svg\b", re.I), "an SVG drawing (which can carry scripts)", "svg"),
+    (re.compile(r"#EXTM3U|#EXT-X-", re.I),
+     N_("This file is a media playlist, not a text document, so Kiln does not publish it."), "playlist"),
+    (re.compile(r"<\?php|\A\s*#!", re.I),
+     N_("This file is a script, not a text document, so Kiln does not publish it."), "script"),
+    (re.compile(r"<svg\b", re.I),
+     N_("This file is an SVG drawing (which can carry scripts), not a text document, so Kiln does not publish it."),
+     "svg"),
     (re.compile(r"<(!doctype\s+html|html|head|body|script|iframe|object|embed|meta|form|style)\b", re.I),
-     "a web page (HTML)", "html"),
+     N_("This file is a web page (HTML), not a text document, so Kiln does not publish it."), "html"),
 )
 
 
@@ -66,8 +70,8 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
     """The file's text, or MediaRejected with a sentence saying why it is not acceptable text."""
     size = path.stat().st_size
     if size > settings.max_bytes:
-        raise MediaRejected(f"This text file is {format_size(size)}; Kiln accepts text files of up to "
-                            f"{format_size(settings.max_bytes)}.", code="too_large")
+        raise MediaRejected("This text file is %(size)s; Kiln accepts text files of up to %(limit)s.",
+                            code="too_large", size=Size(size), limit=Size(settings.max_bytes))
     raw = path.read_bytes()
     text, encoding = _decode(raw)
     eof = text.find("\x1a")
@@ -75,8 +79,9 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
         text = text[:eof]
     bad = CONTROL.search(text)
     if bad:
-        raise MediaRejected(f"This file contains binary data (byte {ord(bad.group()):#04x} at character "
-                            f"{bad.start():,}), not text. Kiln publishes plain text files only.", code="binary")
+        raise MediaRejected("This file contains binary data (byte %(byte)s at character %(position)s), not text. "
+                            "Kiln publishes plain text files only.", code="binary",
+                            byte=format(ord(bad.group()), "#04x"), position=bad.start())
     _refuse_disguised(text)
     sauce = read_sauce(raw)
     ansi = "\x1b" in text
@@ -90,12 +95,12 @@ def read_text(path: Path, settings: TextSettings) -> Decoded:
     if not text.strip():
         raise MediaRejected("This text file has no visible text.", code="empty")
     if len(rows) > settings.max_lines:
-        raise MediaRejected(f"This text file has {len(rows):,} lines; Kiln accepts up to {settings.max_lines:,}.",
-                            code="too_large")
+        raise MediaRejected("This text file has %(lines)s lines; Kiln accepts up to %(max)s.",
+                            code="too_large", lines=len(rows), max=settings.max_lines)
     columns = max(len(row.expandtabs(settings.tab_size)) for row in rows)
     if columns > settings.max_columns:
-        raise MediaRejected(f"This text file has a line {columns:,} characters long; Kiln accepts lines of up to "
-                            f"{settings.max_columns:,} characters.", code="too_large")
+        raise MediaRejected("This text file has a line %(columns)s characters long; Kiln accepts lines of up to "
+                            "%(max)s characters.", code="too_large", columns=columns, max=settings.max_columns)
     return Decoded(text=text, encoding=encoding, lines=len(rows), columns=columns, ansi=ansi, sauce=sauce)
 
 
@@ -109,9 +114,9 @@ def _decode(raw: bytes) -> tuple[str, str]:
             try:
                 return raw.decode(codec).removeprefix("\ufeff"), name
             except UnicodeDecodeError:
-                raise MediaRejected(f"This file starts like {name.upper()} text but is not valid {name.upper()} "
+                raise MediaRejected("This file starts like %(encoding)s text but is not valid %(encoding)s "
                                     "(it may be cut off or damaged).",
-                                    code="binary") from None
+                                    code="binary", encoding=name.upper()) from None
     raw = raw.split(b"\x1a", 1)[0]  # DOS end of file: a SAUCE record (with NUL bytes) may follow
     if b"\x00" in raw:
         raise MediaRejected("This file contains binary data (NUL bytes), not text. Kiln publishes plain text "
@@ -159,7 +164,6 @@ def _looks_western(text: str) -> bool:
 
 def _refuse_disguised(text: str) -> None:
     start = text[:4096]
-    for pattern, words, code in NOT_TEXT:
+    for pattern, sentence, code in NOT_TEXT:
         if pattern.search(start):
-            raise MediaRejected(f"This file is {words}, not a text document, so Kiln does not publish it.",
-                                code=code)
+            raise MediaRejected(sentence, code=code)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import Probe, has_encoder, probe
 from kiln.mediatypes.base import (
     Identified,
@@ -74,14 +75,14 @@ class VideoKind:
         container = sniff(head)
         if container is None:
             return None
-        found = probe(path, settings, frozenset({container.demuxer}), f"This {container.label} file")
+        found = probe(path, settings, frozenset({container.demuxer}), N_("This video file"))
         stream = found.video
         if stream is None:
             return None  # sound only (or sound with cover art): the audio kind's
         display = stream.display_size
         if display is None:
-            raise MediaRejected(f"This {container.label} file does not say how large its picture is, so Kiln "
-                                "cannot safely read it.", code="corrupt")
+            raise MediaRejected("This %(format)s file does not say how large its picture is, so Kiln "
+                                "cannot safely read it.", code="corrupt", format=container.label)
         self._check_limits(found, container, settings)
         return Identified(kind=self.name, mime_type=container.mime_type, width=display[0], height=display[1],
                           extra=self._facts(found, container))
@@ -92,15 +93,16 @@ class VideoKind:
         length = frames_declared(found.duration, stream.fps, stream.frames)
         if length > limits.max_duration_seconds:
             raise MediaRejected(
-                f"This video declares a length of {_clock(length)}; this site accepts videos up to "
-                f"{_clock(limits.max_duration_seconds)}.", code="too_long")
+                "This video declares a length of %(length)s; this site accepts videos up to %(limit)s.",
+                code="too_long", length=_clock(length), limit=_clock(limits.max_duration_seconds))
         if stream.width * stream.height > limits.max_pixels:
             raise MediaRejected(
-                f"This video's frames are {stream.width}x{stream.height} pixels; this site accepts up to "
-                f"{limits.max_pixels / 1e6:.0f} megapixels per frame.", code="too_large")
+                "This video's frames are %(width)sx%(height)s pixels; this site accepts up to "
+                "%(megapixels)s megapixels per frame.", code="too_large", width=str(stream.width),
+                height=str(stream.height), megapixels=round(limits.max_pixels / 1e6))
         if stream.fps and stream.fps > limits.max_fps:
-            raise MediaRejected(f"This video declares {stream.fps:.0f} frames per second; this site accepts "
-                                f"up to {limits.max_fps:g}.", code="too_large")
+            raise MediaRejected("This video declares %(fps)s frames per second; this site accepts up to %(max)s.",
+                                code="too_large", fps=round(stream.fps), max=limits.max_fps)
 
     @staticmethod
     def _facts(found: Probe, container: Container) -> dict[str, object]:
@@ -191,9 +193,10 @@ class VideoKind:
             if exc.code != "timeout" or limit < step_limit - 5:
                 raise
             raise MediaRejected(  # the site's step limit, not the file, stopped it: say so
-                f"Converting this {_clock(duration)} video to {min(size)}p took longer than this site allows "
-                f"for one step ({_clock(step_limit)}) and was stopped. The site's administrator can raise "
-                "[processing.kinds.video] step_time_limit.", code="timeout") from exc
+                "Converting this %(duration)s video to %(height)sp took longer than this site allows "
+                "for one step (%(limit)s) and was stopped. The site's administrator can raise "
+                "[processing.kinds.video] step_time_limit.", code="timeout", duration=_clock(duration),
+                height=str(min(size)), limit=_clock(step_limit)) from exc
         return StepResult(files=[ProducedFile(name=step, path=out, mime_type="video/mp4", width=target.width,
                                               height=target.height)])
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.config import Settings
+from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import run_ffmpeg
 from kiln.mediatypes.base import MediaRejected
 
@@ -81,13 +82,14 @@ def transcode(source: Path, demuxer: str, target: Target, has_audio: bool, out: 
     pixels upright, no metadata, chapters or subtitles. Returns the seconds of media written."""
     args = transcode_args(source, target, has_audio, out, settings)
     written = run_ffmpeg(settings, args, duration=duration, progress=progress, timeout=timeout,
-                         memory_mb=settings.video.memory_mb, what="The video converter", input_format=demuxer)
+                         memory_mb=settings.video.memory_mb, what=N_("The video converter"), input_format=demuxer)
     if not out.is_file() or out.stat().st_size == 0:
         raise MediaRejected("No picture could be decoded from this video: it is damaged or empty.", code="corrupt")
     if duration > 0 and written < duration * 0.9 - 0.25:
         raise MediaRejected(
-            f"This video is incomplete or damaged: its header says it lasts {duration:.1f} s, but only "
-            f"{written:.1f} s could be read. Upload the whole file again.", code="corrupt")
+            "This video is incomplete or damaged: its header says it lasts %(duration)s s, but only "
+            "%(written)s s could be read. Upload the whole file again.", code="corrupt",
+            duration=round(duration, 1), written=round(written, 1))
     return written
 
 
@@ -127,7 +129,7 @@ def poster(source: Path, demuxer: str, duration: float, box: int, out: Path, set
                 ":force_original_aspect_ratio=decrease" + (f",{TONEMAP}" if hdr else ""),
                 "-c:v", "png", "-f", "image2", "-update", "1", "-y", str(out)]
         run_ffmpeg(settings, args, duration=None, progress=lambda fraction: None, timeout=POSTER_TIMEOUT,
-                   memory_mb=settings.video.memory_mb, what="Taking a picture from this video",
+                   memory_mb=settings.video.memory_mb, what=N_("Taking a picture from this video"),
                    input_format=demuxer)
         if out.is_file() and out.stat().st_size > 0:
             return
@@ -151,7 +153,7 @@ def without_metadata(source: Path, demuxer: str, mime_type: str, out: Path, sett
         args += ["-movflags", "+faststart"]
     args += ["-f", muxer, "-y", str(out)]
     run_ffmpeg(settings, args, duration=None, progress=lambda fraction: None, timeout=POSTER_TIMEOUT * 5,
-               memory_mb=settings.video.memory_mb, what="Removing the location from this video",
+               memory_mb=settings.video.memory_mb, what=N_("Removing the location from this video"),
                input_format=demuxer)
     if not out.is_file() or out.stat().st_size == 0:
         raise MediaRejected("This video could not be copied without its metadata.", code="corrupt")
