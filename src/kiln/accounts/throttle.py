@@ -44,8 +44,8 @@ class Throttled(KilnError):
     status = 429
 
     def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after  # before KilnError's __init__, which may say the message
         super().__init__(message)
-        self.retry_after = retry_after
         with i18n.use_locale(i18n.SOURCE):
             self.args = (self.message,)
 
