@@ -201,7 +201,13 @@ class ExtraStep(Protocol):
         ...
 
 
-def output_spec(ctx: StepContext, kind: MediaKind, name: str) -> RenditionSpec:
+class PlansSteps(Protocol):
+    """Anything that declares steps under settings: a kind (what :func:`output_spec` needs of it)."""
+
+    def steps(self, settings: Settings) -> list[StepDef]: ...
+
+
+def output_spec(ctx: StepContext, kind: PlansSteps, name: str) -> RenditionSpec:
     """The spec of output ``name`` for this run: the one the processing service handed the step
     (``ctx.specs``); a step called directly (tests, tools) gets the one the current settings give."""
     if name in ctx.specs:

@@ -12,7 +12,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -149,7 +151,7 @@ def clean_workbench(rt: Runtime) -> int:
     return removed
 
 
-def _settle_all(session: Session, steps: list[ProcessingStep], settle) -> None:  # type: ignore[no-untyped-def]
+def _settle_all(session: Session, steps: list[ProcessingStep], settle: Callable[[ProcessingStep], object]) -> None:
     for step in steps:
         session.refresh(step)
         if step.state not in ledger.FINAL:
@@ -340,7 +342,7 @@ def _drop_unmade(session: Session, media: MediaEntry, definition: StepDef, made:
     return gone
 
 
-def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[type-arg]
+def _apply_metadata(media: MediaEntry, metadata: dict[str, Any]) -> None:
     """Width, height, EXIF and GPS have columns; everything else a kind reports lands in ``info``."""
     if not metadata:
         return
@@ -391,7 +393,7 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     return state
 
 
-def _renditions_present(rt: Runtime, media: MediaEntry, defs) -> bool:  # type: ignore[no-untyped-def]
+def _renditions_present(rt: Runtime, media: MediaEntry, defs: Iterable[StepDef]) -> bool:
     for definition in defs:
         if not definition.required:
             continue

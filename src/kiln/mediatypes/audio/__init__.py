@@ -28,6 +28,7 @@ original's sound published without re-encoding) and spectrogram_max_hz.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ class AudioKind:
         decode.without_tags(source, facts["format"], facts["demuxer"], settings, target)
         return ProducedFile(name="original", path=target, mime_type=found.mime_type)
 
-    def _samples(self, ctx: StepContext, share: float = 0.8):  # type: ignore[no-untyped-def]
+    def _samples(self, ctx: StepContext, share: float = 0.8) -> tuple[Any, int]:
         facts = ctx.identified.extra
         rate = decode.analysis_rate(facts["duration"])
         samples = decode.decode_pcm(ctx.source, facts["demuxer"], facts["duration"], ctx.settings, ctx.workdir,
@@ -240,7 +241,7 @@ def _fits(cover: dict[str, Any], settings: Settings) -> bool:
     return 0 < width <= limits.max_side and 0 < height <= limits.max_side and width * height <= limits.max_pixels
 
 
-def _info(facts: dict[str, Any]) -> dict[str, Any]:
+def _info(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The facts shown to people and by the API (``media.info``)."""
     return {
         "duration": facts["duration"],

@@ -117,7 +117,7 @@ class ModelKind:
         return str(fmt)
 
     @staticmethod
-    def _child(ctx: StepContext, args: list[str]) -> dict:  # type: ignore[type-arg]
+    def _child(ctx: StepContext, args: list[str]) -> dict[str, Any]:
         model = ctx.settings.model3d
         done = run_external(
             [sys.executable, str(CHILD), *args,
