@@ -77,7 +77,9 @@ def main() -> None:
 
         def by_hand(run: int) -> None:
             out = directory / f"hand-{run}.mp4"
-            command = transcode_args(source, Target(width, height, "h264"), True, out, settings)
+            params = {"preset": settings.video.preset, "crf": settings.video.crf,
+                      "audio_kbps": settings.video.audio_bitrate_kbps}
+            command = transcode_args(source, Target(width, height, "h264"), True, out, params, settings)
             subprocess.run([*ffmpeg, *command], check=True)
 
         def kiln(run: int) -> None:

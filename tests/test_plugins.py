@@ -36,8 +36,8 @@ from markupsafe import Markup
 from PIL import Image, ImageDraw
 
 from kiln.hookspecs import hookimpl
-from kiln.mediatypes.base import Identified, MediaRejected, RenditionSpec, StepDef, StepResult
-from kiln.mediatypes.image.still import render_still
+from kiln.mediatypes.base import Identified, MediaRejected, RenditionSpec, StepDef, StepResult, output_spec
+from kiln.mediatypes.image.still import render_still, still_params
 
 MAGIC = b"KILNFOO\\n"
 EVENTS = []  # (hook, media_id, kind): what the test looks at
@@ -62,7 +62,8 @@ class FooKind:
         return Identified(kind=self.name, mime_type="text/x-kilnfoo")
 
     def steps(self, settings):
-        return [StepDef("thumbnail", (RenditionSpec("thumbnail", {"size": settings.image.thumbnail_size}),))]
+        spec = RenditionSpec("thumbnail", still_params(settings, settings.image.thumbnail_size))
+        return [StepDef("thumbnail", (spec,))]
 
     def run_step(self, step, ctx):
         words = ctx.source.read_bytes()[len(MAGIC):].decode("utf-8", "replace")
@@ -70,7 +71,7 @@ class FooKind:
         ImageDraw.Draw(picture).text((10, 10), words[:40], fill="black")
         drawn = ctx.workdir / "foo.png"
         picture.save(drawn)
-        made = render_still(drawn, ctx.settings.image.thumbnail_size, ctx.workdir, "thumbnail", ctx.settings)
+        made = render_still(drawn, output_spec(ctx, self, "thumbnail").params, ctx.workdir, "thumbnail", ctx.settings)
         return StepResult(files=[made], metadata={"foo_text": words.strip()})
 
 

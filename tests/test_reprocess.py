@@ -298,7 +298,7 @@ def test_available_for_an_item_and_a_kind(rt, resized, sized):
     item = rp.available(resized, ids["big"])
     assert item["state"] == "processed" and item["kind"] == "image"
     assert [(s["step"], s["renditions"], s["state"], s["stale"]) for s in item["steps"]] == [
-        ("medium", ["medium"], "done", False), ("thumbnail", ["thumbnail"], "done", True),
+        ("medium", ["medium", "animated"], "done", False), ("thumbnail", ["thumbnail"], "done", True),
         ("metadata", [], "done", False)]
     small = {s["step"]: s for s in rp.available(resized, ids["small"])["steps"]}
     assert small["thumbnail"]["stale"] is False and small["thumbnail"]["spec_changed"] is True

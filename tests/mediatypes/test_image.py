@@ -330,7 +330,8 @@ def test_tiff_tags_are_read(images, settings, tmp_path):
 def test_steps_are_declared_in_order(settings):
     steps = KIND.steps(settings)
     assert [s.name for s in steps] == ["medium", "thumbnail", "metadata"]
-    assert [r.name for r in steps[0].renditions] == ["medium"]  # and "animated" for animations
+    assert [r.name for r in steps[0].renditions] == ["medium", "animated"]  # animated: optional, animations only
+    assert [r.optional for r in steps[0].renditions] == [False, True]
     assert [r.name for r in steps[1].renditions] == ["thumbnail"]
     assert steps[2].renditions == ()
     assert steps[0].renditions[0].params["size"] == 1280

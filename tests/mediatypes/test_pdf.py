@@ -127,7 +127,10 @@ def test_progress_is_reported_page_by_page(tmp_path, plain_settings):
 def test_steps_and_fingerprints(tmp_path):
     settings = load_settings(data_dir=tmp_path / "data")
     names = [(s.name, [r.name for r in s.renditions]) for s in KIND.steps(settings)]
-    assert names == [("medium", ["medium"]), ("thumbnail", ["thumbnail"]), ("metadata", []), ("pages", ["page-1"])]
+    pages = [f"page-{n}" for n in range(1, settings.document.pages_shown + 1)]
+    assert names == [("medium", ["medium"]), ("thumbnail", ["thumbnail"]), ("metadata", []), ("pages", pages)]
+    # Every page shown has a spec; only the first must exist (a short document has fewer pages).
+    assert [r.optional for r in KIND.steps(settings)[3].renditions] == [n > 1 for n in range(1, len(pages) + 1)]
     wider = load_settings(data_dir=tmp_path / "data", document={"page_width": 800})
     assert KIND.steps(settings)[3].fingerprint() != KIND.steps(wider)[3].fingerprint()
     assert KIND.steps(settings)[0].fingerprint() == KIND.steps(wider)[0].fingerprint()

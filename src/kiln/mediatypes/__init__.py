@@ -150,7 +150,7 @@ class _KindWithExtraSteps:
 
 
 def _with_extra_steps(kind: MediaKind, extra: list[ExtraStep]) -> MediaKind:
-    return kind if not extra else _KindWithExtraSteps(kind, extra)  # type: ignore[return-value]
+    return kind if not extra else _KindWithExtraSteps(kind, extra)
 
 
 def identify(path: Path, settings: Settings, filename: str | None = None, kind: str | None = None) -> Identified:

@@ -46,10 +46,17 @@ class Identified:
 
 @dataclass(frozen=True)
 class RenditionSpec:
-    """A named output and every parameter that shapes its bytes."""
+    """A named output and every parameter that shapes its bytes.
+
+    A step renders each output from its spec's ``params`` alone (never from Settings), so the
+    fingerprint recorded with a rendition says exactly how its bytes were made. ``optional``: the
+    step may legitimately make no such file for some originals (no animation for a still GIF, no
+    rung taller than the video); a missing optional output is not stale.
+    """
 
     name: str
     params: Mapping[str, Any]
+    optional: bool = False
 
     def fingerprint(self) -> str:
         blob = json.dumps({"name": self.name, **self.params}, sort_keys=True).encode()
@@ -67,6 +74,13 @@ class StepDef:
     def fingerprint(self) -> str:
         parts = ",".join(spec.fingerprint() for spec in self.renditions) or self.name
         return hashlib.sha256(f"{self.name}:{parts}".encode()).hexdigest()[:16]
+
+    def spec(self, name: str) -> RenditionSpec:
+        """The spec of output ``name`` (KeyError when the step makes no such output)."""
+        for spec in self.renditions:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,8 @@ class StepContext:
     settings: Settings
     identified: Identified
     earlier: dict[str, ProducedFile] = field(default_factory=dict)
+    # The running step's outputs: name -> spec. A step renders from these params only.
+    specs: Mapping[str, RenditionSpec] = field(default_factory=dict)
     report_progress: Callable[[float], None] = lambda fraction: None
 
 
@@ -183,3 +199,21 @@ class ExtraStep(Protocol):
     def run(self, ctx: StepContext) -> StepResult:
         """Make its files, as a kind's ``run_step`` does."""
         ...
+
+
+class PlansSteps(Protocol):
+    """Anything that declares steps under settings: a kind (what :func:`output_spec` needs of it)."""
+
+    def steps(self, settings: Settings) -> list[StepDef]: ...
+
+
+def output_spec(ctx: StepContext, kind: PlansSteps, name: str) -> RenditionSpec:
+    """The spec of output ``name`` for this run: the one the processing service handed the step
+    (``ctx.specs``); a step called directly (tests, tools) gets the one the current settings give."""
+    if name in ctx.specs:
+        return ctx.specs[name]
+    for definition in kind.steps(ctx.settings):
+        for spec in definition.renditions:
+            if spec.name == name:
+                return spec
+    raise KeyError(name)

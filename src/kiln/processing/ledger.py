@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
@@ -20,7 +20,7 @@ from kiln.config import RetryPolicy
 from kiln.db.base import rowcount, utcnow
 from kiln.errors import KilnError
 from kiln.i18n import Nn_
-from kiln.media.models import MediaEntry, MediaState
+from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.mediatypes.base import StepDef
 from kiln.processing.models import OutboxEffect, ProcessingStep, WorkState
 
@@ -149,6 +149,22 @@ def mark_done(row: Leased) -> None:
     row.lease_expires = None
     row.next_run = None
     row.error_class = row.error_code = row.error_message = row.error_stored = None
+
+
+def mark_current(step: ProcessingStep, definition: StepDef, renditions: Mapping[str, Rendition]) -> None:
+    """The step's outputs would come out the same under its current specs: done, with those specs
+    recorded on its stored outputs, and nothing run."""
+    mark_done(step)
+    record_specs(definition, renditions)
+    step.fingerprint = definition.fingerprint()
+
+
+def record_specs(definition: StepDef, renditions: Mapping[str, Rendition]) -> None:
+    """Record the current spec on each stored output of the step (optional ones not made are left out)."""
+    for spec in definition.renditions:
+        rendition = renditions.get(spec.name)
+        if rendition is not None:
+            rendition.spec_fingerprint, rendition.spec = spec.fingerprint(), dict(spec.params)
 
 
 def mark_skipped(step: ProcessingStep) -> None:

@@ -11,9 +11,10 @@ Originals are always kept, so any step of any item can run again. Two reasons br
   ``KIND.reprocess`` lane, which the admission control lets in a few at a time
   (``processing.reprocess_concurrency``) so fresh uploads stay fast.
 
-A rendition whose spec changed but whose bytes would come out the same (the kind's ``is_current``
-hook says so; for images: the picture is smaller than both the old and the new size, so neither
-shrinks it) is not stale: it needs no work, only its record. :func:`stale` reports those apart
+Whether an output is current is decided in one place, :mod:`kiln.processing.current`, which the step
+runner asks too. A rendition whose spec changed but whose bytes would come out the same (the kind's
+``is_current`` hook says so; for images: the picture is smaller than both the old and the new size, so
+neither shrinks it) is not stale: it needs no work, only its record. :func:`stale` reports those apart
 (``same_output``), and :func:`apply_stale` records the new spec on them without running anything,
 so what a dry run counts as stale is exactly what the real run remakes.
 
@@ -35,9 +36,10 @@ from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotFound
 from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import get_kind, kinds
-from kiln.mediatypes.base import ChecksCurrent, Identified, MediaKind, StepDef
+from kiln.mediatypes.base import Identified, MediaKind, StepDef
 from kiln.processing import ledger
 from kiln.processing.admission import ring_bells, ring_due
+from kiln.processing.current import MISSING, SAME_OUTPUT, STALE, needs_work, step_status
 from kiln.processing.models import ProcessingStep
 from kiln.processing.service import process_media
 from kiln.runtime import Runtime
@@ -50,12 +52,6 @@ SHORT_RETRY = 60.0
 
 Pair = tuple[int, str]  # (media id, step name)
 T = TypeVar("T")
-
-
-# Statuses of one done step ---------------------------------------------------------------------
-FRESH = "fresh"  # made with the current spec
-STALE = "stale"  # made with another spec, and the current one gives other bytes: remake it
-SAME_OUTPUT = "same_output"  # made with another spec, but the current one gives the same bytes
 
 
 def _chunks(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
@@ -102,33 +98,6 @@ def check_steps(rt: Runtime, kind: str, steps: Iterable[str] | None) -> list[str
 def _identified(kind: str, mime_type: str, width: int | None, height: int | None) -> Identified:
     """What the kind learned from the original's header, as recorded on the media row."""
     return Identified(kind=kind, mime_type=mime_type, width=width, height=height)
-
-
-def step_status(kind: MediaKind, definition: StepDef, step: Any, renditions: Mapping[str, Any],
-                identified: Identified) -> str:
-    """FRESH, STALE or SAME_OUTPUT for a done step; otherwise the step's state (``missing`` when the
-    item has no row for a step the kind has gained since).
-
-    ``step`` needs ``state`` and ``fingerprint``; each rendition ``spec_fingerprint`` and ``spec``.
-    """
-    if step is None:
-        return "missing"
-    if step.state != "done":
-        return str(step.state)
-    if not definition.renditions:
-        return FRESH if step.fingerprint == definition.fingerprint() else STALE
-    check = kind.is_current if isinstance(kind, ChecksCurrent) else None
-    status = FRESH
-    for spec in definition.renditions:
-        stored = renditions.get(spec.name)
-        if stored is None:
-            return STALE
-        if stored.spec_fingerprint == spec.fingerprint():
-            continue
-        if check is None or not check(spec, stored.spec or {}, identified):
-            return STALE
-        status = SAME_OUTPUT
-    return status
 
 
 def _scan(session: Session, settings: Any, kind_name: str, states: Sequence[str] = ("processed",),
@@ -196,10 +165,10 @@ def _available_item(rt: Runtime, media_id: int) -> dict[str, Any]:
             out.append({
                 "step": definition.name,
                 "renditions": [spec.name for spec in definition.renditions],
-                "state": row.state if row is not None else "missing",
+                "state": row.state if row is not None else MISSING,
                 "attempts": row.attempts if row is not None else 0,
-                "stale": status in (STALE, "missing"),
-                "spec_changed": status in (STALE, SAME_OUTPUT, "missing"),
+                "stale": needs_work(status),
+                "spec_changed": status in (STALE, SAME_OUTPUT, MISSING),
                 "error": ({"code": row.error_code, "message": row.error_said}
                           if row is not None and row.error_code else None),
             })
@@ -246,7 +215,7 @@ def stale(rt: Runtime, kind: str | None = None) -> dict[str, Any]:
             for media_id, statuses in _scan(session, rt.settings, kind_name):
                 items += 1
                 for name, status in statuses.items():
-                    if status in (STALE, "missing"):
+                    if needs_work(status):
                         counts[name]["stale"] += 1
                         report["stale"].append((media_id, name))
                     elif status == SAME_OUTPUT:
@@ -285,9 +254,7 @@ def record_same_output(rt: Runtime, pairs: Iterable[Pair]) -> int:
                         continue
                     if step_status(kind, definition, row, stored, identified) != SAME_OUTPUT:
                         continue
-                    for spec in definition.renditions:
-                        stored[spec.name].spec_fingerprint = spec.fingerprint()
-                        stored[spec.name].spec = dict(spec.params)
+                    ledger.record_specs(definition, stored)
                     row.fingerprint = definition.fingerprint()
                     done += 1
             session.commit()
@@ -365,7 +332,7 @@ def _still_stale(session: Session, kind: MediaKind, media: MediaEntry, defs: lis
     stored = {r.name: r for r in media.renditions}
     identified = _identified(media.kind, media.mime_type, media.width, media.height)
     return {d.name for d in defs if d.name in names
-            and step_status(kind, d, rows.get(d.name), stored, identified) in (STALE, "missing")}
+            and needs_work(step_status(kind, d, rows.get(d.name), stored, identified))}
 
 
 # Failed work -----------------------------------------------------------------------------------

@@ -12,20 +12,21 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from kiln import plugins
-from kiln.db.base import utcnow
 from kiln.errors import KilnError
 from kiln.i18n import Nn_
-from kiln.media.models import MediaEntry, Rendition
+from kiln.media.captions import is_caption
+from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.mediatypes import extension_for, get_kind, identify, placeholder
 from kiln.mediatypes.base import (
-    ChecksCurrent,
     MediaRejected,
     ProducedFile,
     RenditionSpec,
@@ -34,12 +35,15 @@ from kiln.mediatypes.base import (
     TransientFailure,
 )
 from kiln.processing import ledger
+from kiln.processing.current import STALE, outputs_status
 from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
-from kiln.processing.models import ProcessingStep
+from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
 from kiln.storage.base import StorageError, copy_to_local, save_local_file
 
 log = logging.getLogger(__name__)
+
+PUBLISHED_ORIGINAL = "original"  # the rendition media/services.py publishes the original as: no step makes it
 
 
 def process_media(rt: Runtime, media_id: int) -> str | None:
@@ -68,7 +72,7 @@ def _recover_dead(rt: Runtime, session: Session, media: MediaEntry) -> None:
     attempt and schedule a retry with backoff, instead of waiting for its lease to lapse."""
     policy = rt.settings.processing.policy(media.kind)
     for step in ledger.steps_of(session, media.id):
-        if step.state == "running" and owner_is_dead(step.lease_owner):
+        if step.state == WorkState.RUNNING and owner_is_dead(step.lease_owner):
             ledger.schedule_retry(step, policy, "WorkerLost", "worker_lost",
                                   KilnError("The worker processing this file stopped unexpectedly."))
     session.commit()
@@ -87,7 +91,7 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                           identified=identify(source, rt.settings, kind=media.kind))
         for step in due:
             if step.name not in defs:  # a step the kind no longer has
-                step.state = "skipped"
+                ledger.mark_skipped(step)
                 session.commit()
                 continue
             if not ledger.claim(session, step.id, owner, rt.settings.processing.lease_seconds):
@@ -101,10 +105,10 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                 session.commit()
                 continue
             if step.reason == "reprocess" and _already_current(rt, media, defs[step.name], ctx):
-                ledger.mark_done(step)
-                step.fingerprint = defs[step.name].fingerprint()
+                ledger.mark_current(step, defs[step.name], {r.name: r for r in media.renditions})
                 session.commit()
                 continue
+            ctx.specs = {spec.name: spec for spec in defs[step.name].renditions}
             _run_one(rt, session, media, step, defs[step.name], ctx, owner)
     except _MediaGone:
         return  # deleted while it was processed: its other steps went with it
@@ -151,7 +155,7 @@ def clean_workbench(rt: Runtime) -> int:
     return removed
 
 
-def _settle_all(session: Session, steps: list[ProcessingStep], settle) -> None:  # type: ignore[no-untyped-def]
+def _settle_all(session: Session, steps: list[ProcessingStep], settle: Callable[[ProcessingStep], object]) -> None:
     for step in steps:
         session.refresh(step)
         if step.state not in ledger.FINAL:
@@ -160,24 +164,15 @@ def _settle_all(session: Session, steps: list[ProcessingStep], settle) -> None: 
 
 
 def _already_current(rt: Runtime, media: MediaEntry, definition: StepDef, ctx: StepContext) -> bool:
-    """A reprocess whose stored renditions would come out the same under the new spec is skipped.
-
-    The kind decides (``is_current``); kinds without that hook always recompute.
-    """
-    kind = get_kind(media.kind)
-    if not isinstance(kind, ChecksCurrent) or not definition.renditions:
+    """A reprocess whose stored outputs would all come out the same is skipped (processing/current.py
+    is the one place that decides); a lost file is remade, not skipped."""
+    if not definition.renditions:
         return False
     stored = {r.name: r for r in media.renditions}
-    for spec in definition.renditions:
-        rendition = stored.get(spec.name)
-        if rendition is None or not kind.is_current(spec, rendition.spec or {}, ctx.identified):
-            return False
-        if not rt.stores.public.exists(rendition.key):  # a lost file is remade, not skipped
-            return False
-    for spec in definition.renditions:  # same bytes: record the new spec
-        rendition = stored[spec.name]
-        rendition.spec_fingerprint, rendition.spec = spec.fingerprint(), dict(spec.params)
-    return True
+    statuses = outputs_status(get_kind(media.kind), definition, stored, ctx.identified, asked=True)
+    if any(status == STALE for status in statuses.values()):
+        return False
+    return all(rt.stores.public.exists(stored[name].key) for name in statuses if name in stored)
 
 
 class _LeaseKeeper(threading.Thread):
@@ -207,7 +202,7 @@ class _LeaseKeeper(threading.Thread):
                 with self.rt.sessions() as session:
                     if overrun and self.rt.enforce_limits:
                         step = session.get(ProcessingStep, self.step_id)
-                        if step is not None and step.state == "running":
+                        if step is not None and step.state == WorkState.RUNNING:
                             ledger.mark_failed(step, "TimeLimit", "timeout",
                                                KilnError("Processing took longer than the %(limit)s s limit "
                                                          "and was stopped.", limit=round(self.time_limit)))
@@ -246,6 +241,8 @@ def _run_one(
             ctx.earlier[produced.name] = produced
             if produced.name == "thumbnail":  # every kind's gallery picture gets a blurred placeholder
                 result.metadata.setdefault("blurhash", placeholder(produced.path))
+        known = {spec.name for d in get_kind(media.kind).steps(rt.settings) for spec in d.renditions}
+        replaced += _drop_unmade(session, media, definition, {produced.name for produced, *_ in saved}, known)
         _apply_metadata(media, result.metadata)
         ledger.mark_done(step)
         step.fingerprint = definition.fingerprint()
@@ -296,10 +293,10 @@ def _discard(rt: Runtime, session: Session, media_id: int, stored: list[list[str
 
 
 def _store_file(rt: Runtime, media: MediaEntry, produced: ProducedFile, definition: StepDef,
-                ) -> tuple[ProducedFile, list[str], int, RenditionSpec | None]:
+                ) -> tuple[ProducedFile, list[str], int, RenditionSpec]:
     """Store one output of a step in the public store (no database transaction is open)."""
-    spec = next((s for s in definition.renditions if s.name == produced.name), None)
-    fingerprint = spec.fingerprint() if spec else definition.fingerprint()
+    spec = definition.spec(produced.name)  # every output has a spec: a KeyError here is a kind's bug
+    fingerprint = spec.fingerprint()
     # The key names the spec, so a reprocess with new settings never overwrites a file in use.
     # The item's key token is part of it, so making the item private can retire every old URL. Read
     # afresh: the item may have been made private (a new token), or deleted, while this step ran.
@@ -311,10 +308,10 @@ def _store_file(rt: Runtime, media: MediaEntry, produced: ProducedFile, definiti
 
 
 def _record_rendition(session: Session, media: MediaEntry, produced: ProducedFile, key: list[str], size: int,
-                      spec: RenditionSpec | None, definition: StepDef) -> list[list[str]]:
+                      spec: RenditionSpec, definition: StepDef) -> list[list[str]]:
     """Point the item's rendition row at a stored file; returns the key it replaced, to delete after
     the commit (a crash in between leaves a spare file, never a row pointing at nothing)."""
-    fingerprint = spec.fingerprint() if spec else definition.fingerprint()
+    fingerprint = spec.fingerprint()
     existing = session.scalar(select(Rendition).where(Rendition.media_id == media.id,
                                                       Rendition.name == produced.name))
     replaced = []
@@ -328,11 +325,28 @@ def _record_rendition(session: Session, media: MediaEntry, produced: ProducedFil
     existing.width, existing.height = produced.width, produced.height
     existing.size_bytes = size
     existing.spec_fingerprint = fingerprint
-    existing.spec = dict(spec.params) if spec else {}
+    existing.spec = dict(spec.params)
     return replaced
 
 
-def _apply_metadata(media: MediaEntry, metadata: dict) -> None:  # type: ignore[type-arg]
+def _drop_unmade(session: Session, media: MediaEntry, definition: StepDef, made: set[str],
+                 known: set[str]) -> list[list[str]]:
+    """Delete the rows of outputs this step declares but did not make this time (an optional output
+    the original no longer gives), and of outputs no step of the kind makes any more (``known``: every
+    output the kind's specs name; a page past a lowered page count). The published original and the
+    owner's caption tracks are no step's output. Returns their keys, to delete after the commit."""
+    declared = {spec.name for spec in definition.renditions}
+    gone = []
+    for rendition in list(media.renditions):
+        if rendition.name in made or rendition.name == PUBLISHED_ORIGINAL or is_caption(rendition.name):
+            continue
+        if rendition.name in declared or rendition.name not in known:
+            gone.append(list(rendition.key))
+            session.delete(rendition)
+    return gone
+
+
+def _apply_metadata(media: MediaEntry, metadata: dict[str, Any]) -> None:
     """Width, height, EXIF and GPS have columns; everything else a kind reports lands in ``info``."""
     if not metadata:
         return
@@ -360,17 +374,12 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     first_publication = False
     steps = ledger.steps_of(session, media_id)
     defs = {d.name: d for d in get_kind(media.kind).steps(rt.settings)}
-    failed = [s for s in steps if s.state == "failed" and defs.get(s.name, StepDef(s.name)).required]
+    failed = [s for s in steps if s.state == WorkState.FAILED and defs.get(s.name, StepDef(s.name)).required]
     if failed and media.published is None:
-        media.state = "failed"
-        media.error_code, media.error_message = failed[0].error_code, failed[0].error_message
-        media.error_stored = failed[0].error_stored
+        ledger.media_failed(media, failed[0])
     elif all(s.state in ledger.FINAL for s in steps) and _renditions_present(rt, media, defs.values()):
         first_publication = media.published is None
-        if media.state != "processed":
-            media.state = "processed"
-            media.published = media.published or utcnow()
-            media.error_code = media.error_message = media.error_stored = None
+        ledger.media_published(media)
         if media.original_store == "queue":
             # Copy first, commit, then delete: a crash in between leaves a spare copy, never none.
             key = list(media.original_key)
@@ -379,20 +388,22 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
             media.original_store = "originals"
             session.commit()
             rt.stores.queue.delete(key)
-    elif media.published is None and any(s.state != "queued" for s in steps):
-        media.state = "processing"
+    elif media.published is None and any(s.state != WorkState.QUEUED for s in steps):
+        ledger.media_processing(media)
     kind, state = media.kind, media.state
     session.commit()
-    if first_publication and state == "processed":  # after the commit: plugins see it published
+    if first_publication and state == MediaState.PROCESSED:  # after the commit: plugins see it published
         plugins.notify("kiln_media_published", media_id=media_id, kind=kind, runtime=rt)
     return state
 
 
-def _renditions_present(rt: Runtime, media: MediaEntry, defs) -> bool:  # type: ignore[no-untyped-def]
+def _renditions_present(rt: Runtime, media: MediaEntry, defs: Iterable[StepDef]) -> bool:
     for definition in defs:
         if not definition.required:
             continue
         for spec in definition.renditions:
+            if spec.optional:
+                continue
             rendition = media.rendition(spec.name)
             if rendition is None or not rt.stores.public.exists(rendition.key):
                 log.warning("media %s lacks rendition %s", media.id, spec.name)

@@ -28,6 +28,7 @@ original's sound published without re-encoding) and spectrogram_max_hz.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from kiln.mediatypes.base import (
     StepContext,
     StepDef,
     StepResult,
+    output_spec,
 )
 from kiln.mediatypes.image.still import render_still
 
@@ -111,7 +113,8 @@ class AudioKind:
             StepDef("waveform", (
                 RenditionSpec("peaks", drawn),
                 RenditionSpec("waveform", {**drawn, "size": list(WAVEFORM_SIZE)}),
-                RenditionSpec("thumbnail", {**drawn, "size": image.thumbnail_size, "jpeg_quality": image.jpeg_quality}),
+                RenditionSpec("thumbnail", {**drawn, "size": image.thumbnail_size, "jpeg_quality": image.jpeg_quality,
+                                            "webp_quality": image.webp_quality}),
             )),
             StepDef("medium", (RenditionSpec("medium", {
                 **drawn, "size": image.medium_size, "jpeg_quality": image.jpeg_quality,
@@ -121,7 +124,7 @@ class AudioKind:
                 "copied": "mp3 and aac up to 320 kbit/s"}),)),
             StepDef("spectrogram", (RenditionSpec("spectrogram", {
                 "version": VERSION, "width": audio.spectrogram_width, "fft": draw.FFT_SIZE,
-                "jpeg_quality": image.jpeg_quality}),), required=False),
+                "jpeg_quality": image.jpeg_quality, "webp_quality": image.webp_quality}),), required=False),
         ]
 
     # Running ------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ class AudioKind:
                                    facts["bit_rate"])
             target, mime = decode.transcode(ctx.source, facts["demuxer"], facts["duration"], facts["channels"],
                                             facts["sample_rate"], ctx.settings, ctx.workdir, ctx.report_progress,
-                                            copy)
+                                            copy, int(output_spec(ctx, self, "audio").params["bitrate_kbps"]))
             return StepResult(files=[ProducedFile("audio", target, mime)], metadata={"audio_copied": bool(copy)})
         if step == "spectrogram":
             return self._spectrogram(ctx)
@@ -156,7 +159,7 @@ class AudioKind:
         decode.without_tags(source, facts["format"], facts["demuxer"], settings, target)
         return ProducedFile(name="original", path=target, mime_type=found.mime_type)
 
-    def _samples(self, ctx: StepContext, share: float = 0.8):  # type: ignore[no-untyped-def]
+    def _samples(self, ctx: StepContext, share: float = 0.8) -> tuple[Any, int]:
         facts = ctx.identified.extra
         rate = decode.analysis_rate(facts["duration"])
         samples = decode.decode_pcm(ctx.source, facts["demuxer"], facts["duration"], ctx.settings, ctx.workdir,
@@ -165,7 +168,7 @@ class AudioKind:
 
     def _waveform(self, ctx: StepContext) -> StepResult:
         samples, _ = self._samples(ctx)
-        values = draw.peaks(samples, ctx.settings.audio.waveform_peaks)
+        values = draw.peaks(samples, int(output_spec(ctx, self, "peaks").params["peaks"]))
         peaks_file = ctx.workdir / "peaks.json"
         peaks_file.write_text(json.dumps({"version": VERSION, "duration": ctx.identified.extra["duration"],
                                           "peaks": values}, separators=(",", ":")))
@@ -173,7 +176,8 @@ class AudioKind:
         draw.waveform_picture(values, *WAVEFORM_SIZE, PAGE_BARS, None, bar=2, gap=1).save(page, optimize=True)
         still = ctx.workdir / "waveform-still.png"
         draw.waveform_picture(values, *THUMB_STILL, BARS, GROUND, bar=4, gap=2).save(still, compress_level=1)
-        thumbnail = render_still(still, ctx.settings.image.thumbnail_size, ctx.workdir, "thumbnail", ctx.settings)
+        thumbnail = render_still(still, output_spec(ctx, self, "thumbnail").params, ctx.workdir, "thumbnail",
+                                 ctx.settings)
         ctx.report_progress(1.0)
         return StepResult(files=[
             ProducedFile("peaks", peaks_file, "application/json"),
@@ -183,30 +187,32 @@ class AudioKind:
 
     def _medium(self, ctx: StepContext) -> StepResult:
         facts, settings = ctx.identified.extra, ctx.settings
-        box = settings.image.medium_size
+        params = output_spec(ctx, self, "medium").params
+        box = int(params["size"])
         cover = facts.get("cover")
         if cover and _fits(cover, settings):
             picture = ctx.workdir / "cover.png"
             decode.extract_cover(ctx.source, facts["demuxer"], cover["index"], settings, picture)
-            return StepResult(files=[render_still(picture, box, ctx.workdir, "medium", settings)],
+            return StepResult(files=[render_still(picture, params, ctx.workdir, "medium", settings)],
                               metadata={"cover": True})
         earlier = ctx.earlier.get("peaks")
         if earlier is not None and earlier.path.is_file():
             values = json.loads(earlier.path.read_text())["peaks"]
         else:
-            values = draw.peaks(self._samples(ctx)[0], settings.audio.waveform_peaks)
+            values = draw.peaks(self._samples(ctx)[0], int(params["peaks"]))
         still = ctx.workdir / "medium-still.png"
         draw.waveform_picture(values, box, max(1, box * 3 // 8), BARS, GROUND, bar=6, gap=3).save(
             still, compress_level=1)
-        return StepResult(files=[render_still(still, box, ctx.workdir, "medium", settings)],
+        return StepResult(files=[render_still(still, params, ctx.workdir, "medium", settings)],
                           metadata={"cover": False})
 
     def _spectrogram(self, ctx: StepContext) -> StepResult:
         samples, rate = self._samples(ctx)
-        width = ctx.settings.audio.spectrogram_width
+        params = output_spec(ctx, self, "spectrogram").params
+        width = int(params["width"])
         still = ctx.workdir / "spectrogram-still.png"
         draw.spectrogram_picture(samples, rate, width, max(64, width // 4)).save(still, compress_level=1)
-        produced = render_still(still, width, ctx.workdir, "spectrogram", ctx.settings)
+        produced = render_still(still, {**params, "size": width}, ctx.workdir, "spectrogram", ctx.settings)
         ctx.report_progress(1.0)
         return StepResult(files=[produced], metadata={"spectrogram_max_hz": rate // 2})
 
@@ -237,7 +243,7 @@ def _fits(cover: dict[str, Any], settings: Settings) -> bool:
     return 0 < width <= limits.max_side and 0 < height <= limits.max_side and width * height <= limits.max_pixels
 
 
-def _info(facts: dict[str, Any]) -> dict[str, Any]:
+def _info(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The facts shown to people and by the API (``media.info``)."""
     return {
         "duration": facts["duration"],

@@ -87,7 +87,8 @@ def copyable(fmt_key: str, codec: str, channels: int, sample_rate: int, bit_rate
 
 
 def transcode(source: Path, demuxer: str, duration: float, channels: int, sample_rate: int, settings: Settings,
-              workdir: Path, progress: Callable[[float], None], copy: str | None) -> tuple[Path, str]:
+              workdir: Path, progress: Callable[[float], None], copy: str | None,
+              bitrate_kbps: int) -> tuple[Path, str]:
     """The web rendition: the original's MP3 or AAC stream copied when ``copy`` says so, otherwise
     AAC-LC in M4A. Either way tags and pictures are left out, and an M4A has its index first (it
     plays while it downloads). Returns the file and its MIME type."""
@@ -102,7 +103,7 @@ def transcode(source: Path, demuxer: str, duration: float, channels: int, sample
             args += ["-c:a", "copy"]
         else:
             stereo = channels >= 2
-            bitrate = settings.audio.bitrate_kbps if stereo else max(32, settings.audio.bitrate_kbps // 2)
+            bitrate = bitrate_kbps if stereo else max(32, bitrate_kbps // 2)
             args += ["-ac", "2" if stereo else "1", "-c:a", "aac", "-aac_coder", "fast", "-b:a", f"{bitrate}k"]
             if sample_rate > 48_000 or sample_rate < 8_000:
                 args += ["-ar", "48000"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from kiln.mediatypes.base import MediaRejected
 
@@ -190,7 +191,7 @@ def check_complete(path: Path, fmt: Format) -> float | None:
     return None
 
 
-def _check_chunks(fh, size: int, wanted: bytes, little: bool, first: int) -> None:  # type: ignore[no-untyped-def]
+def _check_chunks(fh: BinaryIO, size: int, wanted: bytes, little: bool, first: int) -> None:
     offset = first
     while offset + 8 <= size:
         fh.seek(offset)
@@ -204,7 +205,7 @@ def _check_chunks(fh, size: int, wanted: bytes, little: bool, first: int) -> Non
     raise MediaRejected("This audio file holds no sound data (its data chunk is missing).", code="corrupt")
 
 
-def _check_ogg_end(fh, size: int) -> None:  # type: ignore[no-untyped-def]
+def _check_ogg_end(fh: BinaryIO, size: int) -> None:
     """The last page must be whole and flagged end-of-stream."""
     tail_start = max(0, size - 65_536 - 282)
     fh.seek(tail_start)

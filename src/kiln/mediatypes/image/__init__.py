@@ -12,8 +12,7 @@ Renditions:
   transparency are WebP. An animated GIF or WebP gives a still of its first frame.
 * The thumbnail is made from the medium when one was made earlier in the run and is big enough.
 * ``animated`` (animated GIF and WebP only), made by the medium step, is an animated WebP fitting
-  ``image.animation_size``. It has no spec of its own (stills would then always read as stale to
-  the reprocessing scan); it is remade whenever the medium is.
+  ``image.animation_size``. Its spec is optional: a still makes no such file and is not stale for it.
 * ``metadata`` reports the displayed size, readable camera EXIF and the GPS position.
 """
 
@@ -35,6 +34,7 @@ from kiln.mediatypes.base import (
     StepDef,
     StepResult,
     TransientFailure,
+    output_spec,
 )
 from kiln.mediatypes.image import raw
 from kiln.mediatypes.image._vips import FORMATS
@@ -87,8 +87,11 @@ class ImageKind:
             "format": "jpeg, or webp when transparent",
             "keep": "icc",
         }
+        animated = {"version": ALGORITHM_VERSION, "format": "webp", "webp_quality": image.webp_quality,
+                    "size": image.animation_size}
         return [
-            StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),)),
+            StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),
+                               RenditionSpec("animated", animated, optional=True))),
             StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
             StepDef("metadata"),
         ]
@@ -121,20 +124,23 @@ class ImageKind:
 
     # Running ------------------------------------------------------------------------------------
     def run_step(self, step: str, ctx: StepContext) -> StepResult:
-        image = ctx.settings.image
-        encoding = Encoding(jpeg_quality=image.jpeg_quality, webp_quality=image.webp_quality)
+        image = ctx.settings.image  # decoding limits only: the bytes follow the specs' params
         if step == "medium":
+            params = output_spec(ctx, self, "medium").params
             header = self._header(ctx.source, ctx.settings)
-            files = [render(ctx.source, header, image.medium_size, encoding, ctx.workdir, "medium", image)]
+            files = [render(ctx.source, header, int(params["size"]), _encoding(params), ctx.workdir, "medium",
+                            image)]
             if header.frames > 1:
                 ctx.report_progress(0.3)
-                files += self._animation(ctx, header)
+                files += self._animation(ctx, header, output_spec(ctx, self, "animated").params)
             return StepResult(files=files)
         if step == "thumbnail":
-            source = self._thumbnail_source(ctx)
+            params = output_spec(ctx, self, "thumbnail").params
+            source = self._thumbnail_source(ctx, int(params["size"]))
             header = self._header(source, ctx.settings)
             return StepResult(
-                files=[render(source, header, image.thumbnail_size, encoding, ctx.workdir, "thumbnail", image)]
+                files=[render(source, header, int(params["size"]), _encoding(params), ctx.workdir, "thumbnail",
+                              image)]
             )
         if step == "metadata":
             header = self._header(ctx.source, ctx.settings)
@@ -177,18 +183,18 @@ class ImageKind:
                             height=header.height)
 
     @staticmethod
-    def _animation(ctx: StepContext, header: Header) -> list[ProducedFile]:
+    def _animation(ctx: StepContext, header: Header, params: Mapping[str, Any]) -> list[ProducedFile]:
         """The animated rendition, or none when a later frame is damaged: the still first frame
         is published anyway, as browsers would show the frames before the damage."""
-        image = ctx.settings.image
         try:
-            made = render_animation(ctx.source, header, image.animation_size, image.webp_quality, ctx.workdir)
+            made = render_animation(ctx.source, header, int(params["size"]), int(params["webp_quality"]),
+                                    ctx.workdir)
         except MediaRejected as exc:
             log.warning("animation of %s left out: %s", ctx.source.name, exc.message)
             return []
         return [made] if made else []
 
-    def _thumbnail_source(self, ctx: StepContext) -> Path:
+    def _thumbnail_source(self, ctx: StepContext, size: int) -> Path:
         """The medium made earlier in this run is much cheaper to shrink than the original.
 
         It is used only when it is at least as large as the thumbnail asked for; otherwise (tiny
@@ -197,7 +203,7 @@ class ImageKind:
         medium = ctx.earlier.get("medium")
         if medium is None or not medium.path.is_file():
             return ctx.source
-        if max(medium.width or 0, medium.height or 0) < ctx.settings.image.thumbnail_size:
+        if max(medium.width or 0, medium.height or 0) < size:
             return ctx.source
         return medium.path
 
@@ -212,6 +218,10 @@ class ImageKind:
         if fmt is None:
             raise MediaRejected("This file is not an image Kiln can read.", code="unsupported")
         return read_header(path, fmt, settings.image)
+
+
+def _encoding(params: Mapping[str, Any]) -> Encoding:
+    return Encoding(jpeg_quality=int(params["jpeg_quality"]), webp_quality=int(params["webp_quality"]))
 
 
 KIND = ImageKind()

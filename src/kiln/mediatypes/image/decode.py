@@ -41,7 +41,7 @@ def open_image(source: Path, header: Header, box: int | None, workdir: Path, set
     if fmt.pixels == "raw" and header.preview is None:
         image = _libraw(source, header, box, workdir, settings)
         orientation = 1  # LibRaw turned it upright
-    elif fmt.pixels == "raw":
+    elif fmt.pixels == "raw" and header.preview is not None:
         image = load_jpeg_buffer(raw.preview_bytes(source, header.preview), **options)
         orientation = header.orientation
     else:

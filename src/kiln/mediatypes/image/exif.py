@@ -204,7 +204,7 @@ def _degrees(value: Any, ref: Any, positive: str, negative: str) -> float | None
     parts = [_number(part) for part in value]
     if any(part is None or part < 0 for part in parts):
         return None
-    degrees = sum(part / 60**i for i, part in enumerate(parts))  # type: ignore[operator]
+    degrees = sum(part / 60**i for i, part in enumerate(parts))
     hemisphere = (_text(ref) or positive).upper()[:1]
     if hemisphere not in (positive, negative):
         return None

@@ -141,7 +141,8 @@ class _Walker:
 
     def walk(self, family_key: str) -> RawFile:
         raw = RawFile(family=family_key, make="", orientation=1)
-        pending, seen = [self.first], set()
+        pending: list[int] = [self.first]
+        seen: set[int] = set()
         while pending:
             ifd = pending.pop(0)
             if ifd == 0 or ifd in seen:

@@ -8,8 +8,10 @@ follow the same rules as images: never enlarged, web formats, no metadata.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from kiln.config import Settings
 from kiln.mediatypes.base import MediaRejected, ProducedFile
@@ -17,15 +19,26 @@ from kiln.mediatypes.image.pipeline import Encoding, render
 from kiln.mediatypes.image.sniff import read_header, sniff
 
 
-def render_still(still: Path, box: int, workdir: Path, name: str, settings: Settings) -> ProducedFile:
-    """Write rendition ``name`` of the picture ``still`` (PNG/JPEG/WebP), fitting a ``box`` square."""
+def render_still(still: Path, params: Mapping[str, Any], workdir: Path, name: str, settings: Settings) -> ProducedFile:
+    """Write rendition ``name`` of the picture ``still`` (PNG/JPEG/WebP) from its spec's ``params``:
+    fitting a ``size`` square, encoded at ``jpeg_quality`` / ``webp_quality`` (the image settings'
+    when the spec does not name them). ``settings`` gives only the decoding limits, never the bytes."""
     with still.open("rb") as fh:
         fmt = sniff(fh.read(64))
     if fmt is None:
         raise MediaRejected("The picture made from this file could not be read.", code="internal")
     header = read_header(still, fmt, settings.image)
-    encoding = Encoding(jpeg_quality=settings.image.jpeg_quality, webp_quality=settings.image.webp_quality)
-    return render(still, header, box, encoding, workdir, name, settings.image)
+    encoding = encoding_of(params)
+    return render(still, header, int(params["size"]), encoding, workdir, name, settings.image)
+
+
+def still_params(settings: Settings, size: int) -> dict[str, Any]:
+    """What shapes a still rendition's bytes, for a kind's spec: the box and both qualities."""
+    return {"size": size, "jpeg_quality": settings.image.jpeg_quality, "webp_quality": settings.image.webp_quality}
+
+
+def encoding_of(params: Mapping[str, Any]) -> Encoding:
+    return Encoding(jpeg_quality=int(params["jpeg_quality"]), webp_quality=int(params["webp_quality"]))
 
 
 def placeholder(picture: Path) -> str | None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
@@ -32,6 +34,7 @@ from kiln.mediatypes.base import (
     StepContext,
     StepDef,
     StepResult,
+    output_spec,
 )
 from kiln.mediatypes.external import run_external
 from kiln.mediatypes.model3d.sniff import FORMATS, check, sniff
@@ -85,26 +88,27 @@ class ModelKind:
             info.update(format=FORMATS[fmt].label, units=FORMATS[fmt].units or "unknown")
             return StepResult(files=[ProducedFile("model", glb, "model/gltf-binary")], metadata=info)
         if step == "medium":
-            return StepResult(files=[self._picture(ctx, "medium", ctx.settings.image.medium_size)])
+            return StepResult(files=[self._picture(ctx, "medium", output_spec(ctx, self, "medium").params)])
         if step == "thumbnail":
-            return StepResult(files=[self._picture(ctx, "thumbnail", ctx.settings.image.thumbnail_size)])
+            return StepResult(files=[self._picture(ctx, "thumbnail", output_spec(ctx, self, "thumbnail").params)])
         raise ValueError(f"The 3D model kind has no step called {step!r}.")
 
-    def _picture(self, ctx: StepContext, name: str, box: int) -> ProducedFile:
+    def _picture(self, ctx: StepContext, name: str, params: Mapping[str, Any]) -> ProducedFile:
         from kiln.mediatypes.image.still import render_still
 
+        box = int(params["size"])
         medium = ctx.earlier.get("medium")
         if name == "thumbnail" and medium is not None and medium.path.is_file() \
                 and max(medium.width or 0, medium.height or 0) >= box:
-            return render_still(medium.path, box, ctx.workdir, name, ctx.settings)
+            return render_still(medium.path, params, ctx.workdir, name, ctx.settings)
         glb = ctx.earlier.get("model")
         source, fmt = (glb.path, "kiln_glb") if glb is not None and glb.path.is_file() \
             else (ctx.source, self._format(ctx))
         still = ctx.workdir / f"{name}-still.png"
         self._child(ctx, [str(source), fmt, "--png", str(still), "--size", str(box),
-                          "--supersample", str(ctx.settings.model3d.supersample)])
+                          "--supersample", str(params["supersample"])])
         ctx.report_progress(0.9)
-        return render_still(still, box, ctx.workdir, name, ctx.settings)
+        return render_still(still, params, ctx.workdir, name, ctx.settings)
 
     @staticmethod
     def _format(ctx: StepContext) -> str:
@@ -114,7 +118,7 @@ class ModelKind:
         return str(fmt)
 
     @staticmethod
-    def _child(ctx: StepContext, args: list[str]) -> dict:  # type: ignore[type-arg]
+    def _child(ctx: StepContext, args: list[str]) -> dict[str, Any]:
         model = ctx.settings.model3d
         done = run_external(
             [sys.executable, str(CHILD), *args,

@@ -26,6 +26,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -38,7 +39,7 @@ class ModelError(Exception):
     """The model cannot be used; the message is for its owner."""
 
 
-def load(source: Path, fmt: str):  # type: ignore[no-untyped-def]
+def load(source: Path, fmt: str) -> Any:
     """The file as a trimesh Scene, Y-up, read without touching any other file."""
     import trimesh
     from trimesh.resolvers import Resolver
@@ -50,7 +51,7 @@ def load(source: Path, fmt: str):  # type: ignore[no-untyped-def]
         def get(self, key: str) -> bytes:
             raise ModelError(f"This model refers to another file ({key[:60]}); Kiln reads only the uploaded file.")
 
-        def write(self, name: str, data) -> None:  # type: ignore[no-untyped-def]
+        def write(self, name: str, data: Any) -> None:
             raise ModelError("writing is not allowed")
 
         def namespaced(self, namespace: str) -> Resolver:
@@ -76,14 +77,14 @@ def load(source: Path, fmt: str):  # type: ignore[no-untyped-def]
     return scene
 
 
-def meshes(scene):  # type: ignore[no-untyped-def]
+def meshes(scene: Any) -> Any:
     """Every triangle mesh of the scene, placed by its node (instances repeated)."""
     import trimesh
 
     return [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
 
 
-def face_colours(mesh) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+def face_colours(mesh: Any) -> np.ndarray | None:
     """(F, 3) uint8 colours the model brings (face or vertex colours, or a texture sampled at the
     corners), or None when it brings none."""
     visual = mesh.visual
@@ -99,7 +100,7 @@ def face_colours(mesh) -> np.ndarray | None:  # type: ignore[no-untyped-def]
     return None
 
 
-def export_glb(scene) -> bytes:  # type: ignore[no-untyped-def]
+def export_glb(scene: Any) -> bytes:
     """The scene as GLB. A mesh without colours gets a matt, double-sided clay material (the
     viewer's default is glossy white, and one-sided, which shows holes where a mesh is wound the
     wrong way). Face colours become colours of unshared corners first: trimesh's own conversion
@@ -122,7 +123,7 @@ def export_glb(scene) -> bytes:  # type: ignore[no-untyped-def]
     return bytes(scene.export(file_type="glb"))
 
 
-def report(parts, fmt: str) -> dict:  # type: ignore[no-untyped-def]
+def report(parts: Any, fmt: str) -> dict[str, Any]:
     vertices = np.concatenate([m.vertices for m in parts])
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     if fmt in ("stl", "stl_ascii", "ply"):  # report the file's own axes, not the upright ones
@@ -137,7 +138,7 @@ def report(parts, fmt: str) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def _raster():  # type: ignore[no-untyped-def]
+def _raster() -> Any:
     """raster.py, loaded from beside this file: importing it through the ``kiln`` package would
     import Kiln's settings and media registry too, a third of a second per child for nothing."""
     import importlib.util
@@ -149,7 +150,7 @@ def _raster():  # type: ignore[no-untyped-def]
     return module
 
 
-def picture(parts, size: int, supersample: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def picture(parts: Any, size: int, supersample: int) -> np.ndarray:
     render = _raster().render
     offsets = np.cumsum([0] + [len(m.vertices) for m in parts])
     vertices = np.concatenate([m.vertices for m in parts])
@@ -164,7 +165,7 @@ def picture(parts, size: int, supersample: int) -> np.ndarray:  # type: ignore[n
     return render(vertices, faces, face_colors, size, supersample, closed=closed)
 
 
-def _solid(mesh) -> bool:  # type: ignore[no-untyped-def]
+def _solid(mesh: Any) -> bool:
     """A closed surface wound outwards: its inside (the back of its faces) can never be seen."""
     return bool(mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0)
 

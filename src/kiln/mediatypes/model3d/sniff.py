@@ -218,10 +218,10 @@ def _check_ply(path: Path, head: bytes, size: int, limits: ModelSettings) -> int
     if end < 0:
         raise MediaRejected("This PLY file's header is damaged or longer than 64 KB.", code="corrupt")
     header_end = head.find(b"\n", end) + 1 or len(head)
-    lines = head[:end].decode("ascii", "replace").splitlines()
+    header_lines = head[:end].decode("ascii", "replace").splitlines()
     encoding = ""
     elements: list[list] = []  # [name, count, bytes per item at least]
-    for line in lines[1:]:
+    for line in header_lines[1:]:
         words = line.split()
         if words[:2] == ["comment", "TextureFile"] and len(words) > 2:
             _check_reference("PLY", "TextureFile", " ".join(words[2:]))

@@ -26,7 +26,9 @@ carry scripts and forms):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
@@ -38,6 +40,7 @@ from kiln.mediatypes.base import (
     StepContext,
     StepDef,
     StepResult,
+    output_spec,
 )
 from kiln.mediatypes.image.still import render_still
 from kiln.mediatypes.pdf import reader
@@ -103,36 +106,40 @@ class PdfKind:
             StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),)),
             StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
             StepDef("metadata"),
-            # Only page 1 is declared: later pages exist only when the document has them.
-            StepDef("pages", (RenditionSpec("page-1", pages),)),
+            # Every page shown has a spec; later pages are optional: they exist only when the document has them.
+            StepDef("pages", tuple(RenditionSpec(f"page-{n}", pages, optional=n > 1)
+                                   for n in range(1, doc.pages_shown + 1))),
         ]
 
     # Running ------------------------------------------------------------------------------------
     def run_step(self, step: str, ctx: StepContext) -> StepResult:
         settings = ctx.settings
         if step == "medium":
-            return StepResult(files=[self._first_page(ctx, "medium", settings.image.medium_size)])
+            return StepResult(files=[self._first_page(ctx, "medium", output_spec(ctx, self, "medium").params)])
         if step == "thumbnail":
             medium = ctx.earlier.get("medium")
-            size = settings.image.thumbnail_size
+            params = output_spec(ctx, self, "thumbnail").params
+            size = int(params["size"])
             if medium is not None and medium.path.is_file() and max(medium.width or 0, medium.height or 0) >= size:
-                return StepResult(files=[render_still(medium.path, size, ctx.workdir, "thumbnail", settings)])
-            return StepResult(files=[self._first_page(ctx, "thumbnail", size)])
+                return StepResult(files=[render_still(medium.path, params, ctx.workdir, "thumbnail", settings)])
+            return StepResult(files=[self._first_page(ctx, "thumbnail", params)])
         if step == "metadata":
             return StepResult(metadata=self._metadata(reader.probe(ctx.source, settings)))
         if step == "pages":
             return self._pages(ctx)
         raise ValueError(f"The PDF kind has no step called {step!r}.")
 
-    def _first_page(self, ctx: StepContext, name: str, box: int) -> ProducedFile:
+    def _first_page(self, ctx: StepContext, name: str, params: Mapping[str, Any]) -> ProducedFile:
+        box = int(params["size"])
         drawn = reader.draw_pages(ctx.source, ctx.workdir / f"{name}-page", 1, 1, (box, box), "png", 0, ctx.settings)
-        return render_still(drawn[0].path, box, ctx.workdir, name, ctx.settings)
+        return render_still(drawn[0].path, params, ctx.workdir, name, ctx.settings)
 
     def _pages(self, ctx: StepContext) -> StepResult:
-        doc = ctx.settings.document
-        count = min(doc.pages_shown, reader.probe(ctx.source, ctx.settings).pages)
-        drawn = reader.draw_pages(ctx.source, ctx.workdir / "pages", 1, count, (doc.page_width, 2 * doc.page_width),
-                                  "jpeg", ctx.settings.image.jpeg_quality, ctx.settings,
+        params = output_spec(ctx, self, "page-1").params
+        width = int(params["width"])
+        count = min(int(params["count"]), reader.probe(ctx.source, ctx.settings).pages)
+        drawn = reader.draw_pages(ctx.source, ctx.workdir / "pages", 1, count, (width, 2 * width),
+                                  "jpeg", int(params["quality"]), ctx.settings,
                                   progress=lambda done: ctx.report_progress(done / count))
         files = [ProducedFile(name=f"page-{page.number}", path=page.path, mime_type="image/jpeg",
                               width=page.width, height=page.height) for page in drawn]

@@ -36,6 +36,7 @@ from kiln.mediatypes.base import (
     StepContext,
     StepDef,
     StepResult,
+    output_spec,
 )
 from kiln.mediatypes.image.still import render_still
 from kiln.mediatypes.text.decode import Decoded, read_text
@@ -68,7 +69,7 @@ class TextKind:
     def steps(self, settings: Settings) -> list[StepDef]:
         text, image = settings.text, settings.image
         drawn = {"version": ALGORITHM_VERSION, "font": FONT.name, "font_size": text.font_size,
-                 "tab_size": text.tab_size, "jpeg_quality": image.jpeg_quality}
+                 "tab_size": text.tab_size, "jpeg_quality": image.jpeg_quality, "webp_quality": image.webp_quality}
         return [
             StepDef("text", (RenditionSpec("text", {"version": ALGORITHM_VERSION, "charset": "utf-8",
                                                     "page_text_bytes": text.page_text_bytes}),)),
@@ -82,21 +83,22 @@ class TextKind:
     def run_step(self, step: str, ctx: StepContext) -> StepResult:
         settings = ctx.settings
         decoded = read_text(ctx.source, settings.text)
-        rows = [row.expandtabs(settings.text.tab_size) for row in decoded.text.split("\n")]
         if step == "text":
             return self._text(decoded, ctx)
+        params = output_spec(ctx, self, step).params if step in ("medium", "thumbnail") else {}
+        rows = [row.expandtabs(int(params.get("tab_size", 8))) for row in decoded.text.split("\n")]
         if step == "medium":
-            picture = draw_text(rows[: settings.text.picture_lines], ctx.workdir / "medium-text.png",
-                                settings.text.font_size)
-            return StepResult(files=[render_still(picture, settings.image.medium_size, ctx.workdir, "medium",
+            picture = draw_text(rows[: int(params["lines"])], ctx.workdir / "medium-text.png",
+                                int(params["font_size"]))
+            return StepResult(files=[render_still(picture, params, ctx.workdir, "medium",
                                                   settings)])
         if step == "thumbnail":
             fewest, most = THUMBNAIL_LINES
             # Character cells are about twice as tall as wide: columns / 2 lines make a square-ish picture.
             count = max(fewest, min(most, decoded.columns // 2))
-            picture = draw_text(rows[:count], ctx.workdir / "thumbnail-text.png", settings.text.font_size,
+            picture = draw_text(rows[:count], ctx.workdir / "thumbnail-text.png", int(params["font_size"]),
                                 min_height_ratio=THUMBNAIL_SHAPE)
-            return StepResult(files=[render_still(picture, settings.image.thumbnail_size, ctx.workdir,
+            return StepResult(files=[render_still(picture, params, ctx.workdir,
                                                   "thumbnail", settings)])
         raise ValueError(f"The text kind has no step called {step!r}.")
 
@@ -116,7 +118,7 @@ class TextKind:
         data = decoded.text.encode("utf-8") + b"\n"
         out = ctx.workdir / "text.txt"
         out.write_bytes(data)
-        limit = ctx.settings.text.page_text_bytes
+        limit = int(output_spec(ctx, KIND, "text").params["page_text_bytes"])
         shown = data[:limit].decode("utf-8", "ignore")  # never ends in half a character
         return StepResult(
             files=[ProducedFile(name="text", path=out, mime_type="text/plain; charset=utf-8")],

@@ -36,6 +36,7 @@ from kiln.mediatypes.base import (
     StepContext,
     StepDef,
     StepResult,
+    output_spec,
 )
 from kiln.mediatypes.image.still import render_still
 from kiln.mediatypes.video.sniff import Container, sniff
@@ -125,7 +126,8 @@ class VideoKind:
     # Planning -----------------------------------------------------------------------------------
     def steps(self, settings: Settings) -> list[StepDef]:
         video, image = settings.video, settings.image
-        still = {"version": ALGORITHM_VERSION, "jpeg_quality": image.jpeg_quality, "frame": "keyframe near 10%"}
+        still = {"version": ALGORITHM_VERSION, "jpeg_quality": image.jpeg_quality, "webp_quality": image.webp_quality,
+                 "frame": "keyframe near 10%"}
         encode = {"version": ALGORITHM_VERSION, "container": "mp4+faststart", "audio": "aac",
                   "audio_kbps": video.audio_bitrate_kbps}
         steps = [
@@ -138,7 +140,7 @@ class VideoKind:
             spec = {**encode, "codec": "h264", "short_side": rung, "crf": video.crf, "preset": video.preset}
             # The tallest rung always makes a file (at the source size when the source is smaller);
             # a lower rung above the source makes none, so only the tallest is required.
-            steps.append(StepDef(f"video-{rung}", (RenditionSpec(f"video-{rung}", spec),),
+            steps.append(StepDef(f"video-{rung}", (RenditionSpec(f"video-{rung}", spec, optional=rung != ladder[0]),),
                                  required=rung == ladder[0]))
         if video.av1:
             spec = {**encode, "codec": "av1", "short_side": ladder[0], "crf": video.av1_crf,
@@ -160,14 +162,15 @@ class VideoKind:
         raise ValueError(f"The video kind has no step called {step!r}.")
 
     def _poster(self, ctx: StepContext) -> StepResult:
-        image = ctx.settings.image
+        medium_params = output_spec(ctx, self, "medium").params
+        thumbnail_params = output_spec(ctx, self, "thumbnail").params
         still = ctx.workdir / "poster.png"
         facts = ctx.identified.extra
-        box = max(image.medium_size, image.thumbnail_size)
+        box = max(int(medium_params["size"]), int(thumbnail_params["size"]))
         poster(ctx.source, str(facts["demuxer"]), float(facts["duration"] or 0), box, still, ctx.settings,
                hdr=bool(facts.get("hdr")))
-        medium = render_still(still, image.medium_size, ctx.workdir, "medium", ctx.settings)
-        thumbnail = render_still(medium.path, image.thumbnail_size, ctx.workdir, "thumbnail", ctx.settings)
+        medium = render_still(still, medium_params, ctx.workdir, "medium", ctx.settings)
+        thumbnail = render_still(medium.path, thumbnail_params, ctx.workdir, "thumbnail", ctx.settings)
         return StepResult(files=[medium, thumbnail])
 
     def _transcode(self, step: str, ctx: StepContext, display: tuple[int, int]) -> StepResult:
@@ -188,7 +191,8 @@ class VideoKind:
         limit = time_limit(duration, target, settings, step_limit)
         try:
             transcode(ctx.source, str(facts["demuxer"]), target, bool(facts.get("has_audio")), out,
-                      duration=duration, settings=settings, timeout=limit, progress=ctx.report_progress)
+                      duration=duration, params=output_spec(ctx, self, step).params, settings=settings,
+                      timeout=limit, progress=ctx.report_progress)
         except MediaRejected as exc:
             if exc.code != "timeout" or limit < step_limit - 5:
                 raise

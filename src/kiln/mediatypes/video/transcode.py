@@ -8,9 +8,10 @@ video's declared duration (so a file that lies about its length is stopped, not 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kiln.config import Settings
 from kiln.i18n import N_
@@ -77,10 +78,11 @@ def time_limit(duration: float, target: Target, settings: Settings, step_limit: 
 
 
 def transcode(source: Path, demuxer: str, target: Target, has_audio: bool, out: Path, *, duration: float,
-              settings: Settings, timeout: float, progress: Callable[[float], None]) -> float:
+              params: Mapping[str, Any], settings: Settings, timeout: float,
+              progress: Callable[[float], None]) -> float:
     """Write ``out``: an MP4 with its index first (+faststart, plays while downloading), square
     pixels upright, no metadata, chapters or subtitles. Returns the seconds of media written."""
-    args = transcode_args(source, target, has_audio, out, settings)
+    args = transcode_args(source, target, has_audio, out, params, settings)
     written = run_ffmpeg(settings, args, duration=duration, progress=progress, timeout=timeout,
                          memory_mb=settings.video.memory_mb, what=N_("The video converter"), input_format=demuxer)
     if not out.is_file() or out.stat().st_size == 0:
@@ -93,8 +95,12 @@ def transcode(source: Path, demuxer: str, target: Target, has_audio: bool, out: 
     return written
 
 
-def transcode_args(source: Path, target: Target, has_audio: bool, out: Path, settings: Settings) -> list[str]:
-    """The ffmpeg arguments (without the program) for one rendition; the benchmark runs the same."""
+def transcode_args(source: Path, target: Target, has_audio: bool, out: Path, params: Mapping[str, Any],
+                   settings: Settings) -> list[str]:
+    """The ffmpeg arguments (without the program) for one rendition; the benchmark runs the same.
+
+    The encoding (``preset``, ``crf``, ``audio_kbps``) comes from the rendition's spec ``params``;
+    ``settings`` gives only the duration limit, which identify already enforced."""
     video = settings.video
     args = ["-i", str(source), "-map", "0:v:0"]
     if has_audio:
@@ -108,11 +114,11 @@ def transcode_args(source: Path, target: Target, has_audio: bool, out: Path, set
     if target.hdr:
         args += ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
     if target.codec == "av1":
-        args += ["-c:v", "libsvtav1", "-preset", str(video.av1_preset), "-crf", str(video.av1_crf)]
+        args += ["-c:v", "libsvtav1", "-preset", str(params["preset"]), "-crf", str(params["crf"])]
     else:
-        args += ["-c:v", "libx264", "-preset", video.preset, "-crf", str(video.crf), "-profile:v", "high"]
+        args += ["-c:v", "libx264", "-preset", str(params["preset"]), "-crf", str(params["crf"]), "-profile:v", "high"]
     if has_audio:
-        args += ["-c:a", "aac", "-b:a", f"{video.audio_bitrate_kbps}k", "-ac", "2"]
+        args += ["-c:a", "aac", "-b:a", f"{params['audio_kbps']}k", "-ac", "2"]
     args += ["-t", f"{video.max_duration_seconds:g}", "-movflags", "+faststart", "-f", "mp4", "-y", str(out)]
     return args
 
