@@ -33,6 +33,8 @@ GERMAN = {
     TOO_BIG: "Diese Datei ist %(size)s groß; erlaubt sind %(limit)s.",
     GAVE_UP: ("Kiln hat es %(n)s Mal versucht und aufgegeben.", "Kiln hat es %(n)s Mal versucht und aufgegeben!"),
     "The disk was full.": "Die Festplatte war voll.",
+    "%(what)s was killed (probably out of memory).": "%(what)s wurde beendet (wohl zu wenig Speicher).",
+    "The audio decoder": "Der Audio-Decoder",
 }
 
 
@@ -61,6 +63,21 @@ def test_plural_errors_pick_their_form_by_n_and_keep_it_when_stored(german: None
         assert one.message == "Kiln hat es 1 Mal versucht und aufgegeben."
         assert i18n.say_stored(three.stored(), "x") == "Kiln hat es 3 Mal versucht und aufgegeben!"
     assert i18n.say_stored(three.stored(), "x") == "Kiln tried 3 times and gave up."
+
+
+def test_labels_in_a_sentence_are_stored_as_msgids_and_said_in_the_readers_language(german: None) -> None:
+    from kiln.i18n import Label
+    from kiln.mediatypes.base import TransientFailure
+
+    error = TransientFailure("%(what)s was killed (probably out of memory).", code="out_of_memory",
+                             what=Label("The audio decoder"))
+    assert str(error) == "The audio decoder was killed (probably out of memory)."
+    stored = error.stored()
+    assert stored == {"msgid": "%(what)s was killed (probably out of memory).",
+                      "params": {"what": {"label": "The audio decoder"}}}
+    with i18n.use_locale("de"):
+        assert i18n.say_stored(stored, None) == "Der Audio-Decoder wurde beendet (wohl zu wenig Speicher)."
+        assert error.code == "out_of_memory"
 
 
 def test_a_row_that_gave_up_says_both_sentences(german: None) -> None:
