@@ -94,7 +94,11 @@ def test_a_row_that_gave_up_says_both_sentences(german: None) -> None:
 
 
 @pytest.mark.db
-def test_a_failure_recorded_in_english_shows_in_german(rt: Runtime, images, monkeypatch, german: None) -> None:
+def test_a_failure_recorded_in_english_shows_in_german(rt: Runtime, tmp_path, monkeypatch, german: None) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "small.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(picture)
     kind = get_kind("image")
     real = kind.run_step
 
@@ -105,7 +109,7 @@ def test_a_failure_recorded_in_english_shows_in_german(rt: Runtime, images, monk
 
     monkeypatch.setattr(kind, "run_step", too_big)
     make_user(rt, "alice")
-    media_id = submit(rt, "alice", images["plain"])
+    media_id = submit(rt, "alice", picture)
     english = "This file is 1.5 MiB; the limit is 1 MiB."
     with rt.sessions() as session:
         media = session.get(MediaEntry, media_id)
