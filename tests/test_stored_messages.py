@@ -58,7 +58,7 @@ def german(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_plural_errors_pick_their_form_by_n_and_keep_it_when_stored(german: None) -> None:
     one, three = KilnError(Nn_(*GAVE_UP), n=1), KilnError(Nn_(*GAVE_UP), n=3)
     assert (str(one), str(three)) == ("Kiln tried 1 time and gave up.", "Kiln tried 3 times and gave up.")
-    assert three.stored() == {"msgid": GAVE_UP[0], "plural": GAVE_UP[1], "n": 3, "params": {}}
+    assert three.stored() == {"msgid": GAVE_UP[0], "plural": GAVE_UP[1], "n": 3, "params": {"n": 3}}
     with i18n.use_locale("de"):
         assert one.message == "Kiln hat es 1 Mal versucht und aufgegeben."
         assert i18n.say_stored(three.stored(), "x") == "Kiln hat es 3 Mal versucht und aufgegeben!"
