@@ -33,6 +33,8 @@ GERMAN = {
     TOO_BIG: "Diese Datei ist %(size)s groß; erlaubt sind %(limit)s.",
     GAVE_UP: ("Kiln hat es %(n)s Mal versucht und aufgegeben.", "Kiln hat es %(n)s Mal versucht und aufgegeben!"),
     "The disk was full.": "Die Festplatte war voll.",
+    "%(what)s was killed (probably out of memory).": "%(what)s wurde beendet (wohl zu wenig Speicher).",
+    "The audio decoder": "Der Audio-Decoder",
 }
 
 
@@ -56,11 +58,26 @@ def german(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_plural_errors_pick_their_form_by_n_and_keep_it_when_stored(german: None) -> None:
     one, three = KilnError(Nn_(*GAVE_UP), n=1), KilnError(Nn_(*GAVE_UP), n=3)
     assert (str(one), str(three)) == ("Kiln tried 1 time and gave up.", "Kiln tried 3 times and gave up.")
-    assert three.stored() == {"msgid": GAVE_UP[0], "plural": GAVE_UP[1], "n": 3, "params": {}}
+    assert three.stored() == {"msgid": GAVE_UP[0], "plural": GAVE_UP[1], "n": 3, "params": {"n": 3}}
     with i18n.use_locale("de"):
         assert one.message == "Kiln hat es 1 Mal versucht und aufgegeben."
         assert i18n.say_stored(three.stored(), "x") == "Kiln hat es 3 Mal versucht und aufgegeben!"
     assert i18n.say_stored(three.stored(), "x") == "Kiln tried 3 times and gave up."
+
+
+def test_labels_in_a_sentence_are_stored_as_msgids_and_said_in_the_readers_language(german: None) -> None:
+    from kiln.i18n import Label
+    from kiln.mediatypes.base import TransientFailure
+
+    error = TransientFailure("%(what)s was killed (probably out of memory).", code="out_of_memory",
+                             what=Label("The audio decoder"))
+    assert str(error) == "The audio decoder was killed (probably out of memory)."
+    stored = error.stored()
+    assert stored == {"msgid": "%(what)s was killed (probably out of memory).",
+                      "params": {"what": {"label": "The audio decoder"}}}
+    with i18n.use_locale("de"):
+        assert i18n.say_stored(stored, None) == "Der Audio-Decoder wurde beendet (wohl zu wenig Speicher)."
+        assert error.code == "out_of_memory"
 
 
 def test_a_row_that_gave_up_says_both_sentences(german: None) -> None:
@@ -77,7 +94,11 @@ def test_a_row_that_gave_up_says_both_sentences(german: None) -> None:
 
 
 @pytest.mark.db
-def test_a_failure_recorded_in_english_shows_in_german(rt: Runtime, images, monkeypatch, german: None) -> None:
+def test_a_failure_recorded_in_english_shows_in_german(rt: Runtime, tmp_path, monkeypatch, german: None) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "small.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(picture)
     kind = get_kind("image")
     real = kind.run_step
 
@@ -88,7 +109,7 @@ def test_a_failure_recorded_in_english_shows_in_german(rt: Runtime, images, monk
 
     monkeypatch.setattr(kind, "run_step", too_big)
     make_user(rt, "alice")
-    media_id = submit(rt, "alice", images["plain"])
+    media_id = submit(rt, "alice", picture)
     english = "This file is 1.5 MiB; the limit is 1 MiB."
     with rt.sessions() as session:
         media = session.get(MediaEntry, media_id)

@@ -24,6 +24,8 @@ class KilnError(Exception):
         self.plural: str | None = None
         if isinstance(message, tuple):
             message, self.plural = message
+        if n is not None:
+            params = {"n": n, **params}  # a sentence without plural forms may still say %(n)s
         self.msgid, self.params, self.n = message, params, n
         with i18n.use_locale(i18n.SOURCE):
             super().__init__(self.message)
