@@ -564,7 +564,7 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
     }
     if media.state == MediaState.FAILED:
         data["error"] = {"code": media.error_code or "failed",
-                         "message": media.error_message or "Processing failed."}
+                         "message": media.error_message or _("Processing failed.")}
     if steps is not None:
         data["steps"] = [
             {"name": s.name, "state": s.state, "attempts": s.attempts, "progress": s.progress,
