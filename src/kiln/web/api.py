@@ -180,7 +180,8 @@ class FailedItemOut(BaseModel):
 
 class OutboxRowOut(BaseModel):
     id: int
-    kind: str = Field(description="mail, or reset_request (the worker mails a link if the address has an account)")
+    kind: str = Field(description="mail, verify_request (the worker writes the confirmation mail) or "
+                      "reset_request (the worker mails a link if the address has an account)")
     summary: str = Field(description="A mail's subject and recipient (never its body)")
     state: str = Field(description="queued, running, pending (waiting to retry), done or failed")
     attempts: int

@@ -42,6 +42,11 @@ STATE_LABELS = {"queued": N_("Queued"), "processing": N_("Processing"), "failed"
                 "processed": N_("Published")}
 
 
+# What an empty tab says: one whole sentence per state (the template gets it as ``empty_message``).
+EMPTY_TABS = {"queued": N_("Nothing is queued right now."), "processing": N_("Nothing is processing right now."),
+              "failed": N_("Nothing has failed right now."), "processed": N_("Nothing is published right now.")}
+
+
 def state_labels() -> dict[str, str]:
     """The tab labels in the reader's language (what the templates get as ``labels``)."""
     return {state: _(label) for state, label in STATE_LABELS.items()}
@@ -93,7 +98,8 @@ def panel(request: Request, session: DB, user: LoggedIn, state: str | None = Non
     return render(request, "panel.html", items=items, statuses=statuses, state=state, labels=state_labels(),
                   counts=stats.media_state_counts(session, owner_id=user.id), back=_back(state),
                   relative=stats.humanize_delay, live=_poll_after(list(statuses.values())) is not None,
-                  limit=PANEL_LIMIT, media_src=src_for(request.app.state.runtime, items))
+                  limit=PANEL_LIMIT, media_src=src_for(request.app.state.runtime, items),
+                  empty_message=_(EMPTY_TABS[state]) if state in EMPTY_TABS else None)
 
 
 def _item_json(request: Request, media: MediaEntry, status: stats.ItemStatus, back: str) -> dict[str, Any]:
