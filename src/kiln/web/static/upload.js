@@ -96,6 +96,15 @@
     });
     // Two uploads at a time: fast on a good link, fair on a slow one.
     function next() { var job = queue.shift(); return job ? send(job[0], job[1]).then(next) : Promise.resolve(); }
-    Promise.all([next(), next()]).then(function () { form.reset(); });
+    Promise.all([next(), next()]).then(function () {
+      form.reset();
+      // One sentence when every file has been sent, for the live region (screen readers) as much as the eye.
+      var stored = rows.filter(function (job) { return job[1].li.className !== "failed"; }).length;
+      var summary = document.createElement("li");
+      summary.className = "summary";
+      summary.textContent = ngettext("%(n)s file was stored; processing continues in the background.",
+                                     "%(n)s files were stored; processing continues in the background.", stored);
+      list.appendChild(summary);
+    });
   });
 })();
