@@ -86,7 +86,7 @@ def test_pages_work_without_javascript(browser: Browser, live_server, images):  
     page.set_input_files("input[name=file]", [str(images["webp"]), str(images["text"])])
     page.get_by_role("button", name="Upload").click()
     # The plain form posts both: one accepted, one refused with a reason.
-    expect(page.locator(".notice.error").first).to_contain_text("1 file(s) were accepted")
+    expect(page.locator(".notice.error").first).to_contain_text("1 file was accepted and is being processed.")
     expect(page.locator(".notice.error").nth(1)).to_contain_text("text file, which Kiln cannot publish")
     page.goto("/panel")
     expect(page.locator("table.panel tbody tr")).to_have_count(1)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
@@ -288,16 +289,18 @@ def step_state_counts(session: Session) -> dict[str, int]:
 def failure_counts(session: Session) -> list[FailureCount]:
     """Steps that failed for good, and steps waiting to retry, per error code (most items first)."""
     rows = session.execute(
+        # The stored sentence (JSON) as text through an aggregate: PostgreSQL cannot group by json.
         select(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message,
-               ProcessingStep.error_stored, func.count())
+               func.min(cast(ProcessingStep.error_stored, Text)), func.count())
         .where(ProcessingStep.error_code.is_not(None), ProcessingStep.state.in_((WorkState.FAILED, WorkState.PENDING)))
         .group_by(ProcessingStep.error_code, ProcessingStep.state, ProcessingStep.error_message)
     ).all()
     out: dict[str, FailureCount] = {}
     common: dict[str, int] = {}
-    for code, state, message, stored, steps in rows:
+    for code, state, message, stored_text, steps in rows:
         if code is None:  # the query excludes it; for the type checker
             continue
+        stored = json.loads(stored_text) if stored_text and stored_text != "null" else None
         entry = out.setdefault(code, FailureCount(code, "", 0, 0, 0))
         if state == WorkState.FAILED:
             entry.failed += steps

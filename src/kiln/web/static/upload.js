@@ -100,11 +100,9 @@
       form.reset();
       // One sentence when every file has been sent, for the live region (screen readers) as much as the eye.
       var stored = rows.filter(function (job) { return job[1].li.className !== "failed"; }).length;
-      var summary = document.createElement("li");
-      summary.className = "summary";
-      summary.textContent = ngettext("%(n)s file was stored; processing continues in the background.",
+      var summary = document.getElementById("upload-summary");
+      if (summary) summary.textContent = ngettext("%(n)s file was stored; processing continues in the background.",
                                      "%(n)s files were stored; processing continues in the background.", stored);
-      list.appendChild(summary);
     });
   });
 })();
