@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from kiln.config import Settings
-from kiln.i18n import N_, Label
+from kiln.i18n import N_, Label, gettext
 from kiln.mediatypes.base import (
     ExtraStep,
     Identified,
@@ -215,7 +215,7 @@ def _one_of(kind: str) -> Label:
 
 def accepted() -> str:
     """The kinds and formats this site accepts, for messages and the upload form."""
-    return "; ".join(f"{k.label} ({k.formats})" for k in kinds().values())
+    return "; ".join(f"{gettext(k.label)} ({gettext(k.formats)})" for k in kinds().values())
 
 
 def describe(head: bytes) -> str:

@@ -63,7 +63,7 @@ KEPT_TAGS = ("title", "artist", "album", "album_artist", "composer", "genre", "d
 
 class AudioKind:
     name = "audio"
-    label = "Audio"
+    label = N_("Audio")
     order = 30
     served_types = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg",
                     ".flac": "audio/flac", ".wav": "audio/wav", ".aiff": "audio/aiff", ".json": "application/json",

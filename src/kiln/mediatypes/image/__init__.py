@@ -25,6 +25,7 @@ from typing import Any
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -53,12 +54,12 @@ HEAD_BYTES = 64 * 1024
 
 class ImageKind:
     name = "image"
-    label = "Image"
+    label = N_("Image")
     order = 10
     served_types = {".jpg": "image/jpeg", ".webp": "image/webp", ".png": "image/png", ".gif": "image/gif"}
     inline_types = frozenset(served_types)
     settings_section = "image"
-    formats = "JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC, camera RAW (DNG, CR2, NEF, ARW)"
+    formats = N_("JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC, camera RAW (DNG, CR2, NEF, ARW)")
     file_extensions = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff",
                                  ".avif", ".heic", ".heif", ".hif", ".dng", ".cr2", ".nef", ".nrw", ".arw"})
     mime_extensions = {fmt.mime_type: fmt.extension for fmt in FORMATS.values()}

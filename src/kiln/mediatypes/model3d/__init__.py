@@ -47,7 +47,7 @@ CHILD = Path(__file__).with_name("child.py")
 
 class ModelKind:
     name = "model3d"
-    label = "3D model"
+    label = N_("3D model")
     order = 50
     served_types = {".glb": "model/gltf-binary", ".jpg": "image/jpeg", ".webp": "image/webp"}
     inline_types = frozenset({".jpg", ".webp"})

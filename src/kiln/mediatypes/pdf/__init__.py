@@ -32,6 +32,7 @@ from typing import Any
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes.base import (
     Identified,
     MediaRejected,
@@ -58,7 +59,7 @@ PAGE_TEXT_BYTES = 64 * 1024  # text of the pages shown kept for the page (screen
 
 class PdfKind:
     name = "pdf"
-    label = "PDF document"
+    label = N_("PDF document")
     order = 40
     served_types = {".pdf": "application/pdf", ".jpg": "image/jpeg", ".webp": "image/webp"}
     inline_types = frozenset({".jpg", ".webp"})  # never the PDF, which can carry scripts

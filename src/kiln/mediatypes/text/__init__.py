@@ -29,6 +29,7 @@ from pathlib import Path
 
 from kiln.config import Settings
 from kiln.hookspecs import hookimpl
+from kiln.i18n import N_
 from kiln.mediatypes.base import (
     Identified,
     ProducedFile,
@@ -51,12 +52,12 @@ THUMBNAIL_SHAPE = 0.6  # a thumbnail is at least this tall for its width (short 
 
 class TextKind:
     name = "text"
-    label = "Text document"
+    label = N_("Text document")
     order = 90  # asked last: almost anything named .txt decodes as text
     served_types = {".txt": "text/plain; charset=utf-8", ".jpg": "image/jpeg", ".webp": "image/webp"}
     inline_types = frozenset({".jpg", ".webp"})
     settings_section = "text"
-    formats = "plain text and text art: .txt, .nfo, .asc, .diz, .ans"
+    formats = N_("plain text and text art: .txt, .nfo, .asc, .diz, .ans")
     file_extensions = frozenset({".txt", ".nfo", ".asc", ".diz", ".ans"})
     mime_extensions = {"text/plain": ".txt"}
     needs_name = True

@@ -57,14 +57,14 @@ ALGORITHM_VERSION = 1
 
 class VideoKind:
     name = "video"
-    label = "Video"
+    label = N_("Video")
     order = 20
     # .vtt: the owner's captions (kiln.media.captions), fetched by the player, never shown as a page.
     served_types = {".mp4": "video/mp4", ".webm": "video/webm", ".jpg": "image/jpeg", ".webp": "image/webp",
                     ".vtt": "text/vtt; charset=utf-8"}
     inline_types = frozenset(served_types) - {".vtt"}
     settings_section = "video"
-    formats = "MP4, MOV (incl. iPhone HEVC), WebM, MKV, AVI, MPEG-TS, OGV, 3GP"
+    formats = N_("MP4, MOV (incl. iPhone HEVC), WebM, MKV, AVI, MPEG-TS, OGV, 3GP")
     file_extensions = frozenset({".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv", ".avi", ".ts", ".mts", ".m2ts",
                                  ".ogv", ".3gp", ".3g2"})
     mime_extensions = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm",
