@@ -21,7 +21,20 @@ from kiln.db.session import REQUEST_SLOTS, WEB
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.runtime import Runtime, build_runtime
 from kiln.storage.base import StorageError
-from kiln.web import api, apidocs, auth_pages, captions, feeds, files, pages, panels, upload_pages
+from kiln.web import (
+    api,
+    apidocs,
+    auth_pages,
+    captions,
+    collections,
+    comments,
+    feeds,
+    files,
+    pages,
+    panels,
+    social,
+    upload_pages,
+)
 from kiln.web.caching import HttpCaching
 from kiln.web.deps import (
     CSRF_COOKIE,
@@ -72,7 +85,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.db_slots = RequestSlots(REQUEST_SLOTS, rt.timeouts.queue, availability_for(settings.db_url))
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
-    for module in (pages, auth_pages, upload_pages, captions, panels, feeds, files, api):
+    for module in (pages, auth_pages, upload_pages, captions, collections, comments, social, panels, feeds, files, api):
         app.include_router(module.router)
     apidocs.install(app)
     _install_middleware(app, headers=PageHeaders(settings))

@@ -7,6 +7,7 @@ state-changing route tests authorization, not CSRF, and logging out does not log
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -54,6 +55,9 @@ class World:
     media: dict[str, int] = field(default_factory=dict)
     spare_token_id: int = 0
     rendition_paths: dict[str, str] = field(default_factory=dict)
+    # Path parameters other than media ids ({collection_id}, {comment_id}, ...), filled by the
+    # ``setup(world)`` of each tests/security/area_*.py module.
+    ids: dict[str, Any] = field(default_factory=dict)
 
     def headers(self, role: str, writes: bool) -> dict[str, str]:
         """Request headers that make a request come from ``role`` (with CSRF for cookie roles)."""
@@ -147,6 +151,10 @@ def build_world(rt: Runtime, client: TestClient, folder: Path) -> World:
     with rt.sessions() as session:
         states = {name: session.get(MediaEntry, mid).state for name, mid in world.media.items()}  # type: ignore[union-attr]
     assert states["public"] == "processed" and states["failed"] == "failed", states
+    for path in sorted(Path(__file__).parent.glob("area_*.py")):
+        setup = getattr(importlib.import_module(f"tests.security.{path.stem}"), "setup", None)
+        if setup is not None:
+            setup(world)
     return world
 
 

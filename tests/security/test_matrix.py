@@ -8,9 +8,10 @@ API tokens count only under /api/ (and on a private item's files): see ``expecte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -18,68 +19,21 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import BASE_URL
 from tests.security.conftest import HAS_VISIBILITY, PASSWORD, ROLES, USERNAMES, World
+from tests.security.matrix_kit import (
+    GET_LOGGED_IN,
+    GROUPS,
+    OWNER_FORM_POST,
+    OWNER_PAGE,
+    PAGE_OF_OWNER,
+    Case,
+    E,
+    body,
+    form,
+    png,
+    vtt,
+)
 
 pytestmark = pytest.mark.db
-
-# Roles that behave alike. A banned user's login cookie is ignored, so they are anonymous.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "anon": ("anonymous", "banned"),
-    "owner_side": ("owner", "token_read_owner", "token_write_owner"),
-    "strangers": ("other", "moderator", "unverified", "token_read_other", "token_write_other"),
-    "read_tokens": ("token_read_owner", "token_read_other"),
-    "write_tokens": ("token_write_owner", "token_write_other"),
-    "tokens": ("token_read_owner", "token_write_owner", "token_read_other", "token_write_other"),
-    "logged_in": ("owner", "other", "moderator", "admin", "unverified", "token_read_owner", "token_write_owner",
-                  "token_read_other", "token_write_other"),
-}
-
-
-def E(default: int, **by_role: int | tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    """Expected statuses: ``default`` for everyone, then each keyword (a role or a group) in order."""
-    out: dict[str, tuple[int, ...]] = {role: (default,) for role in ROLES}
-    for key, status in by_role.items():
-        for role in GROUPS.get(key, (key,)):
-            assert role in out, key
-            out[role] = status if isinstance(status, tuple) else (status,)
-    return out
-
-
-@dataclass(frozen=True)
-class Case:
-    method: str
-    path: str  # the route's template, exactly as the router has it
-    expect: dict[str, tuple[int, ...]]
-    target: str = "public"  # which media fills {media_id}; "fresh..." = a new item once the last was deleted
-    send: Callable[[World], dict[str, Any]] = field(default=lambda w: {})
-    note: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.method} {self.path}" + (f" [{self.note or self.target}]" if "{media_id}" in self.path
-                                                or self.note else "")
-
-
-def png(world: World) -> dict[str, Any]:
-    return {"files": {"file": ("m.png", (world.folder / "small.png").read_bytes(), "image/png")}}
-
-
-def vtt(world: World) -> dict[str, Any]:
-    return {"files": {"file": ("c.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n", "text/vtt")},
-            "data": {"language": "en"}}
-
-
-def form(**data: str) -> Callable[[World], dict[str, Any]]:
-    return lambda w: {"data": data}
-
-
-def body(**data: Any) -> Callable[[World], dict[str, Any]]:
-    return lambda w: {"json": data}
-
-
-PAGE_OF_OWNER = E(404, owner_side=200, admin=200)  # items only the owner and admins may see
-GET_LOGGED_IN = E(200, anon=303)  # a page behind login: anonymous visitors are sent to log in
-OWNER_PAGE = E(403, anon=303, owner_side=200, admin=200)  # an owner's form: others are refused
-OWNER_FORM_POST = E(403, anon=401, owner=303, admin=303)
 
 CASES: list[Case] = [
     # Public pages and feeds
@@ -194,6 +148,11 @@ if HAS_VISIBILITY:
         Case("GET", "/m/{media_id}/r/{name}", E(200), target="unlisted"),
     ]
 
+# Each capability's own entries: tests/security/area_*.py (see matrix_kit).
+AREAS = sorted(path.stem for path in Path(__file__).parent.glob("area_*.py"))
+for _area in AREAS:
+    CASES += getattr(importlib.import_module(f"tests.security.{_area}"), "CASES", [])
+
 
 def fill(case: Case, world: World, fresh: int = 0) -> str:
     """The concrete URL for ``case``: its path template with values from the world."""
@@ -205,7 +164,8 @@ def fill(case: Case, world: World, fresh: int = 0) -> str:
         return "/api/docs/assets/swagger-ui.css"
     media_id = fresh if case.target.startswith("fresh") else world.media.get(case.target, 0)
     values = {"name": "thumbnail", "username": USERNAMES["owner"], "slug": "matrix", "media_id": media_id,
-              "token_id": world.spare_token_id, "language": "en"}
+              "token_id": world.spare_token_id, "language": "en", **world.ids}
+    values.update({param: world.ids[key] for param, key in case.ids.items()})
     url = case.path.format(**values)
     if case.path in ("/auth/verify", "/auth/reset"):
         url += "?token=bogus"
@@ -268,15 +228,19 @@ def test_matrix(world: World, case: Case) -> None:
 
 
 def test_ids_beyond_the_database_integer_are_not_found(world: World) -> None:
-    """A media id too large for the database column is a missing item (404 or 422), never a crash."""
+    """An id (of media, a collection, a comment ...) too large for the database column is a missing row
+    (404 or 422), never a crash."""
     app: FastAPI = world.client.app  # type: ignore[assignment]
     crashed = []
     with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
         for method, path in sorted(set(app_routes(app))):
-            if "{media_id}" not in path:
+            ids = [name for name in re.findall(r"{(\w+)}", path) if name.endswith("_id")]
+            if not ids:
                 continue
             for big in (2**31, 2**63):  # past PostgreSQL's integer, past SQLite's
-                url = path.format(media_id=big, username=USERNAMES["owner"], name="thumbnail", language="en")
+                values = {**world.ids, "username": USERNAMES["owner"], "name": "thumbnail", "language": "en",
+                          **{name: big for name in ids}}
+                url = path.format(**values)
                 client.cookies.clear()
                 headers = {"Authorization": f"Bearer {world.tokens['token_write_owner']}"}
                 status = client.request(method, url, headers=headers, follow_redirects=False).status_code

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
@@ -31,6 +32,17 @@ class User(Base):
     upload_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # The language Kiln speaks to this person (pages, mail); None: their browser's, or the site's.
     locale: Mapped[str | None] = mapped_column(String(16))
+    # The avatar's square renditions: {"64": key, "256": key} in the public store; None: initials.
+    avatar: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Links on the profile: [{"label": ..., "url": ...}], at most a handful.
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list, server_default="[]")
+    # Whether others may comment on this person's media (each item can also turn comments off).
+    comments_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # How this person wants mail about each notification type ({"comment": "digest", ...}); a type
+    # missing here has its default (kiln.community.notify.MAIL_DEFAULTS).
+    notify_mail: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # When the last daily digest was mailed.
+    digest_sent: Mapped[dt.datetime | None]
 
     privileges: Mapped[list[UserPrivilege]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

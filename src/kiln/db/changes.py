@@ -19,10 +19,12 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, sess
 from kiln.db.base import Base, utcnow
 
 # A change to these tables can show on a public page, feed or API listing.
-WATCHED_TABLES = frozenset({"media", "renditions", "tags", "media_tags", "users"})
+WATCHED_TABLES = frozenset({"media", "renditions", "tags", "media_tags", "users", "collections", "collection_items",
+                            "collection_collaborators", "share_links", "comments", "favourites", "follows"})
 # Columns of watched tables that never show to visitors: writing only these does not invalidate.
 QUIET_COLUMNS = frozenset({"users.password_hash", "users.email", "users.default_license",
-                           "users.upload_limit_bytes", "users.locale"})
+                           "users.upload_limit_bytes", "users.locale", "users.notify_mail",
+                           "users.digest_sent"})
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -85,6 +86,11 @@ class MediaEntry(Base):
     alt_text: Mapped[str] = mapped_column(String(ALT_TEXT_MAX), default="", server_default="")
     license: Mapped[str] = mapped_column(String(100), default="")
     show_exif: Mapped[bool] = mapped_column(default=True)
+    # Whether people may comment on this item (its owner's account setting also applies).
+    comments_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Kept in step by kiln.community in the same transaction as the rows they count.
+    favourite_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    comment_count: Mapped[int] = mapped_column(default=0, server_default="0")
     visibility: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
     # Part of every rendition key, so old URLs stop working when it changes. Empty for items made
     # before it existed: their keys have no token until they are made private.

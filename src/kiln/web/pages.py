@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy import select
@@ -12,6 +14,7 @@ from kiln.i18n import N_, _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, Tag
 from kiln.media.visibility import src_for, visible
+from kiln.web import collections, comments, social
 from kiln.web.deps import DB, RT, CurrentUser, RowId
 from kiln.web.templating import STATIC_DIR, render
 
@@ -49,9 +52,12 @@ def media_page(request: Request, username: str, media_id: RowId, session: DB, rt
     if media is None or media.owner.username != username or not visible(media, user):
         raise NotFound(N_("There is no such media. It may have been deleted."))
     newer, older = media_service.neighbours(session, media)
+    extras: dict[str, Any] = {}
+    for module in (collections, comments, social):  # what people do with the item
+        extras.update(module.media_context(request, session, rt, media, user))
     # media_src sends a private item's renditions through the app's checked route.
     return render(request, "media.html", media=media, newer=newer, older=older,
-                  medium=media.rendition("medium"), media_src=src_for(rt, [media]))
+                  medium=media.rendition("medium"), media_src=src_for(rt, [media]), **extras)
 
 
 @router.get("/tag/{slug}", response_class=HTMLResponse)
