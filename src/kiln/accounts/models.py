@@ -39,7 +39,7 @@ class User(Base):
     # Whether others may comment on this person's media (each item can also turn comments off).
     comments_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     # How this person wants mail about each notification type ({"comment": "digest", ...}); a type
-    # missing here has its default (kiln.community.notify.MAIL_DEFAULTS).
+    # missing here has its default (kiln.social.notify.MAIL_DEFAULTS).
     notify_mail: Mapped[dict[str, str] | None] = mapped_column(JSON)
     # When the last daily digest was mailed.
     digest_sent: Mapped[dt.datetime | None]

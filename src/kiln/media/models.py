@@ -88,7 +88,7 @@ class MediaEntry(Base):
     show_exif: Mapped[bool] = mapped_column(default=True)
     # Whether people may comment on this item (its owner's account setting also applies).
     comments_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
-    # Kept in step by kiln.community in the same transaction as the rows they count.
+    # Kept in step by kiln.social in the same transaction as the rows they count.
     favourite_count: Mapped[int] = mapped_column(default=0, server_default="0")
     comment_count: Mapped[int] = mapped_column(default=0, server_default="0")
     visibility: Mapped[str] = mapped_column(String(10), default="public", server_default="public")

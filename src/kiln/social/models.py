@@ -3,7 +3,7 @@ favourites, follows and notifications.
 
 Visibility composes: a collection shows an item only when the viewer may see the item itself
 (``kiln.media.visibility.visible``) *and* the collection; a share link widens the collection's
-visibility, never an item's beyond what the collection allows (``kiln.community.collections``).
+visibility, never an item's beyond what the collection allows (``kiln.social.collections``).
 
 Follows name the follower either as a local account (``follower_id``) or by an address elsewhere
 (``follower_uri``, for federation): "who follows whom" does not depend on where the follower lives.

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
-from kiln.community.models import MAIL_MODES, NOTIFICATION_TYPES, Notification
+from kiln.social.models import MAIL_MODES, NOTIFICATION_TYPES, Notification
 
 # The mail a person gets for each type until they choose otherwise.
 MAIL_DEFAULTS = {"comment": "immediate", "reply": "immediate", "favourite": "digest", "follow": "digest",
