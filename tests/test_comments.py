@@ -82,8 +82,8 @@ class Site:
             return [(n.type, n.actor.username if n.actor else None) for n in rows]
 
 
-@pytest.fixture
-def site(rt: Runtime, client: TestClient) -> Site:
+def make_site(rt: Runtime, client: TestClient) -> Site:
+    """alice, bob, carol, mona (a moderator) and uma (unverified), with API tokens, and alice's item."""
     out = Site(rt, client)
     with rt.sessions() as session:
         for name in NAMES:
@@ -99,6 +99,11 @@ def site(rt: Runtime, client: TestClient) -> Site:
         session.commit()
     out.media_id = out.upload()
     return out
+
+
+@pytest.fixture
+def site(rt: Runtime, client: TestClient) -> Site:
+    return make_site(rt, client)
 
 
 @contextmanager
