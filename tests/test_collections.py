@@ -293,3 +293,48 @@ def test_cli_list_show_create_add(kiln, images):  # type: ignore[no-untyped-def]
     assert [c["title"] for c in listed] == ["Walks"]
     assert "Walks" in kiln("collections", "list", "dora").output
     assert kiln("collections", "show", "999", ok=False).exit_code == 1
+
+
+def test_uploads_go_straight_into_a_collection(client, rt, images, album):  # type: ignore[no-untyped-def]
+    cid = album["id"]
+    browser = login(rt, "bob")  # a collaborator
+    form = browser.get(f"/upload?collection={cid}")
+    assert re.search(rf'<option value="{cid}" selected>Trip \(alice\)</option>', form.text)
+    files = [("file", (f"p{n}.jpg", images["plain"].read_bytes(), "image/jpeg")) for n in range(3)]
+    resp = browser.post("/upload", data={"csrf_token": csrf(browser, "/upload"), "collection_id": str(cid),
+                                         "title": "Walk"}, files=files)
+    assert resp.status_code == 200, resp.text
+    got = client.get(f"/api/v1/collections/{cid}", headers=album["bob"]).json()["items"]
+    assert [i["title"] for i in got][-3:] == ["Walk (1)", "Walk (2)", "Walk (3)"]
+    # The API takes collection_id too; a collection the sender may not add to refuses before the file is taken.
+    with images["plain"].open("rb") as fh:
+        made = client.post("/api/v1/media", headers=album["alice"], files={"file": ("a.jpg", fh, "image/jpeg")},
+                           data={"title": "By API", "collection_id": str(cid)})
+    assert made.status_code == 202, made.text
+    assert titles(client.get(f"/api/v1/collections/{cid}"))[-1] == "By API"
+    with images["plain"].open("rb") as fh:
+        refused = client.post("/api/v1/media", headers=album["carol"], files={"file": ("c.jpg", fh, "image/jpeg")},
+                              data={"collection_id": str(cid)})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_collaborator"
+    with rt.sessions() as session:
+        assert session.query(MediaEntry).filter_by(owner_id=accounts.get_user(session, "carol").id).count() == 0
+
+
+def test_openapi_documents_the_collection_operations(client):  # type: ignore[no-untyped-def]
+    schema = client.get("/api/openapi.json").json()
+    ops = {(path, method) for path, item in schema["paths"].items() for method in item if "collections" in path}
+    assert ops == {("/api/v1/collections", "post"), ("/api/v1/collections/{collection_id}", "get"),
+                   ("/api/v1/collections/{collection_id}", "patch"), ("/api/v1/collections/{collection_id}", "delete"),
+                   ("/api/v1/collections/{collection_id}/items", "post"),
+                   ("/api/v1/collections/{collection_id}/items/{media_id}", "delete"),
+                   ("/api/v1/collections/{collection_id}/order", "put"),
+                   ("/api/v1/users/{username}/collections", "get"),
+                   ("/api/v1/collections/{collection_id}/collaborators", "get"),
+                   ("/api/v1/collections/{collection_id}/collaborators", "post"),
+                   ("/api/v1/collections/{collection_id}/collaborators/{username}", "delete"),
+                   ("/api/v1/collections/{collection_id}/shares", "get"),
+                   ("/api/v1/collections/{collection_id}/shares", "post"),
+                   ("/api/v1/collections/{collection_id}/shares/{link_id}", "delete")}
+    assert all(op["tags"] == ["collections"] for path, item in schema["paths"].items() if "collections" in path
+               for op in item.values())
+    assert "collection_id" in str(schema["paths"]["/api/v1/media"]["post"]["requestBody"])

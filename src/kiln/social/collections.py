@@ -316,10 +316,26 @@ def add_item(session: Session, user: User, collection: Collection, media: MediaE
     return item
 
 
-def add_many(session: Session, user: User, collection: Collection, media: list[MediaEntry]) -> None:
-    """Several of ``user``'s new uploads, in order (the upload form)."""
+def upload_target(session: Session, user: User, raw: str | None) -> Collection | None:
+    """The collection an upload goes into (``collection_id`` of the upload form or the API; empty:
+    none), checked before a file is taken."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= 2**31 - 1):
+        raise InvalidInput("Choose one of your collections, or none.", code="bad_collection")
+    collection = get_collection(session, int(raw))
+    check_can_add(session, collection, user)
+    return collection
+
+
+def add_uploads(session: Session, user: User, collection: Collection | None, media: list[MediaEntry]) -> None:
+    """Put ``user``'s new uploads at the end of ``collection``, in order, and commit."""
+    if collection is None or not media:
+        return
     for entry in media:
         add_item(session, user, collection, entry)
+    session.commit()
 
 
 def remove_item(session: Session, user: User, collection: Collection, media_id: int) -> None:
