@@ -27,6 +27,8 @@
   Array.prototype.forEach.call(list.children, function (li) {
     li.draggable = true;
     var title = (li.querySelector(".arrange-title") || li).textContent;
+    var buttons = document.createElement("span");
+    buttons.className = "move-buttons";
     [[-1, "Move up: %(title)s", "↑"], [1, "Move down: %(title)s", "↓"]].forEach(function (spec) {
       var button = document.createElement("button");
       button.type = "button";
@@ -34,8 +36,9 @@
       button.textContent = spec[2];
       button.setAttribute("aria-label", gettext(spec[1], { title: title }));
       button.addEventListener("click", function () { move(li, spec[0]); button.focus(); });
-      li.insertBefore(button, li.firstChild.nextSibling);
+      buttons.appendChild(button);
     });
+    li.insertBefore(buttons, li.firstChild);
     li.addEventListener("dragstart", function (event) {
       dragged = li;
       li.classList.add("dragging");
