@@ -26,6 +26,7 @@ from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
 from kiln.runtime import Runtime
+from kiln.social import collections as collection_service
 from kiln.social import favourites
 from kiln.web.deps import (
     CSRF_COOKIE,
@@ -280,6 +281,8 @@ UPLOAD_BODY: dict[str, Any] = {"required": True, "content": {"multipart/form-dat
         "license": {"type": "string", "maxLength": 100},
         "visibility": {"type": "string", "enum": ["public", "unlisted", "private"], "default": "public",
                        "description": "public, unlisted or private"},
+        "collection_id": {"type": "integer", "minimum": 1, "description": "Put the item at the end of this "
+                          "collection (yours, or one you were invited to)"},
     }}}}}
 
 
@@ -317,7 +320,8 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
         if not form.files:
             raise InvalidInput("Send the file in the part named “file”.", code="no_file")
         upload_file = form.files[0]
-        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request), key)
+        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request), key,
+                                       form.fields.get("collection_id"))
     finally:
         form.discard()
 
@@ -338,7 +342,8 @@ def _replay(rt: Runtime, session: Session, media: Any, base: str) -> Any:
 
 
 def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile,
-            fields: MediaFields, base: str, key: str | None) -> Any:
+            fields: MediaFields, base: str, key: str | None, collection_id: str | None = None) -> Any:
+    target = collection_service.upload_target(session, user, collection_id)
     try:
         entry = media_service.submit_spooled(rt, session, user, upload_file.spooled, upload_file.filename,
                                              fields, idempotency_key=key)
@@ -348,6 +353,7 @@ def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile
         if done is None:
             raise
         return _replay(rt, session, done, base)
+    collection_service.add_uploads(session, user, target, [entry])
     return media_service.media_json(rt, entry, base, ledger.steps_of(session, entry.id))
 
 
