@@ -44,8 +44,10 @@ class User(Base):
     # When the last daily digest was mailed.
     digest_sent: Mapped[dt.datetime | None]
 
+    # Loaded when first asked for (the person making a request): not for every owner and author a
+    # listing shows, which never needs them.
     privileges: Mapped[list[UserPrivilege]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="user", cascade="all, delete-orphan", lazy="select"
     )
 
     def has(self, privilege: str) -> bool:

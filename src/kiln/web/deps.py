@@ -136,6 +136,10 @@ def current_user(request: Request, session: DB) -> User | None:
     elif cookie := request.cookies.get(SESSION_COOKIE):
         user = accounts.session_user(session, cookie)
     request.state.user = user
+    if user is not None:
+        # Loaded now, while the session is open: error pages ask for them after it closed (the
+        # relationship loads lazily, so listings never load the privileges of every owner they show).
+        user.privileges  # noqa: B018
     if user is not None and user.locale:
         i18n.set_current(i18n.normalize(user.locale) or i18n.current())
     return user
