@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from kiln.accounts import services as accounts
 from kiln.accounts.models import User, UserPrivilege
@@ -21,7 +21,7 @@ from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.runtime import Runtime
 from kiln.social import comments
-from kiln.social.models import COMMENT_MAX, Comment, Notification
+from kiln.social.models import COMMENT_MAX, NOTIFICATION_TYPES, Comment, Notification
 from kiln.web.deps import CSRF_COOKIE, SESSION_COOKIE
 
 NAMES = ("alice", "bob", "carol", "mona", "uma")  # alice owns the item; mona moderates; uma is unverified
@@ -278,6 +278,9 @@ def test_post_preview_reply_edit_and_delete_through_the_pages(site: Site) -> Non
 def test_the_media_page_costs_the_same_queries_with_200_comments_as_with_2(site: Site) -> None:
     few, many = site.media_id, site.upload()
     site.rt.settings.security.comments_per_user_per_hour = 10_000
+    with site.rt.sessions() as session:  # no mail about 200 comments: this test is about the page
+        session.execute(update(User).values(notify_mail=dict.fromkeys(NOTIFICATION_TYPES, "off")))
+        session.commit()
     for n in range(2):
         site.post("bob", f"few {n}", media_id=few)
     parents: list[int] = []
@@ -306,6 +309,14 @@ def test_the_media_page_costs_the_same_queries_with_200_comments_as_with_2(site:
     assert "<p>many 199</p>" in pages[0] and "<p>many 0</p>" in pages[-1]
     shown = [int(n) for page in pages for n in re.findall(r"<p>many (\d+)</p>", page)]
     assert sorted(shown) == list(range(200))  # every comment once, replies with their thread
+    with site.rt.sessions() as session:  # a comment's lasting address finds its page
+        rows = {c.body: c for c in session.scalars(select(Comment).where(Comment.media_id == many))}
+    for body, where in (("many 0", pages[-1]), ("many 4", pages[-2]), ("many 199", pages[0]),
+                        ("many 196", pages[0])):
+        found = site.request("GET", f"/m/{many}/comments/{rows[body].id}")
+        assert found.status_code == 303 and found.headers["location"].endswith(f"#comment-{rows[body].id}")
+        assert f"<p>{body}</p>" in site.request("GET", found.headers["location"].split("#")[0]).text
+        assert f"<p>{body}</p>" in where
 
 
 # The API ------------------------------------------------------------------------------------------

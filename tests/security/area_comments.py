@@ -54,6 +54,8 @@ CASES: list[Case] = [
     Case("GET", API, E(200), target="commented"),
     Case("GET", API, PAGE_OF_OWNER, target="private_commented"),
     Case("GET", "/u/{username}/m/{media_id}", E(200), target="commented", note="with comments"),
+    Case("GET", C + "/{comment_id}", E(303), target="commented", ids=MINE, note="a comment's lasting address"),
+    Case("GET", C + "/{comment_id}", E(404, owner=303, admin=303), target="private_commented", ids=PRIVATE),
     # Posting: verified accounts with the commenter privilege, on items they may see.
     Case("POST", C, E(303, anon=401, unverified=403), target="commented", send=form(body="Nice")),
     Case("POST", C, E(200, anon=401, unverified=403), target="commented", send=form(body="*Nice*", preview="1"),

@@ -155,6 +155,17 @@ def delete(session: Session, user: User | None, media: MediaEntry, comment: Comm
     session.commit()
 
 
+def page_of(session: Session, comment: Comment) -> int | None:
+    """The ``before`` cursor of the media page's comment page that shows ``comment`` (None: the first)."""
+    top = comment.parent_id or comment.id
+    newer = select(Comment.id).where(Comment.media_id == comment.media_id, Comment.parent_id.is_(None),
+                                     Comment.id > top)
+    page = (session.scalar(select(func.count()).select_from(newer.subquery())) or 0) // PER_PAGE
+    if page == 0:
+        return None
+    return session.scalar(newer.order_by(Comment.id.desc()).offset(page * PER_PAGE - 1).limit(1))
+
+
 @dataclass
 class Thread:
     """One page of a media item's comments: top-level comments newest first, each with its replies

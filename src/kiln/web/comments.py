@@ -91,6 +91,15 @@ def post_comment(request: Request, media_id: RowId, session: DB, rt: RT, user: L
     return RedirectResponse(_media_url(media, back if parent else None, f"comment-{comment.id}"), status_code=303)
 
 
+@pages.get("/m/{media_id}/comments/{comment_id}")
+def permalink(media_id: RowId, comment_id: RowId, session: DB, user: CurrentUser) -> Response:
+    """A comment's lasting address: the media page's comment page that shows it, at the comment."""
+    media = _visible(session, media_id, user)
+    comment = service.get_comment(session, media, comment_id)
+    return RedirectResponse(_media_url(media, service.page_of(session, comment), f"comment-{comment.id}"),
+                            status_code=303)
+
+
 @pages.get("/m/{media_id}/comments/{comment_id}/edit")
 def edit_form(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn,
               page: Annotated[str | None, Query(max_length=12)] = None) -> Response:
