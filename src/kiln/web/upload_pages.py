@@ -184,13 +184,14 @@ def edit_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) ->
 @router.post("/m/{media_id}/edit", dependencies=CsrfChecked)
 def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
          description: FullText = "", alt_text: FullText = "", tags: FullText = "", license: FullText = "",
-         show_exif: OptText = None, original: OptText = None, visibility: OptText = None) -> Response:
+         show_exif: OptText = None, original: OptText = None, visibility: OptText = None,
+         comments_enabled: OptText = None) -> Response:
     """The form sends every field, so an empty one means cleared (an empty title is refused)."""
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(
             title=title, description=description, alt_text=alt_text, tags=tags, license=license,
-            show_exif=show_exif == "on",
+            show_exif=show_exif == "on", comments_enabled=comments_enabled == "on",
             visibility=visibility))
         if original is not None:
             media_service.publish_original(rt, session, user, media, original)
