@@ -18,6 +18,7 @@ if not HAVE_CHROMIUM:
 from playwright.sync_api import Browser, expect  # noqa: E402
 
 from tests.e2e.people import api_user, photo, wait_processed  # noqa: E402
+from tests.e2e.test_a11y_browser import AXE, check  # noqa: E402
 
 
 def order(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -60,6 +61,20 @@ def test_upload_into_a_private_collection_arrange_and_share(browser: Browser, li
     saved = order(page)
     assert saved[0] == "green" and sorted(saved) == ["blue", "green", "red"]
 
+    if AXE.exists():  # axe-core (scripts/test.sh installs it): the new pages, on a phone, in the dark theme
+        found: list[str] = []
+        checker = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844},
+                                      color_scheme="dark", bypass_csp=True,  # axe is injected
+                                      storage_state=context.storage_state())
+        axe_page = checker.new_page()
+        for path in (collection_url, collection_url + "/edit", "/u/annika/collections", "/collections/new",
+                     f"/u/annika/m/{items[0]['id']}", f"/upload?collection={collection_id}"):
+            check(axe_page, path, found, "annika")
+        assert axe_page.evaluate("typeof axe.run") == "function"  # it really ran
+        checker.close()
+        assert not found, "\n".join(found)
+
+    page.goto(collection_url + "/edit")
     page.fill("input[name=label]", "grandma")
     page.get_by_role("button", name="Make a share link").click()
     link = re.search(r"http://\S+\?share=[\w-]+", page.locator(".notice.success code").inner_text()).group(0)  # type: ignore[union-attr]
