@@ -107,6 +107,11 @@ def test_every_state_changing_route_refuses_missing_token_and_foreign_origin(log
     assert len(routes) >= 20 and ("POST", "/upload") in routes
     json = {"Accept": "application/json"}
     for method, path in routes:
+        if (method, path) == ("POST", "/unsubscribe"):  # RFC 8058 one-click: the signed token is the proof
+            for origin in ({}, {"Origin": "https://mail.example"}):
+                bad = client.request(method, path + "?token=forged", headers={**json, **origin})
+                assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_unsubscribe"
+            continue
         missing = client.request(method, path, headers=json, data={"x": "1"})
         assert missing.status_code == 403, (method, path, missing.status_code, missing.text[:200])
         assert missing.json()["error"]["code"] == "csrf_failed", (method, path)

@@ -173,6 +173,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# Writes whose proof is a signed token in the URL, not a login cookie: RFC 8058 one-click unsubscribe,
+# which mail providers POST from their own servers (with their own Origin, if any).
+SIGNED_LINK_WRITES = ("/unsubscribe",)
 STORAGE_DOWN = ("The site cannot reach where it keeps its files right now, so nothing was stored or sent. "
                 "Try again in a minute.")
 NUL_MESSAGE = "Kiln does not accept NUL characters in text or addresses; remove them and try again."
@@ -183,7 +186,8 @@ def _install_middleware(app: FastAPI, headers: PageHeaders) -> None:
     async def cookies_and_headers(request: Request, call_next):
         if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
             return respond(request, 400, "nul_character", NUL_MESSAGE)
-        if request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request):
+        if (request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request)
+                and request.url.path not in SIGNED_LINK_WRITES):
             # Every cookie-carrying write, whichever router it is on, must come from our own pages.
             exc = CsrfFailed("This form came from another site. Go to the page on this site and try again.")
             response: Response = _error_response(request, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import sys
 from email.message import EmailMessage
@@ -13,14 +14,21 @@ from kiln.config import MailSettings, Settings
 from kiln.db.base import utcnow
 from kiln.i18n import _, interpolate, ngettext
 
+_LONG_HEADERS = email.policy.default.clone(max_line_length=998)
+
 
 class Mailer(Protocol):
-    def send(self, to: str, subject: str, body: str) -> None: ...
+    def send(self, to: str, subject: str, body: str, headers: dict[str, str] | None = None) -> None: ...
 
 
-def _message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
-    msg = EmailMessage()
+def _message(sender: str, to: str, subject: str, body: str, headers: dict[str, str] | None = None) -> EmailMessage:
+    """``headers``: extra ones, e.g. List-Unsubscribe (RFC 8058) on notification mail. Their lines may be
+    as long as RFC 5322 allows: a URL folded at 78 characters would be RFC 2047-encoded, which mail
+    clients do not read as an address."""
+    msg = EmailMessage(policy=_LONG_HEADERS) if headers else EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    for name, value in (headers or {}).items():
+        msg[name] = value
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="kiln.local")
     msg.set_content(body)
@@ -33,9 +41,9 @@ class FileMailer:
     def __init__(self, folder: Path, sender: str, echo: bool = True) -> None:
         self.folder, self.sender, self.echo = folder, sender, echo
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def send(self, to: str, subject: str, body: str, headers: dict[str, str] | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        msg = _message(self.sender, to, subject, body)
+        msg = _message(self.sender, to, subject, body, headers)
         stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
         safe_to = "".join(c if c.isalnum() or c in "@._-" else "_" for c in to)
         (self.folder / f"{stamp}-{safe_to}.eml").write_bytes(bytes(msg))
@@ -50,14 +58,14 @@ class SmtpMailer:
     def __init__(self, cfg: MailSettings) -> None:
         self.cfg = cfg
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def send(self, to: str, subject: str, body: str, headers: dict[str, str] | None = None) -> None:
         assert self.cfg.smtp_host
         with smtplib.SMTP(self.cfg.smtp_host, self.cfg.smtp_port, timeout=self.cfg.smtp_timeout) as smtp:
             if self.cfg.smtp_starttls:
                 smtp.starttls()
             if self.cfg.smtp_user:
                 smtp.login(self.cfg.smtp_user, self.cfg.smtp_password or "")
-            smtp.send_message(_message(self.cfg.sender, to, subject, body))
+            smtp.send_message(_message(self.cfg.sender, to, subject, body, headers))
 
 
 def make_mailer(settings: Settings) -> Mailer:

@@ -53,8 +53,12 @@ def record(session: Session, kind: str, payload: dict[str, Any], summary: str = 
     return effect
 
 
-def record_mail(session: Session, to: str, subject: str, body: str) -> OutboxEffect:
-    return record(session, "mail", {"to": to, "subject": subject, "body": body}, summary=f"{subject} → {to}")
+def record_mail(session: Session, to: str, subject: str, body: str,
+                headers: dict[str, str] | None = None) -> OutboxEffect:
+    payload: dict[str, Any] = {"to": to, "subject": subject, "body": body}
+    if headers:
+        payload["headers"] = headers
+    return record(session, "mail", payload, summary=f"{subject} → {to}")
 
 
 def ring_after_commit(session: Session, ids: Iterable[int]) -> None:
@@ -158,7 +162,10 @@ def make_bell(rt: Runtime) -> Bell:
 # Running ---------------------------------------------------------------------------------------
 
 def _send_mail(rt: Runtime, payload: dict[str, Any]) -> None:
-    rt.mailer.send(payload["to"], payload["subject"], payload["body"])
+    if payload.get("headers"):
+        rt.mailer.send(payload["to"], payload["subject"], payload["body"], payload["headers"])
+    else:
+        rt.mailer.send(payload["to"], payload["subject"], payload["body"])
 
 
 Handler = Callable[["Runtime", dict[str, Any]], None]
@@ -171,7 +178,7 @@ def register_handler(kind: str, handler: Handler) -> None:
 
 # Payload fields dropped once an effect is done: a mail's body holds a one-time link, which the
 # database otherwise keeps only as a hash.
-SECRET_FIELDS = {"mail": ("body",)}
+SECRET_FIELDS = {"mail": ("body", "headers")}
 
 
 def _forget_secrets(effect: OutboxEffect) -> None:

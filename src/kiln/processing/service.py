@@ -39,6 +39,7 @@ from kiln.processing.current import STALE, outputs_status
 from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
+from kiln.social.notify import notify
 from kiln.storage.base import StorageError, copy_to_local, save_local_file
 
 log = logging.getLogger(__name__)
@@ -376,6 +377,8 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     defs = {d.name: d for d in get_kind(media.kind).steps(rt.settings)}
     failed = [s for s in steps if s.state == WorkState.FAILED and defs.get(s.name, StepDef(s.name)).required]
     if failed and media.published is None:
+        if media.state != MediaState.FAILED:  # the owner hears of it once, in this same transaction
+            notify(session, media.owner, "failed", media_id=media.id, extra={"code": failed[0].error_code})
         ledger.media_failed(media, failed[0])
     elif all(s.state in ledger.FINAL for s in steps) and _renditions_present(rt, media, defs.values()):
         first_publication = media.published is None

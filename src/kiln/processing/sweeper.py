@@ -80,6 +80,9 @@ def sweep(rt: Runtime) -> int:
         }
     rung = ring_due(rt, lost_after=dt.timedelta(seconds=max(60.0, settings.lease_seconds * 2)))
     ring_bells(rt, unsettled)
+    from kiln.social.notify_mail import digests_due  # the daily notification digests are due here
+
+    digests_due(rt)
     return rung + len(unsettled) + outbox.sweep(rt)
 
 

@@ -42,7 +42,7 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
     # media_src sends the renditions of private items through the app's checked route.
     return render(request, "gallery.html", owner=owner, page=page, own=own, unfinished=pending,
                   unfinished_limit=UNFINISHED_SHOWN, media_src=src_for(rt, [*page.items, *pending]),
-                  feed_url=f"/feeds/u/{owner.username}/atom")
+                  feed_url=f"/feeds/u/{owner.username}/atom", **social.profile_context(session, owner, user))
 
 
 @router.get("/u/{username}/m/{media_id}", response_class=HTMLResponse)

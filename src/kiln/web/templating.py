@@ -88,6 +88,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
                        camera_details=camera_details, max_title=MAX_TITLE, max_alt_text=ALT_TEXT_MAX,
                        plugin_blocks=plugin_blocks, captions_of=captions.captions_of,
                        caption_languages=lambda: captions.language_choices(i18n.current()))
+    env.globals.update(avatar_url=lambda user, size=64: avatar_url(user, size, media_src), initials=initials,
+                       unseen_notifications=unseen_notifications, notification_mail_choices=_mail_choices)
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime
@@ -95,6 +97,38 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
     env.filters["number"] = i18n.format_number
     env.filters["percent"] = format_percent
     return templates
+
+
+def avatar_url(user: Any, size: int, media_src: Callable[[list[str]], str]) -> str | None:
+    """The URL of ``user``'s square avatar closest to ``size`` px (64 or 256), or None: show initials."""
+    keys = getattr(user, "avatar", None) or {}
+    key = keys.get("64" if size <= 64 else "256")
+    return media_src(list(key)) if key else None
+
+
+def initials(user: Any) -> str:
+    """One or two letters for an avatar-less person: the first letters of their display name's words."""
+    words = (getattr(user, "display_name", "") or getattr(user, "username", "") or "?").split()
+    return "".join(w[0] for w in words[:2]).upper() or "?"
+
+
+@pass_context
+def unseen_notifications(context: Any) -> int:
+    """The bell's count for the logged-in reader: one indexed count, only on their (never cached) pages."""
+    request, user = context.get("request"), context.get("user")
+    state = getattr(request, "state", None)
+    session = getattr(state, "db", None)
+    if user is None or session is None or not getattr(state, "db_slot", False):  # an error page after the route
+        return 0
+    from kiln.social.notify import unseen_count
+
+    return unseen_count(session, user.id)
+
+
+def _mail_choices(user: Any) -> list[tuple[str, str, str]]:
+    from kiln.social.notify_mail import mail_choices
+
+    return mail_choices(user)
 
 
 def format_percent(fraction: float | None) -> str:

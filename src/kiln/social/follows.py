@@ -1,0 +1,137 @@
+"""Following people, and the "Following" timeline.
+
+A follow names its follower by local account (``follower_id``) or, for federation later, by an
+address elsewhere (``follower_uri``): every function here reads a follow as just a row, so a remote
+follower is one more row in the followers list and counts like any other. The timeline and the
+"following" list are about local followers (someone here reading their home page).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kiln.accounts.models import User
+from kiln.errors import InvalidInput
+from kiln.media.models import MediaEntry, MediaState
+from kiln.social.models import Collection, Follow
+from kiln.social.notify import notify
+
+_CURSOR = re.compile(r"[0-9]{1,10}", re.ASCII)
+MAX_ID = 2**31 - 1
+
+
+def follow(session: Session, follower: User, followee: User) -> bool:
+    """``follower`` follows ``followee`` (again: nothing changes). True when this is a new follow;
+    the followee hears of it (a "follow" notification). The caller commits."""
+    if follower.id == followee.id:
+        raise InvalidInput("You cannot follow yourself.", code="follow_self")
+    if is_following(session, follower.id, followee.id):
+        return False
+    try:
+        with session.begin_nested():  # two clicks at once: the unique constraint settles it
+            session.add(Follow(followee_id=followee.id, follower_id=follower.id))
+    except IntegrityError:
+        return False
+    notify(session, followee, "follow", actor_id=follower.id)
+    return True
+
+
+def unfollow(session: Session, follower: User, followee: User) -> bool:
+    """Stop following (not following already: nothing changes). True when a follow was removed."""
+    row = session.scalar(select(Follow).where(Follow.followee_id == followee.id,
+                                              Follow.follower_id == follower.id))
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
+def is_following(session: Session, follower_id: int | None, followee_id: int) -> bool:
+    if follower_id is None:
+        return False
+    return session.scalar(select(Follow.id).where(Follow.followee_id == followee_id,
+                                                  Follow.follower_id == follower_id)) is not None
+
+
+@dataclass
+class Person:
+    """One entry of a followers or following list: a local account, or a remote address."""
+
+    user: User | None
+    uri: str | None
+
+
+@dataclass
+class PeoplePage:
+    people: list[Person]
+    next_cursor: str | None
+
+
+def _after(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    if not _CURSOR.fullmatch(cursor) or not 0 < int(cursor) <= MAX_ID:
+        raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor")
+    return int(cursor)
+
+
+def _people(session: Session, query: Select[Follow, User], cursor: str | None,
+            per_page: int) -> PeoplePage:
+    """Newest follow first, keyset-paginated by the follow's id."""
+    after = _after(cursor)
+    if after is not None:
+        query = query.where(Follow.id < after)
+    rows = list(session.execute(query.order_by(Follow.id.desc()).limit(per_page + 1)).tuples())
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    people = [Person(user, row.follower_uri if user is None else None) for row, user in rows]
+    return PeoplePage(people, str(rows[-1][0].id) if more and rows else None)
+
+
+def followers(session: Session, user: User, cursor: str | None, per_page: int) -> PeoplePage:
+    """Who follows ``user``: local accounts and remote addresses alike."""
+    query = (select(Follow, User).outerjoin(User, User.id == Follow.follower_id)
+             .where(Follow.followee_id == user.id, (User.id.is_(None)) | (User.banned.is_(False))))
+    return _people(session, query, cursor, per_page)
+
+
+def following(session: Session, user: User, cursor: str | None, per_page: int) -> PeoplePage:
+    """Whom ``user`` follows."""
+    query = (select(Follow, User).join(User, User.id == Follow.followee_id)
+             .where(Follow.follower_id == user.id, User.banned.is_(False)))
+    return _people(session, query, cursor, per_page)
+
+
+def timeline_query(follower_id: int) -> Select[MediaEntry]:
+    """New public, processed media of the people ``follower_id`` follows (never unlisted or private):
+    page it with ``media.services.page``. The join walks ix_follows_follower_id to the followees,
+    then ix_media_owner_state_published for each one's published items."""
+    followees = select(Follow.followee_id).where(Follow.follower_id == follower_id)
+    return select(MediaEntry).where(MediaEntry.owner_id.in_(followees),
+                                    MediaEntry.state == MediaState.PROCESSED, MediaEntry.visibility == "public")
+
+
+@dataclass
+class Counts:
+    media: int
+    collections: int
+    followers: int
+    following: int
+
+
+def counts(session: Session, user: User) -> Counts:
+    """A profile's four numbers, in one query (each an indexed count)."""
+    media = (select(func.count()).select_from(MediaEntry)
+             .where(MediaEntry.owner_id == user.id, MediaEntry.state == MediaState.PROCESSED,
+                    MediaEntry.visibility == "public").scalar_subquery())
+    collections = (select(func.count()).select_from(Collection)
+                   .where(Collection.owner_id == user.id, Collection.visibility == "public").scalar_subquery())
+    fans = select(func.count()).select_from(Follow).where(Follow.followee_id == user.id).scalar_subquery()
+    idols = select(func.count()).select_from(Follow).where(Follow.follower_id == user.id).scalar_subquery()
+    row = session.execute(select(media, collections, fans, idols)).one()
+    return Counts(*(int(n) for n in row))

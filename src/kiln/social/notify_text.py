@@ -1,0 +1,98 @@
+"""What a notification says, in the reader's language: a plain sentence (API, mail) and the same
+sentence with links (the notifications page). Everything a list needs is loaded in two queries,
+whatever its length."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup, escape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kiln.accounts.models import User
+from kiln.i18n import _, interpolate
+from kiln.media.models import MediaEntry
+from kiln.social.models import Collection, Notification
+
+COLLECTION_PATH = "/collections/{id}"  # the collection page (kiln.web.collections)
+
+
+@dataclass
+class Described:
+    notification: Notification
+    text: str  # the sentence, plain
+    html: Markup  # the sentence with links to the people and things it names
+    url: str  # where it leads (a path; mail adds the site's address)
+
+
+def _sentence(type_: str) -> str:
+    """The sentence of a type, with %(actor)s, %(title)s and %(collection)s where they go."""
+    if type_ == "comment":
+        return _("%(actor)s commented on %(title)s")
+    if type_ == "reply":
+        return _("%(actor)s replied to your comment on %(title)s")
+    if type_ == "favourite":
+        return _("%(actor)s favourited %(title)s")
+    if type_ == "follow":
+        return _("%(actor)s started following you")
+    if type_ == "invite":
+        return _("%(actor)s invited you to add your media to the collection %(collection)s")
+    return _("Your upload %(title)s could not be processed; the processing panel says why")
+
+
+def describe(session: Session, rows: Sequence[Notification]) -> list[Described]:
+    """Each notification's sentence and link, for a page of them (media and collections in one query each)."""
+    media_ids = {n.media_id for n in rows if n.media_id}
+    collection_ids = {n.collection_id for n in rows if n.collection_id}
+    media: dict[int, tuple[str, str]] = {}
+    if media_ids:
+        media = {mid: (title, owner) for mid, title, owner in session.execute(
+            select(MediaEntry.id, MediaEntry.title, User.username).join(User, User.id == MediaEntry.owner_id)
+            .where(MediaEntry.id.in_(media_ids)))}
+    collections: dict[int, str] = {}
+    if collection_ids:
+        # A Result has keys(): dict() would take it for a mapping, so build the dict from its rows.
+        collections = {cid: title for cid, title in session.execute(
+            select(Collection.id, Collection.title).where(Collection.id.in_(collection_ids)))}
+    return [_one(n, media, collections) for n in rows]
+
+
+def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[int, str]) -> Described:
+    actor = n.actor
+    actor_name = (actor.display_name or actor.username) if actor else _("someone")
+    actor_url = f"/u/{actor.username}" if actor else ""
+    title, owner = media.get(n.media_id or 0, (_("an item"), ""))
+    media_url = f"/u/{owner}/m/{n.media_id}" if owner else ""
+    collection = collections.get(n.collection_id or 0, _("a collection"))
+    collection_url = COLLECTION_PATH.format(id=n.collection_id) if n.collection_id else ""
+    if n.type == "comment" and n.comment_id and media_url or n.type == "reply" and n.comment_id and media_url:
+        url = f"{media_url}#comment-{n.comment_id}"
+    elif n.type == "follow":
+        url = actor_url or "/notifications"
+    elif n.type == "invite":
+        url = collection_url or "/notifications"
+    elif n.type == "failed":
+        url = "/panel"
+    else:
+        url = media_url or "/notifications"
+    sentence = _sentence(n.type)
+    plain: dict[str, Any] = {"actor": actor_name, "title": title, "collection": collection}
+    text = interpolate(sentence, plain)
+
+    def link(label: str, href: str) -> Markup:
+        return Markup('<a href="{}">{}</a>').format(href, label) if href else escape(label)
+
+    linked = {"actor": link(actor_name, actor_url), "title": link(title, media_url),
+              "collection": link(collection, collection_url)}
+    html = Markup(interpolate(str(escape(sentence)), linked))
+    return Described(n, text, html, url)
+
+
+def describe_json(d: Described, base: str) -> dict[str, Any]:
+    n = d.notification
+    return {"id": n.id, "type": n.type, "read": n.read is not None, "created": n.created.isoformat(),
+            "actor": n.actor.username if n.actor else None, "media_id": n.media_id, "comment_id": n.comment_id,
+            "collection_id": n.collection_id, "message": d.text, "url": base + d.url}
