@@ -20,11 +20,6 @@ from tests.social_kit import api, log_in, person, post, upload
 pytestmark = pytest.mark.db
 
 
-def _users(rt: Runtime, *ids: int) -> list[User]:
-    session = rt.sessions()
-    return [session.get(User, i) for i in ids], session  # type: ignore[return-value]
-
-
 def test_follow_is_idempotent_notifies_once_and_refuses_yourself(rt: Runtime) -> None:
     a, b = person(rt, "anna"), person(rt, "bruno")
     with rt.sessions() as session:

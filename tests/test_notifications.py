@@ -64,6 +64,11 @@ def body(msg: Message) -> str:
     return msg.get_payload(decode=True).decode()  # type: ignore[union-attr]
 
 
+def _unseen(rt: Runtime, user_id: int) -> int:
+    with rt.sessions() as session:
+        return notify.unseen_count(session, user_id)
+
+
 def _tell(rt: Runtime, recipient: int, type_: str, **what: object) -> None:
     with rt.sessions() as session:
         notify.notify(session, session.get(User, recipient), type_, **what)  # type: ignore[arg-type]
@@ -78,7 +83,7 @@ def test_immediate_mail_goes_after_the_commit_in_the_recipients_language(rt: Run
         session.flush()
         assert sent(rt) == []  # nothing leaves before the commit
         session.rollback()
-    assert sent(rt) == [] and notify.unseen_count(rt.sessions(), reader) == 0  # rolled back: neither row nor mail
+    assert sent(rt) == [] and _unseen(rt, reader) == 0  # rolled back: neither row nor mail
     _tell(rt, reader, "follow", actor_id=actor)
     [mail] = sent(rt)
     assert mail["To"] == "greta@example.com"
@@ -206,7 +211,7 @@ def test_page_bell_mark_read_and_api(rt: Runtime, client: TestClient) -> None:
     with rt.sessions() as session:
         theirs = session.scalar(select(Notification.id).where(Notification.user_id == stranger))
     assert api(client, "POST", "/api/v1/notifications/read", json={"ids": [theirs]}).json()["marked"] == 0
-    assert notify.unseen_count(rt.sessions(), stranger) == 1
+    assert _unseen(rt, stranger) == 1
 
 
 def test_mail_settings_on_the_account_page(rt: Runtime, client: TestClient) -> None:
