@@ -107,3 +107,16 @@ def test_counts_count_only_public_things(rt: Runtime, client: TestClient) -> Non
         "media": 1, "collections": 1, "followers": 1, "following": 0}
     header = client.get("/u/anna").text
     assert "1 item" in header and "1 collection" in header and "1 follower" in header and "0 following" in header
+
+
+def test_storage_gc_keeps_avatars(rt: Runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kiln.media.garbage import gc
+
+    me = person(rt, "anna")
+    with rt.sessions() as session:
+        user = session.get(User, me)
+        assert user is not None
+        profiles.set_avatar(rt, session, user, make_camera_jpeg(tmp_path).read_bytes())
+    report = gc(rt.sessions, rt.stores, dry_run=False, grace=0)
+    assert not any(key[0] == "avatars" for keys in report.unreferenced.values() for key in keys)
+    assert all(rt.stores.public.exists(key) for key in (_user(rt, me).avatar or {}).values())
