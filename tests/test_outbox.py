@@ -240,7 +240,9 @@ def test_twelve_resets_with_smtp_hung_do_not_starve_the_web_process(tmp_path, db
             reset_times = [f.result(timeout=60) for f in resets]
         assert hung.accepted == []
     print(f"12 resets: slowest {max(reset_times):.3f} s; other requests: slowest {max(others):.3f} s")
-    assert max(reset_times) < 2.0 and max(others) < 1.0
+    # No request touched SMTP (hung.accepted above); had they waited on it, twelve resets queued behind a
+    # 0.5 s timeout would take 6 s. The bound is half that, far from the noise of a busy 2-core machine.
+    assert max(reset_times) < 3.0 and max(others) < 3.0
     assert len(effects(rt)) == 12
     rt.close()
 

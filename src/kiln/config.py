@@ -223,6 +223,9 @@ class SecuritySettings(BaseModel):
     registrations_per_ip_per_hour: int = Field(20, ge=1)
     reset_mails_per_account_per_hour: int = Field(3, ge=1)
     reset_mails_per_ip_per_hour: int = Field(10, ge=1)
+    comments_per_user_per_hour: int = Field(
+        30, ge=1, description="Comments (and replies) one person may post in an hour before a pause (429); "
+                              "editing and deleting do not count.")
     password_time_cost: int = Field(3, ge=1, description="Argon2id passes per password hash.")
     password_memory_kib: int = Field(65_536, ge=64, description="Argon2id memory per password hash, in KiB. "
                                      "Lower costs make a stolen hash cheaper to guess; a stored hash made "

@@ -67,6 +67,11 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
             resp = api.post(f"/api/v1/media/{item['id']}/captions", files={"file": (f"{language}.vtt", vtt)},
                             data={"language": language})
             assert resp.status_code == 201, resp.text
+    first_item = f"/api/v1/media/{items[0]['id']}"  # a thread with a reply, and a favourite
+    top = api.post(f"{first_item}/comments", json={"body": "Lovely *light*, see [the pier](https://example.org)"})
+    assert top.status_code == 201, top.text
+    assert api.post(f"{first_item}/comments", json={"body": "Thanks!", "parent_id": top.json()["id"]}).is_success
+    assert api.put(f"{first_item}/favourite").is_success
     state = folder / "owner.json"
     context.storage_state(path=str(state))
     context.close()
@@ -76,7 +81,8 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
                  "/auth/verify?token=not-a-token"]
     first = items[0]["id"]
     owner = [*public, "/upload", f"/m/{first}/edit", f"/m/{items[1]['id']}/edit", f"/m/{first}/delete",
-             "/account", "/panel",
+             "/account", "/panel", "/favourites", f"/m/{first}/favourites",
+             f"/m/{first}/comments/{top.json()['id']}/edit",
              "/admin/processing"]
     return {"state": state, "anonymous": anonymous, "owner": owner, "video": media[1], "audio": media[2]}
 

@@ -35,7 +35,7 @@ from tests.fixtures_images import make_truncated_jpeg
 PASSWORD = "correct horse"
 UNTHROTTLED = {name: 1_000_000 for name in (
     "login_failures_per_account", "login_failures_per_ip", "registrations_per_ip_per_hour",
-    "reset_mails_per_account_per_hour", "reset_mails_per_ip_per_hour")}
+    "reset_mails_per_account_per_hour", "reset_mails_per_ip_per_hour", "comments_per_user_per_hour")}
 HAS_VISIBILITY = hasattr(MediaEntry, "visibility")
 COOKIE_ROLES = ("owner", "other", "moderator", "admin", "banned", "unverified")
 TOKEN_ROLES = ("token_read_owner", "token_write_owner", "token_read_other", "token_write_other")

@@ -61,6 +61,7 @@ class MediaFields:
     license: str | None = None
     show_exif: bool | None = None
     visibility: str | None = None
+    comments_enabled: bool | None = None
 
     def __post_init__(self) -> None:
         """Control characters mean nothing in text people typed (see kiln.typed)."""
@@ -317,6 +318,8 @@ def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields:
         media.license = fields.license
     if fields.show_exif is not None:
         media.show_exif = fields.show_exif
+    if fields.comments_enabled is not None:
+        media.comments_enabled = fields.comments_enabled
     if fields.tags is not None:
         media.tags = _tags(session, fields.tags)
     retired = change_visibility(rt, media, fields.visibility) if fields.visibility is not None else []
@@ -560,9 +563,11 @@ def rendition_url(rt: Runtime, key: list[str], base: str) -> str:
     return url if "://" in url else base + url
 
 
-def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | None = None) -> dict[str, Any]:
+def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | None = None,
+               favourited: bool | None = None) -> dict[str, Any]:
     """The JSON shape of an item; ``base`` is the site's address for absolute links (see
-    ``web.deps.site_url`` for requests and ``Settings.link_base`` elsewhere)."""
+    ``web.deps.site_url`` for requests and ``Settings.link_base`` elsewhere). ``favourited``: whether
+    the (logged-in) caller has favourited it, left out when None."""
     lic = get_license(media.license)
     data: dict[str, Any] = {
         "id": media.id,
@@ -588,7 +593,12 @@ def media_json(rt: Runtime, media: MediaEntry, base: str, steps: list[Any] | Non
             for r in media.renditions
         },
         "captions": [captions.caption_json(rt, media, r, base) for r in captions.captions_of(media)],
+        "favourites": media.favourite_count,
+        "comments": media.comment_count,
+        "comments_enabled": media.comments_enabled,
     }
+    if favourited is not None:
+        data["favourited"] = favourited
     if media.state == MediaState.FAILED:
         data["error"] = {"code": media.error_code or "failed",
                          "message": media.error_said or _("Processing failed.")}

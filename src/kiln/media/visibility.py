@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -74,10 +75,12 @@ def rendition_src(rt: Runtime, media: MediaEntry, rendition: Rendition, base: st
     return url if "://" in url else base + url
 
 
-def src_for(rt: Runtime, items: Iterable[MediaEntry]) -> Callable[[Any], str]:
+def src_for(rt: Runtime, items: Iterable[MediaEntry], share: str | None = None) -> Callable[[Any], str]:
     """A ``media_src(key)`` for templates that sends the renditions of the private items among
-    ``items`` to the app's route; other keys go to the public store."""
-    private = {tuple(r.key): private_route(m, r) for m in items if m.visibility == "private"
+    ``items`` to the app's route (carrying the collection share link ``share`` they are seen
+    through, if any); other keys go to the public store."""
+    tail = f"?share={quote(share, safe='')}" if share else ""
+    private = {tuple(r.key): private_route(m, r) + tail for m in items if m.visibility == "private"
                for r in m.renditions}
 
     def media_src(key: Any) -> str:
@@ -86,10 +89,25 @@ def src_for(rt: Runtime, items: Iterable[MediaEntry]) -> Callable[[Any], str]:
     return media_src
 
 
-def private_rendition(session: Session, media_id: int, name: str, viewer: User | None) -> Rendition:
-    """The rendition behind ``/m/{id}/r/{name}``, for a viewer allowed to see the item; 404 otherwise."""
+def private_rendition(session: Session, media_id: int, name: str, viewer: User | None,
+                      share: str | None = None) -> Rendition:
+    """The rendition behind ``/m/{id}/r/{name}``, for a viewer allowed to see the item; 404 otherwise.
+    ``share`` is a collection's share link token (``?share=``): it must be live, and then also shows
+    the items it opens (kiln.social.collections); a dead one answers 404 whatever the item."""
     media = session.get(MediaEntry, media_id)
     rendition = media.rendition(name) if media is not None else None
-    if media is None or rendition is None or not visible(media, viewer):
+    if media is None or rendition is None or not visible_with_share(session, media, viewer, share):
         raise NotFound("There is no such file.")
     return rendition
+
+
+def visible_with_share(session: Session, media: MediaEntry, viewer: User | None, share: str | None) -> bool:
+    """``visible``, asked with a collection's share link token (or None). A token that is not live
+    (revoked, expired, mistyped) hides everything, so a dead link answers 404 everywhere."""
+    if share is None:
+        return visible(media, viewer)
+    from kiln.social.collections import live_share, shared_item  # social builds on media, not the reverse
+
+    if live_share(session, share) is None:
+        return False
+    return visible(media, viewer) or shared_item(session, media, share)

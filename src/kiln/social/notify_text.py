@@ -17,7 +17,7 @@ from kiln.i18n import _, interpolate
 from kiln.media.models import MediaEntry
 from kiln.social.models import Collection, Notification
 
-COLLECTION_PATH = "/collections/{id}"  # the collection page (kiln.web.collections)
+COLLECTION_PATH = "/c/{id}"  # the collection page (kiln.web.collections)
 
 
 @dataclass
@@ -54,8 +54,9 @@ def describe(session: Session, rows: Sequence[Notification]) -> list[Described]:
             .where(MediaEntry.id.in_(media_ids)))}
     collections: dict[int, str] = {}
     if collection_ids:
-        collections = dict(session.execute(select(Collection.id, Collection.title)
-                                           .where(Collection.id.in_(collection_ids))).tuples())
+        # A Result has keys(): dict() would take it for a mapping, so build the dict from its rows.
+        collections = {cid: title for cid, title in session.execute(
+            select(Collection.id, Collection.title).where(Collection.id.in_(collection_ids)))}
     return [_one(n, media, collections) for n in rows]
 
 

@@ -26,6 +26,8 @@ from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
 from kiln.runtime import Runtime
+from kiln.social import collections as collection_service
+from kiln.social import favourites
 from kiln.web.deps import (
     CSRF_COOKIE,
     DB,
@@ -129,6 +131,11 @@ class MediaOut(BaseModel):
     renditions: dict[str, RenditionOut]
     captions: list[CaptionOut] = Field(default_factory=list, description="Caption and subtitle tracks "
                                        "(video and audio), one per language")
+    favourites: int = Field(0, description="How many people favourited it")
+    comments: int = Field(0, description="Comments shown on it, replies included")
+    comments_enabled: bool = Field(True, description="Whether the owner lets people comment on this item "
+                                   "(their account setting may still turn comments off)")
+    favourited: bool | None = Field(None, description="Whether you favourited it (only when logged in)")
     error: ErrorBody | None = None
     steps: list[StepOut] | None = None
     retry_at: str | None = None
@@ -233,6 +240,7 @@ class MediaPatch(BaseModel):
         "only; the old rendition URLs stop working)")
     original: Literal["private", "public", "stripped"] | None = Field(
         None, description="Publish the original file as uploaded, without camera data and GPS, or keep it private")
+    comments_enabled: bool | None = Field(None, description="Let people comment on this item")
 
 
 @router.post("/tokens", response_model=TokenOut, status_code=201, tags=["auth"],
@@ -273,6 +281,8 @@ UPLOAD_BODY: dict[str, Any] = {"required": True, "content": {"multipart/form-dat
         "license": {"type": "string", "maxLength": 100},
         "visibility": {"type": "string", "enum": ["public", "unlisted", "private"], "default": "public",
                        "description": "public, unlisted or private"},
+        "collection_id": {"type": "integer", "minimum": 1, "description": "Put the item at the end of this "
+                          "collection (yours, or one you were invited to)"},
     }}}}}
 
 
@@ -310,7 +320,8 @@ async def upload(request: Request, session: DB, rt: RT, user: Writer) -> dict[st
         if not form.files:
             raise InvalidInput("Send the file in the part named “file”.", code="no_file")
         upload_file = form.files[0]
-        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request), key)
+        return await run_in_threadpool(_submit, session, rt, user, upload_file, fields, site_url(request), key,
+                                       form.fields.get("collection_id"))
     finally:
         form.discard()
 
@@ -331,7 +342,8 @@ def _replay(rt: Runtime, session: Session, media: Any, base: str) -> Any:
 
 
 def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile,
-            fields: MediaFields, base: str, key: str | None) -> Any:
+            fields: MediaFields, base: str, key: str | None, collection_id: str | None = None) -> Any:
+    target = collection_service.upload_target(session, user, collection_id)
     try:
         entry = media_service.submit_spooled(rt, session, user, upload_file.spooled, upload_file.filename,
                                              fields, idempotency_key=key)
@@ -341,13 +353,19 @@ def _submit(session: Session, rt: Runtime, user: User, upload_file: UploadedFile
         if done is None:
             raise
         return _replay(rt, session, done, base)
+    collection_service.add_uploads(session, user, target, [entry])
     return media_service.media_json(rt, entry, base, ledger.steps_of(session, entry.id))
 
 
 @router.get("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
 def get_media(media_id: RowId, session: DB, rt: RT, user: CurrentUser, base: SiteURL) -> dict[str, Any]:
     media = _visible_media(session, media_id, user)
-    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id))
+    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id),
+                                    _favourited(session, user, media))
+
+
+def _favourited(session: Session, user: User | None, media: MediaEntry) -> bool | None:
+    return None if user is None else favourites.is_favourite(session, user, media)
 
 
 @router.get("/media", response_model=MediaList, responses=ERRORS)
@@ -375,7 +393,9 @@ def list_media(
         query = media_service.published_query(owner_id=owner.id if owner else None, tag=tag)
         result = media_service.page(session, query, cursor, limit)
         items, nxt = result.items, result.next_cursor
-    return {"items": [media_service.media_json(rt, m, base) for m in items], "next": nxt}
+    mine = favourites.favourited_ids(session, viewer, (m.id for m in items))  # one query for the page
+    return {"items": [media_service.media_json(rt, m, base, favourited=None if viewer is None else m.id in mine)
+                      for m in items], "next": nxt}
 
 
 @router.patch("/media/{media_id}", response_model=MediaOut, responses=ERRORS)
@@ -385,7 +405,8 @@ def patch_media(media_id: RowId, body: MediaPatch, session: DB, rt: RT, user: Wr
     media_service.update(rt, session, user, media, MediaFields(**body.model_dump(exclude={"original"})))
     if body.original is not None:
         media_service.publish_original(rt, session, user, media, body.original)
-    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id))
+    return media_service.media_json(rt, media, base, ledger.steps_of(session, media_id),
+                                    _favourited(session, user, media))
 
 
 @router.delete("/media/{media_id}", status_code=204, responses=ERRORS)

@@ -1,20 +1,230 @@
-"""(being built: issue 16)"""
+"""Comments on media pages and in the API (kiln.social.comments says who may do what). The media page
+shows 50 top-level comments a page, newest first, each with its replies oldest first; a form posts,
+previews (a "Preview" button: no JavaScript needed), replies, edits and deletes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
+from kiln.errors import InvalidInput, KilnError
+from kiln.i18n import _
+from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
+from kiln.media.text import render_markdown
 from kiln.runtime import Runtime
+from kiln.social import comments as service
+from kiln.social import favourites
+from kiln.social.models import COMMENT_MAX, Comment
+from kiln.web import favourites as favourite_routes
+from kiln.web.api import ERRORS, ErrorOut, api_csrf
+from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, Writer, check_csrf, flash
+from kiln.web.templating import render
 
-router = APIRouter()
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+api = APIRouter(prefix="/api/v1", tags=["comments"], dependencies=[Depends(api_csrf)])
+MAX_ROW_ID = 2**31 - 1
+Body = Annotated[str, Form(max_length=COMMENT_MAX * 4)]  # longer than allowed: the service says why
+OptId = Annotated[str | None, Form(max_length=12)]
+
+
+def _row_id(value: str | None) -> int | None:
+    """A comment id from a form or a query string; anything else is None (the first page)."""
+    if value and value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ROW_ID:
+        return int(value)
+    return None
 
 
 def media_context(request: Request, session: Session, rt: Runtime, media: MediaEntry,
                   user: User | None) -> dict[str, Any]:
-    """What this module adds to the media page's template context."""
-    return {}
+    """The comments and the favourite button: at most three queries whatever the number of comments
+    (the page's top-level comments, their replies, and whether the viewer favourited the item)."""
+    before = _row_id(request.query_params.get("comments_before"))
+    return {"thread": service.thread(session, media, before), "comments_page": before or "",
+            "comment_refusal": service.refusal(media, user), "may_delete_comment": service.may_delete,
+            "favourited": favourites.is_favourite(session, user, media), "comment_max": COMMENT_MAX}
+
+
+def _media_url(media: MediaEntry, page: int | None = None, anchor: str = "comments") -> str:
+    query = f"?comments_before={page}" if page else ""
+    return f"/u/{media.owner.username}/m/{media.id}{query}#{anchor}"
+
+
+def _visible(session: Session, media_id: int, user: User | None) -> MediaEntry:
+    media = media_service.get_media(session, media_id)
+    service.check_visible(media, user)
+    return media
+
+
+def _form(request: Request, media: MediaEntry, *, body: str = "", parent_id: int | None = None,
+          comment: Comment | None = None, page: int | None = None, preview: bool = False,
+          error: str | None = None, status: int = 200) -> Response:
+    return render(request, "comment_form.html", status=status, media=media, body=body, parent_id=parent_id,
+                  comment=comment, page=page or "", preview=render_markdown(body) if preview and body else None,
+                  error=error, comment_max=COMMENT_MAX)
+
+
+@pages.post("/m/{media_id}/comments")
+def post_comment(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, body: Body = "",
+                 parent_id: OptId = None, page: OptId = None, preview: OptId = None) -> Response:
+    """Post a comment, or (with the Preview button) show how it will look, with the form again."""
+    media = _visible(session, media_id, user)
+    parent, back = _row_id(parent_id), _row_id(page)
+    if preview is not None:
+        refused = service.refusal(media, user)
+        if refused is not None:
+            raise refused
+        return _form(request, media, body=body, parent_id=parent, page=back, preview=True)
+    try:
+        comment = service.post(rt, session, user, media, body, parent)
+    except KilnError as exc:
+        if exc.status not in (422, 429):
+            raise
+        session.rollback()
+        return _form(request, media, body=body, parent_id=parent, page=back, error=exc.message, status=exc.status)
+    flash(request, _("Your comment is posted."), "success")
+    return RedirectResponse(_media_url(media, back if parent else None, f"comment-{comment.id}"), status_code=303)
+
+
+@pages.get("/m/{media_id}/comments/{comment_id}/edit")
+def edit_form(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn,
+              page: Annotated[str | None, Query(max_length=12)] = None) -> Response:
+    media = _visible(session, media_id, user)
+    comment = service.get_comment(session, media, comment_id)
+    service.check_author(comment, user)
+    return _form(request, media, body=comment.body, comment=comment, page=_row_id(page))
+
+
+@pages.post("/m/{media_id}/comments/{comment_id}/edit")
+def edit(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn, body: Body = "",
+         page: OptId = None, preview: OptId = None) -> Response:
+    media = _visible(session, media_id, user)
+    comment = service.get_comment(session, media, comment_id)
+    back = _row_id(page)
+    if preview is not None:
+        service.check_author(comment, user)
+        return _form(request, media, body=body, comment=comment, page=back, preview=True)
+    try:
+        service.edit(session, user, media, comment, body)
+    except InvalidInput as exc:
+        session.rollback()
+        return _form(request, media, body=body, comment=comment, page=back, error=exc.message, status=exc.status)
+    flash(request, _("Your comment is saved."), "success")
+    return RedirectResponse(_media_url(media, back, f"comment-{comment_id}"), status_code=303)
+
+
+@pages.post("/m/{media_id}/comments/{comment_id}/delete")
+def delete(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn,
+           page: OptId = None) -> Response:
+    media = _visible(session, media_id, user)
+    service.delete(session, user, media, service.get_comment(session, media, comment_id))
+    flash(request, _("The comment is deleted."), "success")
+    return RedirectResponse(_media_url(media, _row_id(page)), status_code=303)
+
+
+# The API ---------------------------------------------------------------------------------------------
+class CommentIn(BaseModel):
+    body: str = Field(max_length=COMMENT_MAX, description="Markdown")
+    parent_id: int | None = Field(None, ge=1, le=MAX_ROW_ID, description="Reply to this comment (a reply to a "
+                                  "reply joins its thread: replies are one level deep)")
+
+
+class CommentEdit(BaseModel):
+    body: str = Field(max_length=COMMENT_MAX, description="Markdown")
+
+
+class PreviewIn(BaseModel):
+    body: str = Field(max_length=COMMENT_MAX, description="Markdown")
+
+
+class PreviewOut(BaseModel):
+    body_html: str = Field(description="The body as pages show it: sanitised HTML")
+
+
+class CommentOut(BaseModel):
+    id: int
+    author: str | None = Field(description="The author's username; null for a deleted comment or account")
+    author_name: str | None = Field(description="The author's display name (or username)")
+    body: str = Field(description="Markdown, as written; empty for a deleted comment")
+    body_html: str = Field(description="The body as pages show it: sanitised HTML (links get "
+                           "rel=\"nofollow ugc noopener\")")
+    parent_id: int | None = Field(description="The top-level comment this replies to")
+    created: str
+    edited: str | None
+    deleted: bool = Field(description="A placeholder for a deleted comment that has replies")
+    replies: list[CommentOut] = Field(default_factory=list, description="Replies, oldest first (top-level "
+                                      "comments of a listing only)")
+
+
+class CommentPage(BaseModel):
+    items: list[CommentOut] = Field(description="Top-level comments, newest first, each with its replies")
+    next: str | None = Field(description="Pass as `cursor` to get the page of older comments")
+
+
+def comment_json(comment: Comment, replies: list[Comment] | None = None) -> dict[str, Any]:
+    shown = comment.deleted is None
+    author = comment.author if shown else None
+    return {"id": comment.id, "author": author.username if author else None,
+            "author_name": (author.display_name or author.username) if author else None,
+            "body": comment.body if shown else "", "body_html": str(render_markdown(comment.body)) if shown else "",
+            "parent_id": comment.parent_id, "created": comment.created.isoformat(),
+            "edited": comment.edited.isoformat() if comment.edited else None, "deleted": not shown,
+            "replies": [comment_json(r) for r in replies or []]}
+
+
+@api.get("/media/{media_id}/comments", response_model=CommentPage, responses=ERRORS)
+def api_list(media_id: RowId, session: DB, user: CurrentUser,
+             cursor: Annotated[str | None, Query(max_length=12)] = None) -> dict[str, Any]:
+    """The item's comments, 50 top-level ones a page, newest first, each with all its replies."""
+    media = _visible(session, media_id, user)
+    if cursor is not None and _row_id(cursor) is None:
+        raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor")
+    page = service.thread(session, media, _row_id(cursor))
+    return {"items": [comment_json(c, page.replies[c.id]) for c in page.comments],
+            "next": str(page.next_cursor) if page.next_cursor else None}
+
+
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorOut, "description": "Too many comments in an hour (Retry-After says when)"}}
+
+
+@api.post("/media/{media_id}/comments", status_code=201, response_model=CommentOut,
+          responses={**ERRORS, **THROTTLED})
+def api_post(media_id: RowId, comment: CommentIn, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+    """Comment on an item (or reply to a comment). Needs a verified account with the `commenter`
+    privilege, comments turned on for the item and its owner, and is rate-limited per person."""
+    media = _visible(session, media_id, user)
+    return comment_json(service.post(rt, session, user, media, comment.body, comment.parent_id))
+
+
+@api.patch("/media/{media_id}/comments/{comment_id}", response_model=CommentOut, responses=ERRORS)
+def api_edit(media_id: RowId, comment_id: RowId, change: CommentEdit, session: DB, user: Writer) -> dict[str, Any]:
+    """Change your own comment's body."""
+    media = _visible(session, media_id, user)
+    return comment_json(service.edit(session, user, media, service.get_comment(session, media, comment_id),
+                                     change.body))
+
+
+@api.delete("/media/{media_id}/comments/{comment_id}", status_code=204, responses=ERRORS)
+def api_delete(media_id: RowId, comment_id: RowId, session: DB, user: Writer) -> Response:
+    """Delete a comment: its author, the item's owner, moderators and admins may."""
+    media = _visible(session, media_id, user)
+    service.delete(session, user, media, service.get_comment(session, media, comment_id))
+    return Response(status_code=204)
+
+
+@api.post("/comments/preview", response_model=PreviewOut, responses=ERRORS)
+def api_preview(preview: PreviewIn, user: LoggedIn) -> dict[str, str]:
+    """How a comment body will look, without posting it."""
+    return {"body_html": str(render_markdown(preview.body))}
+
+
+router = APIRouter()
+router.include_router(pages)
+router.include_router(api)
+router.include_router(favourite_routes.router)  # favourites are this module's neighbours on the media page

@@ -10,7 +10,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import anyio
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
@@ -79,6 +79,8 @@ RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 # The session closes as soon as the route returns, before the response is serialised or streamed: a
 # request never holds a pooled connection while it waits for a thread or sends a file to a slow client
 # (with ten threads and twenty connections, that wait deadlocked the API under fifty connections).
+# A collection's share link secret (``?share=``), carried on the links of a shared collection's page.
+ShareToken = Annotated[str | None, Query(max_length=100, description="A collection's share link")]
 DB = Annotated[Session, Depends(db, scope="function")]
 RT = Annotated[Runtime, Depends(runtime)]
 

@@ -18,7 +18,7 @@ from kiln.media.visibility import private_rendition
 from kiln.mediatypes import inline_types, served_types
 from kiln.storage import PUBLIC_MEDIA_PATH
 from kiln.storage.base import CHUNK, InvalidKey, NoSuchFile, Storage
-from kiln.web.deps import DB, RT, CurrentUser, RowId
+from kiln.web.deps import DB, RT, CurrentUser, RowId, ShareToken
 
 router = APIRouter(include_in_schema=False)
 # The types Kiln serves and those shown inline come from the kinds' declarations (served_types,
@@ -69,9 +69,11 @@ def _disposition(filename: str, media_type: str) -> dict[str, str]:
 
 
 @router.get("/m/{media_id}/r/{name}")
-def checked_file(media_id: RowId, name: str, session: DB, rt: RT, user: CurrentUser) -> Response:
-    """A rendition fetched through the app: 404 to anyone who may not see the item."""
-    rendition = private_rendition(session, media_id, name, user)
+def checked_file(media_id: RowId, name: str, session: DB, rt: RT, user: CurrentUser,
+                 share: ShareToken = None) -> Response:
+    """A rendition fetched through the app: 404 to anyone who may not see the item (``share``: a
+    collection's share link, which may open it; see kiln.social.collections)."""
+    rendition = private_rendition(session, media_id, name, user, share)
     key = list(rendition.key)
     store = rt.stores.public
     suffix = os.path.splitext(key[-1])[1].lower()

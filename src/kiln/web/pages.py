@@ -13,9 +13,9 @@ from kiln.errors import NotFound
 from kiln.i18n import N_, _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, Tag
-from kiln.media.visibility import src_for, visible
+from kiln.media.visibility import src_for, visible_with_share
 from kiln.web import collections, comments, social
-from kiln.web.deps import DB, RT, CurrentUser, RowId
+from kiln.web.deps import DB, RT, CurrentUser, RowId, ShareToken
 from kiln.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
@@ -47,17 +47,21 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
 
 @router.get("/u/{username}/m/{media_id}", response_class=HTMLResponse)
 def media_page(request: Request, username: str, media_id: RowId, session: DB, rt: RT,
-               user: CurrentUser) -> HTMLResponse:
+               user: CurrentUser, share: ShareToken = None) -> HTMLResponse:
+    """``share``: seen through a collection's share link (kiln.social.collections), never cached."""
     media = session.get(MediaEntry, media_id)
-    if media is None or media.owner.username != username or not visible(media, user):
+    if media is None or media.owner.username != username or not visible_with_share(session, media, user, share):
         raise NotFound(N_("There is no such media. It may have been deleted."))
     newer, older = media_service.neighbours(session, media)
     extras: dict[str, Any] = {}
     for module in (collections, comments, social):  # what people do with the item
         extras.update(module.media_context(request, session, rt, media, user))
     # media_src sends a private item's renditions through the app's checked route.
-    return render(request, "media.html", media=media, newer=newer, older=older,
-                  medium=media.rendition("medium"), media_src=src_for(rt, [media]), **extras)
+    response = render(request, "media.html", media=media, newer=newer, older=older,
+                      medium=media.rendition("medium"), media_src=src_for(rt, [media], share), **extras)
+    if share is not None:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @router.get("/tag/{slug}", response_class=HTMLResponse)

@@ -18,6 +18,7 @@ from kiln.media import services as media_service
 from kiln.media.services import MediaFields
 from kiln.processing import ledger
 from kiln.runtime import Runtime
+from kiln.social import collections as collection_service
 from kiln.web.deps import (
     CSRF_COOKIE,
     DB,
@@ -62,8 +63,10 @@ def upload_form(request: Request, rt: RT, user: LoggedIn) -> Response:
 
 def _form_page(request: Request, rt: Runtime, user: User, status: int = 200, **context: object) -> Response:
     """The upload form, which says the sender's size limit (and the longest title, a template global)."""
+    session = getattr(request.state, "db", None)  # the request's session: "Add to collection" lists
     return render(request, "upload.html", status=status, limit=media_service.upload_limit(rt.settings, user),
-                  **context)
+                  collections=collection_service.addable(session, user) if session is not None else [],
+                  chosen_collection=request.query_params.get("collection", ""), **context)
 
 
 def upload_csrf(request: Request) -> None:
@@ -124,6 +127,10 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
                          visibility=form.fields.get("visibility"))
     if not form.files:
         return _refused(request, rt, user, InvalidInput("Choose at least one file to upload.", code="no_file"))
+    try:
+        target = collection_service.upload_target(session, user, form.fields.get("collection_id"))
+    except KilnError as exc:
+        return _refused(request, rt, user, exc)
     if len(form.files) > 1 and fields.alt_text:
         return _refused(request, rt, user, InvalidInput(
             "A description for people who cannot see the picture is about one picture: upload the files one at "
@@ -144,6 +151,7 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
                                                          upload_file.filename, per_file))
         except KilnError as exc:
             errors.append((exc, upload_file.filename))
+    collection_service.add_uploads(session, user, target, accepted)
     if _wants_json(request):
         if errors:
             error, name = errors[0]
@@ -176,13 +184,14 @@ def edit_form(request: Request, media_id: RowId, session: DB, user: LoggedIn) ->
 @router.post("/m/{media_id}/edit", dependencies=CsrfChecked)
 def edit(request: Request, media_id: RowId, session: DB, rt: RT, user: LoggedIn, title: FullText = "",
          description: FullText = "", alt_text: FullText = "", tags: FullText = "", license: FullText = "",
-         show_exif: OptText = None, original: OptText = None, visibility: OptText = None) -> Response:
+         show_exif: OptText = None, original: OptText = None, visibility: OptText = None,
+         comments_enabled: OptText = None) -> Response:
     """The form sends every field, so an empty one means cleared (an empty title is refused)."""
     media = media_service.get_media(session, media_id)
     try:
         media_service.update(rt, session, user, media, MediaFields(
             title=title, description=description, alt_text=alt_text, tags=tags, license=license,
-            show_exif=show_exif == "on",
+            show_exif=show_exif == "on", comments_enabled=comments_enabled == "on",
             visibility=visibility))
         if original is not None:
             media_service.publish_original(rt, session, user, media, original)

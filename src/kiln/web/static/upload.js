@@ -43,7 +43,7 @@
   function send(file, ui) {
     return new Promise(function (resolve) {
       var data = new FormData();
-      ["csrf_token", "title", "description", "alt_text", "tags", "license", "visibility"].forEach(function (name) {
+      ["csrf_token", "title", "description", "alt_text", "tags", "license", "visibility", "collection_id"].forEach(function (name) {
         var el = form.elements[name]; if (el) data.append(name, el.value);
       });
       data.append("file", file, file.name);

@@ -1,0 +1,185 @@
+"""Comments on media: Markdown, sanitised when shown (``kiln.media.text.render_markdown``), replies one
+level deep, edited and deleted by their author, deleted by the item's owner and by moderators and
+admins.
+
+Who may comment: a logged-in, verified ("active") account with the ``commenter`` privilege, on a
+processed item it may see, when neither the item (``MediaEntry.comments_enabled``) nor its owner's
+account (``User.comments_enabled``) has comments turned off, and at most
+``security.comments_per_user_per_hour`` times an hour.
+
+``MediaEntry.comment_count`` counts the comments shown (replies included, placeholders not). It is
+changed by an SQL increment in the transaction that adds or removes the row, so two comments posted
+at once both count; ``media.updated`` (the item's own edits) is left as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from kiln.accounts.models import User
+from kiln.accounts.throttle import HOUR, Throttle
+from kiln.db.base import utcnow
+from kiln.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from kiln.i18n import N_
+from kiln.media.models import MediaEntry, MediaState
+from kiln.media.visibility import visible
+from kiln.runtime import Runtime
+from kiln.social.models import COMMENT_MAX, Comment
+from kiln.social.notify import notify
+from kiln.typed import clean_typed
+
+PER_PAGE = 50  # top-level comments per page, each with all its replies
+NO_SUCH_COMMENT = N_("There is no such comment. It may have been deleted.")
+
+
+def refusal(media: MediaEntry, user: User | None) -> PermissionDenied | NotAuthenticated | None:
+    """Why ``user`` may not comment on ``media`` (which they can see), or None when they may."""
+    if media.state != MediaState.PROCESSED or not media.comments_enabled or not media.owner.comments_enabled:
+        return PermissionDenied("Comments are turned off for this item.", code="comments_off")
+    if user is None:
+        return NotAuthenticated("Log in to comment.")
+    if not user.is_active:
+        return PermissionDenied("Confirm your email address before you comment.", code="not_verified")
+    if not user.has("commenter"):
+        return PermissionDenied("Your account may not comment.", code="not_commenter")
+    return None
+
+
+def check_visible(media: MediaEntry, user: User | None) -> None:
+    if not visible(media, user):
+        raise NotFound("There is no such media. It may have been deleted.")
+
+
+def clean_body(body: str) -> str:
+    text = clean_typed(body or "").strip()
+    if not text:
+        raise InvalidInput("Write something first: the comment is empty.", code="empty_comment")
+    if len(text) > COMMENT_MAX:
+        raise InvalidInput("A comment can be at most %(max)s characters long; this one has %(length)s.",
+                           code="comment_too_long", max=COMMENT_MAX, length=len(text))
+    return text
+
+
+def get_comment(session: Session, media: MediaEntry, comment_id: int) -> Comment:
+    """A comment of ``media`` that is still shown (a placeholder counts as gone)."""
+    comment = session.get(Comment, comment_id)
+    if comment is None or comment.media_id != media.id or comment.deleted is not None:
+        raise NotFound(NO_SUCH_COMMENT)
+    return comment
+
+
+def _count(session: Session, media_id: int, delta: int) -> None:
+    # updated=updated: the column's onupdate would otherwise stamp the item as edited.
+    session.execute(update(MediaEntry).where(MediaEntry.id == media_id)
+                    .values(comment_count=MediaEntry.comment_count + delta, updated=MediaEntry.updated))
+
+
+def post(rt: Runtime, session: Session, user: User | None, media: MediaEntry, body: str,
+         parent_id: int | None = None) -> Comment:
+    """Add a comment (a reply when ``parent_id`` is given; a reply to a reply joins its thread) and
+    tell the item's owner and the parent's author. Commits."""
+    check_visible(media, user)
+    refused = refusal(media, user)
+    if refused is not None:
+        raise refused
+    assert user is not None
+    text = clean_body(body)
+    parent = None
+    if parent_id is not None:
+        parent = session.get(Comment, parent_id)
+        if parent is not None and parent.parent_id is not None:
+            parent = session.get(Comment, parent.parent_id)
+        if parent is None or parent.media_id != media.id or parent.deleted is not None:
+            raise NotFound("The comment you replied to is gone. It may have been deleted.", code="no_parent")
+    throttle = Throttle(rt.settings.security, rt.sessions)
+    key = f"comment-user:{user.id}"
+    throttle.check(key, N_("You have posted many comments in a short time."))
+    throttle.hit(key, rt.settings.security.comments_per_user_per_hour, HOUR)
+    comment = Comment(media_id=media.id, author_id=user.id, parent_id=parent.id if parent else None, body=text)
+    session.add(comment)
+    session.flush()
+    _count(session, media.id, +1)
+    replied_to = parent.author if parent is not None else None
+    if replied_to is not None:
+        notify(session, replied_to, "reply", actor_id=user.id, media_id=media.id, comment_id=comment.id)
+    if replied_to is None or replied_to.id != media.owner_id:  # the owner hears once
+        notify(session, media.owner, "comment", actor_id=user.id, media_id=media.id, comment_id=comment.id)
+    session.commit()
+    return comment
+
+
+def check_author(comment: Comment, user: User | None) -> None:
+    if user is None or comment.author_id != user.id:
+        raise PermissionDenied("Only its author can edit a comment.", code="not_author")
+    if not user.is_active or not user.has("commenter"):
+        raise PermissionDenied("Your account may not comment.", code="not_commenter")
+
+
+def edit(session: Session, user: User | None, media: MediaEntry, comment: Comment, body: str) -> Comment:
+    check_visible(media, user)
+    check_author(comment, user)
+    comment.body = clean_body(body)
+    comment.edited = utcnow()
+    session.commit()
+    return comment
+
+
+def may_delete(comment: Comment, media: MediaEntry, user: User | None) -> bool:
+    """The author, the item's owner, moderators and admins."""
+    return user is not None and (user.id in (comment.author_id, media.owner_id) or user.has("moderator")
+                                 or user.is_admin)
+
+
+def delete(session: Session, user: User | None, media: MediaEntry, comment: Comment) -> None:
+    """Remove a comment. One that has replies stays as a placeholder ("deleted comment") so the thread
+    still reads; the last reply going takes its deleted parent with it. Commits."""
+    check_visible(media, user)
+    if not may_delete(comment, media, user):
+        raise PermissionDenied("Only its author, the owner of the item and moderators can delete a comment.",
+                               code="not_author")
+    has_replies = comment.parent_id is None and session.scalar(
+        select(func.count()).select_from(Comment).where(Comment.parent_id == comment.id)) != 0
+    parent = session.get(Comment, comment.parent_id) if comment.parent_id is not None else None
+    if has_replies:
+        comment.deleted, comment.body = utcnow(), ""
+    else:
+        session.delete(comment)
+        session.flush()
+        if parent is not None and parent.deleted is not None and session.scalar(
+                select(func.count()).select_from(Comment).where(Comment.parent_id == parent.id)) == 0:
+            session.delete(parent)
+    _count(session, media.id, -1)
+    session.commit()
+
+
+@dataclass
+class Thread:
+    """One page of a media item's comments: top-level comments newest first, each with its replies
+    (oldest first, as a conversation reads); ``next_cursor`` fetches the page of older ones."""
+
+    comments: list[Comment] = field(default_factory=list)
+    replies: dict[int, list[Comment]] = field(default_factory=dict)
+    next_cursor: int | None = None
+
+
+def thread(session: Session, media: MediaEntry, before: int | None = None, per_page: int = PER_PAGE) -> Thread:
+    """At most two queries whatever the number of comments: the page's top-level comments, then all
+    their replies (authors joined in both; their privileges are not loaded)."""
+    if media.comment_count <= 0:  # nothing shown: no placeholder can be left either
+        return Thread()
+    options = (joinedload(Comment.author).lazyload(User.privileges),)
+    query = select(Comment).options(*options).where(Comment.media_id == media.id, Comment.parent_id.is_(None))
+    if before is not None:
+        query = query.where(Comment.id < before)
+    rows = list(session.scalars(query.order_by(Comment.id.desc()).limit(per_page + 1)))
+    page = rows[:per_page]
+    out = Thread(page, {c.id: [] for c in page}, page[-1].id if len(rows) > per_page else None)
+    if page:
+        replies = session.scalars(select(Comment).options(*options).where(Comment.parent_id.in_(out.replies))
+                                  .order_by(Comment.id))
+        for reply in replies:
+            out.replies[reply.parent_id].append(reply)  # type: ignore[index]
+    return out
