@@ -87,7 +87,8 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
     owner = [*public, "/upload", f"/m/{first}/edit", f"/m/{items[1]['id']}/edit", f"/m/{first}/delete",
              "/account", "/panel", "/favourites", f"/m/{first}/favourites",
              f"/m/{first}/comments/{top.json()['id']}/edit",
-             "/admin/processing", f"/c/{album['id']}/edit", "/collections/new"]
+             "/admin/processing", f"/c/{album['id']}/edit", "/collections/new", "/notifications", "/timeline",
+             f"/u/{OWNER}/followers", f"/u/{OWNER}/following"]
     return {"state": state, "anonymous": anonymous, "owner": owner, "video": media[1], "audio": media[2]}
 
 
