@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
-from kiln.errors import InvalidInput
+from kiln.errors import InvalidInput, PermissionDenied
 from kiln.media.models import MediaEntry, MediaState
 from kiln.social.models import Collection, Follow
 from kiln.social.notify import notify
@@ -30,6 +30,8 @@ def follow(session: Session, follower: User, followee: User) -> bool:
     the followee hears of it (a "follow" notification). The caller commits."""
     if follower.id == followee.id:
         raise InvalidInput("You cannot follow yourself.", code="follow_self")
+    if not follower.is_active:  # as for comments: a follow notifies someone, so the address must be real
+        raise PermissionDenied("Confirm your email address before you follow people.", code="not_verified")
     if is_following(session, follower.id, followee.id):
         return False
     try:
