@@ -45,8 +45,10 @@ LANG_COOKIE = "kiln_lang"
 RTL_SCRIPTS = {"ar", "fa", "he", "ur", "ps", "yi", "dv", "ku", "sd", "ug"}
 
 
+@functools.cache
 def available() -> tuple[str, ...]:
-    """English and every locale with a catalogue, in a stable order."""
+    """English and every locale with a catalogue, in a stable order (read once: catalogues ship with
+    the code; every page's language menu asks)."""
     found = sorted(p.name for p in TRANSLATIONS.iterdir() if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()) \
         if TRANSLATIONS.is_dir() else []
     return (SOURCE, *[code for code in found if code != SOURCE])

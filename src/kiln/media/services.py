@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from kiln import plugins
 from kiln.accounts.models import User
@@ -499,21 +499,18 @@ def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_pa
     return Page(items, encode_cursor(items[-1]) if more and items else None)
 
 
-def neighbours(session: Session, media: MediaEntry) -> tuple[MediaEntry | None, MediaEntry | None]:
-    """The owner's next newer and next older published items."""
+def neighbours(session: Session, media: MediaEntry) -> tuple[int | None, int | None]:
+    """The ids of the owner's next newer and next older published items (the page links to them by id
+    alone, so no row is loaded: two index lookups)."""
     if media.published is None:
         return None, None
-    # Only their titles and thumbnails show: tags are never loaded, and the owner (this page's) comes from
-    # the identity map.
-    base = published_query(owner_id=media.owner_id).options(lazyload(MediaEntry.tags), lazyload(MediaEntry.owner))
-    newer = session.scalars(base.where(or_(MediaEntry.published > media.published,
-                                           and_(MediaEntry.published == media.published,
-                                                MediaEntry.id > media.id)))
-                            .order_by(MediaEntry.published.asc(), MediaEntry.id.asc()).limit(1)).first()
-    older = session.scalars(base.where(or_(MediaEntry.published < media.published,
-                                           and_(MediaEntry.published == media.published,
-                                                MediaEntry.id < media.id)))
-                            .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(1)).first()
+    base = published_query(owner_id=media.owner_id).with_only_columns(MediaEntry.id)
+    newer = session.scalar(base.where(or_(MediaEntry.published > media.published,
+                                          and_(MediaEntry.published == media.published, MediaEntry.id > media.id)))
+                           .order_by(MediaEntry.published.asc(), MediaEntry.id.asc()).limit(1))
+    older = session.scalar(base.where(or_(MediaEntry.published < media.published,
+                                          and_(MediaEntry.published == media.published, MediaEntry.id < media.id)))
+                           .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(1))
     return newer, older
 
 

@@ -64,6 +64,8 @@ class _LazyToken:
 
 def make_templates(static_base: str | None, media_src: Callable[[list[str]], str]) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(WEB / "templates"))
+    # Templates ship with the code: checking every file's time on every render cost 2 % of a page.
+    templates.env.auto_reload = False
     templates.env.loader = ChoiceLoader([
         FileSystemLoader(str(WEB / "templates")),
         # "kinds/<kind>/display.html": each kind's part of the page, next to its code (a plugin's too)
