@@ -127,10 +127,12 @@ def edit(session: Session, user: User | None, media: MediaEntry, comment: Commen
     return comment
 
 
-def may_delete(comment: Comment, media: MediaEntry, user: User | None) -> bool:
-    """The author, the item's owner, moderators and admins."""
-    return user is not None and (user.id in (comment.author_id, media.owner_id) or user.has("moderator")
-                                 or user.is_admin)
+def may_delete(comment: Comment | None, media: MediaEntry, user: User | None) -> bool:
+    """The author, the item's owner, moderators and admins (``comment`` None: anyone's comment here)."""
+    if user is None:
+        return False
+    author = comment.author_id if comment is not None else None
+    return user.id in (author, media.owner_id) or user.has("moderator") or user.is_admin
 
 
 def delete(session: Session, user: User | None, media: MediaEntry, comment: Comment) -> None:
