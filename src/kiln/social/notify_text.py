@@ -17,7 +17,7 @@ from kiln.i18n import _, interpolate
 from kiln.media.models import MediaEntry
 from kiln.social.models import Collection, Notification
 
-COLLECTION_PATH = "/collections/{id}"  # the collection page (kiln.web.collections)
+COLLECTION_PATH = "/c/{id}"  # the collection page (kiln.web.collections)
 
 
 @dataclass
