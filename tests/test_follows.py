@@ -20,11 +20,6 @@ from tests.social_kit import api, log_in, person, post, upload
 pytestmark = pytest.mark.db
 
 
-def _users(rt: Runtime, *ids: int) -> list[User]:
-    session = rt.sessions()
-    return [session.get(User, i) for i in ids], session  # type: ignore[return-value]
-
-
 def test_follow_is_idempotent_notifies_once_and_refuses_yourself(rt: Runtime) -> None:
     a, b = person(rt, "anna"), person(rt, "bruno")
     with rt.sessions() as session:
@@ -133,3 +128,15 @@ def test_timeline_query_uses_indexes(rt: Runtime) -> None:
     print(plan)
     assert "SCAN media " not in plan + " ", plan
     assert "ix_media_owner_state_published" in plan or "ix_media_state_published" in plan, plan
+
+
+def test_followers_page_lists_remote_followers_safely(rt: Runtime, client: TestClient) -> None:
+    star = person(rt, "star")
+    with rt.sessions() as session:
+        session.add_all([Follow(followee_id=star, follower_uri="https://elsewhere.example/users/remote"),
+                         Follow(followee_id=star, follower_uri="javascript:alert(1)")])
+        session.commit()
+    page = client.get("/u/star/followers").text
+    assert '<a href="https://elsewhere.example/users/remote" rel="nofollow ugc">' in page
+    assert 'href="javascript:' not in page and "javascript:alert(1)" in page
+    assert "2 followers" in client.get("/u/star").text

@@ -64,6 +64,11 @@ def body(msg: Message) -> str:
     return msg.get_payload(decode=True).decode()  # type: ignore[union-attr]
 
 
+def _unseen(rt: Runtime, user_id: int) -> int:
+    with rt.sessions() as session:
+        return notify.unseen_count(session, user_id)
+
+
 def _tell(rt: Runtime, recipient: int, type_: str, **what: object) -> None:
     with rt.sessions() as session:
         notify.notify(session, session.get(User, recipient), type_, **what)  # type: ignore[arg-type]
@@ -78,7 +83,7 @@ def test_immediate_mail_goes_after_the_commit_in_the_recipients_language(rt: Run
         session.flush()
         assert sent(rt) == []  # nothing leaves before the commit
         session.rollback()
-    assert sent(rt) == [] and notify.unseen_count(rt.sessions(), reader) == 0  # rolled back: neither row nor mail
+    assert sent(rt) == [] and _unseen(rt, reader) == 0  # rolled back: neither row nor mail
     _tell(rt, reader, "follow", actor_id=actor)
     [mail] = sent(rt)
     assert mail["To"] == "greta@example.com"
@@ -206,7 +211,7 @@ def test_page_bell_mark_read_and_api(rt: Runtime, client: TestClient) -> None:
     with rt.sessions() as session:
         theirs = session.scalar(select(Notification.id).where(Notification.user_id == stranger))
     assert api(client, "POST", "/api/v1/notifications/read", json={"ids": [theirs]}).json()["marked"] == 0
-    assert notify.unseen_count(rt.sessions(), stranger) == 1
+    assert _unseen(rt, stranger) == 1
 
 
 def test_mail_settings_on_the_account_page(rt: Runtime, client: TestClient) -> None:
@@ -221,3 +226,27 @@ def test_mail_settings_on_the_account_page(rt: Runtime, client: TestClient) -> N
         assert notify.mail_mode(user, "comment") == "digest" and notify.mail_mode(user, "follow") == "off"
         assert notify.mail_mode(user, "invite") == "immediate"
     assert post(client, "/account/notifications", {"mail_comment": "sometimes"}).status_code == 422
+
+
+def test_every_type_says_a_sentence_with_links(rt: Runtime, client: TestClient) -> None:
+    from kiln.social.models import Collection
+
+    reader, otto = person(rt, "reader"), person(rt, "otto")
+    media_id = upload(rt, reader, "Sunset")
+    with rt.sessions() as session:
+        album = Collection(owner_id=otto, title="Trips & more")
+        session.add(album)
+        session.commit()
+        album_id = album.id
+    _tell(rt, reader, "invite", actor_id=otto, collection_id=album_id)
+    _tell(rt, reader, "favourite", actor_id=otto, media_id=media_id)
+    _tell(rt, reader, "reply", actor_id=otto, media_id=media_id)
+    _tell(rt, reader, "failed", media_id=media_id, extra={"code": "bad_file"})
+    log_in(client, rt, reader)
+    page = client.get("/notifications").text
+    assert f'invited you to add your media to the collection <a href="/c/{album_id}">Trips &amp; more</a>' in page
+    assert f'<a href="/u/otto">otto</a> favourited <a href="/u/reader/m/{media_id}">Sunset</a>' in page
+    assert "replied to your comment on" in page and "could not be processed" in page
+    urls = {n["type"]: n["url"] for n in api(client, "GET", "/api/v1/notifications").json()["items"]}
+    assert urls == {"invite": f"http://testserver/c/{album_id}", "favourite": f"http://testserver/u/reader/m/{media_id}",
+                    "reply": f"http://testserver/u/reader/m/{media_id}", "failed": "http://testserver/panel"}

@@ -342,7 +342,13 @@ def format_datetime(value: dt.datetime | None) -> str:
         return ""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    locale = locale_of(current())
+    return _datetime_in(value.astimezone(dt.UTC), current())
+
+
+@functools.lru_cache(maxsize=8192)
+def _datetime_in(value: dt.datetime, code: str) -> str:
+    """A UTC time said in a language (cached: a page of fifty comments says fifty of them)."""
+    locale = locale_of(code)
     time = babel_dates.format_time(value, "HH:mm", tzinfo=dt.UTC, locale=locale)
     date = babel_dates.format_date(value, "long", locale=locale)
     pattern = locale.datetime_formats.get("medium", "{1}, {0}")

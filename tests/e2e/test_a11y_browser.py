@@ -76,14 +76,19 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
     context.storage_state(path=str(state))
     context.close()
     media = [f"/u/{OWNER}/m/{item['id']}" for item in items]
-    public = ["/", f"/u/{OWNER}", *media, "/tags", "/tag/harbour", "/api/docs", "/no/such/page"]
+    album = api.post("/api/v1/collections", json={"title": "Evening", "description": "From *the* pier."}).json()
+    for item in items[:3]:
+        api.post(f"/api/v1/collections/{album['id']}/items", json={"media_id": item["id"], "note": "Calm water"})
+    public = ["/", f"/u/{OWNER}", *media, "/tags", "/tag/harbour", "/api/docs", "/no/such/page",
+              f"/c/{album['id']}", f"/u/{OWNER}/collections"]
     anonymous = [*public, "/auth/login", "/auth/register", "/auth/forgot", "/auth/reset?token=not-a-token",
                  "/auth/verify?token=not-a-token"]
     first = items[0]["id"]
     owner = [*public, "/upload", f"/m/{first}/edit", f"/m/{items[1]['id']}/edit", f"/m/{first}/delete",
              "/account", "/panel", "/favourites", f"/m/{first}/favourites",
              f"/m/{first}/comments/{top.json()['id']}/edit",
-             "/admin/processing"]
+             "/admin/processing", f"/c/{album['id']}/edit", "/collections/new", "/notifications", "/timeline",
+             f"/u/{OWNER}/followers", f"/u/{OWNER}/following"]
     return {"state": state, "anonymous": anonymous, "owner": owner, "video": media[1], "audio": media[2]}
 
 

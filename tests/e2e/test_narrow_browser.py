@@ -82,7 +82,7 @@ def test_no_page_scrolls_sideways_on_a_phone(browser, live_server, tmp_path):  #
     media = f"/u/{USERNAME}/m/{picture['id']}"
     for path in ("/", f"/u/{USERNAME}", media, f"/u/{USERNAME}/m/{text['id']}", f"/m/{picture['id']}/edit",
                  f"/m/{picture['id']}/delete", f"/tag/{TAG.lower()}", "/panel", "/account", "/admin/processing",
-                 "/api/docs"):
+                 "/api/docs", "/notifications", "/timeline", f"/u/{USERNAME}/followers"):
         visit(path)
     visit(f"/tag/{'z' * 64}", 404)  # the error page repeats the unbroken slug
     visit("/u/" + "n" * 200, 404)

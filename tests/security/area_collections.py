@@ -17,6 +17,7 @@ from typing import Any
 from kiln.accounts import services as accounts
 from kiln.media.models import MediaEntry
 from kiln.social import collections as service
+from kiln.social import shares
 from kiln.social.models import ShareLink
 from tests.security.conftest import USERNAMES, World
 from tests.security.matrix_kit import GET_LOGGED_IN, Case, E, body, form
@@ -33,7 +34,7 @@ def _fresh(world: World) -> None:
         collection = service.create(session, owner, "Fresh")
         service.add_item(session, owner, collection, session.get(MediaEntry, world.media["public"]))
         service.invite(session, owner, collection, USERNAMES["other"])
-        link, _token = service.make_share(session, owner, collection)
+        link, _token = shares.make_share(session, owner, collection)
         session.commit()
         world.ids["fresh_collection"], world.ids["fresh_link"] = collection.id, link.id
 
@@ -60,10 +61,10 @@ def setup(world: World) -> None:
         service.add_item(session, owner, private, item(world.media["private"]))
         service.invite(session, owner, private, USERNAMES["other"])
         service.add_item(session, other, private, item(world.media["others_private"]))
-        live = service.make_share(session, owner, private, "live")[1]
-        revoked_row, revoked = service.make_share(session, owner, private, "revoked")
-        service.revoke_share(session, owner, private, revoked_row.id)
-        expired_row, expired = service.make_share(session, owner, private, "expired",
+        live = shares.make_share(session, owner, private, "live")[1]
+        revoked_row, revoked = shares.make_share(session, owner, private, "revoked")
+        shares.revoke_share(session, owner, private, revoked_row.id)
+        expired_row, expired = shares.make_share(session, owner, private, "expired",
                                                   dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
         session.flush()
         session.get(ShareLink, expired_row.id).expires = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)  # type: ignore[union-attr]

@@ -34,11 +34,13 @@ CASES: list[Case] = [
     # Following and the timeline (pages)
     Case("GET", "/u/{username}/followers", E(200)),
     Case("GET", "/u/{username}/following", E(200)),
-    Case("POST", "/u/{username}/follow", E(303, anon=401, owner=422), note="the owner cannot follow herself"),
+    Case("POST", "/u/{username}/follow", E(303, anon=401, owner=422, unverified=403),
+         note="the owner cannot follow herself; an unverified address may not follow"),
     Case("POST", "/u/{username}/unfollow", E(303, anon=401)),
     Case("GET", "/timeline", GET_LOGGED_IN),
     # Following and profiles (API)
-    Case("PUT", "/api/v1/users/{name}/follow", E(200, anon=401, read_tokens=403, owner=422, token_write_owner=422),
+    Case("PUT", "/api/v1/users/{name}/follow", E(200, anon=401, read_tokens=403, owner=422, token_write_owner=422,
+                                                  unverified=403),
          ids=PERSON, note="following the owner"),
     Case("DELETE", "/api/v1/users/{name}/follow", E(200, anon=401, read_tokens=403), ids=PERSON),
     Case("GET", "/api/v1/users/{name}/followers", E(200), ids=PERSON),

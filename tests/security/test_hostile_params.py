@@ -53,7 +53,8 @@ def _fields(route: Any) -> tuple[list[str], list[str], list[str], dict[str, Any]
 def _valid(name: str, world: World) -> str:
     return {"username": USERNAMES["owner"], "media_id": str(world.media["public"]), "slug": "matrix",
             "name": "thumbnail", "token_id": str(world.spare_token_id), "path": "x.jpg",
-            "collection_id": str(world.ids["collection_id"]), "link_id": str(world.ids["link_id"])}.get(name, "x")
+            "collection_id": str(world.ids["collection_id"]), "link_id": str(world.ids["link_id"]),
+            "notification_id": str(world.ids["notification_id"])}.get(name, "x")
 
 
 def _routes(app: FastAPI) -> Iterator[tuple[str, Any]]:

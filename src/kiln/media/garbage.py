@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kiln.accounts.models import User
 from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.storage import STORE_NAMES, Stores
 from kiln.storage.base import NoSuchFile
@@ -29,6 +30,8 @@ def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[
     refs: dict[str, set[tuple[str, ...]]] = {name: set() for name in STORE_NAMES}
     for key in session.scalars(select(Rendition.key)):
         refs["public"].add(tuple(key))
+    for avatar in session.scalars(select(User.avatar).where(User.avatar.is_not(None))):  # profile pictures
+        refs["public"].update(tuple(key) for key in (avatar or {}).values())
     busy: set[int] = set()
     for media_id, store, key, state in session.execute(
         select(MediaEntry.id, MediaEntry.original_store, MediaEntry.original_key, MediaEntry.state)

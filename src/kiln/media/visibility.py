@@ -106,7 +106,7 @@ def visible_with_share(session: Session, media: MediaEntry, viewer: User | None,
     (revoked, expired, mistyped) hides everything, so a dead link answers 404 everywhere."""
     if share is None:
         return visible(media, viewer)
-    from kiln.social.collections import live_share, shared_item  # social builds on media, not the reverse
+    from kiln.social.shares import live_share, shared_item  # social builds on media, not the reverse
 
     if live_share(session, share) is None:
         return False

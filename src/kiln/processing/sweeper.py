@@ -28,6 +28,7 @@ from kiln.processing.limits import lease_owner, owner_is_dead
 from kiln.processing.models import Lock, ProcessingStep, WorkState
 from kiln.processing.service import clean_workbench
 from kiln.runtime import Runtime, build_runtime
+from kiln.social.notify_mail import digests_due
 
 log = logging.getLogger(__name__)
 LOCK = "sweeper"
@@ -80,10 +81,9 @@ def sweep(rt: Runtime) -> int:
         }
     rung = ring_due(rt, lost_after=dt.timedelta(seconds=max(60.0, settings.lease_seconds * 2)))
     ring_bells(rt, unsettled)
-    from kiln.social.notify_mail import digests_due  # the daily notification digests are due here
-
-    digests_due(rt)
-    return rung + len(unsettled) + outbox.sweep(rt)
+    swept = outbox.sweep(rt)
+    digests_due(rt)  # the daily notification digests: each one an outbox effect, rung after its commit
+    return rung + len(unsettled) + swept
 
 
 class Sweeper(threading.Thread):

@@ -1,4 +1,4 @@
-"""Collections (albums): ordered items with a note each, collaborators, share links.
+"""Collections (albums): ordered items with a note each, collaborators (share links: kiln.social.shares).
 
 Who sees what (docs/collections.md):
 
@@ -21,9 +21,7 @@ own media); the collection's owner may remove anything, a collaborator what they
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, true
@@ -31,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
-from kiln.accounts.services import digest, get_user
+from kiln.accounts.services import get_user
 from kiln.db.base import utcnow
 from kiln.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from kiln.media.models import MediaEntry, MediaState
@@ -49,7 +47,6 @@ from kiln.social.notify import notify
 DESCRIPTION_MAX = 20000
 MAX_ITEMS = 1000  # per collection: an album, not an archive
 MAX_COLLABORATORS = 50
-MAX_SHARE_LINKS = 20
 SHARE_LABEL_MAX = 100
 NO_SUCH_COLLECTION = "There is no such collection. It may have been deleted."
 
@@ -85,20 +82,6 @@ def may_see(session: Session, collection: Collection, viewer: User | None, share
     if collection.visibility != "private" or (share is not None and share.collection_id == collection.id):
         return True
     return viewer is not None and (viewer.is_admin or is_member(session, collection, viewer))
-
-
-def viewable(session: Session, collection_id: int, viewer: User | None, share_token: str | None = None
-             ) -> tuple[Collection, ShareLink | None]:
-    """The collection and the live share link it is asked with, for a viewer allowed to see it; 404
-    otherwise. A share token that is not live (revoked, expired, mistyped, another collection's)
-    answers 404 whoever asks, so a dead link never shows anything."""
-    collection = session.get(Collection, collection_id)
-    share = live_share(session, share_token) if share_token is not None else None
-    if collection is None or (share_token is not None and (share is None or share.collection_id != collection.id)):
-        raise NotFound(NO_SUCH_COLLECTION)
-    if not may_see(session, collection, viewer, share):
-        raise NotFound(NO_SUCH_COLLECTION)
-    return collection, share
 
 
 def _item_filter(collection: Collection, viewer: User | None, share: ShareLink | None) -> ColumnElement[bool]:
@@ -277,7 +260,7 @@ def remove_collection(session: Session, user: User, collection: Collection) -> N
     session.delete(collection)
 
 
-def _find_item(session: Session, collection: Collection, media_id: int) -> CollectionItem | None:
+def find_item(session: Session, collection: Collection, media_id: int) -> CollectionItem | None:
     return session.scalar(select(CollectionItem).where(CollectionItem.collection_id == collection.id,
                                                        CollectionItem.media_id == media_id))
 
@@ -300,7 +283,7 @@ def add_item(session: Session, user: User, collection: Collection, media: MediaE
     note = (note or "").replace("\x00", "").strip()
     if len(note) > ITEM_NOTE_MAX:
         raise InvalidInput("A note has at most %(n)s characters.", code="note_too_long", n=ITEM_NOTE_MAX)
-    item = _find_item(session, collection, media.id)
+    item = find_item(session, collection, media.id)
     if item is None:
         count, last = session.execute(select(func.count(), func.max(CollectionItem.position))
                                       .where(CollectionItem.collection_id == collection.id)).one()
@@ -340,7 +323,7 @@ def add_uploads(session: Session, user: User, collection: Collection | None, med
 
 def remove_item(session: Session, user: User, collection: Collection, media_id: int) -> None:
     """The owner (or an admin) removes anything; a collaborator what they added or what is theirs."""
-    item = _find_item(session, collection, media_id)
+    item = find_item(session, collection, media_id)
     if user.id != collection.owner_id and not user.is_admin:
         check_can_add(session, collection, user)  # 404 to those who may not see it, 403 to non-members
         if item is not None and visible(item.media, user) and user.id not in (item.added_by_id, item.media.owner_id):
@@ -424,64 +407,3 @@ def remove_collaborator(session: Session, user: User, collection: Collection, us
         CollectionCollaborator.collection_id == collection.id, CollectionCollaborator.user_id == target.id))
     if not removed.rowcount:  # type: ignore[attr-defined]
         raise NotFound("%(name)s does not help with this collection.", code="not_collaborator", name=target.username)
-
-
-# Share links -----------------------------------------------------------------------------------
-
-def live_share(session: Session, token: str | None) -> ShareLink | None:
-    """The share link behind ``token`` if it is neither revoked nor expired."""
-    if not token or len(token) > 100:
-        return None
-    row = session.scalar(select(ShareLink).where(ShareLink.token_hash == digest(token)))
-    if row is None or row.revoked is not None or (row.expires is not None and row.expires <= utcnow()):
-        return None
-    return row
-
-
-def make_share(session: Session, owner: User, collection: Collection, label: str = "",
-               expires: dt.datetime | None = None) -> tuple[ShareLink, str]:
-    """A new secret link; the secret is returned once and only its SHA-256 is kept."""
-    check_owner(session, collection, owner)
-    if expires is not None and expires <= utcnow():
-        raise InvalidInput("Choose an expiry date in the future, or none.", code="bad_expiry")
-    live = [row for row in shares(session, collection) if row.revoked is None]
-    if len(live) >= MAX_SHARE_LINKS:
-        raise InvalidInput("A collection has at most %(n)s share links; revoke one first.", code="too_many_links",
-                           n=MAX_SHARE_LINKS)
-    token = secrets.token_urlsafe(24)
-    row = ShareLink(collection_id=collection.id, token_hash=digest(token),
-                    label=" ".join((label or "").split())[:SHARE_LABEL_MAX], expires=expires)
-    session.add(row)
-    session.flush()
-    return row, token
-
-
-def shares(session: Session, collection: Collection) -> list[ShareLink]:
-    return list(session.scalars(select(ShareLink).where(ShareLink.collection_id == collection.id)
-                                .order_by(ShareLink.id.desc())))
-
-
-def revoke_share(session: Session, owner: User, collection: Collection, link_id: int) -> ShareLink:
-    check_owner(session, collection, owner)
-    row = session.get(ShareLink, link_id)
-    if row is None or row.collection_id != collection.id:
-        raise NotFound("There is no such share link.", code="no_such_link")
-    if row.revoked is None:
-        row.revoked = utcnow()
-    return row
-
-
-def share_state(row: ShareLink) -> str:
-    if row.revoked is not None:
-        return "revoked"
-    return "expired" if row.expires is not None and row.expires <= utcnow() else "live"
-
-
-def shared_item(session: Session, media: MediaEntry, token: str) -> bool:
-    """Whether a live share link ``token`` shows ``media`` (one of its collection owner's items in it)."""
-    share = live_share(session, token)
-    if share is None:
-        return False
-    collection = session.get(Collection, share.collection_id)
-    return (collection is not None and _find_item(session, collection, media.id) is not None
-            and item_visible(collection, media, None, share))

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
-from kiln.errors import InvalidInput
+from kiln.errors import InvalidInput, PermissionDenied
 from kiln.media.models import MediaEntry, MediaState
 from kiln.social.models import Collection, Follow
 from kiln.social.notify import notify
@@ -30,6 +30,8 @@ def follow(session: Session, follower: User, followee: User) -> bool:
     the followee hears of it (a "follow" notification). The caller commits."""
     if follower.id == followee.id:
         raise InvalidInput("You cannot follow yourself.", code="follow_self")
+    if not follower.is_active:  # as for comments: a follow notifies someone, so the address must be real
+        raise PermissionDenied("Confirm your email address before you follow people.", code="not_verified")
     if is_following(session, follower.id, followee.id):
         return False
     try:
@@ -109,11 +111,13 @@ def following(session: Session, user: User, cursor: str | None, per_page: int) -
 
 def timeline_query(follower_id: int) -> Select[MediaEntry]:
     """New public, processed media of the people ``follower_id`` follows (never unlisted or private):
-    page it with ``media.services.page``. The join walks ix_follows_follower_id to the followees,
-    then ix_media_owner_state_published for each one's published items."""
-    followees = select(Follow.followee_id).where(Follow.follower_id == follower_id)
-    return select(MediaEntry).where(MediaEntry.owner_id.in_(followees),
-                                    MediaEntry.state == MediaState.PROCESSED, MediaEntry.visibility == "public")
+    page it with ``media.services.page``. The (followee, follower) pair is unique, so the join never
+    repeats an item. Measured on 10,000 items by 500 people (docs/social.md): the planners walk
+    ix_media_state_published newest first, probing the follows index per item, or, with statistics
+    that favour it, each followee's ix_media_owner_state_published; never a scan of media."""
+    return (select(MediaEntry).join(Follow, Follow.followee_id == MediaEntry.owner_id)
+            .where(Follow.follower_id == follower_id, MediaEntry.state == MediaState.PROCESSED,
+                   MediaEntry.visibility == "public"))
 
 
 @dataclass

@@ -144,6 +144,14 @@ def set_mail_modes(user: User, chosen: dict[str, str]) -> None:
     user.notify_mail = modes
 
 
+def choose_mail(session: Session, user: User, chosen: dict[str, str]) -> None:
+    """The account page's choices: saved, and a type turned off mails nothing already waiting."""
+    set_mail_modes(user, chosen)
+    for type_, mode in chosen.items():
+        if mode == "off":
+            forget_pending_mail(session, user.id, type_)
+
+
 def forget_pending_mail(session: Session, user_id: int, type_: str) -> None:
     """After a type is turned off, its waiting digest entries are not mailed either."""
     session.execute(update(Notification).where(Notification.user_id == user_id, Notification.type == type_,

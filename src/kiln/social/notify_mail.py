@@ -105,7 +105,7 @@ def send_immediate(rt: Runtime, payload: dict[str, Any]) -> None:
             session.commit()
             return
         link = f"{base}/unsubscribe?token={unsubscribe_token(settings, user.id, n.type)}"
-        with i18n.use_locale(user.locale):
+        with i18n.use_locale(user.locale or settings.default_locale):
             said = describe(session, [n])[0]
             subject = interpolate(_("%(what)s on %(site)s"), {"what": said.text, "site": settings.site_name})
             body = interpolate(_("Hello %(username)s,\n\n%(what)s.\n\n%(link)s\n"),
@@ -149,7 +149,7 @@ def send_digest(rt: Runtime, payload: dict[str, Any]) -> None:
         if not wanted or user.banned or not user.is_active:
             session.commit()
             return
-        with i18n.use_locale(user.locale):
+        with i18n.use_locale(user.locale or settings.default_locale):
             said = describe(session, wanted[:DIGEST_MAX])
             subject = interpolate(ngettext("%(n)s new notification on %(site)s", "%(n)s new notifications on %(site)s",
                                            len(wanted)), {"n": len(wanted), "site": settings.site_name})

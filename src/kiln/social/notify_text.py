@@ -68,8 +68,9 @@ def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[i
     media_url = f"/u/{owner}/m/{n.media_id}" if owner else ""
     collection = collections.get(n.collection_id or 0, _("a collection"))
     collection_url = COLLECTION_PATH.format(id=n.collection_id) if n.collection_id else ""
-    if n.type == "comment" and n.comment_id and media_url or n.type == "reply" and n.comment_id and media_url:
-        url = f"{media_url}#comment-{n.comment_id}"
+    if n.type in ("comment", "reply") and n.comment_id and media_url:
+        # The permalink finds the page of the thread that shows it (it may no longer be the first).
+        url = f"/m/{n.media_id}/comments/{n.comment_id}"
     elif n.type == "follow":
         url = actor_url or "/notifications"
     elif n.type == "invite":

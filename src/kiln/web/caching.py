@@ -40,7 +40,7 @@ from kiln.web.deps import FLASH_COOKIE, SESSION_COOKIE
 # Paths whose anonymous GET responses are the same for everyone. (Not an item's API record: it carries
 # live step progress, which changes without a visible change.)
 CACHEABLE_PATHS = ("/", "/tags", "/api/v1/media")
-CACHEABLE_PREFIXES = ("/u/", "/tag/", "/feeds/")
+CACHEABLE_PREFIXES = ("/u/", "/tag/", "/feeds/", "/c/")
 COMPRESSIBLE = ("text/html", "application/json", "application/atom+xml", "text/css", "text/javascript",
                 "application/javascript", "text/plain", "application/xml", "image/svg+xml")
 ENCODINGS = ("br", "gzip")

@@ -22,6 +22,7 @@ from kiln.media.models import MediaEntry
 from kiln.media.visibility import src_for
 from kiln.runtime import Runtime
 from kiln.social import collections as service
+from kiln.social import shares
 from kiln.social.models import Collection, ShareLink
 from kiln.typed import clean_typed
 from kiln.web import collections_api
@@ -59,7 +60,7 @@ def _no_store(response: Response, share: ShareLink | None) -> Response:
 @pages.get("/c/{collection_id}", response_class=HTMLResponse)
 def collection_page(request: Request, collection_id: RowId, session: DB, rt: RT, user: CurrentUser,
                     share: ShareToken = None, before: str | None = None) -> Response:
-    collection, link = service.viewable(session, collection_id, user, share)
+    collection, link = shares.viewable(session, collection_id, user, share)
     page = service.items_page(session, collection, user, link, before, rt.settings.per_page)
     media = [item.media for item in page.items]
     member = service.is_member(session, collection, user)
@@ -112,7 +113,7 @@ def _manage_page(request: Request, session: Session, rt: Runtime, collection: Co
     return render(request, "collection_edit.html", status=status, collection=collection, items=items,
                   hidden=len(service.all_items(session, collection)) - len(items),
                   collaborators=service.collaborators(session, collection),
-                  shares=service.shares(session, collection), share_state=service.share_state,
+                  shares=shares.shares(session, collection), share_state=shares.share_state,
                   base=site_url(request), media_src=src_for(rt, [i.media for i in items]), **context)
 
 
@@ -259,7 +260,7 @@ def make_share(request: Request, collection_id: RowId, session: DB, rt: RT, user
     collection = service.get_collection(session, collection_id)
     service.check_owner(session, collection, user)
     try:
-        _row, token = service.make_share(session, user, collection, label, expiry(days))
+        _row, token = shares.make_share(session, user, collection, label, expiry(days))
     except InvalidInput as exc:
         session.rollback()
         return _manage_page(request, session, rt, service.get_collection(session, collection_id), user,
@@ -273,7 +274,7 @@ def make_share(request: Request, collection_id: RowId, session: DB, rt: RT, user
 @pages.post("/c/{collection_id}/shares/{link_id}/revoke")
 def revoke_share(request: Request, collection_id: RowId, link_id: RowId, session: DB, user: LoggedIn) -> Response:
     collection = service.get_collection(session, collection_id)
-    service.revoke_share(session, user, collection, link_id)
+    shares.revoke_share(session, user, collection, link_id)
     session.commit()
     flash(request, _("Link revoked: it now leads nowhere."), "success")
     return RedirectResponse(f"/c/{collection_id}/edit#shares", status_code=303)
@@ -286,7 +287,7 @@ feeds = APIRouter(include_in_schema=False)
 def collection_feed(request: Request, collection_id: RowId, session: DB, rt: RT, user: CurrentUser,
                     share: ShareToken = None) -> Response:
     """The collection's items in its order (the first hundred the viewer may see)."""
-    collection, link = service.viewable(session, collection_id, user, share)
+    collection, link = shares.viewable(session, collection_id, user, share)
     items = [item.media for item in service.visible_items(session, collection, user, link, FEED_ITEMS)
              if item.media.published is not None]
     base = site_url(request)

@@ -18,6 +18,7 @@ from kiln.media import services as media_service
 from kiln.media.text import render_markdown
 from kiln.runtime import Runtime
 from kiln.social import collections as service
+from kiln.social import shares
 from kiln.social.models import COLLECTION_TITLE_MAX, ITEM_NOTE_MAX, Collection, CollectionItem, ShareLink
 from kiln.web.api import ERRORS, MediaOut, VisibilityName, api_csrf
 from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, ShareToken, SiteURL, Writer
@@ -140,7 +141,7 @@ def _full(session: Session, rt: Runtime, collection: Collection, viewer: User | 
 
 def share_json(row: ShareLink) -> dict[str, Any]:
     return {"id": row.id, "label": row.label, "created": row.created, "expires": row.expires,
-            "revoked": row.revoked, "state": service.share_state(row)}
+            "revoked": row.revoked, "state": shares.share_state(row)}
 
 
 @router.post("/collections", status_code=201, response_model=CollectionFull, responses=ERRORS,
@@ -158,7 +159,7 @@ def get_one(collection_id: RowId, session: DB, rt: RT, user: CurrentUser, base: 
             limit: Annotated[int, Query(ge=1, le=service.MAX_ITEMS)] = 100) -> dict[str, Any]:
     """Items appear only when the caller may see them (and the collection). `share`: a share link's
     secret, which opens an unlisted or private collection and its owner's items in it."""
-    collection, link = service.viewable(session, collection_id, user, share)
+    collection, link = shares.viewable(session, collection_id, user, share)
     return _full(session, rt, collection, user, link, share, base, cursor, limit)
 
 
@@ -222,7 +223,7 @@ def user_collections(username: str, session: DB, user: CurrentUser, base: SiteUR
 @router.get("/collections/{collection_id}/collaborators", response_model=list[CollaboratorOut],
             responses=ERRORS, summary="Who may add to a collection")
 def list_collaborators(collection_id: RowId, session: DB, user: CurrentUser) -> list[dict[str, str]]:
-    collection, _link = service.viewable(session, collection_id, user)
+    collection, _link = shares.viewable(session, collection_id, user)
     return [{"username": u.username, "display_name": u.display_name or ""}
             for u in service.collaborators(session, collection)]
 
@@ -249,7 +250,7 @@ def remove_collaborator(collection_id: RowId, username: str, session: DB, user: 
 def list_shares(collection_id: RowId, session: DB, user: LoggedIn) -> list[dict[str, Any]]:
     collection = service.get_collection(session, collection_id)
     service.check_owner(session, collection, user)
-    return [share_json(row) for row in service.shares(session, collection)]
+    return [share_json(row) for row in shares.shares(session, collection)]
 
 
 @router.post("/collections/{collection_id}/shares", status_code=201, response_model=ShareMade, responses=ERRORS,
@@ -260,7 +261,7 @@ def make_share(collection_id: RowId, body: ShareIn, session: DB, user: Writer,
     visibility, until the link is revoked or expires."""
     collection = service.get_collection(session, collection_id)
     expires = utcnow() + dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    row, token = service.make_share(session, user, collection, body.label, expires)
+    row, token = shares.make_share(session, user, collection, body.label, expires)
     session.commit()
     return {**share_json(row), "token": token, "url": f"{base}/c/{collection.id}?share={token}"}
 
@@ -268,6 +269,6 @@ def make_share(collection_id: RowId, body: ShareIn, session: DB, user: Writer,
 @router.delete("/collections/{collection_id}/shares/{link_id}", status_code=204, responses=ERRORS,
                summary="Revoke a share link")
 def revoke_share(collection_id: RowId, link_id: RowId, session: DB, user: Writer) -> Response:
-    service.revoke_share(session, user, service.get_collection(session, collection_id), link_id)
+    shares.revoke_share(session, user, service.get_collection(session, collection_id), link_id)
     session.commit()
     return Response(status_code=204)

@@ -59,10 +59,7 @@ def mail_settings(request: Request, session: DB, user: LoggedIn, mail_comment: M
     sent = {"comment": mail_comment, "reply": mail_reply, "favourite": mail_favourite, "follow": mail_follow,
             "invite": mail_invite, "failed": mail_failed}
     chosen = {t: mode for t, mode in sent.items() if mode is not None}
-    notify.set_mail_modes(user, chosen)
-    for type_, mode in chosen.items():
-        if mode == "off":
-            notify.forget_pending_mail(session, user.id, type_)
+    notify.choose_mail(session, user, chosen)
     session.commit()
     flash(request, _("Notification mail settings saved."), "success")
     return RedirectResponse("/account#notifications", status_code=303)

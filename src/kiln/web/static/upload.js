@@ -94,9 +94,11 @@
       job[1].status.textContent = form.getAttribute("data-too-large");
       return false;
     });
-    // Two uploads at a time: fast on a good link, fair on a slow one.
+    // Two uploads at a time: fast on a good link, fair on a slow one. Into a collection, one at a time,
+    // so the files take their places there in the order they were chosen.
     function next() { var job = queue.shift(); return job ? send(job[0], job[1]).then(next) : Promise.resolve(); }
-    Promise.all([next(), next()]).then(function () {
+    var into = form.elements.collection_id;
+    Promise.all(into && into.value ? [next()] : [next(), next()]).then(function () {
       form.reset();
       // One sentence when every file has been sent, for the live region (screen readers) as much as the eye.
       var stored = rows.filter(function (job) { return job[1].li.className !== "failed"; }).length;
