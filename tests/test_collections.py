@@ -109,6 +109,8 @@ def test_collaborators_add_and_remove_their_own_only(client, rt, album):  # type
     with rt.sessions() as session:
         invite = session.query(Notification).filter_by(type="invite").one()
         assert invite.collection_id == cid and invite.user_id == accounts.get_user(session, "bob").id
+    told = client.get("/api/v1/notifications", headers=album["bob"]).json()["items"]
+    assert [n["url"] for n in told] == [f"{BASE_URL}/c/{cid}"]  # it leads to the collection's page
     # bob may not add alice's items, nor take them out; carol (not invited) may not add at all.
     assert client.post(f"/api/v1/collections/{cid}/items", headers=album["bob"],
                        json={"media_id": ids["public"]}).status_code == 403

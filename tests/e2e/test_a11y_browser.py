@@ -48,7 +48,8 @@ def check(page, path: str, found: list[str], label: str) -> None:  # type: ignor
 
 @pytest.fixture(scope="module")
 def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """One person with one published item of every kind (tagged), an admin, and their pages."""
+    """One person with one published item of every kind (tagged), an admin, and their pages; a friend
+    they follow who follows them back, comments and favourites (so notifications and timeline list some)."""
     assert AXE.exists(), f"axe-core is missing: run `npm ci --prefix {AXE.parents[2]}` (scripts/test.sh does)"
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
@@ -72,6 +73,16 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
     assert top.status_code == 201, top.text
     assert api.post(f"{first_item}/comments", json={"body": "Thanks!", "parent_id": top.json()["id"]}).is_success
     assert api.put(f"{first_item}/favourite").is_success
+    # A second person who follows, comments and favourites (the owner's notifications page has
+    # something to list), and whom the owner follows (their timeline has an item).
+    friend_context = browser.new_context(base_url=live_server.url)
+    friend = api_user(friend_context.new_page(), live_server, "bo")
+    friend_context.close()
+    assert friend.put(f"/api/v1/users/{OWNER}/follow").is_success
+    assert friend.post(f"{first_item}/comments", json={"body": "Where *is* this?"}).status_code == 201
+    assert friend.put(f"{first_item}/favourite").is_success
+    assert api.put("/api/v1/users/bo/follow").is_success
+    wait_processed(friend, [upload(friend, photo(folder, "boat.jpg", (120, 40, 90), size=(600, 400)))["id"]])
     state = folder / "owner.json"
     context.storage_state(path=str(state))
     context.close()
