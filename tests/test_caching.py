@@ -323,3 +323,29 @@ def test_only_changes_a_visitor_can_see_move_the_counter(rt: Runtime) -> None:
         media.renditions[0].width = 2
         session.commit()
         assert generation() == start + 3
+
+
+def test_logged_in_pages_reuse_the_grid_and_see_every_change(rt: Runtime) -> None:
+    """Logged-in front pages render their grid once per generation (kiln.web.fragments), for everyone,
+    and show a change at once: the grid kept for the old generation is never served after it."""
+    make_user(rt, "olga")
+    make_user(rt, "pavel")
+    add_items(rt, "olga", 3)
+    app = create_app(rt.settings, rt)
+    with TestClient(app, base_url=BASE_URL) as client, rt.sessions() as session:
+        cookies = {name: accounts.start_session(session, accounts.get_user(session, name))
+                   for name in ("olga", "pavel")}
+        session.commit()
+        client.cookies.set("kiln_session", cookies["olga"])
+        first = client.get("/", headers=PLAIN)
+        assert first.status_code == 200 and "Item 2" in first.text
+        assert len(app.state.fragments._items) == 1
+        client.cookies.set("kiln_session", cookies["pavel"])  # another person: another menu, the same grid
+        second = client.get("/", headers=PLAIN).text
+        assert "pavel" in second and "Item 2" in second
+        assert len(app.state.fragments._items) == 1
+        session.execute(update(MediaEntry).where(MediaEntry.title == "Item 2").values(title="Renamed"))
+        session.commit()
+        after = client.get("/", headers=PLAIN).text
+        assert "Renamed" in after and "Item 2" not in after
+        assert len(app.state.fragments._items) == 2

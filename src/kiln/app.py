@@ -45,6 +45,7 @@ from kiln.web.deps import (
     same_origin,
     secure_cookies,
 )
+from kiln.web.fragments import FragmentCache
 from kiln.web.head import HeadAsGet
 from kiln.web.locale import LocaleMiddleware
 from kiln.web.security import PageHeaders
@@ -83,6 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.throttle = Throttle(settings.security, rt.sessions)
     app.state.db_slots = RequestSlots(REQUEST_SLOTS, rt.timeouts.queue, availability_for(settings.db_url))
+    app.state.fragments = FragmentCache()  # parts of pages kept once rendered (kiln.web.fragments)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, captions, collections, comments, social, panels, feeds, files, api):

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, lazyload, selectinload
 
 from kiln import plugins
 from kiln.accounts.models import User
@@ -486,7 +486,19 @@ def tag_counts(session: Session, by_name: bool = False) -> list[tuple[Tag, int]]
     return [(tag, int(count)) for tag, count in session.execute(query)]
 
 
-def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_page: int) -> Page:
+def grid_options() -> tuple[Any, ...]:
+    """Load only what a gallery card shows (_grid.html): the thumbnail without its spec, no tags, no
+    camera data or description. For pages of cards only: the items' other renditions are not loaded."""
+    return (lazyload(MediaEntry.tags), defer(MediaEntry.exif), defer(MediaEntry.description),
+            defer(MediaEntry.error_stored), defer(MediaEntry.error_message),
+            selectinload(MediaEntry.renditions.and_(Rendition.name == "thumbnail")).defer(Rendition.spec))
+
+
+def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_page: int,
+         grid: bool = False) -> Page:
+    """A keyset page, newest first. ``grid``: for a page of cards (``grid_options``)."""
+    if grid:
+        query = query.options(*grid_options())
     after = decode_cursor(cursor)
     if after is not None:
         when, media_id = after

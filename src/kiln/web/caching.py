@@ -41,6 +41,8 @@ from kiln.web.deps import FLASH_COOKIE, SESSION_COOKIE
 # live step progress, which changes without a visible change.)
 CACHEABLE_PATHS = ("/", "/tags", "/api/v1/media")
 CACHEABLE_PREFIXES = ("/u/", "/tag/", "/feeds/", "/c/")
+# Pages only people who are logged in see, whose parts may still be kept (kiln.web.fragments).
+LOGGED_IN_PATHS = ("/timeline", "/favourites")
 COMPRESSIBLE = ("text/html", "application/json", "application/atom+xml", "text/css", "text/javascript",
                 "application/javascript", "text/plain", "application/xml", "image/svg+xml")
 ENCODINGS = ("br", "gzip")
@@ -56,6 +58,10 @@ def is_cacheable_request(scope: Scope, headers: Headers) -> bool:
         return False
     cookie = headers.get("cookie", "")
     return SESSION_COOKIE not in cookie and FLASH_COOKIE not in cookie
+
+
+def _has_fragments(path: str) -> bool:
+    return path in CACHEABLE_PATHS or path in LOGGED_IN_PATHS or path.startswith(CACHEABLE_PREFIXES)
 
 
 def choose_encoding(accept_encoding: str) -> str | None:
@@ -181,8 +187,13 @@ class HttpCaching:
         encoding = choose_encoding(headers.get("accept-encoding", ""))
         if self.cache is not None and is_cacheable_request(scope, headers):
             await self._cached(scope, receive, send, headers, encoding)
-        else:
-            await self.app(scope, receive, _Shaper(send, headers, encoding, scope["method"]).send)
+            return
+        if self.cache is not None and scope["method"] == "GET" and _has_fragments(scope["path"]):
+            # A page rendered for one person (logged in) may still reuse fragments others' pages made.
+            counted = await self.counter.read()
+            if counted is not None:
+                scope.setdefault("state", {})["generation"] = counted[0]
+        await self.app(scope, receive, _Shaper(send, headers, encoding, scope["method"]).send)
 
     async def _cached(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
                       encoding: str | None) -> None:
@@ -192,6 +203,7 @@ class HttpCaching:
             await self.app(scope, receive, _Shaper(send, headers, encoding, scope["method"]).send)
             return
         generation, changed_at = counted
+        scope.setdefault("state", {})["generation"] = generation  # for kiln.web.fragments
         key = (scope["scheme"], headers.get("host", ""), scope["path"], scope["query_string"].decode("latin-1"),
                scope.get("state", {}).get("locale", ""))
         entry = self.cache.get(key, generation)

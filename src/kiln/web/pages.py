@@ -24,7 +24,7 @@ UNFINISHED_SHOWN = 24  # unfinished items at the top of an owner's own gallery; 
 
 @router.get("/", response_class=HTMLResponse)
 def front(request: Request, session: DB, rt: RT, user: CurrentUser, before: str | None = None) -> HTMLResponse:
-    page = media_service.page(session, media_service.published_query(), before, rt.settings.per_page)
+    page = media_service.page(session, media_service.published_query(), before, rt.settings.per_page, grid=True)
     return render(request, "index.html", page=page, heading=_("Latest media"), feed_url="/feeds/atom")
 
 
@@ -37,7 +37,7 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
     owner = get_user(session, username)
     own = user is not None and user.id == owner.id
     query = media_service.own_query(owner.id) if own else media_service.published_query(owner_id=owner.id)
-    page = media_service.page(session, query, before, rt.settings.per_page)
+    page = media_service.page(session, query, before, rt.settings.per_page, grid=True)
     pending = media_service.unfinished(session, owner.id, UNFINISHED_SHOWN) if own and not before else []
     # media_src sends the renditions of private items through the app's checked route.
     return render(request, "gallery.html", owner=owner, page=page, own=own, unfinished=pending,
@@ -70,7 +70,8 @@ def tag_page(request: Request, slug: str, session: DB, rt: RT, user: CurrentUser
     tag = session.scalar(select(Tag).where(Tag.slug == slug))
     if tag is None:
         raise NotFound("No media is tagged '%(tag)s'.", tag=slug)
-    page = media_service.page(session, media_service.published_query(tag=slug), before, rt.settings.per_page)
+    page = media_service.page(session, media_service.published_query(tag=slug), before, rt.settings.per_page,
+                             grid=True)
     return render(request, "index.html", page=page, heading=interpolate(_("Tagged “%(tag)s”"), {"tag": tag.name}),
                   tag=tag, feed_url=f"/feeds/tag/{slug}/atom")
 

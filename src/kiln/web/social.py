@@ -97,7 +97,7 @@ def unfollow_form(request: Request, username: Username, session: DB, user: Logge
 @pages.get("/timeline", response_class=HTMLResponse)
 def timeline(request: Request, session: DB, rt: RT, user: LoggedIn, before: MediaCursor = None) -> HTMLResponse:
     """New public media of the people the reader follows, newest first (never unlisted or private)."""
-    page = media_service.page(session, follows.timeline_query(user.id), before, rt.settings.per_page)
+    page = media_service.page(session, follows.timeline_query(user.id), before, rt.settings.per_page, grid=True)
     return render(request, "timeline.html", page=page, media_src=src_for(rt, page.items))
 
 

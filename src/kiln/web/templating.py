@@ -25,6 +25,7 @@ from kiln.mediatypes import accepted, kind_template, placeholder_src
 from kiln.mediatypes.image.camera import camera_details
 from kiln.units import format_size
 from kiln.web.deps import csrf_token, pop_flashes
+from kiln.web.fragments import cached_fragment
 
 WEB = Path(__file__).parent
 PLACES = ("after_display", "details", "actions")  # where plugins may add blocks (kiln_media_page_block)
@@ -91,7 +92,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
                        plugin_blocks=plugin_blocks, captions_of=captions.captions_of,
                        caption_languages=lambda: captions.language_choices(i18n.current()))
     env.globals.update(avatar_url=lambda user, size=64: avatar_url(user, size, media_src), initials=initials,
-                       unseen_notifications=unseen_notifications, notification_mail_choices=_mail_choices)
+                       unseen_notifications=unseen_notifications, notification_mail_choices=_mail_choices,
+                       cached_fragment=cached_fragment)
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime
