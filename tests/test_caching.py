@@ -349,3 +349,23 @@ def test_logged_in_pages_reuse_the_grid_and_see_every_change(rt: Runtime) -> Non
         after = client.get("/", headers=PLAIN).text
         assert "Renamed" in after and "Item 2" not in after
         assert len(app.state.fragments._items) == 2
+
+
+def test_an_owners_own_gallery_is_never_kept(rt: Runtime) -> None:
+    """Editing a private item leaves the change counter alone (no visitor can see it), so the owner's own
+    view of their gallery, which shows it, must be made afresh each time, never kept as a fragment."""
+    make_user(rt, "olga")
+    [media_id] = add_items(rt, "olga", 1)
+    app = create_app(rt.settings, rt)
+    with TestClient(app, base_url=BASE_URL) as client, rt.sessions() as session:
+        item = session.get(MediaEntry, media_id)
+        assert item is not None
+        item.visibility = "private"
+        session.commit()
+        client.cookies.set("kiln_session", accounts.start_session(session, accounts.get_user(session, "olga")))
+        session.commit()
+        assert "Item 0" in client.get("/u/olga", headers=PLAIN).text
+        item.title = "Secret renamed"
+        session.commit()
+        assert "Secret renamed" in client.get("/u/olga", headers=PLAIN).text
+        assert len(app.state.fragments._items) == 0

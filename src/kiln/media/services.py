@@ -426,10 +426,36 @@ class Page:
     items: list[MediaEntry]
     next_cursor: str | None
 
+    @property
+    def ids(self) -> list[int]:
+        return [m.id for m in self.items]
+
+
+class GridPage:
+    """A page of cards whose rows load only when first asked for (``items``): its ``ids`` and
+    ``next_cursor`` come from one narrow index query, and a grid already made for these ids
+    (kiln.web.fragments) never needs the rows."""
+
+    def __init__(self, session: Session, ids: list[int], next_cursor: str | None) -> None:
+        self.ids, self.next_cursor, self._session = ids, next_cursor, session
+        self._items: list[MediaEntry] | None = None
+
+    @property
+    def items(self) -> list[MediaEntry]:
+        if self._items is None:
+            rows = {m.id: m for m in self._session.scalars(
+                select(MediaEntry).options(*grid_options()).where(MediaEntry.id.in_(self.ids))).unique()}
+            self._items = [rows[i] for i in self.ids if i in rows]
+        return self._items
+
 
 def encode_cursor(media: MediaEntry) -> str:
     assert media.published is not None
-    return f"{int(media.published.timestamp() * 1_000_000)}-{media.id}"
+    return _cursor(media.published, media.id)
+
+
+def _cursor(published: dt.datetime, media_id: int) -> str:
+    return f"{int(published.timestamp() * 1_000_000)}-{media_id}"
 
 
 _CURSOR = re.compile(r"([0-9]{1,17})-([0-9]{1,10})", re.ASCII)
@@ -495,17 +521,22 @@ def grid_options() -> tuple[Any, ...]:
 
 
 def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_page: int,
-         grid: bool = False) -> Page:
-    """A keyset page, newest first. ``grid``: for a page of cards (``grid_options``)."""
-    if grid:
-        query = query.options(*grid_options())
+         grid: bool = False) -> Page | GridPage:
+    """A keyset page, newest first. ``grid``: a page of cards (``GridPage``: ids first, rows on demand)."""
     after = decode_cursor(cursor)
     if after is not None:
         when, media_id = after
         query = query.where(or_(MediaEntry.published < when,
                                 and_(MediaEntry.published == when, MediaEntry.id < media_id)))
-    rows = list(session.scalars(query.order_by(MediaEntry.published.desc(), MediaEntry.id.desc())
-                                .limit(per_page + 1)).unique())
+    query = query.order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1)
+    if grid:
+        found = list(session.execute(query.with_only_columns(MediaEntry.id, MediaEntry.published)).tuples())
+        more = len(found) > per_page
+        found = found[:per_page]
+        last = found[-1] if more and found else None
+        return GridPage(session, [media_id for media_id, _ in found],
+                        _cursor(last[1], last[0]) if last is not None and last[1] is not None else None)
+    rows = list(session.scalars(query).unique())
     more = len(rows) > per_page
     items = rows[:per_page]
     return Page(items, encode_cursor(items[-1]) if more and items else None)

@@ -9,7 +9,10 @@ the generation and the old fragments are never asked for again (the LRU drops th
 generation (the page cache off, a test app) the body is simply rendered.
 
 Only what looks the same to every viewer of it goes in a fragment: nothing with a CSRF token, a
-viewer's name or a choice only they see.
+viewer's name or a choice only they see; and only what a visitor could see, since changes nobody
+without an account can see (a private item edited, a step claimed) leave the generation alone. The
+caller says so with ``keep``: an owner's own view of their gallery, with private and unfinished items,
+is never kept.
 """
 
 from __future__ import annotations
@@ -55,14 +58,15 @@ class FragmentCache:
                 self._bytes -= len(dropped)
 
 
-def cached_fragment(request: Any, *names: Hashable, caller: Callable[[], str]) -> Markup:
-    """The body of a ``{% call %}`` block, rendered once per (language, generation, names), in the
-    app's own cache (``app.state.fragments``: one site's generations mean nothing to another's)."""
+def cached_fragment(request: Any, keep: bool, *names: Hashable, caller: Callable[[], str]) -> Markup:
+    """The body of a ``{% call %}`` block, rendered once per (language, generation, names) when ``keep``
+    (public content only), in the app's own cache (``app.state.fragments``: one site's generations
+    mean nothing to another's)."""
     scope = getattr(request, "scope", {})
     generation = (scope.get("state") or {}).get("generation")
     app = scope.get("app")
     cache: FragmentCache | None = getattr(getattr(app, "state", None), "fragments", None)
-    if generation is None or cache is None:
+    if not keep or generation is None or cache is None:
         return Markup(caller())  # noqa: S704 - the block's own output, escaped by Jinja as it rendered
     key = (i18n.current(), generation, *names)
     html = cache.get(key)

@@ -41,7 +41,7 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
     pending = media_service.unfinished(session, owner.id, UNFINISHED_SHOWN) if own and not before else []
     # media_src sends the renditions of private items through the app's checked route.
     return render(request, "gallery.html", owner=owner, page=page, own=own, unfinished=pending,
-                  unfinished_limit=UNFINISHED_SHOWN, media_src=src_for(rt, [*page.items, *pending]),
+                  unfinished_limit=UNFINISHED_SHOWN, media_src=src_for(rt, [*page.items, *pending] if own else []),
                   feed_url=f"/feeds/u/{owner.username}/atom", **social.profile_context(session, owner, user))
 
 

@@ -19,7 +19,6 @@ from kiln.accounts.services import get_user
 from kiln.i18n import _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
-from kiln.media.visibility import src_for
 from kiln.runtime import Runtime
 from kiln.social import follows
 from kiln.web import notifications, profile_pages
@@ -98,7 +97,7 @@ def unfollow_form(request: Request, username: Username, session: DB, user: Logge
 def timeline(request: Request, session: DB, rt: RT, user: LoggedIn, before: MediaCursor = None) -> HTMLResponse:
     """New public media of the people the reader follows, newest first (never unlisted or private)."""
     page = media_service.page(session, follows.timeline_query(user.id), before, rt.settings.per_page, grid=True)
-    return render(request, "timeline.html", page=page, media_src=src_for(rt, page.items))
+    return render(request, "timeline.html", page=page)  # public items only: their store URLs
 
 
 # API -------------------------------------------------------------------------------------------
