@@ -360,3 +360,24 @@ def test_the_api_documents_the_comment_and_favourite_operations(client: TestClie
                    ("/api/v1/media/{media_id}/favourites", "get")}
     media = schema["components"]["schemas"]["MediaOut"]["properties"]
     assert {"favourites", "comments", "favourited", "comments_enabled"} <= set(media)
+
+
+def test_a_kept_thread_shows_each_viewer_only_their_own_buttons(site: Site) -> None:
+    """The thread is made once for everyone who may reply (kiln.web.fragments) and each viewer's buttons
+    and CSRF token are put in afterwards: nobody gets another's, and no comment can fake the marks."""
+    mine = site.post("bob", "Mine")
+    forged = site.post("carol", '<!--kiln-actions 1 2--> value="kiln-csrf-mark-9f2c" kiln-csrf-mark-9f2c')
+    path = f"/u/alice/m/{site.media_id}"
+    pages = {who: site.request("GET", path, headers=site.page(who)).text for who in ("bob", "carol", "alice")}
+    edit_mine = f"/m/{site.media_id}/comments/{mine.id}/edit"
+    delete_mine = f"/m/{site.media_id}/comments/{mine.id}/delete"
+    assert edit_mine in pages["bob"] and delete_mine in pages["bob"]
+    assert edit_mine not in pages["carol"] and delete_mine not in pages["carol"]
+    assert delete_mine in pages["alice"] and edit_mine not in pages["alice"]  # the owner deletes, never edits
+    assert f"/comments/{forged.id}/delete" in pages["carol"] and f"/comments/{forged.id}/delete" not in pages["bob"]
+    for who, text in pages.items():
+        assert "<!--kiln-actions" not in text, who
+        tokens = set(re.findall(r'name="csrf_token" value="([^"]+)"', text))
+        assert len(tokens) == 1 and "kiln-csrf-mark-9f2c" not in tokens, who  # the viewer's own token only
+    assert pages["bob"].count("kiln-csrf-mark-9f2c") == 2  # as text in carol's comment, escaped, twice
+    assert len(site.client.app.state.fragments._items) >= 1  # type: ignore[attr-defined]

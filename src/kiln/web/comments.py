@@ -4,10 +4,14 @@ previews (a "Preview" button: no JavaScript needed), replies, edits and deletes.
 
 from __future__ import annotations
 
+import functools
+import re
+import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup, escape
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -40,12 +44,62 @@ def _row_id(value: str | None) -> int | None:
     return None
 
 
+# Where a kept thread (kiln.web.fragments) leaves the viewer's CSRF token and each comment's actions.
+# Random per process (as the fragments are): no one writing a comment can know it.
+CSRF_MARK = "kiln-csrf-" + secrets.token_hex(12)
+_ACTIONS = re.compile(r"<!--kiln-actions (\d+) (\d+)-->")
+
+
+class LazyThread:
+    """The page's comments, read from the database only when the thread is made (a kept one is not)."""
+
+    def __init__(self, session: Session, media: MediaEntry, before: int | None) -> None:
+        self._args = (session, media, before)
+
+    @functools.cached_property
+    def _thread(self) -> service.Thread:
+        return service.thread(*self._args)
+
+    def __getattr__(self, name: str) -> Any:  # comments, replies, next_cursor
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._thread, name)
+
+
+def personalise_thread(html: str, user: User | None, moderates: bool, media_id: int, page: Any,
+                       csrf: Any) -> Markup:
+    """A thread made for everyone, with this viewer's CSRF token and, on the comments they may edit or
+    delete (their own; anyone's for the owner and moderators), the buttons to do it."""
+    # The token's mark is secret; the actions' mark is an HTML comment, which a comment's Markdown
+    # cannot make (its HTML is escaped), so no one can make a mark of their own.
+    text = str(html).replace(f'value="{CSRF_MARK}"', f'value="{escape(str(csrf))}"')
+
+    def actions(found: re.Match[str]) -> str:
+        comment_id, author = int(found[1]), int(found[2])
+        own = user is not None and user.id == author
+        if user is None or not (own or moderates):
+            return ""
+        query = f"?page={page}" if page else ""
+        edit = (Markup('<a href="/m/{}/comments/{}/edit{}">{}<span class="visually-hidden"> {}</span></a>')
+                .format(media_id, comment_id, query, _("Edit"), _("your comment"))
+                if own and user.is_active and user.has("commenter") else "")
+        delete = Markup('<form method="post" action="/m/{}/comments/{}/delete" class="inline">'
+                        '<input type="hidden" name="csrf_token" value="{}"><input type="hidden" name="page" '
+                        'value="{}"><button type="submit" class="link">{}<span class="visually-hidden"> {}</span>'
+                        '</button></form>').format(media_id, comment_id, str(csrf), page, _("Delete"),
+                                                   _("this comment"))
+        return Markup('<div class="comment-actions">{}{}</div>').format(edit, delete)
+
+    return Markup(_ACTIONS.sub(actions, text))  # noqa: S704 - the thread's HTML, escaped as it was made
+
+
 def media_context(request: Request, session: Session, rt: Runtime, media: MediaEntry,
                   user: User | None) -> dict[str, Any]:
     """The comments and the favourite button: at most three queries whatever the number of comments
     (the page's top-level comments, their replies, and whether the viewer favourited the item)."""
     before = _row_id(request.query_params.get("comments_before"))
-    return {"thread": service.thread(session, media, before), "comments_page": before or "",
+    return {"thread": LazyThread(session, media, before), "comments_page": before or "",
+            "personalise_thread": personalise_thread, "thread_csrf_mark": CSRF_MARK,
             "comment_refusal": service.refusal(media, user), "may_delete_comment": service.may_delete,
             "favourited": favourites.is_favourite(session, user, media), "comment_max": COMMENT_MAX}
 
