@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 FORM_BODY_LIMIT = 1024 * 1024
 # Requests with a database session use at most REQUEST_SLOTS threads; the rest serve files meanwhile.
 WEB_THREADS = REQUEST_SLOTS + 6
+GC_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -66,6 +68,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         # gets a session, so a thread never waits for a connection and a request waiting for a thread
         # holds none (kiln.db.health.RequestSlots); threads past the slots keep files flowing.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
+        # What is loaded by now lives as long as the process: the collector stops walking it, and it runs
+        # less often (a page makes thousands of short-lived objects; full collections stalled requests).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         yield
 
     app = FastAPI(
