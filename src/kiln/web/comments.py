@@ -72,7 +72,9 @@ def personalise_thread(html: str, user: User | None, moderates: bool, media_id: 
     delete (their own; anyone's for the owner and moderators), the buttons to do it."""
     # The token's mark is secret; the actions' mark is an HTML comment, which a comment's Markdown
     # cannot make (its HTML is escaped), so no one can make a mark of their own.
-    text = str(html).replace(f'value="{CSRF_MARK}"', f'value="{escape(str(csrf))}"')
+    text = str(html)
+    if CSRF_MARK in text:  # only then: asking for the token sets its cookie, which no cached page may carry
+        text = text.replace(f'value="{CSRF_MARK}"', f'value="{escape(str(csrf))}"')
 
     def actions(found: re.Match[str]) -> str:
         comment_id, author = int(found[1]), int(found[2])
