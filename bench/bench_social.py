@@ -133,6 +133,16 @@ def add_community(rt: Any, site: dict[str, Any], seed: int = 20261206) -> dict[s
             "favourites": len(favourites), "reader_unread_notifications": 200, "cookie": cookie}
 
 
+def analyse(rt: Any) -> None:
+    """Give the planner its statistics, as autovacuum does on a live PostgreSQL site within a minute of
+    a bulk load (without them it joins the timeline by scanning every item: 14 ms instead of 0.8)."""
+    from sqlalchemy import text
+
+    if rt.engine.dialect.name == "postgresql":
+        with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+
+
 def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, Any]:
     from bench_serving import parse_wrk
 
@@ -207,6 +217,7 @@ def main() -> None:
                     print(f"{db}: building {args.media} media and their community ...", flush=True)
                     site = build_site(rt, args.media, 500, 300, folder)
                     social = add_community(rt, site)
+                    analyse(rt)
                     datasets[db] = {**site, **{k: v for k, v in social.items() if k != "cookie"}}
                     log = folder / "server.log"
                     with kiln_server(data, db_url, 2, {}, log) as (base, _):
