@@ -196,8 +196,10 @@ def test_page_bell_mark_read_and_api(rt: Runtime, client: TestClient) -> None:
     comment = listing["items"][1]
     assert comment["message"] == "otto commented on Sunset <b>" and comment["media_id"] == media_id
     assert comment["read"] is False and comment["actor"] == "otto"
-    assert post(client, f"/notifications/{comment['id']}/read").status_code == 303
+    opened = client.get(f"/notifications/{comment['id']}/open", follow_redirects=False)  # the page's "Open"
+    assert opened.status_code == 303 and opened.headers["location"] == f"/u/reader/m/{media_id}"
     assert api(client, "GET", "/api/v1/notifications/count").json() == {"unseen": 1}
+    assert post(client, f"/notifications/{comment['id']}/read").status_code == 303  # already read: no change
     assert api(client, "POST", "/api/v1/notifications/read", json={}).status_code == 422
     assert api(client, "POST", "/api/v1/notifications/read", json={"all": True}).json() == {"marked": 1, "unseen": 0}
     assert 'data-unseen="0"' in client.get("/").text

@@ -49,6 +49,8 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/timeline", E(200, anon=401)),
     # Notifications
     Case("GET", "/notifications", GET_LOGGED_IN),
+    Case("GET", "/notifications/{notification_id}/open", E(404, anon=303, owner=303),
+         note="the owner's notification: marked read, then where it leads"),
     Case("POST", "/notifications/{notification_id}/read", E(303, anon=401),
          note="the owner's: for anyone else the id is ignored"),
     Case("POST", "/notifications/read", E(303, anon=401)),

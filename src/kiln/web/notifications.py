@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from kiln.errors import InvalidInput
+from kiln.errors import InvalidInput, NotFound
 from kiln.i18n import _
 from kiln.social import notify, notify_mail
+from kiln.social.models import Notification
 from kiln.social.notify_text import describe, describe_json
 from kiln.web.api import ERRORS, api_csrf
 from kiln.web.deps import DB, RT, LoggedIn, RowId, SiteURL, Writer, check_csrf, flash
@@ -31,6 +32,19 @@ def notifications_page(request: Request, session: DB, user: LoggedIn, before: Cu
     listing = notify.page(session, user.id, before, PER_PAGE)
     return render(request, "notifications.html", items=describe(session, listing.items),
                   next_cursor=listing.next_cursor)
+
+
+@pages.get("/notifications/{notification_id}/open")
+def open_notification(request: Request, notification_id: RowId, session: DB, user: LoggedIn) -> Response:
+    """The page's "Open" link: marks the notification read and goes where it leads (another person's
+    notification is not found)."""
+    row = session.get(Notification, notification_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("There is no such notification.")
+    [described] = describe(session, [row])
+    notify.mark_read(session, user.id, [row.id])
+    session.commit()
+    return RedirectResponse(described.url, status_code=303)
 
 
 @pages.post("/notifications/{notification_id}/read")
