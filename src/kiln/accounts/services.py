@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from kiln import i18n
 from kiln.accounts import mail
@@ -321,7 +321,9 @@ def start_session(session: Session, user: User) -> str:
 
 
 def session_user(session: Session, token: str) -> User | None:
-    row = session.scalar(select(LoginSession).where(LoginSession.token_hash == digest(token)))
+    # One query: the login, its person and their privileges (every page asks for them).
+    row = session.scalars(select(LoginSession).options(joinedload(LoginSession.user).joinedload(User.privileges))
+                          .where(LoginSession.token_hash == digest(token))).unique().first()
     if row is None or row.expires < utcnow() or row.user.banned:
         return None
     return row.user
