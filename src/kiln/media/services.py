@@ -530,7 +530,7 @@ def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_pa
                                 and_(MediaEntry.published == when, MediaEntry.id < media_id)))
     query = query.order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1)
     if grid:
-        found = list(session.execute(query.with_only_columns(MediaEntry.id, MediaEntry.published)).tuples())
+        found = list(session.execute(query.with_only_columns(MediaEntry.id, MediaEntry.published)))
         more = len(found) > per_page
         found = found[:per_page]
         last = found[-1] if more and found else None

@@ -88,7 +88,7 @@ def _people(session: Session, query: Select[Follow, User], cursor: str | None,
     after = _after(cursor)
     if after is not None:
         query = query.where(Follow.id < after)
-    rows = list(session.execute(query.order_by(Follow.id.desc()).limit(per_page + 1)).tuples())
+    rows = list(session.execute(query.order_by(Follow.id.desc()).limit(per_page + 1)))
     more = len(rows) > per_page
     rows = rows[:per_page]
     people = [Person(user, row.follower_uri if user is None else None) for row, user in rows]
