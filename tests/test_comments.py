@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from kiln.accounts import services as accounts
 from kiln.accounts.models import User, UserPrivilege
@@ -23,6 +21,7 @@ from kiln.runtime import Runtime
 from kiln.social import comments
 from kiln.social.models import COMMENT_MAX, NOTIFICATION_TYPES, Comment, Notification
 from kiln.web.deps import CSRF_COOKIE, SESSION_COOKIE
+from tests.test_caching import counting
 
 NAMES = ("alice", "bob", "carol", "mona", "uma")  # alice owns the item; mona moderates; uma is unverified
 
@@ -104,20 +103,6 @@ def make_site(rt: Runtime, client: TestClient) -> Site:
 @pytest.fixture
 def site(rt: Runtime, client: TestClient) -> Site:
     return make_site(rt, client)
-
-
-@contextmanager
-def counting(rt: Runtime) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    event.listen(rt.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(rt.engine, "before_cursor_execute", record)
 
 
 # The service ---------------------------------------------------------------------------------------
