@@ -8,7 +8,7 @@ Needs wrk (Debian: ``apt-get install -y wrk``).
 
 A site of 10,000 processed public images by 500 people with 300 tags is built with Kiln's own
 models, migrations and stores: bulk inserts in batches, and per item a small original, a medium
-and a thumbnail (real JPEGs made once with Pillow, saved per item through ``rt.stores``), the
+and both thumbnails (real JPEGs made once with Pillow, saved per item through ``rt.stores``), the
 rendition specs and fingerprints of the image kind, the processing ledger's finished steps, a
 blurhash placeholder on most items. Items are skewed like a real site: one person holds ~1,500,
 one tag is on a quarter of everything, publication dates spread over a year.
@@ -83,12 +83,12 @@ WARM_UPLOADS = 6
 
 # The site ---------------------------------------------------------------------------------------
 def make_pictures(directory: Path, variants: int) -> list[dict[str, Any]]:
-    """A few real JPEGs (original, medium, thumbnail) and their blurhash, made once."""
+    """A few real JPEGs (original, medium, thumbnail, thumbnail_2x) and their blurhash, made once."""
     from tests.fixtures_images import photo
 
     from kiln.mediatypes import placeholder
 
-    sizes = {"original": (960, 720), "medium": (640, 480), "thumbnail": (180, 135)}
+    sizes = {"original": (960, 720), "medium": (640, 480), "thumbnail": (180, 135), "thumbnail_2x": (360, 270)}
     pictures = []
     for seed in range(variants):
         files = {}
@@ -161,7 +161,7 @@ def build_site(rt: Any, media_count: int, user_count: int, tag_count: int, workd
             "info": {"blurhash": picture["blurhash"]} if index % 5 else {},
         })
         files.append(("originals", original_key, original["bytes"]))
-        for name in ("medium", "thumbnail"):
+        for name in ("medium", "thumbnail", "thumbnail_2x"):
             spec, made = specs[name], picture["files"][name]
             key = entry.rendition_key(f"{name}-{spec.fingerprint()[:10]}.jpg")
             renditions.append({"media_id": media_id, "name": name, "key": key, "mime_type": "image/jpeg",

@@ -15,7 +15,8 @@ measured item (40 top-level, 10 replies); 30,000 favourites; 200 unread notifica
 For each database (a SQLite file, a fresh PostgreSQL database ``kiln_bench``) a real ``kiln serve
 --workers 2 --no-worker`` (production shape, default settings) is driven by ``wrk -t2 -c20 --latency``
 from 127.0.0.1 with a browser's ``Accept-Encoding``; logged-in requests carry the reader's session
-cookie, so they are rendered for the reader every time (the anonymous page cache never serves them):
+cookie (and the CSRF cookie a browser keeps), so they are rendered for the reader every time (the
+anonymous page cache never serves them):
 
   media_anonymous   the measured item's page, no cookie (the baseline: the anonymous page cache)
   media_logged_in   the same page as the reader (50 comments, favourite button, bell)
@@ -160,10 +161,12 @@ def measure(base: str, site: dict[str, Any], social: dict[str, Any], seconds: fl
             log: Path) -> list[dict[str, Any]]:
     import httpx
 
-    from kiln.web.deps import SESSION_COOKIE
+    from kiln.web.deps import CSRF_COOKIE, SESSION_COOKIE
 
     media = f"/u/{site['busy_user']}/m/{site['sample_media_id']}"
-    cookie = {"Cookie": f"{SESSION_COOKIE}={social['cookie']}"}
+    # A browser that has been here before also sends the CSRF cookie it was given (without it, every
+    # page would make and set a new token, which no browser makes a site do twice).
+    cookie = {"Cookie": f"{SESSION_COOKIE}={social['cookie']}; {CSRF_COOKIE}={'c' * 32}"}
     plan = {"media_anonymous": (media, {}), "media_logged_in": (media, cookie), "timeline": ("/timeline", cookie),
             "front_logged_in": ("/", cookie)}
     rows = []

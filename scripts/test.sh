@@ -61,12 +61,12 @@ status=0
 echo "== test suite on SQLite"
 started=$SECONDS
 # This run never uses PostgreSQL, even when the caller set the URL for the second one.
-env -u KILN_TEST_DATABASE_URL .venv/bin/python -m pytest -p no:cacheprovider "${parallel[@]}" "$@" || status=$?
+env -u KILN_TEST_DATABASE_URL .venv/bin/python -m pytest -p no:cacheprovider --durations=25 "${parallel[@]}" "$@" || status=$?
 echo "== SQLite run: $((SECONDS - started)) s"
 if [ -n "${KILN_TEST_DATABASE_URL:-}" ]; then
   echo "== tests marked db on PostgreSQL (${KILN_TEST_DATABASE_URL%%@*}@...)"
   started=$SECONDS
-  .venv/bin/python -m pytest -p no:cacheprovider "${parallel[@]}" "${pg_args[@]}" || status=$?
+  .venv/bin/python -m pytest -p no:cacheprovider --durations=25 "${parallel[@]}" "${pg_args[@]}" || status=$?
   echo "== PostgreSQL run: $((SECONDS - started)) s"
 fi
 exit "$status"

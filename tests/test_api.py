@@ -32,7 +32,7 @@ def test_token_upload_get_list_patch_delete(client, rt, images):
     assert item["url"] == f"http://testserver/u/alice/m/{item['id']}"
     got = client.get(f"/api/v1/media/{item['id']}").json()  # anonymous may read processed media
     assert got["state"] == "processed"
-    assert set(got["renditions"]) == {"thumbnail", "medium"}
+    assert set(got["renditions"]) == {"thumbnail", "thumbnail_2x", "medium"}
     for rendition in got["renditions"].values():
         assert {"url", "width", "height", "mime_type", "bytes"} <= set(rendition)
         assert client.get(rendition["url"]).status_code == 200

@@ -5,6 +5,8 @@ finds every object no row references, whatever id its key names."""
 from __future__ import annotations
 
 import io
+import os
+import time
 
 import pytest
 
@@ -68,6 +70,15 @@ def test_gc_finds_objects_of_any_id_and_spares_young_ones(queued_rt, images):
         ("entries", "1", "left-behind.jpg"), ("entries", str(media_id + 1000), "medium.jpg"),
         ("entries", "notanid", "x.jpg")]
     assert old.deleted == 3
+    # A save a killed process never finished leaves a .part- file: old ones go, a young one may be a
+    # save still going on.
+    folder = queued_rt.stores.public.local_path(["entries", str(media_id)])
+    cut_off, going_on = folder / ".part-cutoff", folder / ".part-going-on"
+    cut_off.write_bytes(b"half"), going_on.write_bytes(b"half")
+    os.utime(cut_off, (time.time() - 7200, time.time() - 7200))
+    assert gc(queued_rt.sessions, queued_rt.stores, dry_run=True).partial == [str(cut_off)]
+    assert gc(queued_rt.sessions, queued_rt.stores, dry_run=False).deleted == 1
+    assert not cut_off.exists() and going_on.exists()
     with queued_rt.sessions() as session:  # what the item references is untouched
         media = session.get(MediaEntry, media_id)
         assert all(queued_rt.stores.public.exists(r.key) for r in media.renditions)

@@ -326,3 +326,21 @@ def test_sizes_read_in_human_units_on_the_upload_page_the_panel_and_the_cli(clie
         original = session.get(MediaEntry, entry.id).rendition("original")
     page = client.get(f"/u/alice/m/{entry.id}").text
     assert f"8×8, {format_size(original.size_bytes)}" in page and " MB" not in page and " kB" not in page
+
+
+@pytest.mark.db
+def test_the_download_menu_lists_every_file_and_the_original_once_published(client, settings, rt, images):
+    register(client, settings)
+    assert upload(client, images["plain"]).status_code == 200
+    media_id = int(re.findall(r'href="/u/alice/m/(\d+)"', client.get("/u/alice").text)[0])
+    page = client.get(f"/u/alice/m/{media_id}").text
+    menu = page.split('<details class="downloads">')[1].split("</details>")[0]
+    links = re.findall(r'<a href="([^"]+)" download>([^<]+)</a>', menu)
+    with rt.sessions() as session:  # every rendition of the item, each a picture here
+        names = [r.name for r in session.get(MediaEntry, media_id).renditions]
+    assert len(links) == len(names) >= 2 and {label for _, label in links} == {"Picture"} and "JPEG · " in menu
+    for href, _ in links:
+        assert client.get(href).status_code == 200
+    form_post(client, f"/m/{media_id}/edit", {"title": "Plain", "original": "public"})
+    menu = client.get(f"/u/alice/m/{media_id}").text.split('<details class="downloads">')[1].split("</details>")[0]
+    assert re.findall(r'download>([^<]+)</a>', menu) == ["Original", *["Picture"] * len(names)]

@@ -153,8 +153,10 @@ def test_sign_up_and_reset_answer_as_fast_with_smtp_down_or_hung_and_the_mail_fo
             medians["hung"] = statistics.median(requests_of_each_kind(client, "hung"))
             assert hung.accepted == []  # no request touched SMTP
             print("request medians (s):", {k: round(v, 4) for k, v in medians.items()})
-            assert medians["down"] < medians["up"] * 1.5 + 0.02
-            assert medians["hung"] < medians["up"] * 1.5 + 0.02
+            # A request that talked to SMTP itself would wait the 0.5 s timeout; the slack below it is
+            # for a loaded machine (the bound was 20 ms and failed once at 81 ms against 30 under CI).
+            assert medians["down"] < medians["up"] * 1.5 + 0.2
+            assert medians["hung"] < medians["up"] * 1.5 + 0.2
 
             # The worker tries while the server hangs: a short timeout, then a retry is scheduled.
             rung = rt.effects.rung  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from kiln.errors import InvalidInput, NotFound
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import get_kind
-from kiln.mediatypes.base import Identified, MediaRejected, RenditionSpec
+from kiln.mediatypes.base import Identified, MediaRejected, RenditionSpec, StepDef
 from kiln.processing import ledger
 from kiln.processing import reprocess as rp
 from kiln.processing.dispatch import InlineDispatcher
@@ -191,6 +191,46 @@ def test_engine_skips_a_reprocess_whose_output_would_not_change(rt, resized, siz
     assert rp.stale(resized)["stale"] == []
 
 
+def test_an_item_from_before_the_2x_thumbnail_gets_only_that(rt, sized, monkeypatch):
+    """A site made before ``thumbnail_2x`` existed: its thumbnail step is stale, and the reprocess makes
+    the missing size alone, leaving the thumbnail's file, record and placeholder as they were."""
+    ids = upload(rt, {"big": sized["big"]})
+    media_id = ids["big"]
+    kind = get_kind("image")
+    thumbnail_step = kind.steps(rt.settings)[1]
+    with rt.sessions() as session:  # as the older Kiln left it: no 2x row, the step made without it
+        media = session.get(MediaEntry, media_id)
+        gone = media.rendition("thumbnail_2x")
+        rt.stores.public.delete(list(gone.key))
+        session.delete(gone)
+        row = next(s for s in ledger.steps_of(session, media_id) if s.name == "thumbnail")
+        row.fingerprint = StepDef("thumbnail", thumbnail_step.renditions[:1]).fingerprint()
+        blurhash = media.info["blurhash"]
+        session.commit()
+    before = renditions(rt, media_id)
+    assert "thumbnail_2x" not in before
+
+    report = rp.stale(rt)
+    assert report["stale"] == [(media_id, "thumbnail")]
+    real, asked = kind.run_step, []
+    monkeypatch.setattr(kind, "run_step", lambda step, ctx: asked.append((step, sorted(ctx.specs))) or real(step, ctx))
+    rp.apply_stale(rt, report)
+    assert asked == [("thumbnail", ["thumbnail_2x"])]
+    after = renditions(rt, media_id)
+    assert after["thumbnail"] == before["thumbnail"]  # same file, same mtime, same record
+    sharp = after["thumbnail_2x"]
+    assert (sharp["width"], sharp["height"]) == (360, 270) and sharp["spec"]["size"] == 360
+    assert sharp["fingerprint"] == thumbnail_step.spec("thumbnail_2x").fingerprint()
+    assert states(rt, media_id)["thumbnail"] == "done" and rp.stale(rt)["stale"] == []
+    with rt.sessions() as session:
+        assert session.get(MediaEntry, media_id).info["blurhash"] == blurhash
+
+    # Asked for by name, the step makes all its outputs again.
+    asked.clear()
+    rp.request(rt, [media_id], ["thumbnail"])
+    assert asked == [("thumbnail", ["thumbnail", "thumbnail_2x"])]
+
+
 def test_items_not_processed_are_not_stale_and_old_renditions_without_a_spec_are(rt, resized, sized):
     ids = upload(rt, {"small": sized["small"], "big": sized["big"]})
     with rt.sessions() as session:
@@ -298,7 +338,7 @@ def test_available_for_an_item_and_a_kind(rt, resized, sized):
     item = rp.available(resized, ids["big"])
     assert item["state"] == "processed" and item["kind"] == "image"
     assert [(s["step"], s["renditions"], s["state"], s["stale"]) for s in item["steps"]] == [
-        ("medium", ["medium", "animated"], "done", False), ("thumbnail", ["thumbnail"], "done", True),
+        ("medium", ["medium", "animated"], "done", False), ("thumbnail", ["thumbnail", "thumbnail_2x"], "done", True),
         ("metadata", [], "done", False)]
     small = {s["step"]: s for s in rp.available(resized, ids["small"])["steps"]}
     assert small["thumbnail"]["stale"] is False and small["thumbnail"]["spec_changed"] is True
@@ -307,7 +347,8 @@ def test_available_for_an_item_and_a_kind(rt, resized, sized):
     kind = rp.available(resized, "image")
     assert kind["items"] == {"processed": 2}
     by_step = {s["step"]: s for s in kind["steps"]}
-    assert by_step["thumbnail"] == {"step": "thumbnail", "renditions": ["thumbnail"], "states": {"done": 2},
+    assert by_step["thumbnail"] == {"step": "thumbnail", "renditions": ["thumbnail", "thumbnail_2x"],
+                                    "states": {"done": 2},
                                     "stale": 1, "same_output": 1}
     assert by_step["medium"]["stale"] == 0
     with pytest.raises(NotFound, match="no media with id 999"):

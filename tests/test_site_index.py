@@ -46,8 +46,9 @@ def test_the_tag_index_counts_public_published_items_only(client, rt):
     assert [slug for slug, _, _ in tag_list(by_name.text)] == ["apple", "rock", "sea", "sky", "zebra"]
     assert '<a href="/tags?sort=name" aria-current="page">A to Z</a>' in by_name.text
 
-    # Linked from the navigation of every page and from each tag page.
-    assert '<a href="/tags">Tags</a>' in client.get("/").text
+    # Linked from the explore page (in the navigation of every page) and from each tag page.
+    assert '<a href="/explore">Explore</a>' in client.get("/").text
+    assert '<a href="/tags">All tags</a>' in client.get("/explore").text
     tag_page = client.get("/tag/sea").text
     assert '<a href="/tags">All tags</a>' in tag_page
 

@@ -216,9 +216,13 @@ def test_anonymous_banned_and_unverified_uploads_are_refused_before_the_body(sma
         refused = [(banned, api_headers(banned)), (unverified, api_headers(unverified))]
     anon = call(app, route, anonymous, body)
     assert anon.status == 401 and anon.receive_calls == 0
-    for (who, headers), status in zip(refused, (401, 403), strict=True):  # a ban ends the login too
+    # A ban ends a page login (401); a banned person's API token is told why (403, code "banned").
+    statuses = (401, 403) if route == "/upload" else (403, 403)
+    for (who, headers), status in zip(refused, statuses, strict=True):
         result = call(app, route, headers, body)
         assert result.status == status and result.receive_calls == 0, (who, bytes(result.body))
+        if who is banned and route != "/upload":
+            assert b'"banned"' in bytes(result.body)
     nothing_left(small_site)
 
 

@@ -98,7 +98,7 @@ def observe(client, headers, item) -> dict[str, object]:  # type: ignore[no-unty
 @pytest.mark.db
 def test_who_sees_what(client, people, visibility):
     item = upload(client, people["owner"], visibility)
-    assert set(item["renditions"]) == {"thumbnail", "medium", "original"}
+    assert set(item["renditions"]) == {"thumbnail", "thumbnail_2x", "medium", "original"}
     listed = visibility == "public"
     for viewer in VIEWERS:
         allowed = visibility != "private" or viewer in SEES_PRIVATE
@@ -106,7 +106,8 @@ def test_who_sees_what(client, people, visibility):
         # An owner's own gallery lists everything they have (tests below); every other list is public only.
         expected = {"front": listed, "gallery": listed or viewer == "owner", "tag page": listed, "site feed": listed,
                     "user feed": listed, "tag feed": listed, "api list": listed, "page": status,
-                    "api get": status, "thumbnail": status, "medium": status, "original": status}
+                    "api get": status, "thumbnail": status, "thumbnail_2x": status, "medium": status,
+                    "original": status}
         assert observe(client, people[viewer], item) == expected, (visibility, viewer)
 
 
@@ -147,8 +148,12 @@ def test_owners_see_everything_of_theirs_in_their_gallery_marked_and_nobody_else
     for visibility, item in items.items():
         assert link(item["id"]) in own.text, visibility
     assert link(failed) in own.text and "Not ready yet" in own.text
-    marks = dict(re.findall(r'href="/u/olga/m/(\d+)">.*?<span class="marks">\s*<span class="mark [^"]+">(\w+)',
-                            own.text, re.S))
+    marks = {}  # card by card: the first mark of each card that has one
+    for card in own.text.split("<li>")[1:]:
+        found = re.search(r'href="/u/olga/m/(\d+)".*?<p class="marks">\s*<span class="mark [^"]+">(\w+)',
+                          card.split("</li>")[0], re.S)
+        if found:
+            marks[found.group(1)] = found.group(2)
     assert marks == {str(items["private"]["id"]): "Private", str(items["unlisted"]["id"]): "Unlisted",
                      str(failed): "Failed"}
     # Private thumbnails go through the checked route only; the owner can fetch them there.

@@ -13,16 +13,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.accounts.throttle import Throttle, Throttled
 from kiln.config import Settings
 from kiln.db.health import DatabaseBusy, DatabaseUnavailable, RequestSlots, availability_for
 from kiln.db.session import REQUEST_SLOTS, WEB
 from kiln.errors import KilnError, NotAuthenticated
+from kiln.imports.redirects import LegacyRedirects
 from kiln.runtime import Runtime, build_runtime
 from kiln.storage.base import StorageError
 from kiln.web import (
+    admin,
     api,
     apidocs,
     auth_pages,
@@ -31,11 +35,18 @@ from kiln.web import (
     comments,
     feeds,
     files,
+    moderation,
+    oembed,
     pages,
     panels,
+    reports,
+    search,
+    signup,
     social,
+    unfurl,
     upload_pages,
 )
+from kiln.web import leaving as leaving_routes
 from kiln.web.caching import HttpCaching
 from kiln.web.deps import (
     CSRF_COOKIE,
@@ -45,8 +56,9 @@ from kiln.web.deps import (
     is_bearer,
     same_origin,
     secure_cookies,
+    wants_json,
 )
-from kiln.web.fragments import FragmentCache
+from kiln.web.fragments import FragmentCache, KeptValues
 from kiln.web.head import HeadAsGet
 from kiln.web.locale import LocaleMiddleware
 from kiln.web.security import PageHeaders
@@ -92,11 +104,22 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.throttle = Throttle(settings.security, rt.sessions)
     app.state.db_slots = RequestSlots(REQUEST_SLOTS, rt.timeouts.queue, availability_for(settings.db_url))
     app.state.fragments = FragmentCache()  # parts of pages kept once rendered (kiln.web.fragments)
+    app.state.kept = KeptValues()  # small values read once per generation (kiln.web.fragments.kept)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
     app.mount("/static", FingerprintedStatic(directory=STATIC_DIR), name="static")
     for module in (pages, auth_pages, upload_pages, captions, collections, comments, social, panels, feeds, files, api):
         app.include_router(module.router)
+    app.include_router(signup.router)
+    app.include_router(leaving_routes.router)
+    app.include_router(admin.router)  # /admin/users, /admin/audit and their API
+    app.include_router(reports.router)
+    app.include_router(moderation.router)
+    app.include_router(search.router)
+    app.include_router(unfurl.router)  # the embed page; oEmbed
+    app.include_router(oembed.router)
     apidocs.install(app)
+    # Innermost: an imported site's old URLs (kiln.imports.redirects), where Kiln has nothing of its own.
+    app.add_middleware(LegacyRedirects, runtime=rt)
     _install_middleware(app, headers=PageHeaders(settings))
     _install_error_handlers(app)
     app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web, timeouts=rt.timeouts)
@@ -105,12 +128,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     return app
 
 
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
-
-
 def respond(request: Request, status: int, code: str, message: str) -> Response:
-    if _wants_json(request):
+    if wants_json(request):
         return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
     if status == 401 and request.method == "GET":
         return RedirectResponse(f"/auth/login?next={request.url.path}", status_code=303)
@@ -129,7 +148,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             log.warning("storage error on %s: %s", request.url.path, exc.message)
             message = STORAGE_DOWN
         response = respond(request, exc.status, exc.code, message)
-        if isinstance(exc, NotAuthenticated) and _wants_json(request):
+        if isinstance(exc, NotAuthenticated) and wants_json(request):
             response.headers["WWW-Authenticate"] = "Bearer"
         if isinstance(exc, Throttled | DatabaseBusy | DatabaseUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -191,26 +210,56 @@ NUL_MESSAGE = "Kiln does not accept NUL characters in text or addresses; remove 
 
 
 def _install_middleware(app: FastAPI, headers: PageHeaders) -> None:
-    @app.middleware("http")
-    async def cookies_and_headers(request: Request, call_next):
-        if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
-            return respond(request, 400, "nul_character", NUL_MESSAGE)
-        if (request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request)
+    app.add_middleware(CookiesAndHeaders, headers=headers)
+
+
+class CookiesAndHeaders:
+    """Refuses what no route may see (NUL in the address; a cookie-carrying write from another site),
+    then gives every response the cookies the request asked for (CSRF token, flashes) and the security
+    headers. A plain ASGI middleware: Starlette's BaseHTTPMiddleware ran each request through a task
+    and a memory stream, a fifth of a logged-in page's time."""
+
+    def __init__(self, app: ASGIApp, headers: PageHeaders) -> None:
+        self.app, self.headers = app, headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        refusal: Response | None = None
+        if "\x00" in request.url.path or b"%00" in scope.get("query_string", b""):
+            refusal = respond(request, 400, "nul_character", NUL_MESSAGE)
+        elif (request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request)
                 and request.url.path not in SIGNED_LINK_WRITES):
             # Every cookie-carrying write, whichever router it is on, must come from our own pages.
-            exc = CsrfFailed("This form came from another site. Go to the page on this site and try again.")
-            response: Response = _error_response(request, exc)
-        else:
-            response = await call_next(request)
+            refusal = _error_response(request, CsrfFailed(
+                "This form came from another site. Go to the page on this site and try again."))
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                for cookie in self._cookies(request):
+                    out.append("set-cookie", cookie)
+                self.headers.apply_to(request, out)
+            await send(message)
+
+        await (refusal or self.app)(scope, receive, send_with_cookies)
+
+    @staticmethod
+    def _cookies(request: Request) -> list[str]:
         token = getattr(request.state, "csrf", None)
+        flashes = getattr(request.state, "flash_out", [])
+        if not (token and request.cookies.get(CSRF_COOKIE) != token) and not flashes \
+                and not getattr(request.state, "flash_read", False):
+            return []
+        made = Response()  # Starlette's cookie syntax, then only its Set-Cookie headers are kept
         secure = secure_cookies(request)
         if token and request.cookies.get(CSRF_COOKIE) != token:
-            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure)
-        flashes = getattr(request.state, "flash_out", [])
+            made.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure)
         if flashes:
-            response.set_cookie(FLASH_COOKIE, dump_flashes(request, flashes), httponly=True, samesite="lax",
-                                secure=secure, max_age=120)
+            made.set_cookie(FLASH_COOKIE, dump_flashes(request, flashes), httponly=True, samesite="lax",
+                            secure=secure, max_age=120)
         elif getattr(request.state, "flash_read", False):
-            response.delete_cookie(FLASH_COOKIE)
-        headers.apply(request, response)
-        return response
+            made.delete_cookie(FLASH_COOKIE)
+        return [value.decode("latin-1") for name, value in made.raw_headers if name == b"set-cookie"]

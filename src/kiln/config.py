@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_NAME = "kiln.toml"
@@ -242,6 +242,32 @@ class WebSettings(BaseModel):
                                "storage backend's url_expires when pages link signed URLs).")
 
 
+class ModerationSettings(BaseModel):
+    """Reports and what the moderators remove (docs/moderation.md)."""
+
+    removal_grace_days: int = Field(
+        30, ge=0, le=3650, description="Days a removed media item or collection is kept (hidden from everyone but "
+                                       "admins, who may restore it) before its files and row are deleted for good.")
+
+
+class SearchSettings(BaseModel):
+    """Full-text search (docs/search.md)."""
+
+    language: str = Field(
+        "english", description="PostgreSQL: the language whose stemmer the index uses (any of PostgreSQL's "
+                               "Snowball languages: english, german, french, spanish, ...). Run `kiln search "
+                               "reindex` after changing it. SQLite's index always stems English.")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from kiln.search.backends import LANGUAGES
+
+        if value not in LANGUAGES:
+            raise ValueError(f"search.language must be one of {', '.join(LANGUAGES)}")
+        return value
+
+
 DEFAULT_URL = "http://127.0.0.1:6543"
 
 
@@ -262,7 +288,22 @@ class Settings(BaseSettings):
                           "Unset: the address each request came to, and for mail and CLI output the "
                           "address `kiln serve` listens on.")
     static_base_url: str | None = Field(None, description="Serve CSS/JS from another host (direct_remote_path).")
-    registration_open: bool = True
+    registration: Literal["open", "approval", "invite", "closed"] = Field(
+        "open", description="Who may sign up: anyone (open), anyone whose request a moderator approves "
+                            "(approval), people with an invite link (invite), nobody (closed).")
+    registration_open: bool | None = Field(
+        None, description="The old switch, still read: true means registration = \"open\", false \"closed\" "
+                          "(only when `registration` itself is not set).")
+    registration_question: str = Field(
+        "", max_length=500, description="In approval mode, the question the sign-up form asks; the answer goes "
+                                        "to the moderators with the request.")
+    invites_by_users: bool = Field(False, description="Let every confirmed account make invite links, not only admins.")
+    blocked_email_domains: list[str] = Field(
+        default_factory=list, description="Sign-ups with an address at these domains (or their subdomains) are "
+                                          "refused.")
+    hold_first_comments: int = Field(
+        0, ge=0, description="New accounts' first comments wait for a moderator's approval: comments of accounts "
+                             "with fewer than this many approved comments are held. 0: off.")
     require_email_verification: bool = True
     max_upload_bytes: int = Field(2 * 1024**3, ge=1)
     per_page: int = Field(30, ge=1, le=200)
@@ -279,6 +320,21 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     security: SecuritySettings = SecuritySettings()
     web: WebSettings = WebSettings()
+    moderation: ModerationSettings = ModerationSettings()
+    search: SearchSettings = SearchSettings()
+    username_hold_days: int = Field(30, ge=0, le=3650, description="Days the username of a deleted account is "
+                                    "held back before anyone can register it again (0: free at once).")
+
+    @model_validator(mode="after")
+    def _registration_from_old_switch(self) -> Settings:
+        if self.registration_open is not None and "registration" not in self.model_fields_set:
+            self.registration = "open" if self.registration_open else "closed"
+        return self
+
+    @field_validator("blocked_email_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return [d.strip().lower().lstrip("@").strip(".") for d in value if d.strip().strip(".@")]
 
     @field_validator("data_dir")
     @classmethod

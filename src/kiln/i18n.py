@@ -363,6 +363,20 @@ def format_date(value: dt.date | dt.datetime | None) -> str:
     return babel_dates.format_date(value, "long", locale=locale_of(current()))
 
 
+def format_short_date(value: dt.date | dt.datetime | None) -> str:
+    """A day said briefly (6 Dec 2026), for gallery cards; a time counts by its day in UTC."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).date()
+    return _short_date_in(value, current())
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_date_in(day: dt.date, code: str) -> str:
+    return babel_dates.format_date(day, "medium", locale=locale_of(code))
+
+
 # JavaScript ------------------------------------------------------------------------------------
 
 JS_MARKER = "static/"  # catalogue entries found in the web's static JavaScript

@@ -18,6 +18,7 @@ from kiln.db.session import BACKGROUND, Timeouts, make_engine, make_session_fact
 from kiln.processing.dispatch import Dispatcher
 from kiln.processing.outbox import Bell, make_bell
 from kiln.processing.outbox import install as install_outbox
+from kiln.search.upkeep import install as install_search_upkeep
 from kiln.storage import Stores, make_stores
 from kiln.storage.assignments import loader
 
@@ -63,4 +64,5 @@ def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None,
     )
     runtime.effects = make_bell(runtime)
     install_outbox(sessions, lambda ids: runtime.effects.ring(ids))
+    install_search_upkeep(sessions)
     return runtime

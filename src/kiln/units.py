@@ -8,6 +8,8 @@ too), so "5000 TiB" reads the same everywhere."""
 
 from __future__ import annotations
 
+import re
+
 from kiln.i18n import decimal_symbol
 
 KIB, MIB, GIB, TIB = 1024, 1024**2, 1024**3, 1024**4
@@ -34,3 +36,28 @@ def format_size(size: int, *, decimal: str | None = None) -> str:
                 decimal = decimal_symbol()
             return f"{whole}{decimal}{tenth} {name}"
     raise AssertionError("unreachable")
+
+
+_PARSE_UNITS = {"": 1, "b": 1, "k": KIB, "kib": KIB, "m": MIB, "mib": MIB, "g": GIB, "gib": GIB, "t": TIB,
+                "tib": TIB, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_SIZE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,6})?)\s*([a-zA-Z]{0,3})\s*$")
+
+
+def parse_size(text: str) -> int | None:
+    """'500MiB', '2GiB', '1.5 GiB', '1048576' (bytes) as bytes; 'none' (or 'default', 'site') as None.
+    KiB/MiB/GiB (or K/M/G) count in 1024s, KB/MB/GB in 1000s. Refuses anything else with a sentence."""
+    from kiln.errors import InvalidInput
+
+    if text.strip().lower() in ("none", "default", "site"):
+        return None
+    found = _SIZE.match(text)
+    unit = found.group(2).lower() if found else ""
+    if not found or unit not in _PARSE_UNITS:
+        raise InvalidInput("'%(text)s' is not a size; write it like 500MiB, 2GiB, 1048576 or none.",
+                           code="bad_size", text=text[:40])
+    size = int(float(found.group(1)) * _PARSE_UNITS[unit])
+    if size < 1:
+        raise InvalidInput("An upload limit must be at least 1 byte.", code="bad_limit")
+    if size > 2**63 - 1:
+        raise InvalidInput("That upload limit is too large.", code="bad_limit")
+    return size

@@ -66,7 +66,7 @@ def test_new_user_registers_verifies_and_uploads_three_photos(page: Page, live_s
     camera = page.locator("ul.grid li", has_text=photos[0].stem)
     size = camera.locator("img.picture").evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert size[1] > size[0], f"camera photo not upright: {size}"
-    camera.locator("a").click()
+    camera.locator("a.card").click()
     medium = page.locator("article.media figure img")
     expect(medium).to_be_visible()
     assert medium.evaluate("img => img.naturalHeight") == 1280

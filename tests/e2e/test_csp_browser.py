@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import CSP_LISTENER as LISTEN
-from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM
+from tests.e2e.conftest import HAVE_CHROMIUM, NO_CHROMIUM, own_tab
 from tests.e2e.test_kinds_browser import sign_up, wait_until_settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,15 +25,15 @@ def test_pages_and_every_kind_run_under_the_policy_with_no_violation(browser, li
     context.add_init_script(LISTEN)
     page = context.new_page()
     console: list[str] = []
-    page.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
+    context.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
     violations: list[str] = []
 
-    def visit(path: str) -> None:
-        response = page.goto(path)
+    def visit(path: str, tab=page) -> None:  # type: ignore[no-untyped-def]
+        response = tab.goto(path)
         assert response is not None and response.status == 200, path
         assert "default-src 'self'" in (response.headers.get("content-security-policy") or ""), path
-        page.wait_for_load_state("networkidle")
-        violations.extend(f"{path}: {v}" for v in page.evaluate("window.__csp"))
+        tab.wait_for_load_state("networkidle")
+        violations.extend(f"{path}: {v}" for v in tab.evaluate("window.__csp"))
 
     sign_up(page, live_server, "cass")
     page.goto("/upload")
@@ -45,9 +45,13 @@ def test_pages_and_every_kind_run_under_the_policy_with_no_violation(browser, li
     for path in ("/", "/u/cass", "/auth/login", "/auth/register", "/account", "/upload", "/auth/forgot"):
         visit(path)
     for item in items:
-        visit(item["url"].replace(live_server.url, ""))
         if item["kind"] == "model3d":  # the viewer module loads, compiles its WebAssembly and draws
-            page.wait_for_function("customElements.get('model-viewer') !== undefined", timeout=30_000)
+            with own_tab(context, LISTEN, base_url=live_server.url, viewport={"width": 1280, "height": 900}) as tab:
+                visit(item["url"].replace(live_server.url, ""), tab)
+                tab.wait_for_function("customElements.get('model-viewer') !== undefined", timeout=30_000)
+                violations.extend(tab.evaluate("window.__csp"))
+            continue
+        visit(item["url"].replace(live_server.url, ""))
         if item["kind"] in ("video", "audio"):
             player = page.locator("video, audio").first
             page.wait_for_function("m => m.readyState >= 1", arg=player.element_handle(), timeout=30_000)

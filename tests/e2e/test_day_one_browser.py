@@ -102,7 +102,10 @@ def test_owners_see_their_private_items_marked_and_visitors_find_tags_from_the_m
     page.goto("/u/tagger")
     expect(page.locator("ul.grid li")).to_have_count(1)
     expect(page.locator(".mark")).to_have_count(0)
-    page.get_by_role("link", name="Tags").click()
+    page.get_by_role("link", name="Explore").click()
+    expect(page).to_have_url(live_server.url + "/explore")
+    assert fits(page)
+    page.get_by_role("link", name="All tags").click()
     expect(page).to_have_url(live_server.url + "/tags")
     quay = page.locator(".tag-index a", has_text="quay")
     expect(quay.locator(".count")).to_have_text("Public items: 1")  # the private one does not count

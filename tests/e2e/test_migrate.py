@@ -18,7 +18,7 @@ from kiln.storage.operations import checksum
 from tests.e2e.conftest import serve
 from tests.storage.conftest import backend_config
 
-MEDIA = 100
+MEDIA = 40  # 130 objects with their renditions: enough for a kill half-way (after 20)
 
 
 def kiln(server, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ def test_migrate_public_store_to_swift_and_back_while_serving(tmp_path, images):
         settings = load_settings(data_dir=server.data, database_url=server.db_url)
         local, remote = open_store(settings, "local", "public"), open_store(settings, "swift", "public")
         before = {tuple(k): checksum(local, k) for k in local.iter_keys()}
-        assert len(before) == 2 * MEDIA + MEDIA // 4  # medium and thumbnail; the GIFs also animate
+        assert len(before) == 3 * MEDIA + MEDIA // 4  # medium and the two thumbnails; the GIFs also animate
 
         dry = kiln(server, "storage", "migrate", "--store", "public", "--to", "swift", "--dry-run")
         assert f"{len(before)} object(s) in the public store on 'local' would be copied" in dry.stdout
@@ -64,7 +64,7 @@ def test_migrate_public_store_to_swift_and_back_while_serving(tmp_path, images):
         resumed = kiln(server, "storage", "migrate", "--store", "public", "--to", "swift")
         assert "The public store is now on 'swift'" in resumed.stdout
         after = {tuple(k): checksum(remote, k) for k in remote.iter_keys()}
-        assert len(after) == len(before) + 2
+        assert len(after) == len(before) + 3  # the new item's medium and two thumbnails
         assert all(after[key] == digest for key, digest in before.items())
 
         time.sleep(6)  # the server re-reads the assignment within 5 s

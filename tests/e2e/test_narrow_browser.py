@@ -28,9 +28,14 @@ URL = "https://example.com/" + "path/" * 30 + "x" * 80
 DESCRIPTION = (f"A link: {URL}\n\nA long word: {'Q' * 300}\n\n`{'code' * 60}`\n\n    {'pre' * 80}\n\n"
                f"| {'c' * 120} | {'d' * 50} |\n|---|---|\n| {'e' * 90} | f |")
 DISPLAY_NAME = "D" * 100
-# Lists what sticks out past the right edge, to say what to fix.
+# Lists what sticks out past the right edge, to say what to fix; not what is inside a row that scrolls
+# sideways on its own (the phone's top bar links), which the page does not.
 WIDEST = """() => Array.from(document.querySelectorAll('body *')).filter(el => {
-    const r = el.getBoundingClientRect(); return r.right > window.innerWidth + 1 && r.width > 0;
+    const r = el.getBoundingClientRect();
+    if (!(r.right > window.innerWidth + 1 && r.width > 0)) return false;
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement)
+        if (['auto', 'scroll'].includes(getComputedStyle(up).overflowX)) return false;
+    return true;
 }).slice(0, 10).map(el => el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined
     ? '.' + String(el.className).split(' ').join('.') : '') + ' ' + Math.round(el.getBoundingClientRect().right))"""
 

@@ -9,6 +9,7 @@ import time
 from email import message_from_bytes
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import CSP_LISTENER, HAVE_CHROMIUM, NO_CHROMIUM
 from tests.e2e.test_kinds_browser import sign_up
@@ -44,7 +45,7 @@ def test_follow_bell_digest_and_unsubscribe(browser, live_server) -> None:  # ty
 
     bruno.goto("/u/annabell")
     bruno.get_by_role("button", name="Follow").click()
-    assert bruno.get_by_role("button", name="Unfollow").is_visible()
+    expect(bruno.get_by_role("button", name="Unfollow")).to_be_visible()
 
     # The tab comes back into view: bell.js asks at once (and then every 30 s).
     anna.evaluate("document.dispatchEvent(new Event('visibilitychange'))")

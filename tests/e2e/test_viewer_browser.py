@@ -1,7 +1,8 @@
 """The photo viewer in a real browser: a photo opens at full size in a modal dialog, Right shows the
 older item and Left the newer, a swipe does the same on a phone, focus stays in the dialog, Escape
 closes it on the page of the item shown, a neighbour that is not a photo opens as its page, and the
-download button offers the published original or else the picture itself. Without JavaScript the
+download button offers the published original or else the picture itself; opened from a list (a
+search here), the page and the viewer walk that list. Without JavaScript the
 photo is a plain link to its largest rendition. A private photo's files come through the app's
 checked route."""
 
@@ -96,6 +97,29 @@ def test_photo_viewer(browser, live_server, tmp_path):  # type: ignore[no-untype
     wait_shown(page)
     page.keyboard.press("ArrowRight")
     page.wait_for_url(f"**{path(note['url'])}")
+
+    # Opened from a search (oldest first), the page and the viewer walk the search's list instead of
+    # the owner's newer and older items (context.js).
+    for _ in range(50):  # the search index is written by the worker just after processing
+        page.goto("/search?q=photo&kind=image&sort=oldest")  # the note says "photo" too
+        if page.locator("ul.grid a").count() == 3:
+            break
+        page.wait_for_timeout(200)
+    page.locator("ul.grid a", has_text=oldest["title"]).click()
+    page.wait_for_url(f"**{path(oldest['url'])}")
+    nav = page.locator("nav.prevnext")
+    expect(nav.locator("a.context-back")).to_have_text("Back to “Search”")
+    expect(nav.locator('a[rel="prev"]')).to_have_count(0)  # the first of the list
+    assert nav.locator('a[rel="next"]').get_attribute("href") == path(middle["url"])  # not the note
+    page.locator("a[data-viewer]").click()
+    wait_shown(page)
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".viewer-title")).to_have_text(middle["title"])
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".viewer-title")).to_have_text(newest["title"])
+    expect(page.locator(".viewer-next")).to_be_disabled()  # the end of the list
+    page.keyboard.press("Escape")
+    page.wait_for_url(f"**{path(newest['url'])}")  # closed on the page of the item shown
 
     page.goto(f"/u/vera/m/{secret}")  # private: through the app's checked route
     assert page.locator("a[data-viewer]").get_attribute("href") == f"/m/{secret}/r/medium"

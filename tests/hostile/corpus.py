@@ -337,8 +337,9 @@ def add_damaged(b: Builder, samples: dict[str, dict[str, Path]], seeds: dict[str
 
 
 def make_corpus(directory: Path, samples: dict[str, dict[str, Path]], hostile: dict[str, dict[str, Path]],
-                secret_text: Path, secret_video: Path, trap_url: str) -> list[Case]:
-    """Every hostile case; ``samples``/``hostile`` are the kinds' own fixtures (make_all / make_hostile)."""
+                secret_text: Path, secret_video: Path, trap_url: str, flips: int = 2) -> list[Case]:
+    """Every hostile case; ``samples``/``hostile`` are the kinds' own fixtures (make_all / make_hostile).
+    ``flips``: how many bit-flipped copies of each image, PDF and text sample (the slowest group)."""
     directory.mkdir(parents=True, exist_ok=True)
     b = Builder(directory)
     good = {"png": samples["image"]["flat_png"], "jpeg": samples["image"]["plain"],
@@ -359,5 +360,5 @@ def make_corpus(directory: Path, samples: dict[str, dict[str, Path]], hostile: d
     add_unaccepted(b)
     add_mismatches(b, good)
     add_names(b, good)
-    add_damaged(b, samples, {"image": 2, "pdf": 2, "text": 2, "model3d": 1, "video": 1, "audio": 1})
+    add_damaged(b, samples, {"image": flips, "pdf": flips, "text": flips, "model3d": 1, "video": 1, "audio": 1})
     return b.cases

@@ -43,7 +43,7 @@ def test_kind_contract(settings):  # type: ignore[no-untyped-def]
     steps = {step.name: step for step in KIND.steps(settings)}
     assert list(steps) == ["metadata", "waveform", "medium", "transcode", "spectrogram"]
     made = {spec.name for step in steps.values() for spec in step.renditions}
-    assert made == {"peaks", "waveform", "thumbnail", "medium", "audio", "spectrogram"}
+    assert made == {"peaks", "waveform", "thumbnail", "thumbnail_2x", "medium", "audio", "spectrogram"}
     assert not steps["spectrogram"].required and steps["transcode"].required
 
 
@@ -96,7 +96,8 @@ def test_a_declared_hundred_hours_is_refused_before_decoding(hostile, settings):
     started = time.perf_counter()
     with pytest.raises(MediaRejected) as caught:
         identify(hostile("audio")["long_flac"], settings)
-    assert time.perf_counter() - started < 3.0
+    # Decoding a hundred hours would take many minutes; a loaded CI machine took 5 s for the refusal.
+    assert time.perf_counter() - started < 20.0
     assert caught.value.code == "too_long" and "100:00:00" in caught.value.message
 
 
@@ -202,6 +203,7 @@ def test_mp3_renditions(samples, settings, tmp_path):  # type: ignore[no-untyped
         assert wave.mode == "RGBA" and wave.size == (made["waveform"].width, made["waveform"].height)
     thumb = made["thumbnail"]
     assert thumb.mime_type == "image/jpeg" and max(thumb.width, thumb.height) <= settings.image.thumbnail_size
+    assert max(made["thumbnail_2x"].width, made["thumbnail_2x"].height) == 2 * max(thumb.width, thumb.height)
     assert made["medium"].width <= settings.image.medium_size
     spectrogram = made["spectrogram"]
     assert spectrogram.width == settings.audio.spectrogram_width

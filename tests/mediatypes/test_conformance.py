@@ -26,7 +26,7 @@ from tests.conftest import csrf, register
 from kiln.config import Settings
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import kind_dir, kinds
-from kiln.mediatypes.base import CAPABILITIES, RenditionSpec
+from kiln.mediatypes.base import CAPABILITIES, THUMBNAIL_2X, RenditionSpec
 
 KINDS = sorted(kinds())
 # Seconds allowed to decide one hostile file (issue #6: 30 s for images, 120 s for video).
@@ -70,6 +70,10 @@ def test_kind_fulfils_the_contract(name: str, settings) -> None:  # type: ignore
     assert len({s.name for s in steps}) == len(steps), "step names are unique"
     outputs = [spec.name for step in steps for spec in step.renditions]
     assert "thumbnail" in outputs, "galleries need a thumbnail from every kind"
+    thumbnail_step = next(step for step in steps if "thumbnail" in {spec.name for spec in step.renditions})
+    sizes = {spec.name: spec.params.get("size") for spec in thumbnail_step.renditions}
+    assert sizes.get(THUMBNAIL_2X) == 2 * settings.image.thumbnail_size == 2 * sizes["thumbnail"], \
+        "the thumbnail's step also makes it at twice the size (galleries' srcset)"
     assert all(isinstance(spec, RenditionSpec) and spec.fingerprint() for step in steps for spec in step.renditions)
 
 
@@ -122,6 +126,9 @@ def test_every_sample_is_published_with_a_thumbnail_and_a_page(name, client, set
         if thumb is None or not thumb.width or not thumb.height:
             problems.append(f"{label}: no thumbnail with a size")
             continue
+        sharp = next((r for r in entry.renditions if r.name == THUMBNAIL_2X), None)
+        if sharp is None or max(sharp.width or 0, sharp.height or 0) < max(thumb.width, thumb.height):
+            problems.append(f"{label}: no thumbnail_2x at least as large as the thumbnail")
         served = client.get(rt.stores.public.url(thumb.key))
         if served.status_code != 200 or not served.headers["content-type"].startswith("image/"):
             problems.append(f"{label}: thumbnail served as {served.status_code} {served.headers.get('content-type')}")

@@ -176,6 +176,23 @@ def test_thumbnail_fits_and_is_upright(camera_run):
         assert is_red(image.getpixel((image.width - 3, 3)))
 
 
+def test_thumbnail_2x_is_made_with_the_thumbnail_at_twice_its_size(camera_run):
+    thumbnail, sharp = camera_run[0]["thumbnail"], camera_run[0]["thumbnail_2x"]
+    assert (sharp.width, sharp.height) == (2 * thumbnail.width, 2 * thumbnail.height) == (240, 360)
+    with Image.open(sharp.path) as image:
+        assert image.size == (240, 360) and is_red(image.getpixel((image.width - 5, 5)))
+    assert_no_camera_metadata(sharp.path)
+
+
+def test_a_run_asked_for_only_the_2x_makes_only_it(images, settings, tmp_path):
+    """A reprocess of an item made before the 2x size existed names only the missing output."""
+    ctx = context(images["camera"], settings, tmp_path / "work")
+    spec = next(d for d in KIND.steps(settings) if d.name == "thumbnail").spec("thumbnail_2x")
+    ctx.specs = {"thumbnail_2x": spec}
+    made = KIND.run_step("thumbnail", ctx).files
+    assert [(f.name, f.width, f.height) for f in made] == [("thumbnail_2x", 240, 360)]
+
+
 def test_thumbnail_is_made_from_the_medium(images, settings, tmp_path):
     source = tmp_path / "copy.jpg"
     shutil.copy(images["camera"], source)
@@ -332,7 +349,7 @@ def test_steps_are_declared_in_order(settings):
     assert [s.name for s in steps] == ["medium", "thumbnail", "metadata"]
     assert [r.name for r in steps[0].renditions] == ["medium", "animated"]  # animated: optional, animations only
     assert [r.optional for r in steps[0].renditions] == [False, True]
-    assert [r.name for r in steps[1].renditions] == ["thumbnail"]
+    assert [r.name for r in steps[1].renditions] == ["thumbnail", "thumbnail_2x"]
     assert steps[2].renditions == ()
     assert steps[0].renditions[0].params["size"] == 1280
     assert steps[1].renditions[0].params["size"] == 180

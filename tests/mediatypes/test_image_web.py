@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import time
@@ -109,11 +110,17 @@ def test_grid_paints_each_thumbnail_on_its_placeholder(client, settings, rt, ima
     assert re.search(r'<img class="placeholder" src="data:image/png;base64,[A-Za-z0-9+/=]+"', html)
 
 
-def _item(kind: str, info: dict, index: int = 1):  # type: ignore[no-untyped-def]
-    thumb = SimpleNamespace(key=["entries", str(index), "thumbnail.jpg"], width=180, height=120,
-                            mime_type="image/jpeg")
-    return SimpleNamespace(id=index, kind=kind, info=info, title=f"{kind} {index}",
-                           owner=SimpleNamespace(username="alice"), rendition=lambda name: thumb)
+def _item(kind: str, info: dict, index: int = 1, sharp: bool = False):  # type: ignore[no-untyped-def]
+    renditions = {"thumbnail": SimpleNamespace(key=["entries", str(index), "thumbnail.jpg"], width=180, height=120,
+                                               mime_type="image/jpeg")}
+    if sharp:
+        renditions["thumbnail_2x"] = SimpleNamespace(key=["entries", str(index), "thumbnail_2x.jpg"], width=360,
+                                                     height=240, mime_type="image/jpeg")
+    return SimpleNamespace(id=index, kind=kind, info=info, title=f"{kind} {index}", alt=f"{kind} {index}",
+                           owner=SimpleNamespace(username="alice", display_name="Alice Liddell"),
+                           published=dt.datetime(2026, 3, 14, 22, 30, tzinfo=dt.UTC),
+                           visibility="public", state="processed", favourite_count=0, comment_count=0,
+                           rendition=renditions.get)
 
 
 def test_badges_tell_kinds_apart(client):
@@ -125,7 +132,23 @@ def test_badges_tell_kinds_apart(client):
         _item("pdf", {"pages": 1}, 4),
         _item("image", {"frames": 1}, 5),
         _item("video", {"duration": "junk"}, 6),
+        _item("model3d", {}, 7),
+        _item("image", {"frames": 8}, 8),
     ]
     html = env.get_template("_grid.html").render(page=SimpleNamespace(items=items, next_cursor=None))
     badges = re.findall(r'<span class="badge">([^<]*)</span>', html)
-    assert badges == ["▶ 0:12", "▶ 1:02:05", "12 pages", "1 page"]
+    assert badges == ["▶ 0:12", "♪ 1:02:05", "12 pages", "1 page", "3D", "▶ animated"]
+
+
+def test_cards_offer_the_2x_thumbnail_and_say_who_and_when(client):
+    env = client.app.state.templates.env
+    html = env.get_template("_grid.html").render(page=SimpleNamespace(
+        items=[_item("image", {}, 1, sharp=True), _item("image", {}, 2)], next_cursor=None))
+    sharp, old = html.split("<li>")[1:]
+    src = re.search(r'srcset="([^"]+)"', sharp)
+    assert src and src.group(1) == ("/media/entries/1/thumbnail.jpg 180w, /media/entries/1/thumbnail_2x.jpg 360w")
+    assert 'sizes="(min-width: 600px) 300px, 45.0vw"' in sharp  # a 3:2 picture drawn wider than its square
+    assert "srcset" not in old and 'src="/media/entries/2/thumbnail.jpg"' in old  # made before the 2x: 1x alone
+    for card in (sharp, old):
+        assert '<a href="/u/alice">Alice Liddell</a>' in card
+        assert '<time datetime="2026-03-14">Mar 14, 2026</time>' in card

@@ -167,12 +167,12 @@ def test_a_byte_limit_refuses_before_reading(models, tmp_path):
 @pytest.mark.parametrize("key", ["stl", "stl_ascii", "obj", "ply", "gltf", "glb"])
 def test_every_format_gives_a_glb_a_picture_and_its_facts(models, small, processed, key):
     made, info = processed(key)
-    assert set(made) == {"model", "medium", "thumbnail"}
+    assert set(made) == {"model", "medium", "thumbnail", "thumbnail_2x"}
     loaded = trimesh.load_scene(made["model"].path, file_type="glb")
     assert sum(len(m.faces) for m in loaded.dump()) == info["triangles"] == identify(models[key], small).extra[
         "triangles"]
     assert made["model"].mime_type == "model/gltf-binary"
-    for name, box in (("medium", 256), ("thumbnail", 96)):
+    for name, box in (("medium", 256), ("thumbnail", 96), ("thumbnail_2x", 192)):
         picture = made[name]
         assert max(picture.width, picture.height) == box
         with Image.open(picture.path) as image:
@@ -230,8 +230,9 @@ def test_pictures_are_made_from_the_original_when_the_glb_is_not_at_hand(models,
     found = identify(models["obj"], small)
     (tmp_path / "w").mkdir()
     ctx = StepContext(source=models["obj"], workdir=tmp_path / "w", settings=small, identified=found)
-    thumb = KIND.run_step("thumbnail", ctx).files[0]
+    sharp, thumb = KIND.run_step("thumbnail", ctx).files  # one render: the 1x is shrunk from the 2x
     assert thumb.name == "thumbnail" and max(thumb.width, thumb.height) == 96
+    assert sharp.name == "thumbnail_2x" and max(sharp.width, sharp.height) == 192
 
 
 # The renderer -----------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_a_binary_stl_is_published_with_a_viewer_that_needs_no_inline_code(clien
     with rt.sessions() as session:
         entry = session.query(MediaEntry).one()
         assert entry.state == "processed", entry.error_message
-        assert {r.name for r in entry.renditions} == {"model", "medium", "thumbnail"}
+        assert {r.name for r in entry.renditions} == {"model", "medium", "thumbnail", "thumbnail_2x"}
         assert entry.info["triangles"] == 108 and entry.info["blurhash"]
         model_key = entry.rendition("model").key
         page = client.get(f"/u/alice/m/{entry.id}").text

@@ -90,8 +90,9 @@ def test_the_reader_child_has_a_memory_cap(samples, tmp_path):
 def test_multipage_document_gives_pictures_of_its_pages(samples, plain_settings, tmp_path):
     seen: list[float] = []
     made, info = run_all(samples("pdf")["multipage"], plain_settings, tmp_path / "work", progress=seen.append)
-    assert sorted(made) == ["medium", "page-1", "page-2", "page-3", "thumbnail"]
+    assert sorted(made) == ["medium", "page-1", "page-2", "page-3", "thumbnail", "thumbnail_2x"]
     medium, thumb = made["medium"], made["thumbnail"]
+    assert max(made["thumbnail_2x"].width, made["thumbnail_2x"].height) == 360  # from the medium, same shape
     assert (medium.mime_type, medium.height) == ("image/jpeg", 1280) and medium.width == round(1280 * 595 / 842)
     assert max(thumb.width, thumb.height) == 180
     assert (made["page-2"].width, made["page-2"].height) == (1200, 848)  # the landscape page
@@ -128,7 +129,8 @@ def test_steps_and_fingerprints(tmp_path):
     settings = load_settings(data_dir=tmp_path / "data")
     names = [(s.name, [r.name for r in s.renditions]) for s in KIND.steps(settings)]
     pages = [f"page-{n}" for n in range(1, settings.document.pages_shown + 1)]
-    assert names == [("medium", ["medium"]), ("thumbnail", ["thumbnail"]), ("metadata", []), ("pages", pages)]
+    assert names == [("medium", ["medium"]), ("thumbnail", ["thumbnail", "thumbnail_2x"]), ("metadata", []),
+                     ("pages", pages)]
     # Every page shown has a spec; only the first must exist (a short document has fewer pages).
     assert [r.optional for r in KIND.steps(settings)[3].renditions] == [n > 1 for n in range(1, len(pages) + 1)]
     wider = load_settings(data_dir=tmp_path / "data", document={"page_width": 800})

@@ -98,7 +98,7 @@ def test_encodings(tmp_path, plain_settings, data, encoding, start):
 # Processing ----------------------------------------------------------------------------------------
 def test_cp437_art_becomes_utf8_box_drawing_and_pictures(samples, plain_settings, tmp_path):
     made, info = run_all(samples("text")["scene"], plain_settings, tmp_path / "work")
-    assert sorted(made) == ["medium", "text", "thumbnail"]
+    assert sorted(made) == ["medium", "text", "thumbnail", "thumbnail_2x"]
     text = made["text"].path.read_text("utf-8")
     assert made["text"].mime_type == "text/plain; charset=utf-8"
     assert text.startswith("╔" + "═" * 76 + "╗\n") and "░▒▓█" in text and "\r" not in text
@@ -111,6 +111,8 @@ def test_cp437_art_becomes_utf8_box_drawing_and_pictures(samples, plain_settings
     medium, thumb = made["medium"], made["thumbnail"]
     assert medium.mime_type == "image/jpeg" and medium.width > 4 * medium.height > 0
     assert max(thumb.width, thumb.height) == 180 and thumb.height >= 0.6 * thumb.width - 1
+    sharp = made["thumbnail_2x"]
+    assert max(sharp.width, sharp.height) == 360 and abs(sharp.width - 2 * thumb.width) <= 2
     with Image.open(medium.path) as picture:
         grey = picture.convert("L")
         # The frame's double line is drawn in light ink on the dark paper, the inside stays dark.

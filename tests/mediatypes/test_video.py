@@ -122,8 +122,10 @@ def test_every_sample_processes_upright_with_even_sides(samples, video_settings,
         data = video.path.read_bytes()
         assert data.find(b"moov") < data.find(b"mdat"), "faststart: the index comes first"
         assert progress and progress[-1] == 1.0
-        thumb = files["thumbnail"]
+        thumb, sharp = files["thumbnail"], files["thumbnail_2x"]
         assert max(thumb.width, thumb.height) <= video_settings.image.thumbnail_size
+        assert max(thumb.width, thumb.height) <= max(sharp.width, sharp.height) \
+            <= 2 * video_settings.image.thumbnail_size
         upright = metadata["height"] > metadata["width"]
         assert (thumb.height > thumb.width) == upright, name
 

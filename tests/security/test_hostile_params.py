@@ -107,3 +107,22 @@ def test_no_parameter_of_any_route_gives_a_server_error(world: World) -> None:
                     crashed.append(f"{role} {method} {url[:80]!r} {str(kwargs)[:80]}: {response.status_code}")
     assert checked > 1000, checked  # the routes were found
     assert not crashed, f"{len(crashed)} server errors:\n" + "\n".join(crashed[:40])
+
+
+def test_oembed_parameters_with_hostile_values_next_to_a_good_address(world: World) -> None:
+    """The generic walk above sends one hostile parameter at a time, so ``maxwidth`` and ``format`` never
+    meet a real item there: here each meets the address of a public item (kiln.web.oembed), and the
+    address itself gets hostile schemes, hosts and paths. A 4xx with a JSON sentence, or a normal answer."""
+    page = f"{BASE_URL}/u/{USERNAMES['owner']}/m/{world.media['public']}"
+    public, private = world.media["public"], world.media["private"]
+    addresses = (*HOSTILE, f"{page}\x00", f"{page}/../../../etc/passwd", f"{page}?share=x" + "y" * 3000,
+                 f"http://[::1]:99999/u/x/m/{public}", "file:///etc/passwd", f"//testserver/m/{public}/embed",
+                 f"{BASE_URL}/m/{private}/embed", f"HTTP://TESTSERVER/u/{USERNAMES['owner']}/m/1e309")
+    sizes = [{"url": page, name: value} for name in ("maxwidth", "maxheight", "format") for value in HOSTILE]
+    wrong = []
+    with TestClient(world.client.app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        for params in [{"url": address} for address in addresses] + sizes:
+            answer = client.get("/oembed", params=params)
+            if answer.status_code >= 500 or (answer.status_code >= 400 and not answer.json()["error"]["message"]):
+                wrong.append(f"{str(params)[:100]}: {answer.status_code}")
+    assert not wrong, "\n".join(wrong)

@@ -98,3 +98,21 @@ def password_reset(*, username: str, site: str, link: str, hours: int) -> tuple[
     body += _("A password set through this link logs your account out everywhere and revokes all of its API "
               "tokens (in case someone else has them); make new tokens on your account page after.\n")
     return subject, body
+
+
+def registration_approved(*, username: str, site: str, link: str) -> tuple[str, str]:
+    """The mail telling someone who asked to join that a moderator approved their account."""
+    subject = interpolate(_("Your account on %(site)s is approved"), {"site": site})
+    body = interpolate(_("Hello %(username)s,\n\na moderator approved your request to join %(site)s. "
+                         "You can log in now:\n\n%(link)s\n"), {"username": username, "site": site, "link": link})
+    return subject, body
+
+
+def registration_rejected(*, username: str, site: str, reason: str) -> tuple[str, str]:
+    """The mail telling someone who asked to join that their request was not accepted."""
+    subject = interpolate(_("Your request to join %(site)s"), {"site": site})
+    body = interpolate(_("Hello %(username)s,\n\na moderator did not accept your request to join %(site)s, "
+                         "and the account you asked for was not made.\n"), {"username": username, "site": site})
+    if reason:
+        body += interpolate(_("\nThe reason given: %(reason)s\n"), {"reason": reason})
+    return subject, body

@@ -5,7 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, UniqueConstraint, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    false,
+    or_,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
@@ -27,7 +41,14 @@ class User(Base):
     bio: Mapped[str] = mapped_column(String(2000), default="")
     default_license: Mapped[str] = mapped_column(String(100), default="")
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Banned now or until ``banned_until`` (None: for good). A ban whose time has passed no longer
+    # counts (``banned_now``, ``not_banned``): nobody has to act when it ends. Only
+    # kiln.moderation.people changes these three.
     banned: Mapped[bool] = mapped_column(default=False)
+    banned_until: Mapped[dt.datetime | None]
+    ban_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # When this person last used a login session or token, to within SEEN_EVERY (kiln.accounts.services).
+    last_seen: Mapped[dt.datetime | None]
     # This person's largest upload in bytes; None means the site's max_upload_bytes.
     upload_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # The language Kiln speaks to this person (pages, mail); None: their browser's, or the site's.
@@ -43,6 +64,12 @@ class User(Base):
     notify_mail: Mapped[dict[str, str] | None] = mapped_column(JSON)
     # When the last daily digest was mailed.
     digest_sent: Mapped[dt.datetime | None]
+    # Signed up in approval mode and not yet approved: cannot log in (kiln.accounts.signup).
+    pending_approval: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # How many blocks and mutes change what this person sees (theirs, and blocks of them); only
+    # kiln.social.blocks changes it. 0: nothing is hidden from them, and pages take their shared,
+    # kept path without reading a block list.
+    hiding: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # Loaded when first asked for (the person making a request): not for every owner and author a
     # listing shows, which never needs them.
@@ -51,7 +78,13 @@ class User(Base):
     )
 
     def has(self, privilege: str) -> bool:
-        return any(p.name == privilege for p in self.privileges)
+        """Whether this person holds ``privilege`` now (one suspended until later does not count)."""
+        return any(p.name == privilege and p.in_force() for p in self.privileges)
+
+    @property
+    def banned_now(self) -> bool:
+        """Banned, and the ban has no end or has not ended yet."""
+        return self.banned and (self.banned_until is None or self.banned_until > utcnow())
 
     @property
     def is_admin(self) -> bool:
@@ -59,11 +92,23 @@ class User(Base):
 
     @property
     def is_active(self) -> bool:
-        return self.has("active") and not self.banned
+        return self.has("active") and not self.banned_now
 
     @property
     def privilege_names(self) -> list[str]:
-        return sorted(p.name for p in self.privileges)
+        """The privileges in force now."""
+        return sorted(p.name for p in self.privileges if p.in_force())
+
+    @property
+    def suspensions(self) -> list[tuple[str, dt.datetime]]:
+        """(privilege, until when) of each privilege taken away for a time that has not ended."""
+        return sorted((p.name, p.suspended_until) for p in self.privileges
+                      if p.suspended_until is not None and not p.in_force())
+
+
+def not_banned(now: dt.datetime | None = None) -> ColumnElement[bool]:
+    """SQL for ``not User.banned_now``: never banned, or the ban's time has passed."""
+    return or_(User.banned.is_(False), and_(User.banned_until.is_not(None), User.banned_until <= (now or utcnow())))
 
 
 class UserPrivilege(Base):
@@ -73,7 +118,12 @@ class UserPrivilege(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(20))
+    # Taken away until then (kiln.moderation.people.revoke); it is back by itself once the time passes.
+    suspended_until: Mapped[dt.datetime | None]
     user: Mapped[User] = relationship(back_populates="privileges")
+
+    def in_force(self) -> bool:
+        return self.suspended_until is None or self.suspended_until <= utcnow()
 
 
 class LoginSession(Base):
@@ -131,3 +181,46 @@ class ThrottleKey(Base):
     blocked_until: Mapped[float] = mapped_column(Float, default=0.0)  # epoch seconds
     strikes: Mapped[int] = mapped_column(default=0)  # pauses in a row, for the doubling
     seen: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+
+
+class RegistrationRequest(Base):
+    """A sign-up waiting for a moderator (approval mode): the account exists with
+    ``pending_approval`` set; approving clears it, rejecting deletes the account (and this row)."""
+
+    __tablename__ = "registration_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    answer: Mapped[str] = mapped_column(Text, default="")  # to the site's registration_question
+    locale: Mapped[str | None] = mapped_column(String(16))  # the language of the outcome's mail
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Invite(Base):
+    """An invite link (``/auth/register?invite=CODE``): works ``max_uses`` times until ``expires``
+    (None: no end) unless revoked."""
+
+    __tablename__ = "invites"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime | None]
+    max_uses: Mapped[int] = mapped_column(default=1)
+    uses: Mapped[int] = mapped_column(default=0)
+    revoked: Mapped[dt.datetime | None]
+    creator: Mapped[User] = relationship(lazy="joined")
+
+
+class HeldUsername(Base):
+    """The username of a deleted account, held back until ``until`` so nobody can take it at once and
+    pass for the person who left (``kiln.accounts.leaving``). Nothing else of theirs is kept here."""
+
+    __tablename__ = "held_usernames"
+
+    username: Mapped[str] = mapped_column(String(30), primary_key=True)
+    until: Mapped[dt.datetime] = mapped_column(index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,11 +9,14 @@ import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
+import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from kiln import i18n
 from kiln.accounts import mail
@@ -22,13 +25,15 @@ from kiln.accounts.models import (
     PRIVILEGES,
     ApiToken,
     EmailToken,
+    HeldUsername,
     LoginSession,
     User,
     UserPrivilege,
 )
 from kiln.config import SecuritySettings
 from kiln.db.base import rowcount, utcnow
-from kiln.errors import Conflict, InvalidInput, KilnError, NotFound
+from kiln.errors import Conflict, InvalidInput, KilnError, NotFound, PermissionDenied
+from kiln.i18n import N_
 from kiln.processing.outbox import record, record_mail, register_handler
 
 if TYPE_CHECKING:
@@ -65,6 +70,36 @@ class AlreadyConfirmed(BadToken):
         self.user = user
 
 
+class Banned(PermissionDenied):
+    """The right password of a banned account: the person is told why and until when, in the
+    language their account is set to (else the request's)."""
+
+    code = "banned"
+
+    def __init__(self, user: User) -> None:
+        self.locale = i18n.normalize(user.locale)
+        if user.banned_until is None:
+            super().__init__(N_("This account is banned for good. The reason given: %(reason)s"),
+                             reason=user.ban_reason or "-")
+        else:
+            super().__init__(N_("This account is banned until %(until)s. The reason given: %(reason)s"),
+                             until=user.banned_until, reason=user.ban_reason or "-")
+
+    @property
+    def message(self) -> str:
+        locale = getattr(self, "locale", None)
+        if locale is None:
+            return super().message
+        with i18n.use_locale(locale):
+            return super().message
+
+
+class PendingApproval(PermissionDenied):
+    """The right password of an account asked for in approval mode that no moderator has approved yet."""
+
+    code = "pending_approval"
+
+
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -74,10 +109,22 @@ def hash_password(password: str) -> str:
 
 
 def check_password(user: User, password: str) -> bool:
+    """Whether ``password`` is this person's. Besides Kiln's own Argon2id hashes, the bcrypt hashes a
+    MediaGoblin site stores are checked (``kiln import mediagoblin`` carries them over as they are):
+    people log in with the password they had, and ``authenticate`` rehashes it to Argon2id."""
+    if is_bcrypt(user.password_hash):
+        try:
+            return bool(bcrypt.checkpw(password.encode(), user.password_hash.encode()))
+        except ValueError:  # not a hash bcrypt can read, or a password past its 72 bytes
+            return False
     try:
         return HASHER.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def is_bcrypt(password_hash: str) -> bool:
+    return password_hash.startswith(("$2a$", "$2b$", "$2y$"))
 
 
 def clean_username(username: str) -> str:
@@ -114,6 +161,14 @@ def find_user(session: Session, name_or_email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(column) == value))
 
 
+def check_not_held(session: Session, name: str) -> None:
+    """Refuse the username of an account deleted lately (``kiln.accounts.leaving``) until its hold ends."""
+    held = session.get(HeldUsername, name)
+    if held is not None and held.until > utcnow():
+        raise Conflict("The username '%(name)s' belonged to an account deleted lately and is held back until "
+                       "%(until)s; choose another.", code="username_held", name=name, until=held.until)
+
+
 def create_user(
     session: Session, username: str, email: str, password: str, *, verified: bool = False,
     admin: bool = False,
@@ -122,6 +177,7 @@ def create_user(
     check_new_password(password)
     if session.scalar(select(User.id).where(User.username == name)):
         raise Conflict("The username '%(name)s' is taken.", code="username_taken", name=name)
+    check_not_held(session, name)
     if session.scalar(select(User.id).where(User.email == address)):
         raise Conflict("An account with that email address already exists.", code="email_taken")
     user = User(username=name, email=address, password_hash=hash_password(password), display_name=username)
@@ -136,11 +192,15 @@ def create_user(
 
 
 def grant(user: User, privilege: str) -> None:
+    """Give ``privilege`` (one suspended for a time is given back now)."""
     if privilege not in PRIVILEGES:
         raise InvalidInput("Unknown privilege '%(privilege)s'. Known: %(known)s.", privilege=privilege,
                            known=", ".join(PRIVILEGES))
-    if not user.has(privilege):
+    row = next((p for p in user.privileges if p.name == privilege), None)
+    if row is None:
         user.privileges.append(UserPrivilege(name=privilege))
+    else:
+        row.suspended_until = None
 
 
 def set_password(session: Session, user: User, password: str, revoke_tokens: bool = False) -> int:
@@ -287,9 +347,12 @@ def authenticate(session: Session, name_or_email: str, password: str) -> User:
         raise BadCredentials("The username or password is wrong.")
     if not check_password(user, password):
         raise BadCredentials("The username or password is wrong.")
-    if user.banned:
-        raise BadCredentials("This account is suspended.", code="banned")
-    if HASHER.check_needs_rehash(user.password_hash):
+    if user.banned_now:
+        raise Banned(user)
+    if user.pending_approval:
+        raise PendingApproval("Your account is waiting for approval by a moderator. We will mail you when it "
+                              "is decided.")
+    if is_bcrypt(user.password_hash) or HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
 
@@ -315,6 +378,7 @@ def _burn(password: str) -> None:
 
 def start_session(session: Session, user: User) -> str:
     token = secrets.token_urlsafe(32)
+    user.last_seen = utcnow()  # logging in is being seen (and spares the first page the write)
     session.add(LoginSession(token_hash=digest(token), user_id=user.id,
                              expires=utcnow() + dt.timedelta(days=SESSION_DAYS)))
     return token
@@ -324,9 +388,25 @@ def session_user(session: Session, token: str) -> User | None:
     # One query: the login, its person and their privileges (every page asks for them).
     row = session.scalars(select(LoginSession).options(joinedload(LoginSession.user).joinedload(User.privileges))
                           .where(LoginSession.token_hash == digest(token))).unique().first()
-    if row is None or row.expires < utcnow() or row.user.banned:
+    if row is None or row.expires < utcnow() or row.user.banned_now or row.user.pending_approval:
         return None
     return row.user
+
+
+SEEN_EVERY = dt.timedelta(minutes=10)
+
+
+def note_seen(engine: Engine, user: User) -> None:
+    """Remember that ``user`` was here, at most once per SEEN_EVERY: one small UPDATE in its own
+    short transaction (the request's may never commit), and none at all on most requests. It goes
+    straight to the engine: nobody without an account sees it, so the site's change counter stays."""
+    now = utcnow()
+    if user.last_seen is not None and user.last_seen > now - SEEN_EVERY:
+        return
+    with engine.begin() as connection:
+        connection.execute(update(User).where(User.id == user.id, (User.last_seen.is_(None))
+                                              | (User.last_seen <= now - SEEN_EVERY)).values(last_seen=now))
+    set_committed_value(user, "last_seen", now)  # not a change the request's session would write
 
 
 def end_session(session: Session, token: str) -> None:
@@ -344,9 +424,13 @@ def create_api_token(session: Session, user: User, name: str = "", scope: str = 
 
 
 def token_owner(session: Session, token: str) -> ApiToken | None:
+    """The token's row, None if there is none; the token of a banned person raises Banned (why and
+    until when), and works again when a ban for a time has ended."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-    if row is None or row.user.banned:
+    if row is None:
         return None
+    if row.user.banned_now:
+        raise Banned(row.user)
     return row
 
 

@@ -38,9 +38,10 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from kiln.cli import collections, media, outbox, plugins, reprocess, server, storage, users  # noqa: E402  (commands register on `main`)
+from kiln.cli import collections, imports, media, moderation, outbox, plugins, reprocess, search, server, storage, users  # noqa: E402  (commands register on `main`)
 from kiln.plugins import plugin_manager  # noqa: E402
 
 plugin_manager().hook.kiln_register_commands(cli=main)  # plugins' commands (kiln/hookspecs.py)
 
-__all__ = ["main", "pass_kiln", "collections", "media", "outbox", "plugins", "reprocess", "server", "storage", "users"]
+__all__ = ["main", "pass_kiln", "collections", "media", "outbox", "plugins", "reprocess", "server", "storage", "users",
+           "moderation", "search", "imports"]

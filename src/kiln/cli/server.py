@@ -39,23 +39,28 @@ def dbupdate(kiln: Kiln) -> None:
 @click.option("--no-worker", is_flag=True, help="Run the web app only (processing workers run elsewhere).")
 @click.option("--access-log", is_flag=True, help="Log every request (off by default; nginx usually logs them).")
 @click.option("--verbose", "-v", is_flag=True, help="Print every process's log here instead of DATA/kiln.log.")
+@click.option("--multi-host", is_flag=True, help="This site runs on several machines: refuse what only works on "
+              "one (the embedded queue, local stores, SQLite).")
 @pass_kiln
 def serve(kiln: Kiln, host: str, port: int, workers: int | None, processes: int | None, no_worker: bool,
-          access_log: bool, verbose: bool) -> None:
+          access_log: bool, verbose: bool, multi_host: bool) -> None:
     """Run the web app (several processes behind one port) and the background processing workers.
 
     SIGHUP restarts every web process and the processing workers gracefully: requests in flight and
     running steps finish first. SIGTERM stops it all the same way; Ctrl-C stops at once when no step
     is running, and otherwise says what it waits for.
     """
+    from kiln.processing import hosts
     from kiln.web.server import KilnServer
 
     settings = kiln.settings
-    kiln.runtime().close()  # fail here, before forking, if the database or storage settings are wrong
+    rt = kiln.runtime()
+    hosts.check_start(rt, multi_host=multi_host)
+    rt.close()  # fail here, before forking, if the database or storage settings are wrong
     _check_port_free(host, port)
     web_workers = workers or os.cpu_count() or 1
     log_file = None if verbose else settings.log_file
-    processing = None if no_worker else ProcessingWorker(kiln, processes, log_file)
+    processing = None if no_worker else ProcessingWorker(kiln, processes, log_file, multi_host)
     public = _listening_url(host, port)
     settings.serve_url_file.write_text(public + "\n")
     _banner(settings, public, log_file, web_workers, processing is not None)
@@ -119,11 +124,14 @@ class ProcessingWorker:
     """`kiln worker` as a child process of `kiln serve`, in a process group of its own: Ctrl-C in the
     terminal reaches `serve`, which decides how to stop it (at once when idle)."""
 
-    def __init__(self, kiln: Kiln, processes: int | None, log_file: Path | None = None) -> None:
+    def __init__(self, kiln: Kiln, processes: int | None, log_file: Path | None = None,
+                 multi_host: bool = False) -> None:
         self.kiln = kiln
         self.args = [sys.executable, "-m", "kiln", "--data", str(kiln.settings.data_dir), "worker"]
         if processes:
             self.args += ["--processes", str(processes)]
+        if multi_host:
+            self.args.append("--multi-host")
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
         self.retiring: list[threading.Thread] = []
@@ -149,6 +157,7 @@ class ProcessingWorker:
                 click.echo(f"Waiting for {what} running processing step(s) to finish, at most {GRACE:.0f} s. "
                            "Press Ctrl-C again to stop now; unfinished steps run again at the next start.")
                 _wait_or_kill(proc, GRACE, interruptible=True)
+            _forget_worker(self.kiln, proc.pid)
         for thread in self.retiring:
             thread.join()
 
@@ -165,6 +174,16 @@ class ProcessingWorker:
 
 GRACE = 20.0  # the longest `serve` waits for running steps; the sweeper recovers whatever is cut
 IDLE_GRACE = 1.0  # an idle worker is killed after this: Celery takes seconds of polling to notice a warm shutdown
+
+
+def _forget_worker(kiln: Kiln, pid: int, timeout: float = 2.0) -> None:
+    """Take a stopped worker off the admin panel's list (a worker killed before it could say goodbye
+    would otherwise show as silent for a day); best effort, bounded."""
+    from kiln.processing import hosts
+
+    thread = threading.Thread(target=lambda: hosts.leave(kiln.runtime(), hosts.worker_id(pid)), daemon=True)
+    thread.start()
+    thread.join(timeout)
 
 
 def _running_steps(kiln: Kiln, timeout: float = 2.0) -> int | None:
@@ -220,10 +239,13 @@ def _retire(proc: subprocess.Popen[bytes]) -> None:
 @click.option("--kinds", default=None, help="Only these kinds (comma-separated), every reason.")
 @click.option("--reasons", default=None, help="Only these reasons (new, retry, reprocess), every kind.")
 @click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--multi-host", is_flag=True, help="This site runs on several machines: refuse what only works on "
+              "one (the embedded queue, local stores, SQLite).")
 @pass_kiln
 def worker(kiln: Kiln, concurrency: int | None, queues: str | None, kinds: str | None, reasons: str | None,
-           loglevel: str) -> None:
+           loglevel: str, multi_host: bool) -> None:
     """Run a processing worker (and the sweeper) alone."""
+    from kiln.processing import hosts
     from kiln.processing.celery_app import lanes, make_celery
     from kiln.processing.dispatch import CeleryDispatcher
     from kiln.processing.outbox import QUEUE as OUTBOX_QUEUE
@@ -231,18 +253,21 @@ def worker(kiln: Kiln, concurrency: int | None, queues: str | None, kinds: str |
 
     app = make_celery(kiln.settings)
     rt = kiln.runtime(CeleryDispatcher(app))
+    hosts.check_start(rt, multi_host=multi_host)
     rt.engine.dispose()  # the sweeper and the pool fork; each child opens its own connections
     lane_list = queues or ",".join([*_select_lanes(lanes(), kinds, reasons), OUTBOX_QUEUE])
-    sweeper = start_sweeper_process(kiln.settings)
+    processes = concurrency or kiln.settings.worker_concurrency
+    sweeper = start_sweeper_process(kiln.settings, beat=(lane_list.split(","), processes))
     try:
         app.worker_main([
-            "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency or kiln.settings.worker_concurrency}",
+            "worker", f"--loglevel={loglevel}", f"--concurrency={processes}",
             "-Q", lane_list, "-n", f"kiln-{os.getpid()}@{socket.gethostname()}", "--without-gossip",
             "--without-mingle", "--pool=prefork",
         ])
     finally:
         sweeper.terminate()
         sweeper.join(10)
+        hosts.leave(rt, hosts.worker_id())
 
 
 def _select_lanes(all_lanes: list[str], kinds: str | None, reasons: str | None) -> list[str]:

@@ -54,7 +54,7 @@ def storage_gc(kiln: Kiln, dry_run: bool, yes: bool, grace: int, as_json: bool) 
     """Find objects no media references (and references whose object is missing); delete the former."""
     rt = kiln.runtime()
     report = gc(rt.sessions, rt.stores, dry_run=True, grace=grace)
-    total = sum(len(keys) for keys in report.unreferenced.values())
+    total = sum(len(keys) for keys in report.unreferenced.values()) + len(report.partial)
     if not dry_run and total and (yes or click.confirm(f"Delete {total} unreferenced objects?")):
         report = gc(rt.sessions, rt.stores, dry_run=False, grace=grace)
     if as_json:
@@ -64,6 +64,8 @@ def storage_gc(kiln: Kiln, dry_run: bool, yes: bool, grace: int, as_json: bool) 
         click.echo(f"{name}: {len(keys)} unreferenced object(s)")
         for key in keys[:20]:
             click.echo(f"  {'/'.join(key)}")
+    if report.partial:
+        click.echo(f"{len(report.partial)} half-written file(s) of saves that were cut off (a killed process)")
     if report.recent:
         click.echo(f"{report.recent} unreferenced object(s) younger than {grace} s left alone.")
     for media_id, what, key in report.missing:

@@ -24,7 +24,8 @@ WATCHED_TABLES = frozenset({"media", "renditions", "tags", "media_tags", "users"
 # Columns of watched tables that never show to visitors: writing only these does not invalidate.
 QUIET_COLUMNS = frozenset({"users.password_hash", "users.email", "users.default_license",
                            "users.upload_limit_bytes", "users.locale", "users.notify_mail",
-                           "users.digest_sent"})
+                           "users.digest_sent", "users.last_seen",
+                           "users.hiding"})  # what one logged-in viewer sees (kiln.social.blocks): never kept
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -12,6 +12,7 @@ from kiln.accounts.models import User
 from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.storage import STORE_NAMES, Stores
 from kiln.storage.base import NoSuchFile
+from kiln.storage.local import LocalStorage
 
 # Bytes are stored before the row that points at them commits (an upload, a rendition): an object
 # this young may belong to a transaction still open, so it is not garbage yet.
@@ -24,6 +25,9 @@ class GcReport:
     missing: list[tuple[int, str, list[str]]] = field(default_factory=list)  # (media id, what, key)
     recent: int = 0  # unreferenced objects younger than the grace period, left alone
     deleted: int = 0
+    # Half-written files (local stores' ``.part-`` files) of saves a killed process never finished,
+    # older than the grace period; deleted with the rest.
+    partial: list[str] = field(default_factory=list)
 
 
 def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[int]]:
@@ -78,8 +82,13 @@ def gc(sessions: sessionmaker[Session], stores: Stores, dry_run: bool = True,
                 continue
             orphans.append(key)
         report.unreferenced[name] = orphans
+        parts = store.partial_writes(oldest) if isinstance(store, LocalStorage) else []
+        report.partial.extend(str(path) for path in parts)
         if not dry_run:
             for key in orphans:
                 store.delete(key)
+                report.deleted += 1
+            for path in parts:
+                path.unlink(missing_ok=True)
                 report.deleted += 1
     return report

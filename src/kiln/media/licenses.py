@@ -44,7 +44,16 @@ LICENSES = (
     License("https://creativecommons.org/publicdomain/mark/1.0/", N_("Public Domain Mark"),
             N_("Public Domain Mark 1.0")),
 )
-BY_URL = {lic.url: lic for lic in LICENSES}
+# Earlier versions of the Creative Commons licences: not offered for new uploads, but known, so that
+# media licensed under them elsewhere (a MediaGoblin site of 2013, Flickr's 2.0 licences) keep their
+# licence when imported (kiln.imports). Their names are Creative Commons' own, in English.
+_KINDS = (("by", "Attribution"), ("by-sa", "Attribution-ShareAlike"), ("by-nd", "Attribution-NoDerivs"),
+          ("by-nc", "Attribution-NonCommercial"), ("by-nc-sa", "Attribution-NonCommercial-ShareAlike"),
+          ("by-nc-nd", "Attribution-NonCommercial-NoDerivs"))
+OLDER = tuple(License(f"https://creativecommons.org/licenses/{code}/{version}/", f"CC {code.upper()} {version}",
+                      f"Creative Commons {name} {version}")
+              for version in ("2.0", "2.5", "3.0") for code, name in _KINDS)
+BY_URL = {lic.url: lic for lic in (*LICENSES, *OLDER)}
 
 
 def get_license(url: str | None) -> License:
@@ -53,3 +62,13 @@ def get_license(url: str | None) -> License:
 
 def is_known(url: str) -> bool:
     return url in BY_URL
+
+
+def normalized(url: str) -> str:
+    """A licence URL as Kiln writes it: https, with its final slash (MediaGoblin wrote http ones)."""
+    url = url.strip()
+    if url.startswith("http://creativecommons.org/"):
+        url = "https://" + url.removeprefix("http://")
+    if url.startswith("https://creativecommons.org/") and not url.endswith("/"):
+        url += "/"
+    return url

@@ -20,7 +20,7 @@ from kiln.accounts.models import User
 from kiln.config import Settings
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError, NotFound, PermissionDenied
-from kiln.i18n import Size, _, interpolate
+from kiln.i18n import N_, Size, _, interpolate
 from kiln.media import captions
 from kiln.media.licenses import get_license, is_known
 from kiln.media.models import (
@@ -38,7 +38,7 @@ from kiln.media.space import FULL, is_disk_full
 from kiln.media.text import parse_tags
 from kiln.media.visibility import change_visibility, check_visibility, rendition_src, visible
 from kiln.mediatypes import extension_for, get_kind, identify
-from kiln.mediatypes.base import StripsMetadata
+from kiln.mediatypes.base import THUMBNAILS, StripsMetadata
 from kiln.processing import ledger
 from kiln.processing.admission import ring_bells
 from kiln.processing.limits import HOST
@@ -94,7 +94,7 @@ def set_upload_limit(user: User, limit: int | None) -> None:
 
 def check_can_upload(owner: User) -> None:
     """Refuse people who may not upload; routes call it before reading a byte of the body."""
-    if not owner.has("uploader") or owner.banned:
+    if not owner.has("uploader") or owner.banned_now:
         raise PermissionDenied("This account is not allowed to upload.", code="not_uploader")
     if not owner.is_active:
         raise PermissionDenied("Confirm your email address first: open the link we mailed you "
@@ -151,7 +151,8 @@ def upload_for_key(session: Session, owner: User, key: str) -> MediaEntry | None
 
 
 def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, filename: str,
-                   fields: MediaFields, idempotency_key: str | None = None) -> MediaEntry:
+                   fields: MediaFields, idempotency_key: str | None = None, *,
+                   imported: tuple[str, dt.datetime] | None = None) -> MediaEntry:
     """Take an upload already in the workbench: check it, store it privately, record its steps, then
     ring the bell. The workbench file is always removed, whether the upload is taken or refused.
 
@@ -161,10 +162,15 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
     `kiln storage gc` removes; never a row without its file.
 
     Returns as soon as the file is safely stored; processing happens in the background.
+
+    ``imported``: (source, created) for an item an admin's import brings from another site
+    (kiln.imports): it keeps its date there, and its owner's privileges are not asked (a banned or
+    unverified person's media come over too, as they were).
     """
     stored: list[str] | None = None
     try:
-        check_can_upload(owner)
+        if imported is None:
+            check_can_upload(owner)
         found = identify(upload.path, rt.settings, filename=clean_filename(filename) or None)
         kind = get_kind(found.kind)
         title = clean_title(fields.title or "") or _title_from(filename)
@@ -190,6 +196,8 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
             mime_type=found.mime_type, size_bytes=upload.size, sha256=upload.sha256, width=found.width,
             height=found.height,
         )
+        if imported is not None:
+            entry.imported_from, entry.created = imported
         session.add(entry)
         entry.tags = _tags(session, fields.tags)
         session.flush()
@@ -296,6 +304,8 @@ def check_owner(user: User | None, media: MediaEntry) -> None:
     """Only the owner or an admin may change an item. To anyone who may not see it (a private or an
     unfinished item) it does not exist: 404, the same as for a missing id, never 403, which would
     tell them it does."""
+    if media.removed is not None and (user is None or not user.is_admin):
+        raise NotFound("There is no such media. It may have been deleted.")  # removed: admins only
     if user is None or (user.id != media.owner_id and not user.is_admin):
         if not visible(media, user):
             raise NotFound("There is no such media. It may have been deleted.")
@@ -479,7 +489,8 @@ def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
 
 def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[MediaEntry]:
     """Processed public media: what listings, feeds and tag pages show (never unlisted or private)."""
-    query = select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.visibility == "public")
+    query = select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.visibility == "public",
+                                     MediaEntry.removed.is_(None))
     if owner_id is not None:
         query = query.where(MediaEntry.owner_id == owner_id)
     if tag is not None:
@@ -491,13 +502,15 @@ def published_query(owner_id: int | None = None, tag: str | None = None) -> Sele
 def own_query(owner_id: int) -> Select[MediaEntry]:
     """Everything one person has published, whatever its visibility: their own view of their gallery
     (only they are shown it; everyone else gets ``published_query``)."""
-    return select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.owner_id == owner_id)
+    return select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.owner_id == owner_id,
+                                    MediaEntry.removed.is_(None))
 
 
 def unfinished(session: Session, owner_id: int, limit: int) -> list[MediaEntry]:
     """An owner's items that are not published yet (queued, processing or failed), newest first."""
     return list(session.scalars(select(MediaEntry).where(MediaEntry.owner_id == owner_id,
-                                                         MediaEntry.state != MediaState.PROCESSED)
+                                                         MediaEntry.state != MediaState.PROCESSED,
+                                                         MediaEntry.removed.is_(None))
                                 .order_by(MediaEntry.id.desc()).limit(limit)).unique())
 
 
@@ -513,11 +526,12 @@ def tag_counts(session: Session, by_name: bool = False) -> list[tuple[Tag, int]]
 
 
 def grid_options() -> tuple[Any, ...]:
-    """Load only what a gallery card shows (_grid.html): the thumbnail without its spec, no tags, no
-    camera data or description. For pages of cards only: the items' other renditions are not loaded."""
+    """Load only what a gallery card shows (_grid.html): the thumbnails (1x and 2x) without their spec,
+    no tags, no camera data or description. For pages of cards only: the items' other renditions are
+    not loaded."""
     return (lazyload(MediaEntry.tags), defer(MediaEntry.exif), defer(MediaEntry.description),
             defer(MediaEntry.error_stored), defer(MediaEntry.error_message),
-            selectinload(MediaEntry.renditions.and_(Rendition.name == "thumbnail")).defer(Rendition.spec))
+            selectinload(MediaEntry.renditions.and_(Rendition.name.in_(THUMBNAILS))).defer(Rendition.spec))
 
 
 def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_page: int,
@@ -596,6 +610,32 @@ def main_rendition(media: MediaEntry) -> Rendition | None:
         if (found := media.rendition(name)) is not None:
             return found
     return None
+
+
+# What a download of each type is called (the media page's download menu), and its format's name.
+_DOWNLOAD_KINDS = (("image/", N_("Picture")), ("video/", N_("Video")), ("audio/", N_("Sound")),
+                   ("model/", N_("3D model")), ("text/", N_("Text")), ("application/pdf", N_("PDF")))
+_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP", "image/gif": "GIF", "image/avif": "AVIF",
+            "video/mp4": "MP4", "video/webm": "WebM", "audio/mpeg": "MP3", "audio/ogg": "Ogg", "audio/mp4": "M4A",
+            "audio/webm": "WebM", "audio/flac": "FLAC", "model/gltf-binary": "glTF", "text/plain": "TXT",
+            "application/pdf": "PDF"}
+_NOT_DOWNLOADS = ("application/json", "text/vtt")  # data for the players (audio peaks), and captions
+
+
+def downloads(media: MediaEntry) -> list[tuple[str, str, Rendition]]:
+    """The files a visitor may download: what each is (untranslated), its format's name, and the
+    rendition. The original when it is published, then every rendition but the players' data,
+    largest first."""
+    found = []
+    for rendition in media.renditions:
+        mime = rendition.mime_type.split(";")[0].strip()
+        if mime in _NOT_DOWNLOADS:
+            continue
+        what = next((label for prefix, label in _DOWNLOAD_KINDS if mime.startswith(prefix)), N_("File"))
+        found.append((N_("Original") if rendition.name == "original" else what,
+                      _FORMATS.get(mime, mime.split("/")[-1].upper()), rendition))
+    found.sort(key=lambda row: (row[2].name != "original", -(row[2].size_bytes or 0)))
+    return found
 
 
 def rendition_url(rt: Runtime, key: list[str], base: str) -> str:

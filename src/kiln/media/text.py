@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import re
 import unicodedata
 
@@ -33,6 +34,17 @@ def _render(text: str) -> Markup:
 
 
 _render_cached = functools.lru_cache(maxsize=2048)(_render)
+
+
+def plain_summary(text: str, limit: int = 200) -> str:
+    """A Markdown description as one line of plain text, at most ``limit`` characters (cut at a word,
+    with an ellipsis): for link previews (OpenGraph, oEmbed), which show text, not HTML."""
+    words = html.unescape(nh3.clean(str(render_markdown(text)), tags=set())).split()
+    flat = " ".join(words)
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit - 1].rsplit(" ", 1)[0] if " " in flat[:limit - 1] else flat[:limit - 1]
+    return cut.rstrip(" .,;:") + "…"
 
 
 MAX_TAGS = 30

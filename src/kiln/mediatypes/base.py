@@ -114,7 +114,8 @@ class StepContext:
     settings: Settings
     identified: Identified
     earlier: dict[str, ProducedFile] = field(default_factory=dict)
-    # The running step's outputs: name -> spec. A step renders from these params only.
+    # The running step's outputs: name -> spec. A step renders from these params only, and makes only
+    # these: a reprocess of a step that gained an output since (a new size) names only what is missing.
     specs: Mapping[str, RenditionSpec] = field(default_factory=dict)
     report_progress: Callable[[float], None] = lambda fraction: None
 
@@ -217,3 +218,28 @@ def output_spec(ctx: StepContext, kind: PlansSteps, name: str) -> RenditionSpec:
             if spec.name == name:
                 return spec
     raise KeyError(name)
+
+
+def wanted(ctx: StepContext, name: str) -> bool:
+    """Does this run make output ``name``? Every output, unless the processing service named only some
+    (``ctx.specs``: a reprocess that makes only the outputs missing or stale, keeping the current ones);
+    a step called directly (tests, tools) makes all of them."""
+    return not ctx.specs or name in ctx.specs
+
+
+# Every kind's gallery pictures: the thumbnail, and the same at twice its size for screens with two or
+# more pixels to a CSS pixel (phones), which galleries offer through srcset when it exists.
+THUMBNAIL_2X = "thumbnail_2x"
+THUMBNAILS = ("thumbnail", THUMBNAIL_2X)
+
+
+def thumbnail_specs(params: Mapping[str, Any], size: int) -> tuple[RenditionSpec, RenditionSpec]:
+    """The specs of ``thumbnail`` (fitting ``size``) and ``thumbnail_2x`` (fitting twice it), shaped
+    alike by ``params``; a kind puts both in the step that makes its thumbnail."""
+    return (RenditionSpec("thumbnail", {**params, "size": size}),
+            RenditionSpec(THUMBNAIL_2X, {**params, "size": 2 * size}))
+
+
+def wanted_outputs(ctx: StepContext, kind: PlansSteps, names: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
+    """The params of each of ``names`` this run makes (see :func:`wanted`), by name, in that order."""
+    return {name: output_spec(ctx, kind, name).params for name in names if wanted(ctx, name)}

@@ -215,9 +215,13 @@ def retry_later(row: Leased, policy: RetryPolicy, error_class: str, code: str, m
 
 
 def request_steps(session: Session, media: MediaEntry, definitions: Iterable[StepDef], names: Iterable[str],
-                  reason: str) -> list[ProcessingStep]:
+                  reason: str, remake: bool = True) -> list[ProcessingStep]:
     """Ask for steps to run again (retry now, or reprocess). They become due at once; the caller
-    rings the bell after committing (retries), or the admission control does (reprocessing)."""
+    rings the bell after committing (retries), or the admission control does (reprocessing).
+
+    ``remake``: the step makes all its outputs again (someone asked for it by name, or it failed),
+    which its fingerprint, cleared, records; otherwise (``kiln reprocess stale``) the step keeps its
+    fingerprint and makes only the outputs that are not current (processing.service)."""
     wanted = set(names)
     existing = {s.name: s for s in steps_of(session, media.id)}
     now = utcnow()
@@ -233,6 +237,8 @@ def request_steps(session: Session, media: MediaEntry, definitions: Iterable[Ste
             continue
         step.state, step.reason, step.attempts, step.progress = WorkState.PENDING, reason, 0, 0.0
         step.next_run, step.enqueued, step.finished = now, None, None
+        if remake:
+            step.fingerprint = ""
         step.error_class = step.error_code = step.error_message = step.error_stored = None
         touched.append(step)
     if touched and media.state == MediaState.FAILED:
@@ -275,7 +281,8 @@ def media_published(media: MediaEntry) -> bool:
     if media.state == MediaState.PROCESSED:
         return False
     media.state = MediaState.PROCESSED
-    media.published = media.published or utcnow()
+    # An imported item keeps the date it was published on its old site.
+    media.published = media.published or (media.created if media.imported_from else utcnow())
     media.error_code = media.error_message = media.error_stored = None
     return True
 

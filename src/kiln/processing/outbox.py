@@ -46,7 +46,7 @@ def record(session: Session, kind: str, payload: dict[str, Any], summary: str = 
     ``summary`` is what admins see: never a secret (a mail's body holds one-time links)."""
     from kiln.processing import ledger
 
-    if kind not in HANDLERS:
+    if kind not in HANDLERS and kind not in LOCAL_HANDLERS:
         raise ValueError(f"no outbox handler for {kind!r}")
     effect = ledger.new_effect(kind, payload, summary)
     session.add(effect)
@@ -176,6 +176,19 @@ def register_handler(kind: str, handler: Handler) -> None:
     """Say what runs an effect of this kind (the module that records it registers it at import)."""
     HANDLERS[kind] = handler
 
+
+LocalHandler = Callable[["Runtime", Session, dict[str, Any]], None]
+# Effects whose work is only writes to Kiln's own database, and that are safe to run twice.
+LOCAL_HANDLERS: dict[str, LocalHandler] = {}
+
+
+def register_local_handler(kind: str, handler: LocalHandler) -> None:
+    """Say what runs an effect of this kind whose work is only writes to Kiln's own database, safe to
+    run twice (the search index). Its claim, its writes and its done mark are one transaction (one
+    commit instead of three); a crash rolls all of it back and the sweeper rings it again. The handler
+    writes through the session it is given and may commit it to end a long job in pieces."""
+    LOCAL_HANDLERS[kind] = handler
+
 # Payload fields dropped once an effect is done: a mail's body holds a one-time link, which the
 # database otherwise keeps only as a hash.
 SECRET_FIELDS = {"mail": ("body", "headers")}
@@ -194,19 +207,32 @@ def run_effect(rt: Runtime, effect_id: int) -> str | None:
     from kiln.processing.limits import lease_owner
 
     owner, policy = lease_owner(), rt.settings.outbox
+    error: Exception | None = None
     with rt.sessions() as session:
         if not ledger.claim_row(session, OutboxEffect, effect_id, owner, policy.step_time_limit):
             return None
-        session.commit()
         effect = session.get(OutboxEffect, effect_id)
         if effect is None:
             return None
         kind, payload = effect.kind, dict(effect.payload)
-    error: Exception | None = None
-    try:
-        HANDLERS[kind](rt, payload)  # outside any transaction: SMTP may take its whole timeout
-    except Exception as exc:
-        error = exc
+        local = LOCAL_HANDLERS.get(kind)
+        if local is not None:  # the claim, the work and the done mark commit together
+            try:
+                local(rt, session, payload)
+                ledger.mark_done(effect)
+                session.commit()
+                return WorkState.DONE
+            except Exception as exc:
+                error = exc
+                session.rollback()  # the claim too: take it again to record the failure
+                if not ledger.claim_row(session, OutboxEffect, effect_id, owner, policy.step_time_limit):
+                    return None
+        session.commit()
+    if local is None:
+        try:
+            HANDLERS[kind](rt, payload)  # outside any transaction: SMTP may take its whole timeout
+        except Exception as exc:
+            error = exc
     with rt.sessions() as session:
         effect = session.get(OutboxEffect, effect_id)
         if effect is None or effect.state != WorkState.RUNNING or effect.lease_owner != owner:

@@ -311,7 +311,8 @@ def request_pairs(rt: Runtime, wanted: Mapping[int, set[str] | None], reason: st
                 names = {d.name for d in defs} if asked is None else set(asked)
                 if only_stale:
                     names = _still_stale(session, kind, media, defs, names)
-                touched = ledger.request_steps(session, media, defs, names, reason) if names else []
+                touched = ledger.request_steps(session, media, defs, names, reason, remake=not only_stale) \
+                    if names else []
                 if touched:
                     touched_ids.append(media.id)
                     count += len(touched)

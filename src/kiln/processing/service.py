@@ -109,7 +109,7 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                 ledger.mark_current(step, defs[step.name], {r.name: r for r in media.renditions})
                 session.commit()
                 continue
-            ctx.specs = {spec.name: spec for spec in defs[step.name].renditions}
+            ctx.specs = _outputs_to_make(rt, media, step, defs[step.name], ctx)
             _run_one(rt, session, media, step, defs[step.name], ctx, owner)
     except _MediaGone:
         return  # deleted while it was processed: its other steps went with it
@@ -174,6 +174,24 @@ def _already_current(rt: Runtime, media: MediaEntry, definition: StepDef, ctx: S
     if any(status == STALE for status in statuses.values()):
         return False
     return all(rt.stores.public.exists(stored[name].key) for name in statuses if name in stored)
+
+
+def _outputs_to_make(rt: Runtime, media: MediaEntry, step: ProcessingStep, definition: StepDef,
+                     ctx: StepContext) -> dict[str, RenditionSpec]:
+    """The outputs this run of the step makes, by name: all of them, except in a reprocess of a stale
+    step (``kiln reprocess stale``: a setting changed, or the kind gained an output such as a new
+    thumbnail size) whose stored outputs are partly current (made with today's spec, or giving the
+    same bytes, and still stored). Those are kept; only the others are made. A step asked for by name
+    (``kiln reprocess run``, ``bulk``) or retried has its fingerprint cleared (ledger.request_steps)
+    and makes all its outputs, as does a first run, which has none stored."""
+    every = {spec.name: spec for spec in definition.renditions}
+    if step.reason == "new" or not step.fingerprint or not every:  # a first run has nothing stored to keep
+        return every
+    stored = {r.name: r for r in media.renditions}
+    statuses = outputs_status(get_kind(media.kind), definition, stored, ctx.identified)
+    kept = {name for name, status in statuses.items()
+            if status != STALE and name in stored and rt.stores.public.exists(stored[name].key)}
+    return {name: spec for name, spec in every.items() if name not in kept} or every
 
 
 class _LeaseKeeper(threading.Thread):
@@ -243,7 +261,10 @@ def _run_one(
             if produced.name == "thumbnail":  # every kind's gallery picture gets a blurred placeholder
                 result.metadata.setdefault("blurhash", placeholder(produced.path))
         known = {spec.name for d in get_kind(media.kind).steps(rt.settings) for spec in d.renditions}
-        replaced += _drop_unmade(session, media, definition, {produced.name for produced, *_ in saved}, known)
+        made = {produced.name for produced, *_ in saved}
+        replaced += _drop_unmade(session, media, set(ctx.specs), made, known)
+        # Outputs kept from an earlier run (this run made only the others) now carry the current spec.
+        ledger.record_specs(definition, {r.name: r for r in media.renditions if r.name not in ctx.specs})
         _apply_metadata(media, result.metadata)
         ledger.mark_done(step)
         step.fingerprint = definition.fingerprint()
@@ -330,13 +351,13 @@ def _record_rendition(session: Session, media: MediaEntry, produced: ProducedFil
     return replaced
 
 
-def _drop_unmade(session: Session, media: MediaEntry, definition: StepDef, made: set[str],
+def _drop_unmade(session: Session, media: MediaEntry, declared: set[str], made: set[str],
                  known: set[str]) -> list[list[str]]:
-    """Delete the rows of outputs this step declares but did not make this time (an optional output
-    the original no longer gives), and of outputs no step of the kind makes any more (``known``: every
-    output the kind's specs name; a page past a lowered page count). The published original and the
-    owner's caption tracks are no step's output. Returns their keys, to delete after the commit."""
-    declared = {spec.name for spec in definition.renditions}
+    """Delete the rows of outputs this run of the step was to make (``declared``) but did not (an
+    optional output the original no longer gives), and of outputs no step of the kind makes any more
+    (``known``: every output the kind's specs name; a page past a lowered page count). The published
+    original and the owner's caption tracks are no step's output. Returns their keys, to delete after
+    the commit."""
     gone = []
     for rendition in list(media.renditions):
         if rendition.name in made or rendition.name == PUBLISHED_ORIGINAL or is_caption(rendition.name):
@@ -358,7 +379,8 @@ def _apply_metadata(media: MediaEntry, metadata: dict[str, Any]) -> None:
         media.exif = rest.pop("exif") or None
     if "gps" in rest:
         gps = rest.pop("gps") or {}
-        media.gps_lat, media.gps_lon = gps.get("lat"), gps.get("lon")
+        if gps or media.imported_from is None:  # an imported item keeps the place its old site knew
+            media.gps_lat, media.gps_lon = gps.get("lat"), gps.get("lon")
     if rest:
         media.info = {**(media.info or {}), **rest}
 

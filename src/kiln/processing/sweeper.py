@@ -22,7 +22,7 @@ from kiln.config import Settings
 from kiln.db.base import rowcount, utcnow
 from kiln.errors import KilnError
 from kiln.media.models import MediaEntry, MediaState
-from kiln.processing import ledger, outbox
+from kiln.processing import hosts, ledger, outbox
 from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.limits import lease_owner, owner_is_dead
 from kiln.processing.models import Lock, ProcessingStep, WorkState
@@ -83,20 +83,34 @@ def sweep(rt: Runtime) -> int:
     ring_bells(rt, unsettled)
     swept = outbox.sweep(rt)
     digests_due(rt)  # the daily notification digests: each one an outbox effect, rung after its commit
+    from kiln.moderation.removal import purge_due  # moderation builds on processing, not the reverse
+
+    purge_due(rt)  # what the moderators removed, once its grace period is over
+    from kiln.search.upkeep import fill_if_empty
+
+    fill_if_empty(rt)  # a site just upgraded to a version with search: its index is built once
     return rung + len(unsettled) + swept
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, rt: Runtime, parent: int | None = None) -> None:
+    def __init__(self, rt: Runtime, parent: int | None = None, beat: tuple[list[str], int] | None = None) -> None:
         super().__init__(daemon=True, name="kiln-sweeper")
         self.rt = rt
         self.owner = lease_owner()
         self.stopping = threading.Event()
         self.parent = parent  # stop when this process is gone (a SIGKILLed worker leaves no orphan)
+        self.beat = beat  # (lanes, processes) of the worker this sweeper belongs to: its heartbeat
 
     def run(self) -> None:
         interval = self.rt.settings.processing.sweep_interval
-        while not self.stopping.wait(interval):
+        while True:
+            if self.beat is not None:  # first at once: the admin panel lists a worker as it starts
+                try:
+                    hosts.beat(self.rt, hosts.worker_id(self.parent), *self.beat)
+                except Exception:
+                    log.exception("heartbeat failed")
+            if self.stopping.wait(interval):
+                return
             if self.parent is not None and os.getppid() != self.parent:
                 return
             try:
@@ -110,7 +124,8 @@ class Sweeper(threading.Thread):
         self.stopping.set()
 
 
-def start_sweeper_process(settings: Settings) -> multiprocessing.process.BaseProcess:
+def start_sweeper_process(settings: Settings, beat: tuple[list[str], int] | None = None,
+                          ) -> multiprocessing.process.BaseProcess:
     """Run the sweeper in a process of its own, forked before the worker starts its pool.
 
     Not a thread of the worker's main process: that process forks pool children (and replaces each
@@ -119,16 +134,16 @@ def start_sweeper_process(settings: Settings) -> multiprocessing.process.BasePro
     its first query, holding its message and a prefetch slot until the worker was killed.
     """
     context = multiprocessing.get_context("fork")
-    process = context.Process(target=_sweeper_main, args=(settings, os.getpid()), name="kiln-sweeper",
+    process = context.Process(target=_sweeper_main, args=(settings, os.getpid(), beat), name="kiln-sweeper",
                               daemon=True)
     process.start()
     return process
 
 
-def _sweeper_main(settings: Settings, parent: int) -> None:
+def _sweeper_main(settings: Settings, parent: int, beat: tuple[list[str], int] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the worker stops us
     rt = build_runtime(settings)
     try:
-        Sweeper(rt, parent=parent).run()
+        Sweeper(rt, parent=parent, beat=beat).run()
     finally:
         rt.close()

@@ -34,6 +34,7 @@ from kiln.db.base import utcnow
 from kiln.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from kiln.media.models import MediaEntry, MediaState
 from kiln.media.visibility import check_visibility, visible
+from kiln.social import blocks
 from kiln.social.models import (
     COLLECTION_TITLE_MAX,
     ITEM_NOTE_MAX,
@@ -79,6 +80,10 @@ def is_member(session: Session, collection: Collection, user: User | None) -> bo
 
 
 def may_see(session: Session, collection: Collection, viewer: User | None, share: ShareLink | None = None) -> bool:
+    if collection.removed is not None:  # removed by the moderators: admins only (kiln.moderation.removal)
+        return viewer is not None and viewer.is_admin
+    if blocks.blocks_viewer(collection.owner_id, viewer, session):
+        return False  # to someone its owner blocked, nothing of theirs exists
     if collection.visibility != "private" or (share is not None and share.collection_id == collection.id):
         return True
     return viewer is not None and (viewer.is_admin or is_member(session, collection, viewer))
@@ -94,20 +99,22 @@ def _item_filter(collection: Collection, viewer: User | None, share: ShareLink |
         shown = or_(shown, and_(done, MediaEntry.owner_id == collection.owner_id))
     if viewer is not None:
         shown = or_(shown, MediaEntry.owner_id == viewer.id)
-    return shown
+    return and_(shown, MediaEntry.removed.is_(None))
 
 
 def item_visible(collection: Collection, media: MediaEntry, viewer: User | None, share: ShareLink | None) -> bool:
     if visible(media, viewer):
         return True
-    return (share is not None and share.collection_id == collection.id and media.owner_id == collection.owner_id
+    return (media.removed is None and share is not None and share.collection_id == collection.id
+            and media.owner_id == collection.owner_id
             and media.state == MediaState.PROCESSED)
 
 
 def _items_query(collection: Collection, viewer: User | None, share: ShareLink | None) -> Select[CollectionItem]:
-    return (select(CollectionItem).join(MediaEntry, MediaEntry.id == CollectionItem.media_id)
-            .where(CollectionItem.collection_id == collection.id, _item_filter(collection, viewer, share))
-            .order_by(CollectionItem.position, CollectionItem.id))
+    query = (select(CollectionItem).join(MediaEntry, MediaEntry.id == CollectionItem.media_id)
+             .where(CollectionItem.collection_id == collection.id, _item_filter(collection, viewer, share))
+             .order_by(CollectionItem.position, CollectionItem.id))
+    return blocks.leave_out(None, viewer, query, MediaEntry.owner_id)  # the items of people hidden from the viewer
 
 
 @dataclass
@@ -161,11 +168,12 @@ def cover(session: Session, collection: Collection, viewer: User | None,
 def _listed_filter(session: Session, viewer: User | None) -> ColumnElement[bool]:
     """Collections listed to ``viewer``: public ones, and all those they own or help with (admins: all)."""
     if viewer is None:
-        return Collection.visibility == "public"
+        return and_(Collection.visibility == "public", Collection.removed.is_(None))
     if viewer.is_admin:
         return true()
     helping = select(CollectionCollaborator.collection_id).where(CollectionCollaborator.user_id == viewer.id)
-    return or_(Collection.visibility == "public", Collection.owner_id == viewer.id, Collection.id.in_(helping))
+    return and_(Collection.removed.is_(None), or_(Collection.visibility == "public", Collection.owner_id == viewer.id,
+                                                  Collection.id.in_(helping)))
 
 
 def user_collections(session: Session, owner: User, viewer: User | None, cursor: str | None = None,
@@ -181,12 +189,47 @@ def user_collections(session: Session, owner: User, viewer: User | None, cursor:
     return items, str(items[-1].id) if len(rows) > per_page and items else None
 
 
-def containing(session: Session, media: MediaEntry, viewer: User | None) -> list[Collection]:
-    """The collections an item is in that are listed to ``viewer`` (the media page's "In collections")."""
-    return list(session.scalars(
-        select(Collection).join(CollectionItem, CollectionItem.collection_id == Collection.id)
-        .where(CollectionItem.media_id == media.id, _listed_filter(session, viewer))
-        .order_by(Collection.title, Collection.id).limit(50)).unique())
+@dataclass(frozen=True)
+class Containing:
+    """A collection an item is in, with what deciding who it is listed to needs."""
+
+    id: int
+    title: str
+    visibility: str
+    owner_id: int
+    helpers: frozenset[int]
+
+    def listed_to(self, viewer: User | None) -> bool:
+        """As ``_listed_filter``: public ones to everyone, the rest to their owner, helpers and admins."""
+        if self.visibility == "public":
+            return True
+        return viewer is not None and (viewer.id == self.owner_id or viewer.id in self.helpers or viewer.is_admin)
+
+
+def containing_all(session: Session, media_id: int) -> tuple[Containing, ...]:
+    """Every collection ``media_id`` is in, whoever may see it, by title (two queries; the same for
+    every viewer, so the media page keeps it per generation and filters it with ``listed_to``)."""
+    rows = session.execute(
+        select(Collection.id, Collection.title, Collection.visibility, Collection.owner_id)
+        .join(CollectionItem, CollectionItem.collection_id == Collection.id)
+        .where(CollectionItem.media_id == media_id, Collection.removed.is_(None))
+        .order_by(Collection.title, Collection.id)).all()
+    helpers: dict[int, set[int]] = {}
+    if any(row.visibility != "public" for row in rows):
+        for collection_id, user_id in session.execute(
+                select(CollectionCollaborator.collection_id, CollectionCollaborator.user_id)
+                .where(CollectionCollaborator.collection_id.in_([row.id for row in rows]))):
+            helpers.setdefault(collection_id, set()).add(user_id)
+    return tuple(Containing(row.id, row.title, row.visibility, row.owner_id, frozenset(helpers.get(row.id, ())))
+                 for row in rows)
+
+
+def containing(session: Session, media: MediaEntry, viewer: User | None,
+               found: tuple[Containing, ...] | None = None) -> list[Containing]:
+    """The collections an item is in that are listed to ``viewer`` (the media page's "In collections"),
+    at most 50; ``found``: ``containing_all``'s answer, if kept."""
+    rows = containing_all(session, media.id) if found is None else found
+    return [row for row in rows if row.listed_to(viewer)][:50]
 
 
 def addable(session: Session, user: User) -> list[Collection]:
@@ -380,6 +423,7 @@ def invite(session: Session, owner: User, collection: Collection, username: str)
     invitee = get_user(session, (username or "").strip().lstrip("@"))
     if invitee.id == collection.owner_id:
         raise InvalidInput("You own this collection already.", code="own_collection")
+    blocks.check_may_interact(session, owner, invitee.id, invitee.username, "invite")
     if invitee.id in collaborator_ids(session, collection):
         raise Conflict("%(name)s helps with this collection already.", code="already_collaborator",
                        name=invitee.username)

@@ -7,6 +7,10 @@ processed item it may see, when neither the item (``MediaEntry.comments_enabled`
 account (``User.comments_enabled``) has comments turned off, and at most
 ``security.comments_per_user_per_hour`` times an hour.
 
+With ``hold_first_comments`` set to N, the comments of an account with fewer than N approved comments
+are held (``Comment.held``): shown only to their author ("waiting for approval") and to moderators
+(kiln.moderation.held), not counted, nobody notified, until a moderator approves them.
+
 ``MediaEntry.comment_count`` counts the comments shown (replies included, placeholders not). It is
 changed by an SQL increment in the transaction that adds or removes the row, so two comments posted
 at once both count; ``media.updated`` (the item's own edits) is left as it was.
@@ -27,6 +31,7 @@ from kiln.i18n import N_
 from kiln.media.models import MediaEntry, MediaState
 from kiln.media.visibility import visible
 from kiln.runtime import Runtime
+from kiln.social import blocks
 from kiln.social.models import COMMENT_MAX, Comment
 from kiln.social.notify import notify
 from kiln.typed import clean_typed
@@ -63,12 +68,47 @@ def clean_body(body: str) -> str:
     return text
 
 
-def get_comment(session: Session, media: MediaEntry, comment_id: int) -> Comment:
-    """A comment of ``media`` that is still shown (a placeholder counts as gone)."""
+def get_comment(session: Session, media: MediaEntry, comment_id: int, viewer: User | None = None) -> Comment:
+    """A comment of ``media`` that is still shown (a placeholder counts as gone); a held one only for
+    its author and moderators."""
     comment = session.get(Comment, comment_id)
     if comment is None or comment.media_id != media.id or comment.deleted is not None:
         raise NotFound(NO_SUCH_COMMENT)
+    if comment.held and not (viewer is not None and (viewer.id == comment.author_id or moderates(viewer))):
+        raise NotFound(NO_SUCH_COMMENT)
     return comment
+
+
+def moderates(user: User) -> bool:
+    return user.has("moderator") or user.is_admin
+
+
+def must_hold(rt: Runtime, session: Session, user: User) -> bool:
+    """Whether a new comment of ``user`` waits for a moderator (``hold_first_comments``)."""
+    needed = rt.settings.hold_first_comments
+    if needed <= 0 or moderates(user):
+        return False
+    approved = session.scalar(select(func.count()).select_from(Comment).where(
+        Comment.author_id == user.id, Comment.held.is_(False)))
+    return (approved or 0) < needed
+
+
+def held_of(session: Session, media: MediaEntry, user: User | None) -> list[Comment]:
+    """``user``'s own comments on ``media`` that wait for a moderator, oldest first."""
+    if user is None:
+        return []
+    return list(session.scalars(select(Comment).where(Comment.media_id == media.id, Comment.author_id == user.id,
+                                                      Comment.held.is_(True)).order_by(Comment.id)))
+
+
+def tell(session: Session, media: MediaEntry, comment: Comment, parent: Comment | None) -> None:
+    """Notify the parent's author and the item's owner of a comment now shown (the owner hears once)."""
+    replied_to = parent.author if parent is not None else None
+    if replied_to is not None:
+        notify(session, replied_to, "reply", actor_id=comment.author_id, media_id=media.id, comment_id=comment.id)
+    if replied_to is None or replied_to.id != media.owner_id:
+        notify(session, media.owner, "comment", actor_id=comment.author_id, media_id=media.id,
+               comment_id=comment.id)
 
 
 def _count(session: Session, media_id: int, delta: int) -> None:
@@ -86,27 +126,28 @@ def post(rt: Runtime, session: Session, user: User | None, media: MediaEntry, bo
     if refused is not None:
         raise refused
     assert user is not None
+    blocks.check_may_interact(session, user, media.owner_id, media.owner.username, "comment")
     text = clean_body(body)
     parent = None
     if parent_id is not None:
         parent = session.get(Comment, parent_id)
         if parent is not None and parent.parent_id is not None:
             parent = session.get(Comment, parent.parent_id)
-        if parent is None or parent.media_id != media.id or parent.deleted is not None:
+        if parent is None or parent.media_id != media.id or parent.deleted is not None or parent.held:
             raise NotFound("The comment you replied to is gone. It may have been deleted.", code="no_parent")
+        if parent.author is not None:
+            blocks.check_may_interact(session, user, parent.author.id, parent.author.username, "reply")
     throttle = Throttle(rt.settings.security, rt.sessions)
     key = f"comment-user:{user.id}"
     throttle.check(key, N_("You have posted many comments in a short time."))
     throttle.hit(key, rt.settings.security.comments_per_user_per_hour, HOUR)
-    comment = Comment(media_id=media.id, author_id=user.id, parent_id=parent.id if parent else None, body=text)
+    comment = Comment(media_id=media.id, author_id=user.id, parent_id=parent.id if parent else None, body=text,
+                      held=must_hold(rt, session, user))
     session.add(comment)
     session.flush()
-    _count(session, media.id, +1)
-    replied_to = parent.author if parent is not None else None
-    if replied_to is not None:
-        notify(session, replied_to, "reply", actor_id=user.id, media_id=media.id, comment_id=comment.id)
-    if replied_to is None or replied_to.id != media.owner_id:  # the owner hears once
-        notify(session, media.owner, "comment", actor_id=user.id, media_id=media.id, comment_id=comment.id)
+    if not comment.held:  # a held one is counted and told when a moderator approves it
+        _count(session, media.id, +1)
+        tell(session, media, comment, parent)
     session.commit()
     return comment
 
@@ -142,6 +183,10 @@ def delete(session: Session, user: User | None, media: MediaEntry, comment: Comm
     if not may_delete(comment, media, user):
         raise PermissionDenied("Only its author, the owner of the item and moderators can delete a comment.",
                                code="not_author")
+    if comment.held:  # never shown nor counted: simply gone
+        session.delete(comment)
+        session.commit()
+        return
     has_replies = comment.parent_id is None and session.scalar(
         select(func.count()).select_from(Comment).where(Comment.parent_id == comment.id)) != 0
     parent = session.get(Comment, comment.parent_id) if comment.parent_id is not None else None
@@ -150,7 +195,7 @@ def delete(session: Session, user: User | None, media: MediaEntry, comment: Comm
     else:
         session.delete(comment)
         session.flush()
-        if parent is not None and parent.deleted is not None and session.scalar(
+        if parent is not None and parent.deleted is not None and parent.removed is None and session.scalar(
                 select(func.count()).select_from(Comment).where(Comment.parent_id == parent.id)) == 0:
             session.delete(parent)
     _count(session, media.id, -1)
@@ -161,7 +206,7 @@ def page_of(session: Session, comment: Comment) -> int | None:
     """The ``before`` cursor of the media page's comment page that shows ``comment`` (None: the first)."""
     top = comment.parent_id or comment.id
     newer = select(Comment.id).where(Comment.media_id == comment.media_id, Comment.parent_id.is_(None),
-                                     Comment.id > top)
+                                     Comment.held.is_(False), Comment.id > top)
     page = (session.scalar(select(func.count()).select_from(newer.subquery())) or 0) // PER_PAGE
     if page == 0:
         return None
@@ -178,21 +223,29 @@ class Thread:
     next_cursor: int | None = None
 
 
-def thread(session: Session, media: MediaEntry, before: int | None = None, per_page: int = PER_PAGE) -> Thread:
+def thread(session: Session, media: MediaEntry, before: int | None = None, per_page: int = PER_PAGE,
+           viewer: User | None = None) -> Thread:
     """At most two queries whatever the number of comments: the page's top-level comments, then all
-    their replies (authors joined in both; their privileges are not loaded)."""
+    their replies (authors joined in both; their privileges are not loaded). The comments of people
+    hidden from ``viewer`` (kiln.social.blocks) are left out, with the replies to them, except on the
+    viewer's own media, where they may have to delete them."""
     if media.comment_count <= 0:  # nothing shown: no placeholder can be left either
         return Thread()
+    if viewer is not None and viewer.id == media.owner_id:
+        viewer = None
     options = (joinedload(Comment.author).lazyload(User.privileges),)
-    query = select(Comment).options(*options).where(Comment.media_id == media.id, Comment.parent_id.is_(None))
+    query = select(Comment).options(*options).where(Comment.media_id == media.id, Comment.parent_id.is_(None),
+                                                    Comment.held.is_(False))
+    query = blocks.leave_out(session, viewer, query, func.coalesce(Comment.author_id, 0))
     if before is not None:
         query = query.where(Comment.id < before)
     rows = list(session.scalars(query.order_by(Comment.id.desc()).limit(per_page + 1)))
     page = rows[:per_page]
     out = Thread(page, {c.id: [] for c in page}, page[-1].id if len(rows) > per_page else None)
     if page:
-        replies = session.scalars(select(Comment).options(*options).where(Comment.parent_id.in_(out.replies))
-                                  .order_by(Comment.id))
+        replies = session.scalars(blocks.leave_out(session, viewer, select(Comment).options(*options).where(
+            Comment.parent_id.in_(out.replies), Comment.held.is_(False)), func.coalesce(Comment.author_id, 0))
+            .order_by(Comment.id))
         for reply in replies:
             out.replies[reply.parent_id].append(reply)  # type: ignore[index]
     return out

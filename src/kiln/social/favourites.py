@@ -23,6 +23,7 @@ from kiln.errors import NotAuthenticated, NotFound, PermissionDenied
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, MediaState
 from kiln.media.visibility import visible
+from kiln.social import blocks
 from kiln.social.models import Favourite, Notification
 from kiln.social.notify import notify
 
@@ -32,6 +33,8 @@ PER_PAGE = 30
 def _check(media: MediaEntry, user: User | None) -> User:
     if user is None:
         raise NotAuthenticated("Log in to keep favourites.")
+    if user.banned_now:
+        raise PermissionDenied("This account is banned.", code="banned")
     if not visible(media, user):
         raise NotFound("There is no such media. It may have been deleted.")
     return user
@@ -46,6 +49,7 @@ def _count(session: Session, media_id: int, delta: int) -> None:
 def favourite(session: Session, user: User | None, media: MediaEntry) -> bool:
     """Mark ``media`` as a favourite of ``user``; True when it was not one before. Commits."""
     user = _check(media, user)
+    blocks.check_may_interact(session, user, media.owner_id, media.owner.username, "favourite")
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     added = session.execute(dialect_insert(Favourite).values(user_id=user.id, media_id=media.id)
                             .on_conflict_do_nothing().returning(Favourite.media_id)).first() is not None
@@ -109,14 +113,16 @@ def _may_see(user: User) -> ColumnElement[bool]:
     """SQL for ``visibility.visible`` (keep the two in step)."""
     if user.is_admin:
         return true()
-    return or_(and_(MediaEntry.state == MediaState.PROCESSED.value, MediaEntry.visibility != "private"),
-               MediaEntry.owner_id == user.id)
+    return and_(MediaEntry.removed.is_(None),
+                or_(and_(MediaEntry.state == MediaState.PROCESSED.value, MediaEntry.visibility != "private"),
+                    MediaEntry.owner_id == user.id))
 
 
 def favourites_of(session: Session, user: User, cursor: str | None, per_page: int = PER_PAGE) -> FavouritesPage:
     """``user``'s favourites that they may still see, the newest favourite first."""
     query = (select(MediaEntry, Favourite.created).join(Favourite, Favourite.media_id == MediaEntry.id)
              .where(Favourite.user_id == user.id, _may_see(user)))
+    query = blocks.leave_out(session, user, query, MediaEntry.owner_id)  # people hidden from them (blocks)
     condition = _after(cursor, Favourite.media_id)
     if condition is not None:
         query = query.where(condition)

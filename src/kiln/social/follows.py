@@ -15,9 +15,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kiln.accounts.models import User
+from kiln.accounts.models import User, not_banned
 from kiln.errors import InvalidInput, PermissionDenied
 from kiln.media.models import MediaEntry, MediaState
+from kiln.social import blocks
 from kiln.social.models import Collection, Follow
 from kiln.social.notify import notify
 
@@ -32,6 +33,7 @@ def follow(session: Session, follower: User, followee: User) -> bool:
         raise InvalidInput("You cannot follow yourself.", code="follow_self")
     if not follower.is_active:  # as for comments: a follow notifies someone, so the address must be real
         raise PermissionDenied("Confirm your email address before you follow people.", code="not_verified")
+    blocks.check_may_interact(session, follower, followee.id, followee.username, "follow")
     if is_following(session, follower.id, followee.id):
         return False
     try:
@@ -98,14 +100,14 @@ def _people(session: Session, query: Select[Follow, User], cursor: str | None,
 def followers(session: Session, user: User, cursor: str | None, per_page: int) -> PeoplePage:
     """Who follows ``user``: local accounts and remote addresses alike."""
     query = (select(Follow, User).outerjoin(User, User.id == Follow.follower_id)
-             .where(Follow.followee_id == user.id, (User.id.is_(None)) | (User.banned.is_(False))))
+             .where(Follow.followee_id == user.id, (User.id.is_(None)) | not_banned()))
     return _people(session, query, cursor, per_page)
 
 
 def following(session: Session, user: User, cursor: str | None, per_page: int) -> PeoplePage:
     """Whom ``user`` follows."""
     query = (select(Follow, User).join(User, User.id == Follow.followee_id)
-             .where(Follow.follower_id == user.id, User.banned.is_(False)))
+             .where(Follow.follower_id == user.id, not_banned()))
     return _people(session, query, cursor, per_page)
 
 
@@ -117,7 +119,7 @@ def timeline_query(follower_id: int) -> Select[MediaEntry]:
     that favour it, each followee's ix_media_owner_state_published; never a scan of media."""
     return (select(MediaEntry).join(Follow, Follow.followee_id == MediaEntry.owner_id)
             .where(Follow.follower_id == follower_id, MediaEntry.state == MediaState.PROCESSED,
-                   MediaEntry.visibility == "public"))
+                   MediaEntry.visibility == "public", MediaEntry.removed.is_(None)))
 
 
 @dataclass
@@ -132,9 +134,10 @@ def counts(session: Session, user: User) -> Counts:
     """A profile's four numbers, in one query (each an indexed count)."""
     media = (select(func.count()).select_from(MediaEntry)
              .where(MediaEntry.owner_id == user.id, MediaEntry.state == MediaState.PROCESSED,
-                    MediaEntry.visibility == "public").scalar_subquery())
+                    MediaEntry.visibility == "public", MediaEntry.removed.is_(None)).scalar_subquery())
     collections = (select(func.count()).select_from(Collection)
-                   .where(Collection.owner_id == user.id, Collection.visibility == "public").scalar_subquery())
+                   .where(Collection.owner_id == user.id, Collection.visibility == "public",
+                          Collection.removed.is_(None)).scalar_subquery())
     fans = select(func.count()).select_from(Follow).where(Follow.followee_id == user.id).scalar_subquery()
     idols = select(func.count()).select_from(Follow).where(Follow.follower_id == user.id).scalar_subquery()
     row = session.execute(select(media, collections, fans, idols)).one()

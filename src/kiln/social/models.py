@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.accounts.models import User
@@ -22,7 +22,8 @@ from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
 from kiln.media.models import VISIBILITIES, MediaEntry
 
 # Every kind of notification, in the order the account page lists their mail settings.
-NOTIFICATION_TYPES = ("comment", "reply", "favourite", "follow", "invite", "failed")
+NOTIFICATION_TYPES = ("comment", "reply", "favourite", "follow", "invite", "failed", "warning", "report_outcome",
+                      "removed")
 # How a person wants mail about one type: at once, in a daily digest, or not at all.
 MAIL_MODES = ("immediate", "digest", "off")
 # The mail state of one notification: none (not to be mailed), immediate/digest (waiting), sent.
@@ -49,6 +50,9 @@ class Collection(Base):
     visibility: Mapped[str] = mapped_column(String(10), default="public")
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Removed by the moderators (kiln.moderation.removal): hidden like a removed media item.
+    removed: Mapped[dt.datetime | None]
+    removed_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     owner: Mapped[User] = relationship(lazy="joined")
 
@@ -119,8 +123,15 @@ class Comment(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     edited: Mapped[dt.datetime | None]
     deleted: Mapped[dt.datetime | None]
+    # Waiting for a moderator (a new account's first comments, ``hold_first_comments``): shown only to
+    # its author and moderators, not counted, nobody notified until it is approved.
+    held: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Removed by the moderators: a placeholder like a deleted comment (``deleted`` is set too), which
+    # says so.
+    removed: Mapped[dt.datetime | None]
 
     author: Mapped[User | None] = relationship(lazy="joined")
+    media: Mapped[MediaEntry] = relationship(lazy="select")  # loaded when asked for (the held queue)
 
 
 class Favourite(Base):
@@ -179,3 +190,25 @@ class Notification(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")
+
+
+BLOCK_KINDS = ("block", "mute")
+
+
+class UserBlock(Base):
+    """``user`` blocks or mutes ``target`` (kiln.social.blocks says what each does). One row per kind:
+    someone may both mute and block a person, and undo each."""
+
+    __tablename__ = "user_blocks"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {BLOCK_KINDS!r}", name="kind"),
+        CheckConstraint("user_id <> target_id", name="not_self"),
+        Index("ix_user_blocks_target_kind", "target_id", "kind"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    target: Mapped[User] = relationship(foreign_keys=[target_id], lazy="joined")

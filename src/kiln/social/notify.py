@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from kiln.accounts.models import User
+from kiln.accounts.models import User, not_banned
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput
 from kiln.processing.outbox import record, register_handler
+from kiln.social import blocks
 from kiln.social.models import MAIL_MODES, NOTIFICATION_TYPES, Notification
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 # The mail a person gets for each type until they choose otherwise.
 MAIL_DEFAULTS = {"comment": "immediate", "reply": "immediate", "favourite": "digest", "follow": "digest",
-                 "invite": "immediate", "failed": "immediate"}
+                 "invite": "immediate", "failed": "immediate", "warning": "immediate",
+                 "report_outcome": "immediate", "removed": "immediate"}
 assert set(MAIL_DEFAULTS) == set(NOTIFICATION_TYPES) and set(MAIL_DEFAULTS.values()) <= set(MAIL_MODES)
 FAN_OUT_BATCH = 500  # rows per transaction when a notification reaches many people
 
@@ -41,11 +43,12 @@ def mail_mode(user: User, type_: str) -> str:
 def notify(session: Session, recipient: User, type_: str, *, actor_id: int | None = None,
            media_id: int | None = None, comment_id: int | None = None, collection_id: int | None = None,
            extra: dict[str, Any] | None = None) -> Notification | None:
-    """Tell ``recipient`` that something happened (nothing when they did it themselves). The caller
+    """Tell ``recipient`` that something happened (nothing when they did it themselves, or when they
+    block or mute the person who did it: no query unless they block or mute someone). The caller
     commits; the mail, if any, goes after the commit."""
     if type_ not in NOTIFICATION_TYPES:
         raise ValueError(f"unknown notification type {type_!r}")
-    if actor_id is not None and actor_id == recipient.id:
+    if actor_id is not None and (actor_id == recipient.id or actor_id in blocks.hidden(session, recipient).people):
         return None
     mode = mail_mode(recipient, type_)
     row = Notification(user_id=recipient.id, type=type_, actor_id=actor_id, media_id=media_id,
@@ -86,7 +89,7 @@ def _fan_out(rt: Runtime, payload: dict[str, Any]) -> None:
                 Notification.user_id.in_(batch), Notification.type == payload["type"],
                 *[getattr(Notification, k).is_(None) if v is None else getattr(Notification, k) == v
                   for k, v in what.items()])))
-            for user in session.scalars(select(User).where(User.id.in_(batch), User.banned.is_(False))):
+            for user in session.scalars(select(User).where(User.id.in_(batch), not_banned())):
                 if user.id not in done:
                     notify(session, user, payload["type"], extra=payload.get("extra"), **what)
             session.commit()

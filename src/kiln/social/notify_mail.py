@@ -73,7 +73,9 @@ def type_name(type_: str) -> str:
     return {"comment": _("comments on your media"), "reply": _("replies to your comments"),
             "favourite": _("favourites of your media"), "follow": _("new followers"),
             "invite": _("invitations to collections"), "failed": _("uploads that could not be processed"),
-            }.get(type_, type_)
+            "warning": _("warnings from the moderators"),
+            "report_outcome": _("the outcome of your reports"),
+            "removed": _("content of yours the moderators removed")}.get(type_, type_)
 
 
 def mail_choices(user: User) -> list[tuple[str, str, str]]:
@@ -100,7 +102,7 @@ def send_immediate(rt: Runtime, payload: dict[str, Any]) -> None:
         if n is None or n.mail != "immediate":
             return  # sent already, or the type was turned off meanwhile
         user = session.get(User, n.user_id)
-        if user is None or user.banned or not user.is_active:
+        if user is None or not user.is_active:
             n.mail = "none"
             session.commit()
             return
@@ -146,7 +148,7 @@ def send_digest(rt: Runtime, payload: dict[str, Any]) -> None:
         wanted = [n for n in rows if mail_mode(user, n.type) == "digest"]
         for n in rows:
             n.mail = "sent" if n in wanted else "none"
-        if not wanted or user.banned or not user.is_active:
+        if not wanted or not user.is_active:
             session.commit()
             return
         with i18n.use_locale(user.locale or settings.default_locale):

@@ -40,7 +40,31 @@ def _sentence(type_: str) -> str:
         return _("%(actor)s started following you")
     if type_ == "invite":
         return _("%(actor)s invited you to add your media to the collection %(collection)s")
+    if type_ == "warning":
+        return _("A warning from the moderators: %(reason)s")
+    if type_ == "report_outcome":
+        return _("The moderators have dealt with your report: %(outcome)s")
     return _("Your upload %(title)s could not be processed; the processing panel says why")
+
+
+def _removed_sentence(n: Notification) -> str:
+    """What the moderators removed (kiln.moderation.removal), with their reason."""
+    if n.comment_id:
+        return _("The moderators removed your comment on %(title)s: %(reason)s")
+    if n.collection_id:
+        return _("The moderators removed your collection %(collection)s: %(reason)s")
+    return _("The moderators removed %(title)s: %(reason)s")
+
+
+def outcome_text(outcome: str) -> str:
+    """What became of a report, said to its reporter (the moderators' reason is not: it may name others)."""
+    if outcome == "dismissed":
+        return _("no rule was broken, so nothing was done")
+    if outcome == "removed":
+        return _("the content was removed")
+    if outcome in ("warned", "revoked", "banned"):
+        return _("action was taken against the account")
+    return _("it is closed")
 
 
 def describe(session: Session, rows: Sequence[Notification]) -> list[Described]:
@@ -77,17 +101,24 @@ def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[i
         url = collection_url or "/notifications"
     elif n.type == "failed":
         url = "/panel"
+    elif n.type == "report_outcome":
+        url = "/reports/mine"
+    elif n.type == "removed" and n.collection_id:
+        url = collection_url
     else:
         url = media_url or "/notifications"
-    sentence = _sentence(n.type)
-    plain: dict[str, Any] = {"actor": actor_name, "title": title, "collection": collection}
+    sentence = _removed_sentence(n) if n.type == "removed" else _sentence(n.type)
+    reason = str((n.extra or {}).get("reason", ""))  # a warning's or a removal's (kiln.moderation)
+    outcome = outcome_text(str((n.extra or {}).get("outcome", "")))  # a report's (kiln.moderation.reports)
+    plain: dict[str, Any] = {"actor": actor_name, "title": title, "collection": collection, "reason": reason,
+                             "outcome": outcome}
     text = interpolate(sentence, plain)
 
     def link(label: str, href: str) -> Markup:
         return Markup('<a href="{}">{}</a>').format(href, label) if href else escape(label)
 
     linked = {"actor": link(actor_name, actor_url), "title": link(title, media_url),
-              "collection": link(collection, collection_url)}
+              "collection": link(collection, collection_url), "reason": escape(reason), "outcome": escape(outcome)}
     html = Markup(interpolate(str(escape(sentence)), linked))
     return Described(n, text, html, url)
 

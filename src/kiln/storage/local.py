@@ -103,6 +103,20 @@ class LocalStorage:
     def local_path(self, key: Key) -> Path:
         return self._path(key)
 
+    def partial_writes(self, before: float) -> list[Path]:
+        """The ``.part-`` files of writes that never finished (a process killed mid-save), last
+        touched before ``before`` (a time.time()): a write still going on keeps its file young."""
+        found = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for fname in files:
+                path = Path(dirpath) / fname
+                try:
+                    if fname.startswith(".part-") and path.stat().st_mtime < before:
+                        found.append(path)
+                except FileNotFoundError:  # finished meanwhile
+                    continue
+        return found
+
     def iter_keys(self, prefix: Key = ()) -> Iterator[list[str]]:
         top = self.root.joinpath(*clean_key(prefix)) if prefix else self.root
         for dirpath, _dirs, files in os.walk(top):

@@ -26,8 +26,8 @@ from kiln.processing import ledger
 from kiln.processing.retry import nothing_to_retry, retry_media
 from kiln.processing.stats import admin_overview
 from kiln.runtime import Runtime
+from kiln.social import blocks, favourites
 from kiln.social import collections as collection_service
-from kiln.social import favourites
 from kiln.web.deps import (
     CSRF_COOKIE,
     DB,
@@ -49,7 +49,7 @@ from kiln.web.panels import Admin
 from kiln.web.uploads import STREAMED, UploadedFile, read_upload
 
 
-def api_csrf(request: Request) -> None:
+async def api_csrf(request: Request) -> None:
     """A browser calling the API with its login cookie must send X-CSRF-Token; Bearer calls need not.
     Only a Bearer token exempts a request (it is then authenticated by the token alone, never by the
     cookie): any other Authorization header (``Basic junk``) leaves the cookie, and so the check, in force."""
@@ -378,7 +378,7 @@ def list_media(
     limit: Annotated[int, Query(ge=1, le=100)] = 30,
 ) -> dict[str, Any]:
     """Processed media, newest first. Owners (and admins) may also list their unfinished items by `state`."""
-    owner = accounts.get_user(session, user) if user else None
+    owner = blocks.get_person(session, user, viewer) if user else None
     if state not in (None, "processed"):
         if state not in MEDIA_STATES:
             raise InvalidInput("Unknown state '%(state)s'. Known: %(known)s.", code="bad_state", state=state,
@@ -391,6 +391,7 @@ def list_media(
         nxt = str(offset + limit) if len(items) == limit else None
     else:
         query = media_service.published_query(owner_id=owner.id if owner else None, tag=tag)
+        query = blocks.leave_out(session, viewer, query, MediaEntry.owner_id)
         result = media_service.page(session, query, cursor, limit)
         items, nxt = result.items, result.next_cursor
     mine = favourites.favourited_ids(session, viewer, (m.id for m in items))  # one query for the page

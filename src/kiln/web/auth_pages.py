@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from kiln import i18n
 from kiln.accounts import services as accounts
+from kiln.accounts import signup
 from kiln.accounts.models import ApiToken
 from kiln.accounts.throttle import Throttled
 from kiln.errors import InvalidInput, KilnError, NotFound
@@ -58,28 +59,47 @@ def _with_retry_after(exc: KilnError, response: Response) -> Response:
     return response
 
 
+def _register_page(request: Request, rt, *, status: int = 200, invite: str = "", **context: object) -> Response:
+    """The sign-up page says which mode is on (kiln.accounts.signup); ``invite``: the code of the link
+    it was opened with, carried in the form."""
+    return render(request, "register.html", status=status, mode=rt.settings.registration,
+                  question=rt.settings.registration_question, invite=invite, **{"form": {}, **context})
+
+
 @router.get("/auth/register", response_class=HTMLResponse)
-def register_form(request: Request, rt: RT, user: CurrentUser) -> Response:
-    return render(request, "register.html", open=rt.settings.registration_open, form={})
+def register_form(request: Request, session: DB, rt: RT, user: CurrentUser,
+                  invite: Annotated[str, Query(max_length=100)] = "") -> Response:
+    if not invite or rt.settings.registration not in ("invite", "approval"):
+        return _register_page(request, rt)
+    try:
+        signup.usable_invite(session, invite)
+        response = _register_page(request, rt, invite=invite)
+    except KilnError as exc:
+        response = _register_page(request, rt, status=exc.status, invite_error=exc.message)
+    # An invite's state changes without moving the site's change counter: never kept by a cache.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @router.post("/auth/register")
 def register(request: Request, session: DB, rt: RT, throttle: Throttles, ip: ClientIP, username: Text, email: Text,
-             password: Text) -> Response:
-    if not rt.settings.registration_open:
-        return render(request, "register.html", status=403, open=False, form={})
+             password: Text, answer: Annotated[str, Form(max_length=10_000)] = "",
+             invite: Annotated[str, Form(max_length=100)] = "") -> Response:
+    if rt.settings.registration == "closed":
+        return _register_page(request, rt, status=403)
     try:
         throttle.registration(ip)
-        user = accounts.create_user(session, username, email, password,
-                                    verified=not rt.settings.require_email_verification)
-        if rt.settings.require_email_verification:
-            accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user)
-        token = accounts.start_session(session, user)
+        joined = signup.register(session, rt.settings, username=username, email=email, password=password,
+                                 answer=answer, invite_code=invite)
+        user = joined.user
+        token = None if joined.pending else accounts.start_session(session, user)
         session.commit()
     except KilnError as exc:
         session.rollback()
-        return _with_retry_after(exc, render(request, "register.html", status=exc.status, open=True,
-                                             error=exc.message, form={"username": username, "email": email}))
+        return _with_retry_after(exc, _register_page(request, rt, status=exc.status, error=exc.message, invite=invite,
+                                                     form={"username": username, "email": email, "answer": answer}))
+    if token is None:  # approval mode: nothing to log in to until a moderator says yes
+        return _register_page(request, rt, requested=user.email)
     # With a link to confirm, the notice on every page says so (base.html): one message, not two.
     if not rt.settings.require_email_verification:
         flash(request, i18n.interpolate(_("Welcome, %(name)s. Your account is ready: you can upload now."),
@@ -231,6 +251,7 @@ def change_email(request: Request, session: DB, rt: RT, user: LoggedIn, current:
         return _account_page(request, session, user, status=400, error=_("Your current password is wrong."))
     try:
         address = accounts.clean_email(email)
+        signup.check_email_domain(rt.settings, address)
         accounts.send_verification(session, rt.settings.link_base(), rt.settings.site_name, user,
                                    email=address)
         session.commit()

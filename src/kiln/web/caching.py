@@ -39,7 +39,8 @@ from kiln.web.deps import FLASH_COOKIE, SESSION_COOKIE
 
 # Paths whose anonymous GET responses are the same for everyone. (Not an item's API record: it carries
 # live step progress, which changes without a visible change.)
-CACHEABLE_PATHS = ("/", "/tags", "/api/v1/media")
+CACHEABLE_PATHS = ("/", "/tags", "/explore", "/api/v1/media", "/search", "/api/v1/search", "/opensearch.xml",
+                   "/oembed")
 CACHEABLE_PREFIXES = ("/u/", "/tag/", "/feeds/", "/c/")
 # Pages only people who are logged in see, whose parts may still be kept (kiln.web.fragments).
 LOGGED_IN_PATHS = ("/timeline", "/favourites")

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from kiln.accounts.models import User
-from kiln.accounts.services import get_user
 from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, KilnError
 from kiln.i18n import _, interpolate
@@ -21,12 +20,13 @@ from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.media.visibility import src_for
 from kiln.runtime import Runtime
+from kiln.social import blocks, shares
 from kiln.social import collections as service
-from kiln.social import shares
 from kiln.social.models import Collection, ShareLink
 from kiln.typed import clean_typed
-from kiln.web import collections_api
+from kiln.web import collections_api, unfurl
 from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, ShareToken, check_csrf, flash, site_url
+from kiln.web.fragments import kept
 from kiln.web.templating import render
 
 pages = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -46,7 +46,9 @@ def media_context(request: Request, session: Session, rt: Runtime, media: MediaE
     """What this module adds to the media page: the collections it is in that the viewer may see
     listed, and, for its owner, the collections they may add it to."""
     own = user is not None and user.id == media.owner_id
-    return {"in_collections": service.containing(session, media, user),
+    found = kept(request, ("containing", media.id), lambda: service.containing_all(session, media.id))
+    hidden = blocks.hidden(session, user).people  # collections of people hidden from the viewer are left out
+    return {"in_collections": [c for c in service.containing(session, media, user, found) if c.owner_id not in hidden],
             "addable_collections": service.addable(session, user) if own and user is not None else []}
 
 
@@ -60,6 +62,11 @@ def _no_store(response: Response, share: ShareLink | None) -> Response:
 @pages.get("/c/{collection_id}", response_class=HTMLResponse)
 def collection_page(request: Request, collection_id: RowId, session: DB, rt: RT, user: CurrentUser,
                     share: ShareToken = None, before: str | None = None) -> Response:
+    removed = session.get(Collection, collection_id)
+    if removed is not None and removed.removed is not None and user is not None and user.id == removed.owner_id \
+            and not user.is_admin:  # its owner is told why (kiln.moderation.removal), and shown nothing else
+        return render(request, "removed.html", status=410, title=removed.title, reason=removed.removed_reason,
+                      collection=True)
     collection, link = shares.viewable(session, collection_id, user, share)
     page = service.items_page(session, collection, user, link, before, rt.settings.per_page)
     media = [item.media for item in page.items]
@@ -70,14 +77,15 @@ def collection_page(request: Request, collection_id: RowId, session: DB, rt: RT,
                       cover=service.cover(session, collection, user, link),
                       collaborators=service.collaborators(session, collection),
                       media_src=src_for(rt, media, share if link else None),
-                      feed_url=f"/feeds/c/{collection.id}/atom{share_query(share if link else None)}")
+                      feed_url=f"/feeds/c/{collection.id}/atom{share_query(share if link else None)}",
+                      card=unfurl.collection_card(request, session, rt, collection, user))
     return _no_store(response, link)
 
 
 @pages.get("/u/{username}/collections", response_class=HTMLResponse)
 def user_collections(request: Request, username: str, session: DB, rt: RT, user: CurrentUser,
                      before: str | None = None) -> Response:
-    owner = get_user(session, username)
+    owner = blocks.get_person(session, username, user)
     rows, nxt = service.user_collections(session, owner, user, before, rt.settings.per_page)
     covers = {c.id: service.cover(session, c, user) for c in rows}
     return render(request, "collections.html", owner=owner, collections=rows, next_cursor=nxt, covers=covers,

@@ -12,13 +12,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
-from kiln.accounts.services import get_user
 from kiln.db.base import utcnow
 from kiln.media import services as media_service
 from kiln.media.text import render_markdown
 from kiln.runtime import Runtime
+from kiln.social import blocks, shares
 from kiln.social import collections as service
-from kiln.social import shares
 from kiln.social.models import COLLECTION_TITLE_MAX, ITEM_NOTE_MAX, Collection, CollectionItem, ShareLink
 from kiln.web.api import ERRORS, MediaOut, VisibilityName, api_csrf
 from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, ShareToken, SiteURL, Writer
@@ -216,7 +215,7 @@ def user_collections(username: str, session: DB, user: CurrentUser, base: SiteUR
                      cursor: Annotated[str | None, Query(max_length=12)] = None,
                      limit: Annotated[int, Query(ge=1, le=100)] = 30) -> dict[str, Any]:
     """Public ones; the owner (and collaborators, and admins) also get unlisted and private ones."""
-    rows, nxt = service.user_collections(session, get_user(session, username), user, cursor, limit)
+    rows, nxt = service.user_collections(session, blocks.get_person(session, username, user), user, cursor, limit)
     return {"collections": [collection_json(c, base) for c in rows], "next": nxt}
 
 

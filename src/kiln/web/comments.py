@@ -22,8 +22,8 @@ from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.media.text import render_markdown
 from kiln.runtime import Runtime
+from kiln.social import blocks, favourites
 from kiln.social import comments as service
-from kiln.social import favourites
 from kiln.social.models import COMMENT_MAX, Comment
 from kiln.web import favourites as favourite_routes
 from kiln.web.api import ERRORS, ErrorOut, api_csrf
@@ -53,8 +53,8 @@ _ACTIONS = re.compile(r"<!--kiln-actions (\d+) (\d+)-->")
 class LazyThread:
     """The page's comments, read from the database only when the thread is made (a kept one is not)."""
 
-    def __init__(self, session: Session, media: MediaEntry, before: int | None) -> None:
-        self._args = (session, media, before)
+    def __init__(self, session: Session, media: MediaEntry, before: int | None, viewer: User | None = None) -> None:
+        self._args = (session, media, before, service.PER_PAGE, viewer)
 
     @functools.cached_property
     def _thread(self) -> service.Thread:
@@ -95,14 +95,28 @@ def personalise_thread(html: str, user: User | None, moderates: bool, media_id: 
     return Markup(_ACTIONS.sub(actions, text))  # noqa: S704 - the thread's HTML, escaped as it was made
 
 
+def _refusal(session: Session, media: MediaEntry, user: User | None) -> KilnError | None:
+    """Why the viewer may not comment here, a block between them and the owner included (that costs a
+    query only for people with a block: ``User.hiding``)."""
+    refused = service.refusal(media, user)
+    if refused is None and user is not None and user.hiding:
+        try:
+            blocks.check_may_interact(session, user, media.owner_id, media.owner.username, "comment")
+        except KilnError as exc:
+            return exc
+    return refused
+
+
 def media_context(request: Request, session: Session, rt: Runtime, media: MediaEntry,
                   user: User | None) -> dict[str, Any]:
     """The comments and the favourite button: at most three queries whatever the number of comments
     (the page's top-level comments, their replies, and whether the viewer favourited the item)."""
     before = _row_id(request.query_params.get("comments_before"))
-    return {"thread": LazyThread(session, media, before), "comments_page": before or "",
+    # A viewer with blocks or mutes sees a thread of their own (kiln.social.blocks), never the kept one.
+    return {"thread": LazyThread(session, media, before, user), "comments_page": before or "",
+            "keep_thread": not blocks.hidden(session, user).people,
             "personalise_thread": personalise_thread, "thread_csrf_mark": CSRF_MARK,
-            "comment_refusal": service.refusal(media, user), "may_delete_comment": service.may_delete,
+            "comment_refusal": _refusal(session, media, user), "may_delete_comment": service.may_delete,
             "favourited": favourites.is_favourite(session, user, media), "comment_max": COMMENT_MAX}
 
 
@@ -143,6 +157,9 @@ def post_comment(request: Request, media_id: RowId, session: DB, rt: RT, user: L
             raise
         session.rollback()
         return _form(request, media, body=body, parent_id=parent, page=back, error=exc.message, status=exc.status)
+    if comment.held:
+        flash(request, _("Your comment is waiting for approval by a moderator: others see it once it is approved."))
+        return RedirectResponse(_media_url(media, None, "held-comments"), status_code=303)
     flash(request, _("Your comment is posted."), "success")
     return RedirectResponse(_media_url(media, back if parent else None, f"comment-{comment.id}"), status_code=303)
 
@@ -151,7 +168,7 @@ def post_comment(request: Request, media_id: RowId, session: DB, rt: RT, user: L
 def permalink(media_id: RowId, comment_id: RowId, session: DB, user: CurrentUser) -> Response:
     """A comment's lasting address: the media page's comment page that shows it, at the comment."""
     media = _visible(session, media_id, user)
-    comment = service.get_comment(session, media, comment_id)
+    comment = service.get_comment(session, media, comment_id, user)
     return RedirectResponse(_media_url(media, service.page_of(session, comment), f"comment-{comment.id}"),
                             status_code=303)
 
@@ -160,7 +177,7 @@ def permalink(media_id: RowId, comment_id: RowId, session: DB, user: CurrentUser
 def edit_form(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn,
               page: Annotated[str | None, Query(max_length=12)] = None) -> Response:
     media = _visible(session, media_id, user)
-    comment = service.get_comment(session, media, comment_id)
+    comment = service.get_comment(session, media, comment_id, user)
     service.check_author(comment, user)
     return _form(request, media, body=comment.body, comment=comment, page=_row_id(page))
 
@@ -169,7 +186,7 @@ def edit_form(request: Request, media_id: RowId, comment_id: RowId, session: DB,
 def edit(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn, body: Body = "",
          page: OptId = None, preview: OptId = None) -> Response:
     media = _visible(session, media_id, user)
-    comment = service.get_comment(session, media, comment_id)
+    comment = service.get_comment(session, media, comment_id, user)
     back = _row_id(page)
     if preview is not None:
         service.check_author(comment, user)
@@ -187,7 +204,7 @@ def edit(request: Request, media_id: RowId, comment_id: RowId, session: DB, user
 def delete(request: Request, media_id: RowId, comment_id: RowId, session: DB, user: LoggedIn,
            page: OptId = None) -> Response:
     media = _visible(session, media_id, user)
-    service.delete(session, user, media, service.get_comment(session, media, comment_id))
+    service.delete(session, user, media, service.get_comment(session, media, comment_id, user))
     flash(request, _("The comment is deleted."), "success")
     return RedirectResponse(_media_url(media, _row_id(page)), status_code=303)
 
@@ -222,6 +239,7 @@ class CommentOut(BaseModel):
     created: str
     edited: str | None
     deleted: bool = Field(description="A placeholder for a deleted comment that has replies")
+    held: bool = Field(False, description="Waiting for a moderator's approval: only its author and moderators see it")
     replies: list[CommentOut] = Field(default_factory=list, description="Replies, oldest first (top-level "
                                       "comments of a listing only)")
 
@@ -239,6 +257,7 @@ def comment_json(comment: Comment, replies: list[Comment] | None = None) -> dict
             "body": comment.body if shown else "", "body_html": str(render_markdown(comment.body)) if shown else "",
             "parent_id": comment.parent_id, "created": comment.created.isoformat(),
             "edited": comment.edited.isoformat() if comment.edited else None, "deleted": not shown,
+            "held": comment.held,
             "replies": [comment_json(r) for r in replies or []]}
 
 
@@ -249,7 +268,7 @@ def api_list(media_id: RowId, session: DB, user: CurrentUser,
     media = _visible(session, media_id, user)
     if cursor is not None and _row_id(cursor) is None:
         raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor")
-    page = service.thread(session, media, _row_id(cursor))
+    page = service.thread(session, media, _row_id(cursor), viewer=user)
     return {"items": [comment_json(c, page.replies[c.id]) for c in page.comments],
             "next": str(page.next_cursor) if page.next_cursor else None}
 
@@ -271,7 +290,7 @@ def api_post(media_id: RowId, comment: CommentIn, session: DB, rt: RT, user: Wri
 def api_edit(media_id: RowId, comment_id: RowId, change: CommentEdit, session: DB, user: Writer) -> dict[str, Any]:
     """Change your own comment's body."""
     media = _visible(session, media_id, user)
-    return comment_json(service.edit(session, user, media, service.get_comment(session, media, comment_id),
+    return comment_json(service.edit(session, user, media, service.get_comment(session, media, comment_id, user),
                                      change.body))
 
 
@@ -279,7 +298,7 @@ def api_edit(media_id: RowId, comment_id: RowId, change: CommentEdit, session: D
 def api_delete(media_id: RowId, comment_id: RowId, session: DB, user: Writer) -> Response:
     """Delete a comment: its author, the item's owner, moderators and admins may."""
     media = _visible(session, media_id, user)
-    service.delete(session, user, media, service.get_comment(session, media, comment_id))
+    service.delete(session, user, media, service.get_comment(session, media, comment_id, user))
     return Response(status_code=204)
 
 

@@ -32,6 +32,12 @@ class CsrfFailed(KilnError):
     status = 403
 
 
+def wants_json(request: Request) -> bool:
+    """Whether the answer, or the error, goes out as JSON: the API and oEmbed, or a client that asks for it."""
+    path = request.url.path
+    return path.startswith("/api/") or path == "/oembed" or "application/json" in request.headers.get("accept", "")
+
+
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
@@ -82,7 +88,16 @@ RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 # A collection's share link secret (``?share=``), carried on the links of a shared collection's page.
 ShareToken = Annotated[str | None, Query(max_length=100, description="A collection's share link")]
 DB = Annotated[Session, Depends(db, scope="function")]
-RT = Annotated[Runtime, Depends(runtime)]
+# Dependencies that only read the request are ``async def``: FastAPI runs a plain ``def`` one in the
+# thread pool, a hop per dependency per request that waits for a thread and the GIL behind the
+# requests in flight (the ones that touch the database stay plain functions, on a thread).
+
+
+async def _runtime(request: Request) -> Runtime:
+    return runtime(request)
+
+
+RT = Annotated[Runtime, Depends(_runtime)]
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
@@ -100,7 +115,11 @@ def site_url(request: Request) -> str:
     return f"{request.url.scheme}://{host}{request.scope.get('root_path', '')}".rstrip("/")
 
 
-SiteURL = Annotated[str, Depends(site_url)]
+async def _site_url(request: Request) -> str:
+    return site_url(request)
+
+
+SiteURL = Annotated[str, Depends(_site_url)]
 
 
 def secure_cookies(request: Request) -> bool:
@@ -137,6 +156,8 @@ def current_user(request: Request, session: DB) -> User | None:
         user = accounts.session_user(session, cookie)
     request.state.user = user
     if user is not None:
+        accounts.note_seen(runtime(request).engine, user)
+    if user is not None:
         # Loaded now, while the session is open: error pages ask for them after it closed (the
         # relationship loads lazily, so listings never load the privileges of every owner they show).
         user.privileges  # noqa: B018
@@ -148,7 +169,7 @@ def current_user(request: Request, session: DB) -> User | None:
 CurrentUser = Annotated[User | None, Depends(current_user)]
 
 
-def require_user(user: CurrentUser) -> User:
+async def require_user(user: CurrentUser) -> User:
     if user is None:
         raise NotAuthenticated("Log in first.")
     return user
@@ -157,7 +178,7 @@ def require_user(user: CurrentUser) -> User:
 LoggedIn = Annotated[User, Depends(require_user)]
 
 
-def require_write_scope(request: Request, user: LoggedIn) -> User:
+async def require_write_scope(request: Request, user: LoggedIn) -> User:
     token: ApiToken | None = getattr(request.state, "token", None)
     if token is not None and token.scope != "write":
         raise PermissionDenied("This API token is read-only.", code="read_only_token")
@@ -204,11 +225,11 @@ async def check_csrf(request: Request) -> None:
         raise CsrfFailed("This form expired or came from another site. Reload the page and try again.")
 
 
-def throttle(request: Request) -> Throttle:
+async def throttle(request: Request) -> Throttle:
     return request.app.state.throttle
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     return security.client_ip(request, runtime(request).settings.security.trusted_proxies)
 
 

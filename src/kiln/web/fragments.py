@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from markupsafe import Markup
 
@@ -28,6 +28,8 @@ from kiln import i18n
 
 MAX_ENTRIES = 2000
 MAX_BYTES = 32 * 1024 * 1024
+MAX_VALUES = 5000
+T = TypeVar("T")
 
 
 class FragmentCache:
@@ -58,19 +60,79 @@ class FragmentCache:
                 self._bytes -= len(dropped)
 
 
+class KeptValues:
+    """A bounded LRU of small values read from the database (ids, titles), shared by the threads of one
+    process; kept per generation like the fragments (``kept``)."""
+
+    def __init__(self, max_entries: int = MAX_VALUES) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[Hashable, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Hashable, ...], missing: Any = None) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return missing
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: tuple[Hashable, ...], value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+def generation(request: Any) -> int | None:
+    """The change counter's generation this request was served at (None: nothing may be kept)."""
+    scope = getattr(request, "scope", {})
+    return (scope.get("state") or {}).get("generation")
+
+
+def _app_state(request: Any) -> Any:
+    return getattr(getattr(request, "scope", {}).get("app"), "state", None)
+
+
+_MISSING = object()
+
+
+def kept(request: Any, key: tuple[Hashable, ...], make: Callable[[], T]) -> T:
+    """``make()``, kept per generation under ``key``: only for what every viewer may be shown the same
+    way (or filters for themselves, like the collections an item is in, filtered by who may see each)."""
+    found_generation = generation(request)
+    state = _app_state(request)
+    cache: KeptValues | None = getattr(state, "kept", None)
+    if found_generation is None or cache is None:
+        return make()
+    full = (found_generation, *key)
+    value = cache.get(full, _MISSING)
+    if value is _MISSING:
+        value = make()
+        cache.put(full, value)
+    return cast(T, value)
+
+
+def keep_html(request: Any, key: tuple[Hashable, ...], make: Callable[[], str]) -> str:
+    """A whole part of a page, rendered once per (language, generation, key): the media page's body for
+    everyone but its owner and admins (kiln.web.pages), with marks where each viewer's own bits go."""
+    found_generation = generation(request)
+    state = _app_state(request)
+    cache: FragmentCache | None = getattr(state, "fragments", None)
+    if found_generation is None or cache is None:
+        return make()
+    full = (i18n.current(), found_generation, *key)
+    html = cache.get(full)
+    if html is None:
+        html = make()
+        cache.put(full, html)
+    return html
+
+
 def cached_fragment(request: Any, keep: bool, *names: Hashable, caller: Callable[[], str]) -> Markup:
     """The body of a ``{% call %}`` block, rendered once per (language, generation, names) when ``keep``
     (public content only), in the app's own cache (``app.state.fragments``: one site's generations
     mean nothing to another's)."""
-    scope = getattr(request, "scope", {})
-    generation = (scope.get("state") or {}).get("generation")
-    app = scope.get("app")
-    cache: FragmentCache | None = getattr(getattr(app, "state", None), "fragments", None)
-    if not keep or generation is None or cache is None:
+    if not keep:
         return Markup(caller())  # noqa: S704 - the block's own output, escaped by Jinja as it rendered
-    key = (i18n.current(), generation, *names)
-    html = cache.get(key)
-    if html is None:
-        html = str(caller())
-        cache.put(key, html)
-    return Markup(html)  # noqa: S704 - as above
+    return Markup(keep_html(request, names, lambda: str(caller())))  # noqa: S704 - as above

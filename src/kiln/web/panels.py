@@ -23,7 +23,7 @@ from kiln.media import services as media_service
 from kiln.media.models import MEDIA_STATES, MediaEntry
 from kiln.media.space import places
 from kiln.media.visibility import src_for
-from kiln.processing import stats
+from kiln.processing import hosts, stats
 from kiln.processing.celery_app import KINDS
 from kiln.processing.retry import nothing_to_retry, retry_many, retry_media
 from kiln.processing.stats import admin_overview
@@ -52,7 +52,7 @@ def state_labels() -> dict[str, str]:
     return {state: _(label) for state, label in STATE_LABELS.items()}
 
 
-def require_admin(user: LoggedIn) -> User:
+async def require_admin(user: LoggedIn) -> User:
     if not user.is_admin:
         raise PermissionDenied(N_("Only administrators can see processing for the whole site."), code="not_admin")
     return user
@@ -173,7 +173,7 @@ def admin_processing(request: Request, session: DB, rt: RT, user: Admin) -> Resp
     view = admin_overview(rt, session)
     codes = [f.code for f in view.failures if f.items]
     return render(request, "admin_processing.html", view=view, kinds=KINDS, codes=codes,
-                  disks=places(rt.settings, rt.stores),
+                  disks=places(rt.settings, rt.stores), workers=hosts.listing(session, rt.settings),
                   labels=state_labels(), failed_total=len(stats.failed_media_ids(session)))
 
 

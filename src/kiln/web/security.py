@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import Response
 
 from kiln.config import BackendSettings, Settings
 
@@ -56,7 +56,9 @@ def media_origins(settings: Settings) -> list[str]:
     return origins
 
 
-def content_security_policy(settings: Settings) -> str:
+def content_security_policy(settings: Settings, framed_by: str = "'none'") -> str:
+    """The app pages' policy. ``framed_by``: who may frame the page; only the embeddable player page
+    (kiln.web.unfurl) passes ``*``, every other page keeps ``'none'``."""
     media = " ".join(media_origins(settings))
     static = origin(settings.static_base_url) or ""
     directives = {
@@ -70,7 +72,7 @@ def content_security_policy(settings: Settings) -> str:
         "object-src": "'none'",
         "base-uri": "'none'",
         "form-action": "'self'",
-        "frame-ancestors": "'none'",
+        "frame-ancestors": framed_by,
     }
     return "; ".join(f"{name} {' '.join(value.split())}" for name, value in directives.items())
 
@@ -101,15 +103,16 @@ class PageHeaders:
 
     def __init__(self, settings: Settings) -> None:
         self.csp = content_security_policy(settings)
+        self.embed_csp = content_security_policy(settings, framed_by="*")
         self.trusted = settings.security.trusted_proxies
         self.hsts = settings.security.hsts_seconds
 
-    def apply(self, request: Request, response: Response) -> None:
-        headers = response.headers
+    def apply_to(self, request: Request, headers: MutableHeaders) -> None:
         headers.setdefault("Content-Security-Policy", self.csp)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
+        if headers["Content-Security-Policy"] != self.embed_csp:  # X-Frame-Options has no "anyone" value
+            headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if self.hsts and over_tls(request, self.trusted):

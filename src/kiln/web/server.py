@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn_worker import UvicornWorker
 
 import kiln.app  # noqa: F401  (imported once, before the fork: workers start in a fraction of a second)
 from kiln.config import Settings
@@ -26,7 +28,7 @@ class KilnServer(BaseApplication):
         self.options: dict[str, Any] = {
             "bind": [bind],
             "workers": workers,
-            "worker_class": "uvicorn_worker.UvicornWorker",
+            "worker_class": "kiln.web.server.KilnWorker",
             # Proxy headers are believed from nginx on this machine; Kiln's own ClientIP and HSTS checks
             # apply security.trusted_proxies on top.
             "forwarded_allow_ips": "127.0.0.1",
@@ -59,3 +61,34 @@ class KilnServer(BaseApplication):
         from kiln.config import load_settings
 
         return create_app(load_settings(data_dir=self.settings.data_dir))
+
+
+# How long a reload waits for the first request on a connection it has just accepted.
+FIRST_REQUEST_GRACE = 1.0
+
+
+class _PatientHttp(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, except in a graceful shutdown (a reload, SIGHUP): uvicorn closes every
+    connection with no request in progress, including one accepted a moment before whose request is
+    already on its way. That visitor gets "server disconnected" and, unlike one on a reused keep-alive
+    connection, has no reason to retry. Such a connection is given FIRST_REQUEST_GRACE seconds to ask;
+    its answer then closes it (the old process waits for its connections before it exits)."""
+
+    _heard = False
+
+    def data_received(self, data: bytes) -> None:
+        self._heard = True
+        super().data_received(data)
+
+    def shutdown(self) -> None:
+        if not self._heard and self.cycle is None:
+            self._heard = True  # once: then as uvicorn does
+            self.loop.call_later(FIRST_REQUEST_GRACE, self.shutdown)
+            return
+        super().shutdown()
+
+
+class KilnWorker(UvicornWorker):
+    """gunicorn's uvicorn worker with the patient protocol above."""
+
+    CONFIG_KWARGS = {"loop": "auto", "http": _PatientHttp}

@@ -20,7 +20,8 @@ from kiln.i18n import _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.runtime import Runtime
-from kiln.social import follows
+from kiln.social import blocks, follows
+from kiln.web import blocks as blocks_routes
 from kiln.web import notifications, profile_pages
 from kiln.web.api import ERRORS, MediaList, api_csrf
 from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, SiteURL, Writer, check_csrf, flash
@@ -46,13 +47,15 @@ def profile_context(session: Session, owner: User, viewer: User | None) -> dict[
     """What the gallery's profile header needs: counts (one query) and whether the viewer follows."""
     return {"counts": follows.counts(session, owner),
             "following": viewer is not None and viewer.id != owner.id
-            and follows.is_following(session, viewer.id, owner.id)}
+            and follows.is_following(session, viewer.id, owner.id),
+            "block_state": blocks.state(session, viewer, owner)}
 
 
 # Pages -----------------------------------------------------------------------------------------
 
-def _people_page(request: Request, session: Session, username: str, cursor: str | None, which: str) -> HTMLResponse:
-    owner = get_user(session, username)
+def _people_page(request: Request, session: Session, viewer: User | None, username: str, cursor: str | None,
+                 which: str) -> HTMLResponse:
+    owner = blocks.get_person(session, username, viewer)
     listing = (follows.followers if which == "followers" else follows.following)(session, owner, cursor,
                                                                                  PEOPLE_PER_PAGE)
     heading = (interpolate(_("People who follow %(name)s"), {"name": owner.display_name or owner.username})
@@ -64,13 +67,13 @@ def _people_page(request: Request, session: Session, username: str, cursor: str 
 @pages.get("/u/{username}/followers", response_class=HTMLResponse)
 def followers_page(request: Request, username: Username, session: DB, user: CurrentUser,
                    before: Cursor = None) -> HTMLResponse:
-    return _people_page(request, session, username, before, "followers")
+    return _people_page(request, session, user, username, before, "followers")
 
 
 @pages.get("/u/{username}/following", response_class=HTMLResponse)
 def following_page(request: Request, username: Username, session: DB, user: CurrentUser,
                    before: Cursor = None) -> HTMLResponse:
-    return _people_page(request, session, username, before, "following")
+    return _people_page(request, session, user, username, before, "following")
 
 
 @pages.post("/u/{username}/follow")
@@ -96,7 +99,8 @@ def unfollow_form(request: Request, username: Username, session: DB, user: Logge
 @pages.get("/timeline", response_class=HTMLResponse)
 def timeline(request: Request, session: DB, rt: RT, user: LoggedIn, before: MediaCursor = None) -> HTMLResponse:
     """New public media of the people the reader follows, newest first (never unlisted or private)."""
-    page = media_service.page(session, follows.timeline_query(user.id), before, rt.settings.per_page, grid=True)
+    query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
+    page = media_service.page(session, query, before, rt.settings.per_page, grid=True)
     return render(request, "timeline.html", page=page)  # public items only: their store URLs
 
 
@@ -180,17 +184,17 @@ def api_unfollow(name: Username, session: DB, user: Writer) -> dict[str, Any]:
 
 
 @api.get("/users/{name}/followers", response_model=PeopleList, responses=ERRORS, summary="Who follows a person")
-def api_followers(name: Username, session: DB, rt: RT, base: SiteURL, cursor: Cursor = None,
+def api_followers(name: Username, session: DB, rt: RT, base: SiteURL, viewer: CurrentUser, cursor: Cursor = None,
                   limit: Limit = PEOPLE_PER_PAGE) -> dict[str, Any]:
     """Newest follower first; remote followers (federation) have no username and their address as `url`."""
-    listing = follows.followers(session, get_user(session, name), cursor, limit)
+    listing = follows.followers(session, blocks.get_person(session, name, viewer), cursor, limit)
     return {"items": [_person_json(rt, p, base) for p in listing.people], "next": listing.next_cursor}
 
 
 @api.get("/users/{name}/following", response_model=PeopleList, responses=ERRORS, summary="Whom a person follows")
-def api_following(name: Username, session: DB, rt: RT, base: SiteURL, cursor: Cursor = None,
+def api_following(name: Username, session: DB, rt: RT, base: SiteURL, viewer: CurrentUser, cursor: Cursor = None,
                   limit: Limit = PEOPLE_PER_PAGE) -> dict[str, Any]:
-    listing = follows.following(session, get_user(session, name), cursor, limit)
+    listing = follows.following(session, blocks.get_person(session, name, viewer), cursor, limit)
     return {"items": [_person_json(rt, p, base) for p in listing.people], "next": listing.next_cursor}
 
 
@@ -199,7 +203,8 @@ def api_timeline(session: DB, rt: RT, user: LoggedIn, base: SiteURL, cursor: Med
                  limit: Limit = 30) -> dict[str, Any]:
     """Public, processed media of the people the caller follows, newest first (never unlisted or
     private items), in pages like GET /api/v1/media."""
-    page = media_service.page(session, follows.timeline_query(user.id), cursor, limit)
+    query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
+    page = media_service.page(session, query, cursor, limit)
     return {"items": [media_service.media_json(rt, m, base) for m in page.items], "next": page.next_cursor}
 
 
@@ -207,7 +212,7 @@ def api_timeline(session: DB, rt: RT, user: LoggedIn, base: SiteURL, cursor: Med
 def api_profile(name: Username, session: DB, rt: RT, viewer: CurrentUser, base: SiteURL) -> dict[str, Any]:
     from kiln.media.text import render_markdown
 
-    owner = get_user(session, name)
+    owner = blocks.get_person(session, name, viewer)
     counts = follows.counts(session, owner)
     avatar = {size: _absolute(rt.stores.public.url(list(key)), base) for size, key in (owner.avatar or {}).items()}
     return {"username": owner.username, "display_name": owner.display_name or owner.username, "bio": owner.bio,
@@ -221,3 +226,4 @@ router.include_router(pages)
 router.include_router(api)
 router.include_router(notifications.router)
 router.include_router(profile_pages.router)
+router.include_router(blocks_routes.router)

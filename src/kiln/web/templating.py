@@ -19,7 +19,7 @@ from kiln import i18n, plugins
 from kiln.media import captions
 from kiln.media.licenses import LICENSES, get_license
 from kiln.media.models import ALT_TEXT_MAX
-from kiln.media.services import MAX_TITLE
+from kiln.media.services import MAX_TITLE, downloads
 from kiln.media.text import render_markdown
 from kiln.mediatypes import accepted, kind_template, placeholder_src
 from kiln.mediatypes.image.camera import camera_details
@@ -93,11 +93,12 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
                        caption_languages=lambda: captions.language_choices(i18n.current()))
     env.globals.update(avatar_url=lambda user, size=64: avatar_url(user, size, media_src), initials=initials,
                        unseen_notifications=unseen_notifications, notification_mail_choices=_mail_choices,
-                       cached_fragment=cached_fragment)
+                       cached_fragment=cached_fragment, downloads=downloads)
     env.filters["markdown"] = render_markdown
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date
+    env.filters["short_date"] = i18n.format_short_date
     env.filters["number"] = i18n.format_number
     env.filters["percent"] = format_percent
     return templates
@@ -166,3 +167,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     )
     request.state.flash_out = []
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def render_block(request: Request, template: str, block: str, **context: Any) -> str:
+    """One block of a page template, alone (for a part of a page kept in kiln.web.fragments): the same
+    context as ``render`` but the flashes, which stay for the page around it."""
+    context.setdefault("user", getattr(request.state, "user", None))
+    context.setdefault("csrf_token", _LazyToken(request))
+    context.update(request=request, site_name=request.app.state.runtime.settings.site_name, flashes=[])
+    page = request.app.state.templates.get_template(template)
+    return "".join(page.blocks[block](page.new_context(context)))

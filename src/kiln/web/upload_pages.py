@@ -32,6 +32,7 @@ from kiln.web.deps import (
     release_database,
     same_origin,
     site_url,
+    wants_json,
 )
 from kiln.web.templating import render
 from kiln.web.uploads import STREAMED, UploadForm, read_upload
@@ -44,10 +45,6 @@ CSRF_MESSAGE = N_("This form expired or came from another site. Reload the page 
 MAX_PAGE_FILES = 50
 OptText = Annotated[str | None, Form()]
 FullText = Annotated[str, Form()]
-
-
-def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
 
 
 @router.get("/upload", response_class=HTMLResponse)
@@ -69,7 +66,7 @@ def _form_page(request: Request, rt: Runtime, user: User, status: int = 200, **c
                   chosen_collection=request.query_params.get("collection", ""), **context)
 
 
-def upload_csrf(request: Request) -> None:
+async def upload_csrf(request: Request) -> None:
     """The CSRF check of the upload form, without reading the body: the cookie, the origin and an
     X-CSRF-Token header now; a token sent as a form field is checked when the first file part starts
     (the form sends it first), so a forged upload is refused before its file is read."""
@@ -115,7 +112,7 @@ async def upload(request: Request, session: DB, rt: RT, user: LoggedIn) -> Respo
 
 
 def _refused(request: Request, rt: Runtime, user: User, error: KilnError) -> Response:
-    if _wants_json(request):
+    if wants_json(request):
         return JSONResponse({"error": error.as_dict()}, status_code=error.status)
     return _form_page(request, rt, user, status=error.status, errors=[error.message])
 
@@ -152,7 +149,7 @@ def _take(request: Request, session: Session, rt: Runtime, user: User, form: Upl
         except KilnError as exc:
             errors.append((exc, upload_file.filename))
     collection_service.add_uploads(session, user, target, accepted)
-    if _wants_json(request):
+    if wants_json(request):
         if errors:
             error, name = errors[0]
             return JSONResponse({"error": {"code": error.code, "message": media_service.rejected_message(error, name)}},

@@ -8,8 +8,8 @@ Renditions:
 
 * ``peaks`` (JSON: ``audio.waveform_peaks`` loudest-sample values 0..1, and the duration), which
   the player draws and seeks on; ``waveform``, the same as a transparent PNG for pages without
-  JavaScript; ``thumbnail``, the waveform as bars on a dark ground (the issue asks galleries to
-  show the waveform, also for music with cover art).
+  JavaScript; ``thumbnail`` (and ``thumbnail_2x``, twice its size, for phones), the waveform as bars
+  on a dark ground (the issue asks galleries to show the waveform, also for music with cover art).
 * ``medium``: the cover art when the file carries one, otherwise a large waveform picture.
 * ``audio``: what every current browser plays. An MP3, or AAC in M4A/MP4, up to 320 kbit/s and
   stereo is copied as it is (no second lossy generation, and instant); anything else becomes
@@ -40,6 +40,7 @@ from kiln.mediatypes._ffmpeg import Probe, probe
 from kiln.mediatypes.audio import decode, draw
 from kiln.mediatypes.audio.sniff import FORMATS, Format, check_complete, ogg_tags, sniff
 from kiln.mediatypes.base import (
+    THUMBNAILS,
     Identified,
     MediaRejected,
     ProducedFile,
@@ -48,6 +49,9 @@ from kiln.mediatypes.base import (
     StepDef,
     StepResult,
     output_spec,
+    thumbnail_specs,
+    wanted,
+    wanted_outputs,
 )
 from kiln.mediatypes.image.still import render_still
 
@@ -113,8 +117,8 @@ class AudioKind:
             StepDef("waveform", (
                 RenditionSpec("peaks", drawn),
                 RenditionSpec("waveform", {**drawn, "size": list(WAVEFORM_SIZE)}),
-                RenditionSpec("thumbnail", {**drawn, "size": image.thumbnail_size, "jpeg_quality": image.jpeg_quality,
-                                            "webp_quality": image.webp_quality}),
+                *thumbnail_specs({**drawn, "jpeg_quality": image.jpeg_quality, "webp_quality": image.webp_quality},
+                                 image.thumbnail_size),
             )),
             StepDef("medium", (RenditionSpec("medium", {
                 **drawn, "size": image.medium_size, "jpeg_quality": image.jpeg_quality,
@@ -176,14 +180,13 @@ class AudioKind:
         draw.waveform_picture(values, *WAVEFORM_SIZE, PAGE_BARS, None, bar=2, gap=1).save(page, optimize=True)
         still = ctx.workdir / "waveform-still.png"
         draw.waveform_picture(values, *THUMB_STILL, BARS, GROUND, bar=4, gap=2).save(still, compress_level=1)
-        thumbnail = render_still(still, output_spec(ctx, self, "thumbnail").params, ctx.workdir, "thumbnail",
-                                 ctx.settings)
+        files = [render_still(still, params, ctx.workdir, name, ctx.settings)
+                 for name, params in wanted_outputs(ctx, self, THUMBNAILS).items()]
         ctx.report_progress(1.0)
-        return StepResult(files=[
-            ProducedFile("peaks", peaks_file, "application/json"),
-            ProducedFile("waveform", page, "image/png", *WAVEFORM_SIZE),
-            thumbnail,
-        ])
+        drawn = [ProducedFile("peaks", peaks_file, "application/json"),
+                 ProducedFile("waveform", page, "image/png", *WAVEFORM_SIZE)]
+        # A reprocess that lacks only a thumbnail size keeps the peaks and waveform it has.
+        return StepResult(files=[made for made in drawn if wanted(ctx, made.name)] + files)
 
     def _medium(self, ctx: StepContext) -> StepResult:
         facts, settings = ctx.identified.extra, ctx.settings

@@ -10,7 +10,9 @@ Renditions:
   ever enlarged. Both are upright (EXIF orientation applied), 8-bit sRGB or grey, keep the colour
   profile and nothing else (no EXIF, GPS, XMP, IPTC). Opaque pictures are JPEG; pictures with real
   transparency are WebP. An animated GIF or WebP gives a still of its first frame.
-* The thumbnail is made from the medium when one was made earlier in the run and is big enough.
+* ``thumbnail_2x`` fits twice ``image.thumbnail_size``, for sharp galleries on phones; it is made in
+  the thumbnail step, from the same source. A reprocess of an item that lacks it makes only it.
+* The thumbnails are made from the medium when one was made earlier in the run and is big enough.
 * ``animated`` (animated GIF and WebP only), made by the medium step, is an animated WebP fitting
   ``image.animation_size``. Its spec is optional: a still makes no such file and is not stale for it.
 * ``metadata`` reports the displayed size, readable camera EXIF and the GPS position.
@@ -27,6 +29,7 @@ from kiln.config import Settings
 from kiln.hookspecs import hookimpl
 from kiln.i18n import N_
 from kiln.mediatypes.base import (
+    THUMBNAILS,
     Identified,
     MediaRejected,
     ProducedFile,
@@ -36,6 +39,8 @@ from kiln.mediatypes.base import (
     StepResult,
     TransientFailure,
     output_spec,
+    thumbnail_specs,
+    wanted_outputs,
 )
 from kiln.mediatypes.image import raw
 from kiln.mediatypes.image._vips import FORMATS
@@ -93,7 +98,7 @@ class ImageKind:
         return [
             StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),
                                RenditionSpec("animated", animated, optional=True))),
-            StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
+            StepDef("thumbnail", thumbnail_specs(common, image.thumbnail_size)),
             StepDef("metadata"),
         ]
 
@@ -106,7 +111,7 @@ class ImageKind:
         whole picture (upright, re-encoded with the same settings). Any other change, or a
         rendition stored before specs were recorded (``{}``), needs recomputing.
 
-        The thumbnail is held to a stricter rule: it must be *smaller* than both boxes. When the
+        The thumbnails are held to a stricter rule: the picture must be *smaller* than both boxes. When the
         picture is exactly as large as the box, the first run made the thumbnail from the medium
         (one more JPEG generation), while a run of the thumbnail step alone reads the original.
         """
@@ -119,7 +124,7 @@ class ImageKind:
         if not isinstance(new_size, int) or not isinstance(old_size, int):
             return False
         long_side = max(identified.width, identified.height)
-        if spec.name == "thumbnail":
+        if spec.name in THUMBNAILS:
             return long_side < min(new_size, old_size)
         return long_side <= min(new_size, old_size)
 
@@ -136,13 +141,12 @@ class ImageKind:
                 files += self._animation(ctx, header, output_spec(ctx, self, "animated").params)
             return StepResult(files=files)
         if step == "thumbnail":
-            params = output_spec(ctx, self, "thumbnail").params
-            source = self._thumbnail_source(ctx, int(params["size"]))
-            header = self._header(source, ctx.settings)
-            return StepResult(
-                files=[render(source, header, int(params["size"]), _encoding(params), ctx.workdir, "thumbnail",
-                              image)]
-            )
+            files = []
+            for name, params in wanted_outputs(ctx, self, THUMBNAILS).items():
+                source = self._thumbnail_source(ctx, int(params["size"]))
+                header = self._header(source, ctx.settings)
+                files.append(render(source, header, int(params["size"]), _encoding(params), ctx.workdir, name, image))
+            return StepResult(files=files)
         if step == "metadata":
             header = self._header(ctx.source, ctx.settings)
             if header.fmt.pixels == "raw":

@@ -12,7 +12,8 @@ Steps and renditions:
   and whether the surface is closed (watertight) into ``media.info``.
 * ``medium``: a picture of the model from a 3/4 view above its front right, fitting
   ``image.medium_size``, drawn from the GLB made just before when there is one.
-* ``thumbnail``: fits ``image.thumbnail_size``, shrunk from the medium when there is one.
+* ``thumbnail`` and ``thumbnail_2x``: fit ``image.thumbnail_size`` and twice it, shrunk from the medium
+  when there is one (the 1x from the 2x otherwise).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kiln.config import Settings
 from kiln.hookspecs import hookimpl
 from kiln.i18n import N_
 from kiln.mediatypes.base import (
+    THUMBNAILS,
     Identified,
     MediaRejected,
     ProducedFile,
@@ -35,6 +37,8 @@ from kiln.mediatypes.base import (
     StepDef,
     StepResult,
     output_spec,
+    thumbnail_specs,
+    wanted_outputs,
 )
 from kiln.mediatypes.external import run_external
 from kiln.mediatypes.model3d.sniff import FORMATS, check, sniff
@@ -75,7 +79,7 @@ class ModelKind:
         return [
             StepDef("model", (RenditionSpec("model", {"version": RENDERER_VERSION, "format": "glb", "up": "y"}),)),
             StepDef("medium", (RenditionSpec("medium", {**look, "size": image.medium_size}),)),
-            StepDef("thumbnail", (RenditionSpec("thumbnail", {**look, "size": image.thumbnail_size}),)),
+            StepDef("thumbnail", thumbnail_specs(look, image.thumbnail_size)),
         ]
 
     # Running ------------------------------------------------------------------------------------
@@ -89,18 +93,25 @@ class ModelKind:
             return StepResult(files=[ProducedFile("model", glb, "model/gltf-binary")], metadata=info)
         if step == "medium":
             return StepResult(files=[self._picture(ctx, "medium", output_spec(ctx, self, "medium").params)])
-        if step == "thumbnail":
-            return StepResult(files=[self._picture(ctx, "thumbnail", output_spec(ctx, self, "thumbnail").params)])
+        if step == "thumbnail":  # the larger first: the smaller is shrunk from it
+            outputs = wanted_outputs(ctx, self, THUMBNAILS)
+            files: list[ProducedFile] = []
+            for name in sorted(outputs, key=lambda n: -int(outputs[n]["size"])):
+                files.append(self._picture(ctx, name, outputs[name], files[0] if files else None))
+            return StepResult(files=files)
         raise ValueError(f"The 3D model kind has no step called {step!r}.")
 
-    def _picture(self, ctx: StepContext, name: str, params: Mapping[str, Any]) -> ProducedFile:
+    def _picture(self, ctx: StepContext, name: str, params: Mapping[str, Any],
+                 larger: ProducedFile | None = None) -> ProducedFile:
+        """Render ``name``; a thumbnail is shrunk from a larger picture made this run (``larger``, else
+        the medium) when there is one big enough, which costs no new render of the model."""
         from kiln.mediatypes.image.still import render_still
 
         box = int(params["size"])
-        medium = ctx.earlier.get("medium")
-        if name == "thumbnail" and medium is not None and medium.path.is_file() \
-                and max(medium.width or 0, medium.height or 0) >= box:
-            return render_still(medium.path, params, ctx.workdir, name, ctx.settings)
+        for made in (larger, ctx.earlier.get("medium")):
+            if name in THUMBNAILS and made is not None and made.path.is_file() \
+                    and max(made.width or 0, made.height or 0) >= box:
+                return render_still(made.path, params, ctx.workdir, name, ctx.settings)
         glb = ctx.earlier.get("model")
         source, fmt = (glb.path, "kiln_glb") if glb is not None and glb.path.is_file() \
             else (ctx.source, self._format(ctx))

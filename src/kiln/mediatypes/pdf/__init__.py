@@ -10,7 +10,8 @@ password, declares more than ``document.max_pages`` pages or a page side longer 
 Renditions (all pictures: a user's PDF is never shown inline from Kiln's origin, since PDFs can
 carry scripts and forms):
 
-* ``medium`` and ``thumbnail``: the first page, through the image rules (``render_still``).
+* ``medium``, ``thumbnail`` and ``thumbnail_2x`` (twice the thumbnail size): the first page, through
+  the image rules (``render_still``); the thumbnails from the medium when it was made in the same run.
 * ``page-1`` .. ``page-N``: the first ``document.pages_shown`` pages as JPEGs fitting
   ``document.page_width``, so the media page shows the document without JavaScript. The pages step
   reports progress page by page, and keeps their text layer in ``info["page_text"]`` (a list, one
@@ -34,6 +35,7 @@ from kiln.config import Settings
 from kiln.hookspecs import hookimpl
 from kiln.i18n import N_
 from kiln.mediatypes.base import (
+    THUMBNAILS,
     Identified,
     MediaRejected,
     ProducedFile,
@@ -42,6 +44,8 @@ from kiln.mediatypes.base import (
     StepDef,
     StepResult,
     output_spec,
+    thumbnail_specs,
+    wanted_outputs,
 )
 from kiln.mediatypes.image.still import render_still
 from kiln.mediatypes.pdf import reader
@@ -105,7 +109,7 @@ class PdfKind:
                  "format": "jpeg", "quality": image.jpeg_quality}
         return [
             StepDef("medium", (RenditionSpec("medium", {**common, "size": image.medium_size}),)),
-            StepDef("thumbnail", (RenditionSpec("thumbnail", {**common, "size": image.thumbnail_size}),)),
+            StepDef("thumbnail", thumbnail_specs(common, image.thumbnail_size)),
             StepDef("metadata"),
             # Every page shown has a spec; later pages are optional: they exist only when the document has them.
             StepDef("pages", tuple(RenditionSpec(f"page-{n}", pages, optional=n > 1)
@@ -117,13 +121,17 @@ class PdfKind:
         settings = ctx.settings
         if step == "medium":
             return StepResult(files=[self._first_page(ctx, "medium", output_spec(ctx, self, "medium").params)])
-        if step == "thumbnail":
+        if step == "thumbnail":  # both sizes from one picture of the first page: the medium, or a fresh one
+            outputs = wanted_outputs(ctx, self, THUMBNAILS)
+            box = max(int(params["size"]) for params in outputs.values())
             medium = ctx.earlier.get("medium")
-            params = output_spec(ctx, self, "thumbnail").params
-            size = int(params["size"])
-            if medium is not None and medium.path.is_file() and max(medium.width or 0, medium.height or 0) >= size:
-                return StepResult(files=[render_still(medium.path, params, ctx.workdir, "thumbnail", settings)])
-            return StepResult(files=[self._first_page(ctx, "thumbnail", params)])
+            if medium is not None and medium.path.is_file() and max(medium.width or 0, medium.height or 0) >= box:
+                page = medium.path
+            else:
+                page = reader.draw_pages(ctx.source, ctx.workdir / "thumbnail-page", 1, 1, (box, box), "png", 0,
+                                         settings)[0].path
+            return StepResult(files=[render_still(page, params, ctx.workdir, name, settings)
+                                     for name, params in outputs.items()])
         if step == "metadata":
             return StepResult(metadata=self._metadata(reader.probe(ctx.source, settings)))
         if step == "pages":

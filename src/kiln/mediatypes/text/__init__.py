@@ -31,6 +31,7 @@ from kiln.config import Settings
 from kiln.hookspecs import hookimpl
 from kiln.i18n import N_
 from kiln.mediatypes.base import (
+    THUMBNAILS,
     Identified,
     ProducedFile,
     RenditionSpec,
@@ -38,6 +39,8 @@ from kiln.mediatypes.base import (
     StepDef,
     StepResult,
     output_spec,
+    thumbnail_specs,
+    wanted_outputs,
 )
 from kiln.mediatypes.image.still import render_still
 from kiln.mediatypes.text.decode import Decoded, read_text
@@ -76,9 +79,8 @@ class TextKind:
                                                     "page_text_bytes": text.page_text_bytes}),)),
             StepDef("medium", (RenditionSpec("medium", {**drawn, "size": image.medium_size,
                                                         "lines": text.picture_lines}),)),
-            StepDef("thumbnail", (RenditionSpec("thumbnail", {**drawn, "size": image.thumbnail_size,
-                                                              "lines": THUMBNAIL_LINES,
-                                                              "shape": THUMBNAIL_SHAPE}),)),
+            StepDef("thumbnail", thumbnail_specs({**drawn, "lines": THUMBNAIL_LINES, "shape": THUMBNAIL_SHAPE},
+                                                 image.thumbnail_size)),
         ]
 
     def run_step(self, step: str, ctx: StepContext) -> StepResult:
@@ -99,8 +101,8 @@ class TextKind:
             count = max(fewest, min(most, decoded.columns // 2))
             picture = draw_text(rows[:count], ctx.workdir / "thumbnail-text.png", int(params["font_size"]),
                                 min_height_ratio=THUMBNAIL_SHAPE)
-            return StepResult(files=[render_still(picture, params, ctx.workdir,
-                                                  "thumbnail", settings)])
+            return StepResult(files=[render_still(picture, shaped, ctx.workdir, name, settings)
+                                     for name, shaped in wanted_outputs(ctx, self, THUMBNAILS).items()])
         raise ValueError(f"The text kind has no step called {step!r}.")
 
     def strip_metadata(self, source: Path, workdir: Path, settings: Settings) -> ProducedFile:

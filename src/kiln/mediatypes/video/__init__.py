@@ -9,7 +9,8 @@ kind takes it.
 Steps and renditions:
 
 * ``metadata``: duration, frame rate, codecs, container, displayed size (after rotation), has_audio.
-* ``poster``: one keyframe, drawn into ``medium`` (the player's poster) and ``thumbnail``.
+* ``poster``: one keyframe, drawn into ``medium`` (the player's poster), ``thumbnail`` and
+  ``thumbnail_2x`` (twice the thumbnail size, for sharp galleries on phones).
 * ``video-<h>`` for each rung of ``video.heights`` (the short side: 720 is 1280x720, or 720x1280
   upright): H.264/AAC MP4 with faststart, never upscaled (rungs above the source collapse into
   one rendition at the source size, made by the tallest), upright, aspect kept, even sides, live
@@ -29,6 +30,7 @@ from kiln.hookspecs import hookimpl
 from kiln.i18n import N_
 from kiln.mediatypes._ffmpeg import Probe, has_encoder, probe
 from kiln.mediatypes.base import (
+    THUMBNAILS,
     Identified,
     MediaRejected,
     ProducedFile,
@@ -37,6 +39,8 @@ from kiln.mediatypes.base import (
     StepDef,
     StepResult,
     output_spec,
+    thumbnail_specs,
+    wanted_outputs,
 )
 from kiln.mediatypes.image.still import render_still
 from kiln.mediatypes.video.sniff import Container, sniff
@@ -133,7 +137,7 @@ class VideoKind:
         steps = [
             StepDef("metadata"),
             StepDef("poster", (RenditionSpec("medium", {**still, "size": image.medium_size}),
-                               RenditionSpec("thumbnail", {**still, "size": image.thumbnail_size}))),
+                               *thumbnail_specs(still, image.thumbnail_size))),
         ]
         ladder = rungs(settings)
         for rung in ladder:
@@ -162,16 +166,21 @@ class VideoKind:
         raise ValueError(f"The video kind has no step called {step!r}.")
 
     def _poster(self, ctx: StepContext) -> StepResult:
-        medium_params = output_spec(ctx, self, "medium").params
-        thumbnail_params = output_spec(ctx, self, "thumbnail").params
+        """One keyframe, drawn large enough for every output this run makes; the thumbnails are shrunk
+        from the medium when it is made (a reprocess may make only a missing thumbnail size)."""
+        outputs = wanted_outputs(ctx, self, ("medium", *THUMBNAILS))
         still = ctx.workdir / "poster.png"
         facts = ctx.identified.extra
-        box = max(int(medium_params["size"]), int(thumbnail_params["size"]))
+        box = max(int(params["size"]) for params in outputs.values())
         poster(ctx.source, str(facts["demuxer"]), float(facts["duration"] or 0), box, still, ctx.settings,
                hdr=bool(facts.get("hdr")))
-        medium = render_still(still, medium_params, ctx.workdir, "medium", ctx.settings)
-        thumbnail = render_still(medium.path, thumbnail_params, ctx.workdir, "thumbnail", ctx.settings)
-        return StepResult(files=[medium, thumbnail])
+        files = []
+        source = still
+        for name, params in outputs.items():
+            files.append(render_still(source, params, ctx.workdir, name, ctx.settings))
+            if name == "medium" and max(files[-1].width or 0, files[-1].height or 0) >= box:
+                source = files[-1].path
+        return StepResult(files=files)
 
     def _transcode(self, step: str, ctx: StepContext, display: tuple[int, int]) -> StepResult:
         settings, facts = ctx.settings, ctx.identified.extra

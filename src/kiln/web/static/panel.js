@@ -11,7 +11,13 @@
   var timer = null;
   var shown = {}; // the HTML last put in each row, so unchanged rows are left alone
 
-  function say(text) { if (live) live.textContent = text; }
+  var heldUntil = 0; // an answer to something the person did stays a while before routine updates
+
+  function say(text, holdSeconds) {
+    if (!live || (!holdSeconds && Date.now() < heldUntil)) return;
+    live.textContent = text;
+    heldUntil = holdSeconds ? Date.now() + holdSeconds * 1000 : 0;
+  }
 
   function clock() {
     var d = new Date();
@@ -92,7 +98,7 @@
       .then(function (r) { return r.json(); })
       .then(function (data) {
         if (data.item) applyItem(data.item);
-        say(data.message || (data.error && data.error.message) || "");
+        say(data.message || (data.error && data.error.message) || "", 8);
         schedule(0.5);
       })
       .catch(function () { form.submit(); }); // fall back to the plain form

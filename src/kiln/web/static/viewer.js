@@ -4,7 +4,7 @@
 // a modal <dialog>: the full-size picture (data-full: the published original when browsers can
 // show it) fills the screen; Left/Right, swipes and the two buttons
 // go to the newer and older items (the page's own neighbour links, so the viewer follows exactly
-// what the page would); Escape or the close button shut it, landing on the page of the item last
+// what the page would; within the list the page was opened from, see context.js); Escape or the close button shut it, landing on the page of the item last
 // shown. A neighbour that is not a photo (a video, a PDF...) is opened as its page. Clicking the
 // picture switches between fitting the screen and its actual pixels.
 (function () {
@@ -44,7 +44,17 @@
     };
   }
 
-  var here = entry(document, window.location.pathname);
+  // Within the list the page was opened from (context.js), its neighbours there instead.
+  function inContext(item) {
+    var found = window.kilnContext && window.kilnContext(item.page);
+    if (found) {
+      item.newer = found.newer;
+      item.older = found.older;
+    }
+    return item;
+  }
+
+  var here = inContext(entry(document, window.location.pathname));
   var current = here;
   var pages = {}; // page URL -> Promise of its entry
 
@@ -55,7 +65,9 @@
           if (!response.ok) { throw new Error(String(response.status)); }
           return response.text();
         })
-        .then(function (html) { return entry(new window.DOMParser().parseFromString(html, "text/html"), url); });
+        .then(function (html) {
+          return inContext(entry(new window.DOMParser().parseFromString(html, "text/html"), url));
+        });
       pages[url].catch(function () { delete pages[url]; });
     }
     return pages[url];

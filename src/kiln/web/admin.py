@@ -1,0 +1,12 @@
+"""The admin area's people and audit log routes, as one router for the app (docs/admin-users.md)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kiln.web import admin_api, admin_audit, admin_people
+
+router = APIRouter()
+router.include_router(admin_people.router)
+router.include_router(admin_audit.router)
+router.include_router(admin_api.router)
