@@ -10,6 +10,7 @@ import pytest
 from kiln.accounts import services as accounts
 from kiln.config import ProcessingSettings
 from kiln.db.base import utcnow
+from kiln.errors import KilnError
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.mediatypes import get_kind
@@ -124,6 +125,61 @@ def test_sweeper_takes_back_a_step_whose_worker_died(queued_rt, submitted):
     sweep(queued_rt)
     medium = steps(queued_rt, submitted)["medium"]
     assert medium.state == "pending" and medium.error_code == "worker_lost" and medium.attempts == 1
+
+
+def test_a_silent_hosts_steps_are_taken_back_before_their_leases_lapse(queued_rt, submitted):
+    from kiln.processing.hosts import SILENT_AFTER, WorkerHost
+
+    interval = queued_rt.settings.processing.sweep_interval
+    with queued_rt.sessions() as session:
+        first, second = ledger.steps_of(session, submitted)[:2]
+        assert ledger.claim(session, first.id, "rack2:55:1", lease_seconds=3600)
+        assert ledger.claim(session, second.id, "rack3:56:1", lease_seconds=3600)
+        long_ago = utcnow() - dt.timedelta(seconds=interval * (SILENT_AFTER + 1))
+        session.add_all([WorkerHost(id="rack2:50", host="rack2", last_beat=long_ago),  # both of rack2's workers
+                         WorkerHost(id="rack2:51", host="rack2", last_beat=long_ago),  # are silent: it is gone
+                         WorkerHost(id="rack3:52", host="rack3", last_beat=long_ago),  # one of rack3's is not
+                         WorkerHost(id="rack3:53", host="rack3", last_beat=utcnow())])
+        session.commit()
+        names = first.name, second.name
+    sweep(queued_rt)
+    state = steps(queued_rt, submitted)
+    assert state[names[0]].state == "pending" and state[names[0]].error_code == "worker_lost"
+    assert state[names[1]].state == "running" and state[names[1]].lease_owner == "rack3:56:1"
+
+
+def test_a_step_taken_back_while_it_ran_leaves_nothing_of_that_run(queued_rt, submitted, monkeypatch):
+    """Its host seemed gone, so the sweeper took the step back for another worker: this worker's late
+    outcome is dropped (no rendition row, no stored file), so no step is done twice."""
+    kind = get_kind("image")
+    real = kind.run_step
+    ran: list[str] = []
+
+    def run_then_lose_the_lease(step, ctx):  # type: ignore[no-untyped-def]
+        result = real(step, ctx)
+        ran.append(step)
+        with queued_rt.sessions() as session:  # the sweeper, meanwhile
+            row = next(s for s in ledger.steps_of(session, submitted) if s.name == step)
+            ledger.schedule_retry(row, queued_rt.settings.processing, "WorkerLost", "worker_lost",
+                                  KilnError("The worker processing this file stopped unexpectedly."))
+            session.commit()
+        return result
+
+    monkeypatch.setattr(kind, "run_step", run_then_lose_the_lease)
+    before = set(map(tuple, queued_rt.stores.public.iter_keys()))
+    process_media(queued_rt, submitted)
+    assert len(ran) == 1  # nothing more of the item for this worker
+    state = steps(queued_rt, submitted)
+    assert state[ran[0]].state == "pending" and state[ran[0]].error_code == "worker_lost"
+    with queued_rt.sessions() as session:
+        assert not session.get(MediaEntry, submitted).renditions
+    assert set(map(tuple, queued_rt.stores.public.iter_keys())) == before
+    monkeypatch.setattr(kind, "run_step", real)  # the worker it was given to finishes it
+    with queued_rt.sessions() as session:
+        for step in ledger.steps_of(session, submitted):
+            step.next_run = utcnow()
+        session.commit()
+    assert process_media(queued_rt, submitted) == "processed"
 
 
 def test_backoff_grows_exponentially_and_is_capped():

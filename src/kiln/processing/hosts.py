@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from kiln.config import Settings
 from kiln.db.base import Base, utcnow
 from kiln.errors import KilnError
+from kiln.processing.limits import owner_is_dead
 from kiln.processing.models import ProcessingStep, WorkState
 
 if TYPE_CHECKING:
@@ -135,6 +136,21 @@ def beat(rt: Runtime, worker_id: str, lanes: list[str], processes: int) -> None:
         row.broker, row.stores = broker_identity(rt.settings), store_identities(rt.settings)
         session.execute(delete(WorkerHost).where(WorkerHost.last_beat < now - FORGET_AFTER))
         session.commit()
+
+
+def silent_hosts(session: Session, settings: Settings) -> frozenset[str]:
+    """Other hosts whose every worker has been silent for SILENT_AFTER sweeps: down or cut off. The
+    sweeper takes back their steps and effects at once instead of waiting for each lease to lapse (a
+    late answer from such a host is refused: it no longer holds the lease)."""
+    since = utcnow() - dt.timedelta(seconds=settings.processing.sweep_interval * SILENT_AFTER)
+    return frozenset(session.scalars(
+        select(WorkerHost.host).where(WorkerHost.host != HOST).group_by(WorkerHost.host)
+        .having(func.max(WorkerHost.last_beat) < since)))
+
+
+def lost(owner: str | None, silent: frozenset[str]) -> bool:
+    """Whether the holder of a lease is gone: its process died on this host, or its host fell silent."""
+    return owner_is_dead(owner) or (owner or "").partition(":")[0] in silent
 
 
 def leave(rt: Runtime, worker_id: str) -> None:

@@ -140,6 +140,22 @@ def renew(session: Session, step_id: int, owner: str, lease_seconds: int, progre
     return rowcount(result) == 1
 
 
+def still_holds(session: Session, step_id: int, owner: str) -> bool:
+    """Whether ``owner`` still holds the step's lease, locking the row until this transaction ends.
+
+    A worker asks just before it commits a step's outcome: the sweeper may have taken the step back
+    meanwhile (its host fell silent, its lease lapsed) and given it to another worker, whose outcome
+    must not be doubled. The sweeper locks the rows it takes back, so the two cannot cross."""
+    result = session.execute(
+        update(ProcessingStep)
+        .where(ProcessingStep.id == step_id, ProcessingStep.lease_owner == owner,
+               ProcessingStep.state == WorkState.RUNNING)
+        .values(lease_owner=owner)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
 def mark_done(row: Leased) -> None:
     row.state = WorkState.DONE
     if isinstance(row, ProcessingStep):

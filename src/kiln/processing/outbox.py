@@ -279,14 +279,14 @@ def _sentence(kind: str, error: Exception) -> KilnError | str:
 def sweep(rt: Runtime, lost_after: dt.timedelta = dt.timedelta(seconds=60)) -> int:
     """The sweeper's share: take back effects whose worker died or overran its lease, then ring the
     due ones and those whose bell was rung ``lost_after`` ago without effect. Returns how many rang."""
-    from kiln.processing import ledger
-    from kiln.processing.limits import owner_is_dead
+    from kiln.processing import hosts, ledger
 
     now, policy = utcnow(), rt.settings.outbox
     with rt.sessions() as session:
+        silent = hosts.silent_hosts(session, rt.settings)
         for effect in session.scalars(select(OutboxEffect).where(OutboxEffect.state == WorkState.RUNNING)):
             lapsed = effect.lease_expires is not None and effect.lease_expires < now
-            if lapsed or owner_is_dead(effect.lease_owner):
+            if lapsed or hosts.lost(effect.lease_owner, silent):
                 ledger.retry_later(effect, policy, "WorkerLost", "worker_lost",
                                    KilnError("The worker running this stopped unexpectedly."))
         session.flush()

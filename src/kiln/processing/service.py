@@ -234,7 +234,8 @@ class _LeaseKeeper(threading.Thread):
 
 
 class _MediaGone(Exception):
-    """The item was deleted while one of its steps ran: nothing of it may be stored."""
+    """The item was deleted while one of its steps ran, or the step was taken back from this worker:
+    nothing of this run may be stored."""
 
 
 def _run_one(
@@ -286,6 +287,15 @@ def _run_one(
     finally:
         keeper.stop.set()
     try:
+        with session.no_autoflush:  # asked before the step's new state is written
+            held = ledger.still_holds(session, step.id, owner)
+        if not held:
+            session.rollback()
+            for key in stored:
+                rt.stores.public.delete(key)
+            log.warning("step %s of media %s was taken back while it ran (its host fell silent or its lease "
+                        "lapsed); its results were dropped for the worker that runs it again", step.name, media.id)
+            raise _MediaGone()  # nothing more of this item for this worker
         session.commit()
     except SQLAlchemyError:
         if _exists(rt, media.id):

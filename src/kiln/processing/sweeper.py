@@ -24,7 +24,7 @@ from kiln.errors import KilnError
 from kiln.media.models import MediaEntry, MediaState
 from kiln.processing import hosts, ledger, outbox
 from kiln.processing.admission import ring_bells, ring_due
-from kiln.processing.limits import lease_owner, owner_is_dead
+from kiln.processing.limits import lease_owner
 from kiln.processing.models import Lock, ProcessingStep, WorkState
 from kiln.processing.service import clean_workbench
 from kiln.runtime import Runtime, build_runtime
@@ -60,12 +60,15 @@ def sweep(rt: Runtime) -> int:
     now = utcnow()
     settings = rt.settings.processing
     with rt.sessions() as session:
-        # Running steps whose worker died (lease lapsed, or its process is gone from this host).
+        # Running steps whose worker died: its lease lapsed, its process is gone from this host, or
+        # its host has stopped beating.
+        silent = hosts.silent_hosts(session, rt.settings)
         for step, kind in session.execute(
             select(ProcessingStep, MediaEntry.kind).join(MediaEntry, MediaEntry.id == ProcessingStep.media_id)
             .where(ProcessingStep.state == WorkState.RUNNING)
+            .with_for_update(of=ProcessingStep, skip_locked=True)  # not one a worker is finishing now
         ):
-            if step.lease_expires is not None and step.lease_expires < now or owner_is_dead(step.lease_owner):
+            if step.lease_expires is not None and step.lease_expires < now or hosts.lost(step.lease_owner, silent):
                 ledger.schedule_retry(step, settings.policy(kind), "WorkerLost", "worker_lost",
                                       KilnError("The worker processing this file stopped unexpectedly."))
         session.commit()
