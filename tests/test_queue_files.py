@@ -49,3 +49,58 @@ def test_the_consumer_skips_a_message_still_being_written(channel):
     chan._put("image.new", {"n": 1})
     assert chan._get("image.new") == {"n": 1}
     assert (folder / ".part-0123").exists()
+
+
+def test_messages_are_taken_oldest_first_by_a_rename_beside_the_queue(channel):
+    chan, folder = channel
+    for n in range(3):
+        chan._put("image.new", {"n": n})
+    chan._put("video.new", {"n": "video"})
+    assert [chan._get("image.new")["n"] for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(Empty):
+        chan._get("image.new")
+    assert chan._get("video.new") == {"n": "video"}
+    assert not os.listdir(folder) and not os.listdir(folder.parent / "taken")  # read, then deleted
+
+
+def test_an_idle_consumer_is_woken_by_a_message_not_by_polling(tmp_path):
+    """The consumer waits on a watch of the folder: with polling set to a minute, a message put
+    from another thread still reaches it at once (in seconds, where polling would take the minute)."""
+    import threading
+    import time
+
+    folder = tmp_path / "messages"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(tmp_path),
+               "polling_interval": 60}
+    got: list[object] = []
+    with Connection(queue_files.register(), transport_options=options) as consumer, \
+            Connection(queue_files.register(), transport_options=options) as producer:
+        queue = consumer.SimpleQueue("image.new")
+        queue.consumer.channel.basic_qos(0, 1, False)
+
+        def put_soon() -> None:
+            time.sleep(0.5)  # the consumer is asleep on the folder by now
+            producer.SimpleQueue("image.new").put({"n": 1})
+
+        threading.Thread(target=put_soon, daemon=True).start()
+        started = time.monotonic()
+        message = queue.get(block=True, timeout=30)
+        got.append(message.payload)
+        message.ack()
+        waited = time.monotonic() - started
+    assert got == [{"n": 1}]
+    assert waited < 20, f"woken after {waited:.1f} s: the watch did not wake it"
+
+
+def test_a_message_taken_by_a_consumer_that_died_is_cleaned_away(tmp_path):
+    import subprocess
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (taken / f"{dead.pid}-123_abc.image.new.msg").write_text("{}")
+    (taken / f"{os.getpid()}-124_abd.image.new.msg").write_text("{}")  # its reader is alive: reading it
+    assert queue_files.clean_taken(tmp_path) == 1
+    assert os.listdir(taken) == [f"{os.getpid()}-124_abd.image.new.msg"]

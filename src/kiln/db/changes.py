@@ -28,6 +28,10 @@ QUIET_COLUMNS = frozenset({"users.password_hash", "users.email", "users.default_
                            "users.hiding"})  # what one logged-in viewer sees (kiln.social.blocks): never kept
 
 
+# An execution option for a bulk statement on a watched table whose change no visitor can see (an
+# upload moving from queued to processing): ``.execution_options(**{QUIET: True})``.
+QUIET = "kiln_unseen"
+
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -116,7 +120,11 @@ def _seen_by_visitors(obj: object) -> bool:
 
 def _media_of(session: Session, obj: object) -> object | None:
     with session.no_autoflush:
-        return getattr(obj, "media", None)  # set in memory when appended; else one primary-key load
+        media = getattr(obj, "media", None)  # set in memory when appended; else one primary-key load
+        media_id = getattr(obj, "media_id", None)
+        if media is None and media_id is not None:  # a new row made with the id alone: not loaded by itself
+            media = session.get(inspect(obj).mapper.relationships["media"].mapper.class_, media_id)
+        return media
 
 
 def _touches_public(session: Session) -> bool:
@@ -155,7 +163,7 @@ def _before_flush(session: Session, flush_context: object, instances: object) ->
 
 
 def _bulk_write(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete):
+    if not (state.is_update or state.is_delete) or state.execution_options.get(QUIET):
         return
     table = getattr(state.statement, "table", None)
     if table is not None and table.name in WATCHED_TABLES:

@@ -18,6 +18,7 @@ from kiln.mediatypes import KIND_MODULES
 from kiln.processing import queue_files
 from kiln.processing.dispatch import REASONS, lane
 from kiln.processing.outbox import QUEUE as OUTBOX_QUEUE
+from kiln.processing.outbox import WorkerBell
 
 KINDS = KIND_MODULES  # each kind's package is named after it
 LANES_EXCHANGE = Exchange("kiln.lanes", type="direct")
@@ -39,10 +40,12 @@ def make_celery(settings: Settings) -> Celery:
             "data_folder_in": str(folder / "messages"),
             "data_folder_out": str(folder / "messages"),
             "control_folder": str(folder / "control"),
-            # A pool process that finishes waits for the next poll to get its next message: at
-            # 0.2 s, one process managed 5 small images a second, 14 at 0.05 (bench/bench_engine.py).
+            # Only where inotify is missing (queue_files.py): an idle worker waits on a watch of the
+            # folder instead, woken as a message lands.
             "polling_interval": 0.05,
         }
+        # Remote control (broadcast commands, unused by Kiln) would poll the folder for its own queue.
+        app.conf.worker_enable_remote_control = False
     else:
         app.conf.broker_url = settings.broker_url
         # Redis redelivers unacknowledged messages only after this; the sweeper covers the gap.
@@ -98,6 +101,7 @@ def worker_runtime(app: Celery):
             apply_memory_limit(settings.processing.memory_limit_mb)
             rt = build_runtime(settings, dispatcher=CeleryDispatcher(app))
             rt.enforce_limits = True
+            rt.effects = WorkerBell(rt, rt.effects)  # the search index of what it publishes, done here
             _runtimes[key] = rt
         return _runtimes[key]
 

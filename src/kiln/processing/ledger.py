@@ -15,8 +15,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from kiln.config import RetryPolicy
+from kiln.db import changes
 from kiln.db.base import rowcount, utcnow
 from kiln.errors import KilnError
 from kiln.i18n import Nn_
@@ -98,10 +100,13 @@ def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:
     return list(session.scalars(query))
 
 
-def claim(session: Session, step_id: int, owner: str, lease_seconds: int) -> bool:
-    """Take the step for this worker if it is still due. Commits."""
+def claim(session: Session, step_id: int, owner: str, lease_seconds: int, *, queued: bool = True) -> bool:
+    """Take the step for this worker if it is still due. Commits. ``queued``: whether its item may
+    still be waiting in the queue, to be marked processing (False once the caller has seen it is not).
+    A step object the session holds comes back up to date (attempts, lease), read by the same statement
+    where the database can return what it updated."""
     now = utcnow()
-    result = session.execute(
+    statement = (
         update(ProcessingStep)
         .where(ProcessingStep.id == step_id, _due_clause(now))
         .values(
@@ -114,13 +119,21 @@ def claim(session: Session, step_id: int, owner: str, lease_seconds: int) -> boo
         )
         .execution_options(synchronize_session=False)
     )
-    claimed = rowcount(result) == 1
-    if claimed:
+    if session.get_bind().dialect.update_returning:
+        claimed = session.execute(statement.returning(ProcessingStep)
+                                  .execution_options(populate_existing=True)).first() is not None
+    else:
+        claimed = rowcount(session.execute(statement)) == 1
+        held = session.identity_map.get(identity_key(ProcessingStep, step_id))
+        if claimed and held is not None:
+            session.refresh(held)
+    if claimed and queued:
         session.execute(
             update(MediaEntry)
             .where(MediaEntry.id == select(ProcessingStep.media_id).where(ProcessingStep.id == step_id)
                    .scalar_subquery(), MediaEntry.state == MediaState.QUEUED)
             .values(state=MediaState.PROCESSING)
+            .execution_options(**{changes.QUIET: True})  # an upload still processing: no visitor sees it
         )
     session.commit()
     return claimed

@@ -151,6 +151,31 @@ class CeleryBell:
         thread.join(5)
 
 
+class WorkerBell:
+    """The bell of a processing worker's own process: effects that only touch the database (those
+    with a local handler, such as the search index of an item just published) run right here after
+    the commit that recorded them, as the worker it would have reached through the broker would run
+    them; the others are rung through ``fallback``. An item's publication then costs one task, not two."""
+
+    def __init__(self, rt: Runtime, fallback: Bell) -> None:
+        self.rt, self.fallback = rt, fallback
+
+    def ring(self, ids: list[int]) -> None:
+        rest = list(ids)
+        try:
+            with self.rt.sessions() as session:
+                local = set(session.scalars(select(OutboxEffect.id).where(
+                    OutboxEffect.id.in_(ids), OutboxEffect.kind.in_(list(LOCAL_HANDLERS)))))
+            for effect_id in ids:
+                if effect_id in local:
+                    run_effect(self.rt, effect_id)
+                    rest.remove(effect_id)
+        except Exception:  # the database failed us: the rest go through the broker, as from anywhere
+            log.exception("running outbox effects %s here failed; ringing them", ids)
+        if rest:
+            self.fallback.ring(rest)
+
+
 def make_bell(rt: Runtime) -> Bell:
     from kiln.processing.dispatch import CeleryDispatcher
 

@@ -95,9 +95,9 @@ def _run_steps(rt: Runtime, session: Session, media: MediaEntry, due: list[Proce
                 ledger.mark_skipped(step)
                 session.commit()
                 continue
-            if not ledger.claim(session, step.id, owner, rt.settings.processing.lease_seconds):
+            if not ledger.claim(session, step.id, owner, rt.settings.processing.lease_seconds,
+                                queued=media.state == MediaState.QUEUED):
                 continue
-            session.refresh(step)
             if step.attempts > policy.max_attempts:  # the previous attempts all died mid-step
                 ledger.mark_failed(step, "WorkerLost", "worker_lost",
                                    KilnError(Nn_("Processing this file stopped the worker %(n)s time; Kiln gave up.",

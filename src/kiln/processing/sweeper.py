@@ -22,7 +22,7 @@ from kiln.config import Settings
 from kiln.db.base import rowcount, utcnow
 from kiln.errors import KilnError
 from kiln.media.models import MediaEntry, MediaState
-from kiln.processing import hosts, ledger, outbox
+from kiln.processing import hosts, ledger, outbox, queue_files
 from kiln.processing.admission import ring_bells, ring_due
 from kiln.processing.limits import lease_owner
 from kiln.processing.models import Lock, ProcessingStep, WorkState
@@ -118,6 +118,8 @@ class Sweeper(threading.Thread):
                 return
             try:
                 clean_workbench(self.rt)  # this host's own leftovers: not behind the site-wide lock
+                if self.rt.settings.embedded_queue:
+                    queue_files.clean_taken(self.rt.settings.queue_dir)
                 if acquire_lock(self.rt, self.owner, seconds=interval * 3):
                     sweep(self.rt)
             except Exception:
