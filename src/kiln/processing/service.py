@@ -40,7 +40,7 @@ from kiln.processing.limits import HOST, kill_self, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
 from kiln.social.notify import notify
-from kiln.storage.base import StorageError, copy_to_local, save_local_file
+from kiln.storage.base import Storage, StorageError, copy_to_local, save_local_file
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,21 @@ def _store_file(rt: Runtime, media: MediaEntry, produced: ProducedFile, definiti
     if token is None:
         raise _MediaGone()
     key = media.rendition_key(f"{produced.name}-{fingerprint[:10]}{produced.path.suffix}", token)
-    return produced, key, save_local_file(rt.stores.public, key, produced.path), spec
+    return produced, key, _put(rt.stores.public, key, produced.path, durable=False), spec
+
+
+def _put(store: Storage, key: list[str], path: Path, *, durable: bool) -> int:
+    """Store a local file: linked in without a copy where the store is a folder on the same disk,
+    else copied (and synced) by the store. A rendition is linked without syncing its bytes
+    (``durable=False``): a process crash cannot lose it, and what a power cut loses, ``kiln reprocess``
+    makes again from the original."""
+    link_in = getattr(store, "link_in", None)
+    if link_in is not None:
+        try:
+            return int(link_in(key, path, durable=durable))
+        except OSError:  # another disk (or links refused): copy
+            pass
+    return save_local_file(store, key, path)
 
 
 def _record_rendition(session: Session, media: MediaEntry, produced: ProducedFile, key: list[str], size: int,
@@ -418,8 +432,12 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
         if media.original_store == "queue":
             # Copy first, commit, then delete: a crash in between leaves a spare copy, never none.
             key = list(media.original_key)
-            with rt.stores.queue.open(key) as fh:
-                rt.stores.originals.save(key, fh)
+            if rt.stores.queue.is_local and getattr(rt.stores.originals, "link_in", None) is not None:
+                # The upload's bytes were synced when it was received: a link, its folder synced.
+                _put(rt.stores.originals, key, rt.stores.queue.local_path(key), durable=True)
+            else:
+                with rt.stores.queue.open(key) as fh:
+                    rt.stores.originals.save(key, fh)
             media.original_store = "originals"
             session.commit()
             rt.stores.queue.delete(key)

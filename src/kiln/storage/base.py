@@ -4,6 +4,7 @@ components, and files go in and out as file-like objects, streamed, never whole 
 from __future__ import annotations
 
 import io
+import os
 import re
 import unicodedata
 import uuid
@@ -149,7 +150,16 @@ def unique_key(store: Storage, key: Key) -> list[str]:
 
 
 def copy_to_local(store: Storage, key: Key, dest: Path) -> Path:
-    """Copy a stored file to a local path (the workbench), streaming."""
+    """Copy a stored file to a local path (the workbench), streaming; a file of a local store on the
+    same disk is hard-linked instead (read only, never written through: a step writes new files)."""
+    if store.is_local:
+        try:
+            os.link(store.local_path(key), dest)
+            return dest
+        except FileNotFoundError:
+            raise NoSuchFile("No stored file at %(key)s.", key="/".join(key)) from None
+        except OSError:  # another disk: copy
+            pass
     with store.open(key) as src, dest.open("wb") as out:
         while chunk := src.read(CHUNK):
             out.write(chunk)

@@ -67,15 +67,28 @@ class LocalStorage:
             raise
         return written
 
-    def move_in(self, key: Key, path: Path) -> int:
-        """Take ownership of a local file by renaming it into the store (same filesystem)."""
+    def link_in(self, key: Key, path: Path, *, durable: bool) -> int:
+        """Store a finished local file under ``key`` without copying it: a hard link (the file must
+        be on this store's file system, else OSError). ``durable``: the new name survives a power
+        cut once this returns (the folder is synced); the file's bytes must already be on disk.
+        Without it, a power cut soon after may lose the file (fine for what can be made again)."""
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        size = path.stat().st_size
         if self.base_url is not None:
             path.chmod(PUBLIC_FILE_MODE)
-        os.replace(path, dest)
-        return size
+        try:
+            os.link(path, dest)
+        except FileExistsError:  # the same key again: its name says what it holds; take the new one
+            tmp = dest.with_name(f".part-{os.urandom(6).hex()}")
+            os.link(path, tmp)
+            os.replace(tmp, dest)
+        if durable:
+            folder = os.open(dest.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        return dest.stat().st_size
 
     def delete(self, key: Key) -> None:
         self._path(key).unlink(missing_ok=True)
