@@ -110,6 +110,7 @@ class Rig:
     workers: list[Host]
     env: dict[str, str]  # what every Kiln process gets besides its kiln.toml
     secret: str
+    worker_env: dict[str, str]  # added to a worker's environment (the tests' step delay)
     db: Engine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -147,10 +148,10 @@ class Rig:
                                                              timeout=2).status_code == 200,
               120, host.folder / "serve.log", lambda: proc.poll() is None)
 
-    def start_worker(self, host: Host, env: dict[str, str] | None = None) -> None:
+    def start_worker(self, host: Host) -> None:
         log = host.folder / "worker.log"
         started = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
-        proc = self.kiln(host, "worker", "--multi-host", "--processes", "2", log="worker.log", env=env)
+        proc = self.kiln(host, "worker", "--multi-host", "--processes", "2", log="worker.log", env=self.worker_env)
         _wait(f"kiln worker on {host.name}", lambda: log.read_text(errors="replace").count(" ready.") > started,
               120, log, lambda: proc.poll() is None)
 
@@ -241,7 +242,7 @@ def rig(workers: int = 2, worker_env: dict[str, str] | None = None) -> Iterator[
         hosts = [net.add(f"worker{n}", 20 + n) for n in range(1, workers + 1)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(net.folder), "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        site = Rig(net, services, proxy, web, hosts, env, secrets.token_urlsafe(48))
+        site = Rig(net, services, proxy, web, hosts, env, secrets.token_urlsafe(48), worker_env or {})
         try:
             _start_services(net, services)
             # `kiln dbupdate` once, from one machine, before the others start.
@@ -250,7 +251,7 @@ def rig(workers: int = 2, worker_env: dict[str, str] | None = None) -> Iterator[
             for host in web:  # one after the other: both would create Swift's containers at once
                 site.start_web(host)
             for host in hosts:
-                site.start_worker(host, worker_env)
+                site.start_worker(host)
             _start_nginx(proxy, web)
             yield site
         finally:
