@@ -313,6 +313,23 @@ def test_a_web_host_killed_mid_upload_loses_that_upload_alone(site: Rig, token: 
         site.start_web(victim)
 
 
+def test_an_upload_is_answered_while_the_broker_hangs(site: Rig, token: dict[str, str], tmp_path: Path) -> None:
+    """Redis stops answering on open connections (SIGSTOP: what a host cut off without its connections
+    being closed looks like): the bell rung after the upload's commit gives up within seconds, the
+    upload is answered, and the item waits in the ledger for the sweeper to ring it again."""
+    photo = small_jpeg(tmp_path, "while-hung.jpg", seed=11)
+    site.services.check(["pkill", "-STOP", "-x", "redis-server"])
+    try:
+        started = time.monotonic()
+        media_id = upload(site, token, photo)
+        took = time.monotonic() - started
+    finally:
+        site.services.check(["pkill", "-CONT", "-x", "redis-server"])
+    assert took < 20, f"the upload took {took:.1f} s with the broker hung"
+    with Session(site.db) as session:
+        assert session.get(MediaEntry, media_id) is not None
+
+
 def test_a_worker_started_on_a_configuration_that_cannot_work_across_hosts_refuses(site: Rig) -> None:
     host = site.workers[0]
     services, proxy = site.services.address, site.proxy.address
