@@ -35,7 +35,6 @@ WEB_PORT = 6543
 SWIFT_PORT = 8080
 # A host is taken for gone after three sweeps without a heartbeat: short sweeps make that seconds.
 SWEEP_INTERVAL = 1.0
-LEASE_SECONDS = 30  # long enough that a taken-back step shows the silent-host rule, not a lapsed lease
 
 
 def kiln_toml(services: str, proxy: str) -> str:
@@ -50,7 +49,6 @@ trusted_proxies = ["{proxy}"]
 
 [processing]
 sweep_interval = {SWEEP_INTERVAL}
-lease_seconds = {LEASE_SECONDS}
 
 [storage]
 queue = "swift"
