@@ -22,6 +22,8 @@ from kiln.processing.outbox import WorkerBell
 
 KINDS = KIND_MODULES  # each kind's package is named after it
 LANES_EXCHANGE = Exchange("kiln.lanes", type="direct")
+# Seconds a Redis command may wait for its answer (a consumer's BRPOP waits 1 s, well inside it).
+REDIS_SOCKET_TIMEOUT = 3.0
 
 
 def lanes(kinds: tuple[str, ...] = KINDS) -> list[str]:
@@ -50,6 +52,11 @@ def make_celery(settings: Settings) -> Celery:
         app.conf.broker_url = settings.broker_url
         # Redis redelivers unacknowledged messages only after this; the sweeper covers the gap.
         app.conf.broker_transport_options = {"visibility_timeout": 3600}
+        if (settings.broker_url or "").startswith(("redis://", "rediss://")):
+            # A Redis that stops answering on an open connection (hung, or cut off from this host without
+            # the connection being closed) held a bell, and the upload ringing it, forever: without a
+            # socket timeout redis-py waits for the reply as long as the connection looks open.
+            app.conf.broker_transport_options["socket_timeout"] = REDIS_SOCKET_TIMEOUT
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
