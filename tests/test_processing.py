@@ -148,6 +148,30 @@ def test_a_silent_hosts_steps_are_taken_back_before_their_leases_lapse(queued_rt
     assert state[names[1]].state == "running" and state[names[1]].lease_owner == "rack3:56:1"
 
 
+def test_a_bell_a_silent_host_may_have_taken_is_rung_again_without_waiting(queued_rt, submitted):
+    """The host took the item's message and went silent before it began: the bell is rung again at
+    the next sweep, not a minute or more later (a bell too many finds nothing to claim)."""
+    from kiln.processing.hosts import SILENT_AFTER, WorkerHost
+
+    interval = queued_rt.settings.processing.sweep_interval
+    silent_since = utcnow() - dt.timedelta(seconds=interval * (SILENT_AFTER + 1))
+    with queued_rt.sessions() as session:
+        for step in ledger.steps_of(session, submitted):  # rung while the host was still at work
+            step.enqueued = silent_since - dt.timedelta(seconds=1)
+        session.commit()
+    queued_rt.dispatcher.rung.clear()
+    sweep(queued_rt)
+    assert queued_rt.dispatcher.rung == []  # no host is silent: the bell is not a minute old yet
+    with queued_rt.sessions() as session:
+        session.add(WorkerHost(id="rack2:50", host="rack2", last_beat=silent_since))
+        session.commit()
+    sweep(queued_rt)
+    assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
+    sweep(queued_rt)  # once: its bell is now younger than the silence
+    assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
+    assert process_media(queued_rt, submitted) == "processed"
+
+
 def test_a_step_taken_back_while_it_ran_leaves_nothing_of_that_run(queued_rt, submitted, monkeypatch):
     """Its host seemed gone, so the sweeper took the step back for another worker: this worker's late
     outcome is dropped (no rendition row, no stored file), so no step is done twice."""

@@ -29,15 +29,18 @@ def _in_flight_reprocess(session: Session) -> int:
     ) or 0
 
 
-def ring_due(rt: Runtime, lost_after: dt.timedelta | None = None) -> int:
+def ring_due(rt: Runtime, lost_after: dt.timedelta | None = None, held_before: dt.datetime | None = None) -> int:
     """Ring the bell for every item with due work; returns how many items were rung.
 
     ``lost_after``: also re-ring items whose bell was rung that long ago without effect.
+    ``held_before``: also re-ring items whose bell was rung before then (a host that may have taken
+    it has fallen silent; a bell too many finds nothing to claim).
     """
     now = utcnow()
     clauses = [and_(ProcessingStep.state == WorkState.PENDING, ProcessingStep.next_run <= now)]
     if lost_after is not None:
-        clauses.append(and_(ProcessingStep.state == WorkState.QUEUED, ProcessingStep.enqueued < now - lost_after))
+        lost_before = now - lost_after if held_before is None else max(now - lost_after, held_before)
+        clauses.append(and_(ProcessingStep.state == WorkState.QUEUED, ProcessingStep.enqueued < lost_before))
     ring: dict[int, tuple[str, str]] = {}
     with rt.sessions() as session:
         room = rt.settings.processing.reprocess_concurrency - _in_flight_reprocess(session)

@@ -138,17 +138,26 @@ def beat(rt: Runtime, worker_id: str, lanes: list[str], processes: int) -> None:
         session.commit()
 
 
-def silent_hosts(session: Session, settings: Settings) -> frozenset[str]:
-    """Other hosts whose every worker has been silent for SILENT_AFTER sweeps: down or cut off. The
-    sweeper takes back their steps and effects at once instead of waiting for each lease to lapse (a
-    late answer from such a host is refused: it no longer holds the lease)."""
-    since = utcnow() - dt.timedelta(seconds=settings.processing.sweep_interval * SILENT_AFTER)
-    return frozenset(session.scalars(
-        select(WorkerHost.host).where(WorkerHost.host != HOST).group_by(WorkerHost.host)
-        .having(func.max(WorkerHost.last_beat) < since)))
+def silent_hosts(session: Session, settings: Settings) -> dict[str, dt.datetime]:
+    """Other hosts whose every worker has been silent for SILENT_AFTER sweeps (down or cut off), with
+    the last moment each may still have been at work (its last beat plus one sweep). The sweeper takes
+    back their running steps and effects at once instead of waiting for each lease to lapse (a late
+    answer from such a host is refused: it no longer holds the lease), and rings again the bells of
+    work queued before that moment, which such a host may have taken and never begun."""
+    interval = dt.timedelta(seconds=settings.processing.sweep_interval)
+    since = utcnow() - interval * SILENT_AFTER
+    rows = session.execute(
+        select(WorkerHost.host, func.max(WorkerHost.last_beat)).where(WorkerHost.host != HOST)
+        .group_by(WorkerHost.host).having(func.max(WorkerHost.last_beat) < since)).all()
+    return {host: _aware(last) + interval for host, last in rows}
 
 
-def lost(owner: str | None, silent: frozenset[str]) -> bool:
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite gives an aggregate's datetime back without its zone: it is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def lost(owner: str | None, silent: dict[str, dt.datetime]) -> bool:
     """Whether the holder of a lease is gone: its process died on this host, or its host fell silent."""
     return owner_is_dead(owner) or (owner or "").partition(":")[0] in silent
 

@@ -82,7 +82,8 @@ def sweep(rt: Runtime) -> int:
                                          .where(ProcessingStep.state.not_in(ledger.FINAL))))
             )
         }
-    rung = ring_due(rt, lost_after=dt.timedelta(seconds=max(60.0, settings.lease_seconds * 2)))
+    rung = ring_due(rt, lost_after=dt.timedelta(seconds=max(60.0, settings.lease_seconds * 2)),
+                    held_before=max(silent.values(), default=None))
     ring_bells(rt, unsettled)
     swept = outbox.sweep(rt)
     digests_due(rt)  # the daily notification digests: each one an outbox effect, rung after its commit
