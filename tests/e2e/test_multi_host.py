@@ -90,9 +90,9 @@ def settle(site: Rig, ids: list[int], timeout: float = SETTLE) -> dict[int, str]
 
 
 def running_on(site: Rig, host: Host, ids: list[int], timeout: float = 60) -> list[tuple[int, str]]:
-    """Wait until both processes of ``host`` are early in a step of these items (so neither holds a
-    bell it has not claimed yet, which only the sweeper's lost-bell rule would ring again, after
-    minutes); the steps it holds then."""
+    """Wait until both processes of ``host`` are early in a step of these items, so that losing the
+    host loses running steps (what the test checks are taken back and done again); the steps it holds
+    then. (A bell the host took and never began is rung again by the sweeper once it is seen silent.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         recent = utcnow() - dt.timedelta(seconds=STEP_DELAY / 2)
@@ -194,6 +194,15 @@ def test_a_mixed_batch_goes_through_nginx_to_both_worker_hosts_and_is_served_fro
             assert got.content[:3] == b"\xff\xd8\xff" and len(got.content) == thumb["bytes"]
 
 
+def assert_done_again(site: Rig, ids: list[int], held: list[tuple[int, str]]) -> None:
+    """Every step the lost host held was tried again (attempts >= 2)."""
+    with Session(site.db) as session:
+        attempts = {(m, n): a for m, n, a in session.execute(
+            select(ProcessingStep.media_id, ProcessingStep.name, ProcessingStep.attempts).where(
+                ProcessingStep.media_id.in_(ids)))}
+    assert all(attempts[step] >= 2 for step in held), (held, attempts)
+
+
 def test_a_worker_host_cut_off_mid_batch_loses_nothing_and_duplicates_nothing(
         site: Rig, token: dict[str, str], tmp_path: Path) -> None:
     cut, other = site.workers
@@ -205,12 +214,7 @@ def test_a_worker_host_cut_off_mid_batch_loses_nothing_and_duplicates_nothing(
         settle(site, ids)
         took = time.monotonic() - started
         check_done_once(site, ids)
-        with Session(site.db) as session:
-            # What the cut host held was taken back and done again by the other host.
-            attempts = {(m, n): a for m, n, a in session.execute(
-                select(ProcessingStep.media_id, ProcessingStep.name, ProcessingStep.attempts).where(
-                    ProcessingStep.media_id.in_(ids)))}
-        assert all(attempts[step] >= 2 for step in held), (held, attempts)
+        assert_done_again(site, ids, held)  # what the cut host held was taken back and done by the other
         assert "Silent: the host may be down or cut off." in admin_page(site)
         # Taken back after three silent sweeps, not when the leases lapse (60 s, renewed every 20 s).
         assert took < 40, f"the batch took {took:.1f} s to settle after the cut"
@@ -230,11 +234,7 @@ def test_a_worker_host_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         settle(site, ids)
         took = time.monotonic() - started
         check_done_once(site, ids)
-        with Session(site.db) as session:
-            attempts = {(m, n): a for m, n, a in session.execute(
-                select(ProcessingStep.media_id, ProcessingStep.name, ProcessingStep.attempts).where(
-                    ProcessingStep.media_id.in_(ids)))}
-        assert all(attempts[step] >= 2 for step in held), (held, attempts)
+        assert_done_again(site, ids, held)
         assert took < 40, f"the batch took {took:.1f} s to settle after the kill"
     finally:
         bring_back(site, killed)
