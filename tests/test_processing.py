@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 
 import pytest
 
@@ -222,3 +223,13 @@ def test_lost_bells_are_rung_again(queued_rt, submitted):
     queued_rt.dispatcher.rung.clear()
     assert sweep(queued_rt) == 1
     assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
+
+
+def test_the_unfinished_steps_index_names_exactly_the_states_that_are_not_final():
+    """The partial index (and the sweeper's and admin panel's queries that repeat its words) must list
+    every state a step can still leave, and no final one."""
+    from kiln.processing import ledger
+    from kiln.processing.models import UNFINISHED_STEPS, WorkState
+
+    named = set(re.findall(r"'([a-z]+)'", UNFINISHED_STEPS))
+    assert named == {state.value for state in WorkState} - {state.value for state in ledger.FINAL}

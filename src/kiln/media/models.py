@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -72,6 +73,9 @@ class MediaEntry(Base):
         CheckConstraint(f"visibility IN {VISIBILITIES!r}", name="visibility"),
         Index("ix_media_state_published", "state", "published"),
         Index("ix_media_owner_state_published", "owner_id", "state", "published"),
+        # The sweeper's "removed long enough ago" (moderation.removal.due): only removed rows are indexed.
+        Index("ix_media_removed", "removed", sqlite_where=text("removed IS NOT NULL"),
+              postgresql_where=text("removed IS NOT NULL")),
         NEVER_REUSE_IDS,
     )
 

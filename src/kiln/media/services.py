@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, lazyload, selectinload
 
@@ -487,13 +487,18 @@ def decode_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
         raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor") from exc
 
 
-def published_query(owner_id: int | None = None, tag: str | None = None) -> Select[MediaEntry]:
-    """Processed public media: what listings, feeds and tag pages show (never unlisted or private)."""
+def published_query(owner_id: int | None = None, tag: str | Tag | None = None) -> Select[MediaEntry]:
+    """Processed public media: what listings, feeds and tag pages show (never unlisted or private).
+    ``tag``: a slug, or the Tag row when the caller has read it (as tag pages have): filtering on the
+    id lets the planner see how common the tag is, and walk the newest items for a busy one (0.3 ms
+    against 2 s for a tag on a quarter of a million items, docs/scaling.md)."""
     query = select(MediaEntry).where(MediaEntry.state == MediaState.PROCESSED, MediaEntry.visibility == "public",
                                      MediaEntry.removed.is_(None))
     if owner_id is not None:
         query = query.where(MediaEntry.owner_id == owner_id)
-    if tag is not None:
+    if isinstance(tag, Tag):
+        query = query.join(media_tags, media_tags.c.media_id == MediaEntry.id).where(media_tags.c.tag_id == tag.id)
+    elif tag is not None:
         query = query.join(media_tags, media_tags.c.media_id == MediaEntry.id).join(
             Tag, Tag.id == media_tags.c.tag_id).where(Tag.slug == tag)
     return query
@@ -540,8 +545,9 @@ def page(session: Session, query: Select[MediaEntry], cursor: str | None, per_pa
     after = decode_cursor(cursor)
     if after is not None:
         when, media_id = after
-        query = query.where(or_(MediaEntry.published < when,
-                                and_(MediaEntry.published == when, MediaEntry.id < media_id)))
+        # A row comparison, not "published < t OR (published = t AND id < n)": the index scan starts at
+        # the cursor instead of reading every newer row (0.05 ms against 300 ms a million rows down).
+        query = query.where(tuple_(MediaEntry.published, MediaEntry.id) < tuple_(when, media_id))
     query = query.order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1)
     if grid:
         found = list(session.execute(query.with_only_columns(MediaEntry.id, MediaEntry.published)))

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
@@ -25,7 +25,14 @@ from kiln.i18n import Nn_, _, say_stored, translate_plural
 from kiln.media.models import MEDIA_STATES, MediaEntry, MediaState
 from kiln.processing.celery_app import lanes
 from kiln.processing.dispatch import CeleryDispatcher, lane
-from kiln.processing.models import EFFECT_STATES, STEP_STATES, OutboxEffect, ProcessingStep, WorkState
+from kiln.processing.models import (
+    EFFECT_STATES,
+    STEP_STATES,
+    UNFINISHED_STEPS,
+    OutboxEffect,
+    ProcessingStep,
+    WorkState,
+)
 from kiln.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -379,6 +386,7 @@ def stuck_items(session: Session, lease_seconds: float, now: dt.datetime | None 
     rows = session.execute(
         select(ProcessingStep, MediaEntry.title, MediaEntry.kind, User.username)
         .join(MediaEntry, MediaEntry.id == ProcessingStep.media_id).join(User, User.id == MediaEntry.owner_id)
+        .where(text("processing_steps." + UNFINISHED_STEPS))  # implied below; says so to the partial index
         .where(or_(
             and_(ProcessingStep.state == WorkState.QUEUED, ProcessingStep.enqueued < old),
             and_(ProcessingStep.state == WorkState.PENDING, ProcessingStep.next_run < old,

@@ -56,7 +56,7 @@ def tag_feed(request: Request, slug: str, session: DB, rt: RT, user: CurrentUser
     tag = session.scalar(select(Tag).where(Tag.slug == slug))
     if tag is None:
         raise NotFound("No media is tagged '%(tag)s'.", tag=slug)
-    return atom_feed(request, rt, session, blocks.leave_out(session, user, media_service.published_query(tag=slug),
+    return atom_feed(request, rt, session, blocks.leave_out(session, user, media_service.published_query(tag=tag),
                                                         MediaEntry.owner_id),
                  interpolate(_("Tagged “%(tag)s” on %(site)s"), {"tag": tag.name, "site": rt.settings.site_name}),
                  f"/tag/{slug}", f"/feeds/tag/{slug}/atom")

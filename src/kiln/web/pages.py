@@ -141,7 +141,7 @@ def tag_page(request: Request, slug: str, session: DB, rt: RT, user: CurrentUser
     tag = session.scalar(select(Tag).where(Tag.slug == slug))
     if tag is None:
         raise NotFound("No media is tagged '%(tag)s'.", tag=slug)
-    query = blocks.leave_out(session, user, media_service.published_query(tag=slug), MediaEntry.owner_id)
+    query = blocks.leave_out(session, user, media_service.published_query(tag=tag), MediaEntry.owner_id)
     page = media_service.page(session, query, before, rt.settings.per_page, grid=True)
     return render(request, "index.html", page=page, heading=interpolate(_("Tagged “%(tag)s”"), {"tag": tag.name}),
                   tag=tag, feed_url=f"/feeds/tag/{slug}/atom")
