@@ -103,6 +103,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.throttle = Throttle(settings.security, rt.sessions)
     app.state.db_slots = RequestSlots(REQUEST_SLOTS, rt.timeouts.queue, availability_for(settings.db_url))
+    app.state.db_local = rt.engine.dialect.name == "sqlite"
     app.state.fragments = FragmentCache()  # parts of pages kept once rendered (kiln.web.fragments)
     app.state.kept = KeptValues()  # small values read once per generation (kiln.web.fragments.kept)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))
