@@ -46,6 +46,7 @@ RTL_SCRIPTS = {"ar", "fa", "he", "ur", "ps", "yi", "dv", "ku", "sd", "ug"}
 
 
 @functools.cache
+@functools.cache
 def available() -> tuple[str, ...]:
     """English and every locale with a catalogue, in a stable order (read once: catalogues ship with
     the code; every page's language menu asks)."""
@@ -140,6 +141,7 @@ def direction(code: str) -> str:
     return "rtl" if code.split("_")[0] in RTL_SCRIPTS else "ltr"
 
 
+@functools.cache
 def native_name(code: str) -> str:
     """The language's name in itself ("Deutsch", "العربية"), for the language menu."""
     name = locale_of(code).get_display_name(locale_of(code)) or code

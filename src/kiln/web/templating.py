@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -141,9 +142,11 @@ def format_percent(fraction: float | None) -> str:
     return babel_numbers.format_percent(fraction or 0, locale=i18n.locale_of(i18n.current()))
 
 
-def language_menu() -> list[tuple[str, str, str]]:
-    """(code, name in itself, html lang) of every language the site speaks, for the menu on every page."""
-    return [(code, i18n.native_name(code), i18n.html_lang(code)) for code in i18n.available()]
+@functools.cache
+def language_menu() -> tuple[tuple[str, str, str], ...]:
+    """(code, name in itself, html lang) of every language the site speaks, for the menu on every page
+    (the same on every page: made once)."""
+    return tuple((code, i18n.native_name(code), i18n.html_lang(code)) for code in i18n.available())
 
 
 @pass_context
