@@ -33,6 +33,7 @@ from kiln.web import (
     captions,
     collections,
     comments,
+    federation,
     feeds,
     files,
     moderation,
@@ -117,6 +118,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(unfurl.router)  # the embed page; oEmbed
     app.include_router(oembed.router)
+    app.include_router(federation.router)  # WebFinger, NodeInfo, actors, inboxes (docs/federation.md)
     apidocs.install(app)
     # Innermost: an imported site's old URLs (kiln.imports.redirects), where Kiln has nothing of its own.
     app.add_middleware(LegacyRedirects, runtime=rt)
@@ -124,6 +126,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web, timeouts=rt.timeouts)
     app.add_middleware(LocaleMiddleware, default=settings.default_locale)  # the cache keys pages by language
+    # ActivityPub GETs of a profile's address go to its actor, before the page cache keys them by path.
+    app.add_middleware(federation.Negotiation, settings=settings)
     app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET whose body is dropped
     return app
 

@@ -268,6 +268,27 @@ class SearchSettings(BaseModel):
         return value
 
 
+class FederationSettings(BaseModel):
+    """ActivityPub (docs/federation.md): being followable from other servers, and talking to them."""
+
+    enabled: bool = Field(True, description="Serve WebFinger, NodeInfo, actors and inboxes; off: all of them 404 "
+                                            "and nothing is delivered.")
+    allow_private_addresses: bool = Field(
+        False, description="Let Kiln fetch from and deliver to loopback and private network addresses (tests, "
+                           "a private network of servers). Off, such addresses are refused before connecting.")
+    connect_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to wait for a remote server to accept "
+                                                                 "the connection.")
+    read_timeout: float = Field(10.0, gt=0, le=120, description="Seconds to wait for each read of its answer.")
+    max_document_bytes: int = Field(1024**2, ge=1024, le=16 * 1024**2, description="Larger remote documents "
+                                    "(actors, keys) are refused.")
+    max_inbox_bytes: int = Field(256 * 1024, ge=1024, le=4 * 1024**2, description="Larger activities posted to "
+                                 "an inbox are refused (413).")
+    signature_max_age_seconds: int = Field(12 * 3600, ge=60, description="Signed requests dated earlier than "
+                                           "this are refused.")
+    signature_max_future_seconds: int = Field(300, ge=0, description="Signed requests dated further ahead than "
+                                              "this (a remote clock running fast) are refused.")
+
+
 DEFAULT_URL = "http://127.0.0.1:6543"
 
 
@@ -322,6 +343,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     moderation: ModerationSettings = ModerationSettings()
     search: SearchSettings = SearchSettings()
+    federation: FederationSettings = FederationSettings()
     username_hold_days: int = Field(30, ge=0, le=3650, description="Days the username of a deleted account is "
                                     "held back before anyone can register it again (0: free at once).")
 

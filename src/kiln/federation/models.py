@@ -1,0 +1,70 @@
+"""What federation stores: each account's key pair, remote actors seen, and activities received."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiln.db.base import Base, utcnow
+
+URI_MAX = 2000
+
+
+class ActorKey(Base):
+    """A local account's key pair for HTTP Signatures. The private key never leaves the server: no
+    route reads this table's ``private_pem``; only ``kiln.federation.delivery`` signs with it."""
+
+    __tablename__ = "actor_keys"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    public_pem: Mapped[str] = mapped_column(Text)
+    private_pem: Mapped[str] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RemoteActor(Base):
+    """An actor on another server, as last fetched: where to deliver to it and the key it signs with."""
+
+    __tablename__ = "remote_actors"
+    __table_args__ = (Index("ix_remote_actors_key_id", "key_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uri: Mapped[str] = mapped_column(String(URI_MAX), unique=True)
+    key_id: Mapped[str] = mapped_column(String(URI_MAX))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    inbox: Mapped[str] = mapped_column(String(URI_MAX))
+    shared_inbox: Mapped[str | None] = mapped_column(String(URI_MAX))
+    username: Mapped[str] = mapped_column(String(200), default="")
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    profile_url: Mapped[str] = mapped_column(String(URI_MAX), default="")
+    fetched: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def handle(self) -> str:
+        """``@name@host`` as people write it elsewhere, or the address when the actor has no name."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.uri).hostname or ""
+        return f"@{self.username}@{host}" if self.username and host else self.uri
+
+
+class InboxActivity(Base):
+    """An activity a verified remote actor posted to an inbox, kept as received; processed after the
+    request was answered (``kiln.federation.inbox.process``)."""
+
+    __tablename__ = "inbox_activities"
+    __table_args__ = (Index("ix_inbox_activities_activity_uri", "activity_uri"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_uri: Mapped[str | None] = mapped_column(String(URI_MAX))
+    actor_uri: Mapped[str] = mapped_column(String(URI_MAX))
+    type: Mapped[str] = mapped_column(String(50))
+    # The local account whose own inbox it came to; None: the shared inbox.
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # What processing made of it: "" until processed, then e.g. "followed", "ignored".
+    outcome: Mapped[str] = mapped_column(String(50), default="")
