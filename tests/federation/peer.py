@@ -99,7 +99,7 @@ def serve(key: rsa.RSAPrivateKey | None = None) -> Iterator[Peer]:
                 self._answer(200, peer.actor())
             elif self.path == "/moved":
                 self.send_response(302)
-                self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+                self.send_header("Location", "file:///etc/passwd")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
             else:
