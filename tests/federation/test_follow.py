@@ -60,7 +60,7 @@ def test_a_remote_actor_follows_and_unfollows(fed, fed_rt, peer):
 
     # Remote followers appear in the followers list, named as people write them elsewhere.
     page = fed.get("/u/alice/followers").text
-    assert f"@rita@127.0.0.1" in page and f"{peer.base}/@rita" in page
+    assert "@rita@127.0.0.1" in page and f"{peer.base}/@rita" in page
     listed = fed.get("/api/v1/users/alice/followers").json()["items"]
     assert listed == [{"username": None, "display_name": "@rita@127.0.0.1", "url": peer.actor_id, "avatar": None}]
     assert fed.get("/u/alice/followers", headers={"Accept": AP}).json()["totalItems"] == 1
