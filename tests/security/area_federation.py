@@ -1,0 +1,37 @@
+"""ActivityPub's routes in the authorization matrix (kiln.web.federation). Everything here is for other
+servers: every role, logged in or not, gets the same answer. Actors and WebFinger know only accounts
+others may find (a banned one is 404 for everyone); the inboxes take only signed requests, so a login
+cookie or an API token is no way in (401 with a sentence for all). The signed paths are
+tests/federation/test_follow.py's."""
+
+from __future__ import annotations
+
+from tests.security.conftest import USERNAMES, World
+from tests.security.matrix_kit import Case, E
+
+
+def setup(world: World) -> None:
+    world.ids["ap_collection"] = "followers"
+    world.ids["ap_banned"] = USERNAMES["banned"]
+
+
+def _resource(name: str) -> dict[str, object]:
+    return {"params": {"resource": f"acct:{name}@testserver"}}
+
+
+ACTIVITY = {"type": "Follow", "actor": "https://remote.example/actor", "object": "http://testserver/u/olivia"}
+CASES: list[Case] = [
+    Case("GET", "/.well-known/webfinger", E(200), send=lambda w: _resource(USERNAMES["owner"]), note="an account"),
+    Case("GET", "/.well-known/webfinger", E(404), send=lambda w: _resource(USERNAMES["banned"]),
+         note="a banned account"),
+    Case("GET", "/.well-known/webfinger", E(400), send=lambda w: {"params": {"resource": "olivia"}},
+         note="a malformed resource"),
+    Case("GET", "/.well-known/nodeinfo", E(200)),
+    Case("GET", "/nodeinfo/2.1", E(200)),
+    Case("GET", "/ap/u/{username}", E(200), note="the owner's actor"),
+    Case("GET", "/ap/u/{username}", E(404), ids={"username": "ap_banned"}, note="a banned account's actor"),
+    Case("GET", "/ap/u/{username}/{collection}", E(200), ids={"collection": "ap_collection"}),
+    Case("POST", "/u/{username}/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
+    Case("POST", "/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
+    Case("POST", "/inbox", E(400), send=lambda w: {"content": b"{not json"}, note="not JSON"),
+]
