@@ -19,6 +19,9 @@ def _resource(name: str) -> dict[str, object]:
     return {"params": {"resource": f"acct:{name}@testserver"}}
 
 
+# Routes for other servers: answered without looking at a login (tests/security/test_blocked.py skips them).
+FOR_SERVERS = ("/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/2.1", "/ap/u/{username}",
+               "/ap/u/{username}/{collection}", "/u/{username}/inbox", "/inbox")
 ACTIVITY = {"type": "Follow", "actor": "https://remote.example/actor", "object": "http://testserver/u/olivia"}
 CASES: list[Case] = [
     Case("GET", "/.well-known/webfinger", E(200), send=lambda w: _resource(USERNAMES["owner"]), note="an account"),
