@@ -206,7 +206,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # Writes whose proof is a signed token in the URL, not a login cookie: RFC 8058 one-click unsubscribe,
-# which mail providers POST from their own servers (with their own Origin, if any).
+# which mail providers POST from their own servers (with their own Origin, if any). ActivityPub inboxes
+# (federation.is_inbox) are the same: an HTTP Signature is their proof, and they never read a cookie.
 SIGNED_LINK_WRITES = ("/unsubscribe",)
 STORAGE_DOWN = ("The site cannot reach where it keeps its files right now, so nothing was stored or sent. "
                 "Try again in a minute.")
@@ -235,7 +236,7 @@ class CookiesAndHeaders:
         if "\x00" in request.url.path or b"%00" in scope.get("query_string", b""):
             refusal = respond(request, 400, "nul_character", NUL_MESSAGE)
         elif (request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request)
-                and request.url.path not in SIGNED_LINK_WRITES):
+                and request.url.path not in SIGNED_LINK_WRITES and not federation.is_inbox(request.url.path)):
             # Every cookie-carrying write, whichever router it is on, must come from our own pages.
             refusal = _error_response(request, CsrfFailed(
                 "This form came from another site. Go to the page on this site and try again."))

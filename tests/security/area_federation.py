@@ -1,8 +1,8 @@
 """ActivityPub's routes in the authorization matrix (kiln.web.federation). Everything here is for other
 servers: every role, logged in or not, gets the same answer. Actors and WebFinger know only accounts
-others may find (a banned one is 404 for everyone); the inboxes take only signed requests, so a login
-cookie or an API token is no way in (401 with a sentence for all). The signed paths are
-tests/federation/test_follow.py's."""
+others may find (a banned one is 404 for everyone), notes only public, finished items; the inboxes take
+only signed requests, so a login cookie or an API token is no way in (401 with a sentence for all). The
+signed paths are tests/federation/test_follow.py's and test_publish.py's."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _resource(name: str) -> dict[str, object]:
 
 # Routes for other servers: answered without looking at a login (tests/security/test_blocked.py skips them).
 FOR_SERVERS = ("/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/2.1", "/ap/u/{username}",
-               "/ap/u/{username}/{collection}", "/u/{username}/inbox", "/inbox")
+               "/ap/u/{username}/{collection}", "/ap/u/{username}/m/{media_id}", "/u/{username}/inbox", "/inbox")
 ACTIVITY = {"type": "Follow", "actor": "https://remote.example/actor", "object": "http://testserver/u/olivia"}
 CASES: list[Case] = [
     Case("GET", "/.well-known/webfinger", E(200), send=lambda w: _resource(USERNAMES["owner"]), note="an account"),
@@ -34,6 +34,10 @@ CASES: list[Case] = [
     Case("GET", "/ap/u/{username}", E(200), note="the owner's actor"),
     Case("GET", "/ap/u/{username}", E(404), ids={"username": "ap_banned"}, note="a banned account's actor"),
     Case("GET", "/ap/u/{username}/{collection}", E(200), ids={"collection": "ap_collection"}),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(200), note="a public item's Note"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="private", note="never, not even to its owner"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="unlisted", note="not federated yet"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="failed"),
     Case("POST", "/u/{username}/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
     Case("POST", "/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
     Case("POST", "/inbox", E(400), send=lambda w: {"content": b"{not json"}, note="not JSON"),

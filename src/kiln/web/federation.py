@@ -1,9 +1,11 @@
-"""ActivityPub routes (kiln.federation): WebFinger, NodeInfo, actors and their collections, inboxes.
+"""ActivityPub routes (kiln.federation): WebFinger, NodeInfo, actors and their collections, notes,
+inboxes.
 
 A profile's own address serves the actor to ActivityPub clients: ``Negotiation`` sends a GET of
-``/u/NAME`` (or its followers, following or outbox) that asks for ``application/activity+json`` or
-ActivityStreams JSON-LD to ``/ap/u/NAME...`` inside the app, before the page cache sees it, and marks
-both answers ``Vary: Accept``. With ``[federation] enabled = false`` every route here is 404.
+``/u/NAME`` (its followers, following or outbox; an item's page ``/u/NAME/m/ID``, its Note) that
+asks for ``application/activity+json`` or ActivityStreams JSON-LD to ``/ap/u/NAME...`` inside the app,
+before the page cache sees it, and marks both answers ``Vary: Accept``. With ``[federation] enabled =
+false`` every route here is 404.
 """
 
 from __future__ import annotations
@@ -20,18 +22,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.config import Settings
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, inbox
+from kiln.federation import actors, inbox, publishing
 from kiln.federation.fetch import ACTIVITY_JSON
 from kiln.federation.signatures import SignedRequest
-from kiln.web.deps import DB, RT
+from kiln.media.models import MediaEntry
+from kiln.web.deps import DB, RT, RowId
 
 router = APIRouter(include_in_schema=False)
 Username = Annotated[str, Path(min_length=1, max_length=30)]
 Collection = Annotated[str, Path(pattern="^(followers|following|outbox)$")]
 Resource = Annotated[str, Query(max_length=500, description="acct:name@host, or an actor's address")]
 ROUTE_BODY_CAP = 4 * 1024**2 + 1  # [federation] max_inbox_bytes is checked as the body arrives
-_NEGOTIATED = re.compile(r"^/u/[^/]+(/(followers|following|outbox))?/?$")
+_NEGOTIATED = re.compile(r"^/u/[^/]+(/(followers|following|outbox)|/m/[0-9]+)?/?$")
 NODEINFO_TYPE = 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
+
+
+_INBOX = re.compile(r"^(/u/[^/]+)?/inbox$")
+
+
+def is_inbox(path: str) -> bool:
+    """Whether ``path`` is an inbox: written to by other servers, with a signature and no cookie."""
+    return _INBOX.match(path) is not None
 
 
 def wants_activity(accept: str) -> bool:
@@ -122,6 +133,22 @@ def actor_collection(username: Username, collection: Collection, session: DB, rt
     try:
         _enabled(rt.settings)
         document = actors.collection(session, rt.settings, actors.local_actor(session, username), collection)
+    except KilnError as exc:
+        return _problem(exc)
+    return _json(document)
+
+
+@router.get("/ap/u/{username}/m/{media_id}")
+def media_note(username: Username, media_id: RowId, session: DB, rt: RT) -> Response:
+    """A public item as a Note (what its page answers to ActivityPub clients). Anything another server
+    may not see (private, unlisted, unfinished, removed, a banned owner's) is 404, whoever signs."""
+    try:
+        _enabled(rt.settings)
+        owner = actors.local_actor(session, username)
+        media = session.get(MediaEntry, media_id)
+        if media is None or media.owner_id != owner.id or not publishing.federated(media):
+            raise NotFound("There is no such media. It may have been deleted.")
+        document = publishing.note(rt.settings, rt.stores, media)
     except KilnError as exc:
         return _problem(exc)
     return _json(document)

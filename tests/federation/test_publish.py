@@ -1,0 +1,97 @@
+"""Publishing: a public item, once processed, reaches each remote follower's server as a signed
+``Create{Note}`` with its picture attached, and its page serves the Note to ActivityPub clients;
+private items are neither sent nor served (kiln.federation.publishing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from kiln.accounts.models import User
+from kiln.media import services as media_service
+from tests.federation.conftest import AP
+from tests.federation.peer import Peer, verify_with_apsig
+from tests.federation.test_follow import ALICE, follow_activity, post
+
+pytestmark = pytest.mark.db
+
+
+def upload(rt, folder: Path, title: str, **fields: str) -> int:  # type: ignore[no-untyped-def]
+    path = folder / f"{title}.png"
+    Image.new("RGB", (64, 48), (200, 80, 40)).save(path)
+    with rt.sessions() as session:
+        alice = session.scalar(select(User).where(User.username == "alice"))
+        with path.open("rb") as fh:
+            entry = media_service.submit(rt, session, alice, fh, path.name, media_service.MediaFields(
+                title=title, description="A *red* rectangle <script>alert(1)</script>", alt_text="Red, 64 by 48",
+                tags="red", **fields))
+        return entry.id
+
+
+def creates(peer: Peer) -> list[dict]:  # type: ignore[type-arg]
+    return [r.json for r in peer.inbox if r.json["type"] == "Create"]
+
+
+def test_a_public_item_reaches_remote_followers_as_a_note(fed, fed_rt, peer, tmp_path):
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    media_id = upload(fed_rt, tmp_path, "Sunset")
+    (create,) = creates(peer)
+    delivered = peer.inbox[-1]
+    assert delivered.path == "/shared"  # the peer's shared inbox
+    actor = fed.get("/u/alice", headers={"Accept": AP}).json()
+    assert verify_with_apsig(delivered, actor["publicKey"]["publicKeyPem"]) == actor["publicKey"]["id"]
+
+    page = f"http://testserver/u/alice/m/{media_id}"
+    note = create["object"]
+    assert create["actor"] == ALICE and note["attributedTo"] == ALICE
+    assert note["id"] == page and note["url"] == page and note["type"] == "Note"
+    assert note["to"] == ["https://www.w3.org/ns/activitystreams#Public"] and note["cc"] == [f"{ALICE}/followers"]
+    assert "<strong>Sunset</strong>" in note["content"] and "<em>red</em>" in note["content"]
+    assert "<script" not in note["content"] and "summary" not in note
+    (picture,) = note["attachment"]
+    assert picture["type"] == "Image" and picture["mediaType"].startswith("image/")
+    assert picture["name"] == "Red, 64 by 48" and picture["width"] == 64 and picture["height"] == 48
+    assert picture["url"].startswith("http://testserver/") and picture["blurhash"]
+    assert fed.get(picture["url"].removeprefix("http://testserver")).status_code == 200
+    assert note["tag"] == [{"type": "Hashtag", "name": "#red", "href": "http://testserver/tag/red"}]
+
+    # The page serves the same Note to ActivityPub clients, and the HTML page to browsers.
+    served = fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP})
+    assert served.status_code == 200 and served.json()["id"] == page
+    assert served.json()["attachment"] == note["attachment"]
+    assert fed.get(f"/u/alice/m/{media_id}").headers["content-type"].startswith("text/html")
+
+
+def test_private_items_are_neither_sent_nor_served(fed, fed_rt, peer, tmp_path):
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    hidden = upload(fed_rt, tmp_path, "Secret", visibility="private")
+    unlisted = upload(fed_rt, tmp_path, "Quiet", visibility="unlisted")
+    assert creates(peer) == []
+    for media_id in (hidden, unlisted, 999_999):
+        assert fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP}).status_code == 404
+        assert fed.get(f"/ap/u/alice/m/{media_id}").status_code == 404
+
+
+def test_nothing_is_sent_without_remote_followers(fed, fed_rt, peer, tmp_path):
+    upload(fed_rt, tmp_path, "Alone")
+    assert peer.inbox == []
+
+
+def test_one_delivery_per_shared_inbox(fed, fed_rt, peer, tmp_path):
+    from kiln.federation.models import RemoteActor
+    from kiln.social.models import Follow
+
+    with fed_rt.sessions() as session:
+        alice = session.scalar(select(User).where(User.username == "alice"))
+        assert alice is not None
+        for n, shared in ((1, f"{peer.base}/shared"), (2, f"{peer.base}/shared"), (3, None)):
+            uri = f"{peer.base}/users/{n}"
+            session.add(RemoteActor(uri=uri, key_id=f"{uri}#key", public_key_pem="-", inbox=f"{uri}/inbox",
+                                    shared_inbox=shared))
+            session.add(Follow(followee_id=alice.id, follower_uri=uri))
+        session.commit()
+    upload(fed_rt, tmp_path, "Crowd")
+    assert sorted(r.path for r in peer.inbox) == ["/shared", "/users/3/inbox"]
