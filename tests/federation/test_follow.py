@@ -144,3 +144,31 @@ def test_inbox_refusals_are_4xx_with_a_sentence(fed, fed_rt, peer):
             wrong.append(f"{name}: {answer.status_code} {answer.text[:200]}")
     assert not wrong, "\n".join(wrong)
     assert remote_followers(fed_rt) == []
+
+
+def test_an_rfc9421_signed_follow_is_accepted(fed, fed_rt, peer):
+    from dataclasses import dataclass
+
+    from http_message_signatures import HTTPMessageSigner, algorithms
+    from http_message_signatures.resolvers import HTTPSignatureKeyResolver
+    from http_message_signatures.structures import CaseInsensitiveDict
+
+    class Keys(HTTPSignatureKeyResolver):
+        def resolve_private_key(self, key_id: str):  # type: ignore[no-untyped-def]
+            return peer.key
+
+    @dataclass
+    class Message:
+        method: str
+        url: str
+        headers: CaseInsensitiveDict
+
+    body = json.dumps(follow_activity(peer)).encode()
+    message = Message("POST", INBOX, CaseInsensitiveDict({"Content-Type": AP}))
+    HTTPMessageSigner(signature_algorithm=algorithms.RSA_V1_5_SHA256, key_resolver=Keys()).sign(
+        message, key_id=peer.key_id, covered_component_ids=("@method", "@target-uri", "content-digest"), body=body)
+    answer = fed.post("/u/alice/inbox", content=body, headers=dict(message.headers))
+    assert answer.status_code == 202, answer.text
+    assert remote_followers(fed_rt) == [peer.actor_id]
+    tampered = fed.post("/u/alice/inbox", content=body.replace(b"Follow", b"Fallow"), headers=dict(message.headers))
+    assert tampered.status_code == 401
