@@ -88,11 +88,11 @@ def _verify_with_kiln(received: Received, pem: str) -> None:
 
 
 def test_other_activities_are_accepted_and_ignored(fed, fed_rt, peer):
-    like = {"id": f"{peer.base}/likes/1", "type": "Like", "actor": peer.actor_id, "object": ALICE}
-    assert post(fed, peer, like, path="/inbox").status_code == 202
+    move = {"id": f"{peer.base}/moves/1", "type": "Move", "actor": peer.actor_id, "object": ALICE}
+    assert post(fed, peer, move, path="/inbox").status_code == 202
     with fed_rt.sessions() as session:
         row = session.scalar(select(InboxActivity))
-        assert row is not None and row.type == "Like" and row.outcome == "ignored"
+        assert row is not None and row.type == "Move" and row.outcome == "ignored"
     assert peer.inbox == []
 
 

@@ -1,13 +1,16 @@
 """Receiving activities: a request is verified, recorded and answered 202 at once (``receive``); what it
 means is worked out afterwards by an outbox effect (``process``), which may record deliveries in turn.
 
-Understood so far: ``Follow`` of a local account (a follow row naming the remote actor, answered with a
-signed ``Accept``) and ``Undo`` of such a follow. Everything else is recorded and ignored.
+Understood: ``Follow`` of a local account (a follow row naming the remote actor, answered with a
+signed ``Accept``, the account told) and ``Undo`` of such a follow; replies, likes, boosts, their
+``Undo``, ``Update``, ``Delete`` and ``Flag`` (kiln.federation.receiving). Everything else is recorded
+and ignored.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
@@ -16,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, delivery, remote, signatures
+from kiln.federation import actors, delivery, receiving, remote, signatures
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor
 from kiln.federation.signatures import SignatureError, SignedRequest
 from kiln.processing import outbox
 from kiln.social.models import Follow
+from kiln.social.notify import notify
 
 if TYPE_CHECKING:
     from kiln.runtime import Runtime
@@ -111,7 +115,7 @@ def process(rt: Runtime, session: Session, payload: dict[str, Any]) -> None:
     row = session.get(InboxActivity, payload["id"])
     if row is None or row.outcome:
         return
-    handler = {"Follow": _follow, "Undo": _undo}.get(row.type)
+    handler = HANDLERS.get(row.type)
     row.outcome = handler(rt, session, row) if handler else "ignored"
 
 
@@ -135,11 +139,14 @@ def _follow(rt: Runtime, session: Session, row: InboxActivity) -> str:
     known = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
                                                    Follow.follower_uri == row.actor_uri))
     if known is None:
+        added = True
         try:
             with session.begin_nested():
                 session.add(Follow(followee_id=followee.id, follower_uri=row.actor_uri))
-        except IntegrityError:
-            pass
+        except IntegrityError:  # the same Follow processed at the same moment: kept and told once
+            added = False
+        if added:  # told once, after the savepoint (a mail effect recorded inside it would ring early)
+            notify(session, followee, "follow", remote_actor_id=follower.id)
     # Answered every time, also for a follow kept already: the follower asks again when no Accept came.
     me = actors.actor_id(rt.settings, followee.username)
     accept = {"@context": actors.AS_CONTEXT, "id": f"{me}#accepts/{row.id}", "type": "Accept", "actor": me,
@@ -154,6 +161,10 @@ def _undo(rt: Runtime, session: Session, row: InboxActivity) -> str:
         earlier = session.scalar(select(InboxActivity).where(InboxActivity.activity_uri == undone,
                                                              InboxActivity.actor_uri == row.actor_uri).limit(1))
         undone = earlier.payload if earlier is not None else None
+    if isinstance(undone, dict) and undone.get("type") in ("Like", "Announce"):
+        if _uri(undone.get("actor")) not in ("", row.actor_uri):
+            return "not_theirs"
+        return receiving.unreact(session, row, undone)
     if not isinstance(undone, dict) or undone.get("type") != "Follow":
         return "ignored"
     if _uri(undone.get("actor")) not in ("", row.actor_uri):
@@ -165,4 +176,7 @@ def _undo(rt: Runtime, session: Session, row: InboxActivity) -> str:
     return "unfollowed"
 
 
+HANDLERS: dict[str, Callable[[Runtime, Session, InboxActivity], str]] = {
+    "Follow": _follow, "Undo": _undo, "Create": receiving.create, "Update": receiving.edit, "Delete": receiving.remove,
+    "Like": receiving.react, "Announce": receiving.react, "Flag": receiving.flag}
 outbox.register_local_handler(EFFECT, process)

@@ -1,11 +1,12 @@
-"""What federation stores: each account's key pair, remote actors seen, and activities received."""
+"""What federation stores: each account's key pair, remote actors seen, activities received, and what
+remote actors did to local items (likes and boosts; their replies are comments, ``Comment.remote_actor_id``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiln.db.base import Base, utcnow
@@ -50,6 +51,14 @@ class RemoteActor(Base):
         host = urlsplit(self.uri).hostname or ""
         return f"@{self.username}@{host}" if self.username and host else self.uri
 
+    @property
+    def link(self) -> str:
+        """Where people read the actor's profile: its page, else its address (http(s) only)."""
+        for url in (self.profile_url, self.uri):
+            if url.startswith(("https://", "http://")):
+                return url
+        return ""
+
 
 class InboxActivity(Base):
     """An activity a verified remote actor posted to an inbox, kept as received; processed after the
@@ -68,3 +77,25 @@ class InboxActivity(Base):
     received: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # What processing made of it: "" until processed, then e.g. "followed", "ignored".
     outcome: Mapped[str] = mapped_column(String(50), default="")
+
+
+REACTION_KINDS = ("like", "announce")
+
+
+class RemoteReaction(Base):
+    """A remote actor's ``Like`` (a favourite) or ``Announce`` (a boost) of a local item: at most one of
+    each per actor and item. Kept apart from ``favourites``, whose rows are local accounts (its key is
+    the user), so that nothing that lists or counts a person's favourites meets a remote one; the item's
+    ``favourite_count`` and ``boost_count`` count both kinds of rows."""
+
+    __tablename__ = "remote_reactions"
+    __table_args__ = (CheckConstraint(f"kind IN {REACTION_KINDS!r}", name="kind"),
+                      Index("ix_remote_reactions_actor_id", "actor_id"),
+                      Index("ix_remote_reactions_activity_uri", "activity_uri"))
+
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    # The Like's or Announce's id, for an Undo that names only it.
+    activity_uri: Mapped[str | None] = mapped_column(String(URI_MAX))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,93 @@
+"""federation, receiving: replies from other servers as comments, their likes and boosts, their
+reports; the "boost" notification and notifications from remote actors
+
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-07 14:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import kiln.db.base
+
+revision = "0025"
+down_revision = "0024"
+branch_labels = None
+depends_on = None
+
+# The notification types before and after this revision (frozen here: the model's list moves on).
+_TYPES_BEFORE = ("comment", "reply", "favourite", "follow", "invite", "failed", "warning", "report_outcome",
+                 "removed")
+_TYPES_AFTER = (*_TYPES_BEFORE, "boost")
+_AUTOINCREMENT = {"sqlite_autoincrement": True}  # NEVER_REUSE_IDS
+
+
+def _types_check(types: tuple[str, ...]) -> str:
+    return "type IN (" + ", ".join(f"'{t}'" for t in types) + ")"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "remote_reactions",
+        sa.Column("media_id", sa.Integer(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("activity_uri", sa.String(length=2000), nullable=True),
+        sa.Column("created", kiln.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("kind IN ('like', 'announce')", name=op.f("ck_remote_reactions_kind")),
+        sa.ForeignKeyConstraint(["actor_id"], ["remote_actors.id"],
+                                name=op.f("fk_remote_reactions_actor_id_remote_actors"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["media_id"], ["media.id"], name=op.f("fk_remote_reactions_media_id_media"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("media_id", "actor_id", "kind", name=op.f("pk_remote_reactions")),
+    )
+    with op.batch_alter_table("remote_reactions") as batch:
+        batch.create_index("ix_remote_reactions_actor_id", ["actor_id"], unique=False)
+        batch.create_index("ix_remote_reactions_activity_uri", ["activity_uri"], unique=False)
+    with op.batch_alter_table("media", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.add_column(sa.Column("boost_count", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("comments", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.add_column(sa.Column("remote_actor_id", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("remote_uri", sa.String(length=2000), nullable=True))
+        batch.create_foreign_key(op.f("fk_comments_remote_actor_id_remote_actors"), "remote_actors",
+                                 ["remote_actor_id"], ["id"], ondelete="CASCADE")
+        batch.create_unique_constraint(op.f("uq_comments_remote_uri"), ["remote_uri"])
+        batch.create_index(op.f("ix_comments_remote_actor_id"), ["remote_actor_id"], unique=False)
+    with op.batch_alter_table("notifications", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.add_column(sa.Column("remote_actor_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(op.f("fk_notifications_remote_actor_id_remote_actors"), "remote_actors",
+                                 ["remote_actor_id"], ["id"], ondelete="CASCADE")
+        batch.drop_constraint(op.f("ck_notifications_type"), type_="check")
+        batch.create_check_constraint(op.f("ck_notifications_type"), _types_check(_TYPES_AFTER))
+    with op.batch_alter_table("reports", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.add_column(sa.Column("remote_reporter_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(op.f("fk_reports_remote_reporter_id_remote_actors"), "remote_actors",
+                                 ["remote_reporter_id"], ["id"], ondelete="SET NULL")
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM notifications WHERE type = 'boost' OR remote_actor_id IS NOT NULL")
+    op.execute("DELETE FROM comments WHERE remote_actor_id IS NOT NULL")
+    with op.batch_alter_table("reports", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.drop_constraint(op.f("fk_reports_remote_reporter_id_remote_actors"), type_="foreignkey")
+        batch.drop_column("remote_reporter_id")
+    with op.batch_alter_table("notifications", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.drop_constraint(op.f("ck_notifications_type"), type_="check")
+        batch.create_check_constraint(op.f("ck_notifications_type"), _types_check(_TYPES_BEFORE))
+        batch.drop_constraint(op.f("fk_notifications_remote_actor_id_remote_actors"), type_="foreignkey")
+        batch.drop_column("remote_actor_id")
+    with op.batch_alter_table("comments", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.drop_index(op.f("ix_comments_remote_actor_id"))
+        batch.drop_constraint(op.f("uq_comments_remote_uri"), type_="unique")
+        batch.drop_constraint(op.f("fk_comments_remote_actor_id_remote_actors"), type_="foreignkey")
+        batch.drop_column("remote_uri")
+        batch.drop_column("remote_actor_id")
+    with op.batch_alter_table("media", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.drop_column("boost_count")
+    with op.batch_alter_table("remote_reactions") as batch:
+        batch.drop_index("ix_remote_reactions_activity_uri")
+        batch.drop_index("ix_remote_reactions_actor_id")
+    op.drop_table("remote_reactions")
