@@ -68,9 +68,8 @@ def test_a_public_item_reaches_remote_followers_as_a_note(fed, fed_rt, peer, tmp
 def test_private_items_are_neither_sent_nor_served(fed, fed_rt, peer, tmp_path):
     assert post(fed, peer, follow_activity(peer)).status_code == 202
     hidden = upload(fed_rt, tmp_path, "Secret", visibility="private")
-    unlisted = upload(fed_rt, tmp_path, "Quiet", visibility="unlisted")
     assert creates(peer) == []
-    for media_id in (hidden, unlisted, 999_999):
+    for media_id in (hidden, 999_999):
         assert fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP}).status_code == 404
         assert fed.get(f"/ap/u/alice/m/{media_id}").status_code == 404
 

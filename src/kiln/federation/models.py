@@ -99,3 +99,14 @@ class RemoteReaction(Base):
     # The Like's or Announce's id, for an Undo that names only it.
     activity_uri: Mapped[str | None] = mapped_column(String(URI_MAX))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Tombstone(Base):
+    """A Note other servers were sent that is gone (the item deleted, removed, or made private): its
+    address answers ActivityPub clients ``410 Gone`` with a ``Tombstone`` until it comes back."""
+
+    __tablename__ = "federation_tombstones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uri: Mapped[str] = mapped_column(String(URI_MAX), unique=True)
+    deleted: Mapped[dt.datetime] = mapped_column(default=utcnow)

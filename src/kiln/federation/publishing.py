@@ -1,10 +1,14 @@
-"""Publishing to followers elsewhere: a public item, once processed, goes to each remote follower's
-server as ``Create{Note}`` with the item's pictures or playable file in ``attachment[]`` (the form
-Mastodon and PixelFed display), and the same Note is served at the item's page address.
+"""Publishing to followers elsewhere: a public or unlisted item, once processed, goes to each remote
+follower's server as ``Create{Note}`` with the item's pictures or playable file in ``attachment[]`` (the
+form Mastodon and PixelFed display), and the same Note is served at the item's page address. Later
+changes follow it: an edit sends ``Update{Note}``; deleting, removing or making the item private sends
+``Delete`` with a ``Tombstone`` (and its address answers 410 from then on); making it public again, or
+restoring it, sends ``Create`` again.
 
-The chain is durable: the processing transaction that publishes the item records one outbox effect
-(``on_published``); that effect, after the commit, records one signed delivery per destination inbox
-(a server's shared inbox once for all its followers), each retried on its own.
+The chain is durable: the transaction that changes the item records one outbox effect (``on_published``,
+``on_changed``, ``on_deleted``); that effect, after the commit, looks at the item as it is *then* and
+records one signed delivery per destination inbox (a server's shared inbox once for all its followers),
+each retried on its own.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kiln.accounts.models import User
 from kiln.config import Settings
+from kiln.db.base import utcnow
 from kiln.federation import actors, delivery
-from kiln.federation.models import RemoteActor
+from kiln.federation.models import RemoteActor, Tombstone
 from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.media.visibility import visible
 from kiln.processing import outbox
@@ -29,23 +36,52 @@ if TYPE_CHECKING:
     from kiln.storage import Stores
 
 EFFECT = "federation_publish"
+CHANGE_EFFECT = "federation_change"
 PLAYABLE = ("video/", "audio/")
+AUDIENCES = ("public", "unlisted")
 
 
 def note_id(settings: Settings, media: MediaEntry) -> str:
-    return f"{settings.link_base()}/u/{media.owner.username}/m/{media.id}"
+    return item_address(settings, media.owner.username, media.id)
+
+
+def item_address(settings: Settings, username: str, media_id: int) -> str:
+    return f"{settings.link_base()}/u/{username}/m/{media_id}"
 
 
 def federated(media: MediaEntry) -> bool:
-    """Whether other servers may be sent or shown this item: processed, public, not removed (the one
-    visibility rule, asked as an anonymous visitor; unlisted items are left for later)."""
-    return media.state == MediaState.PROCESSED and media.visibility == "public" and visible(media, None)
+    """Whether other servers may be sent or shown this item: processed, public or unlisted, not
+    removed, its owner not banned (the one visibility rule, asked as an anonymous visitor)."""
+    return (media.state == MediaState.PROCESSED and media.visibility in AUDIENCES and visible(media, None)
+            and not media.owner.banned_now)
+
+
+def audience(media: MediaEntry | None) -> str | None:
+    """What other servers were (or would be) shown of ``media``: "public", "unlisted", or None."""
+    return media.visibility if media is not None and federated(media) else None
 
 
 def on_published(session: Session, settings: Settings, media: MediaEntry) -> None:
     """Called in the transaction that publishes ``media``: its delivery to followers starts after the commit."""
-    if settings.federation.enabled and media.visibility == "public":
+    if settings.federation.enabled and media.visibility in AUDIENCES:
         outbox.record(session, EFFECT, {"media_id": media.id}, summary=f"federate item {media.id}")
+
+
+def on_changed(session: Session, media: MediaEntry, before: str | None) -> None:
+    """Called in the transaction that edits, removes, restores or changes the visibility of ``media``,
+    with its ``audience`` from before the change: after the commit, followers are sent an ``Update``, a
+    ``Delete`` or a ``Create``, whichever the item as it is then calls for (nothing for an item never
+    shown elsewhere, nor an unfinished one; nothing when federation is off)."""
+    if before is None and media.published is None:
+        return
+    outbox.record(session, CHANGE_EFFECT, {"media_id": media.id, "owner_id": media.owner_id, "before": before},
+                  summary=f"federate the change of item {media.id}")
+
+
+def on_deleted(session: Session, media: MediaEntry) -> None:
+    """Called in the transaction that deletes ``media`` (before the row goes)."""
+    if audience(media) is not None:
+        on_changed(session, media, audience(media))
 
 
 def _iso(when: dt.datetime) -> str:
@@ -77,26 +113,53 @@ def attachments(settings: Settings, stores: Stores, media: MediaEntry) -> list[d
     return [_attachment(settings, stores, media, r) for r in chosen]
 
 
+def _addressed(settings: Settings, media: MediaEntry) -> dict[str, list[str]]:
+    """Public: to everyone, followers in cc. Unlisted: to followers, Public in cc only (shown to whoever
+    has the link, left out of public timelines)."""
+    followers = f"{actors.actor_id(settings, media.owner.username)}/followers"
+    if media.visibility == "unlisted":
+        return {"to": [followers], "cc": [actors.PUBLIC]}
+    return {"to": [actors.PUBLIC], "cc": [followers]}
+
+
 def note(settings: Settings, stores: Stores, media: MediaEntry) -> dict[str, Any]:
     from kiln.media.text import render_markdown
 
     me = actors.actor_id(settings, media.owner.username)
     page = note_id(settings, media)
     content = Markup("<p><strong>{}</strong></p>").format(escape(media.title)) + render_markdown(media.description)
-    return {"@context": actors.AS_CONTEXT, "id": page, "type": "Note", "attributedTo": me,
-            "content": str(content), "url": page, "published": _iso(media.published or media.created),
-            "to": [actors.PUBLIC], "cc": [f"{me}/followers"], "sensitive": False,
-            "attachment": attachments(settings, stores, media),
-            "tag": [{"type": "Hashtag", "name": f"#{tag.slug}", "href": f"{settings.link_base()}/tag/{tag.slug}"}
-                    for tag in media.tags]}
+    document = {"@context": actors.AS_CONTEXT, "id": page, "type": "Note", "attributedTo": me,
+                "content": str(content), "url": page, "published": _iso(media.published or media.created),
+                **_addressed(settings, media), "sensitive": False,
+                "attachment": attachments(settings, stores, media),
+                "tag": [{"type": "Hashtag", "name": f"#{tag.slug}", "href": f"{settings.link_base()}/tag/{tag.slug}"}
+                        for tag in media.tags]}
+    if media.updated and media.published and media.updated > media.published:
+        document["updated"] = _iso(media.updated)
+    return document
 
 
-def create(settings: Settings, stores: Stores, media: MediaEntry) -> dict[str, Any]:
+def create(settings: Settings, stores: Stores, media: MediaEntry, kind: str = "Create") -> dict[str, Any]:
+    """The item's Note wrapped in a ``Create`` (or an ``Update``, ``kind``)."""
     document = note(settings, stores, media)
     inner = {k: v for k, v in document.items() if k != "@context"}
-    return {"@context": actors.AS_CONTEXT, "id": f"{document['id']}#create", "type": "Create",
+    stamp = f"#{kind.lower()}" if kind == "Create" else f"#{kind.lower()}-{int(utcnow().timestamp())}"
+    return {"@context": actors.AS_CONTEXT, "id": f"{document['id']}{stamp}", "type": kind,
             "actor": document["attributedTo"], "published": document["published"], "to": document["to"],
             "cc": document["cc"], "object": inner}
+
+
+def delete(settings: Settings, owner: User, address: str) -> dict[str, Any]:
+    """``Delete`` of a Note, its object a ``Tombstone`` (as Mastodon sends it)."""
+    me = actors.actor_id(settings, owner.username)
+    return {"@context": actors.AS_CONTEXT, "id": f"{address}#delete-{int(utcnow().timestamp())}", "type": "Delete",
+            "actor": me, "to": [actors.PUBLIC], "cc": [f"{me}/followers"],
+            "object": {"id": address, "type": "Tombstone"}}
+
+
+def tombstone(session: Session, address: str) -> dt.datetime | None:
+    """When the Note at ``address`` was deleted, or None when it was not."""
+    return session.scalar(select(Tombstone.deleted).where(Tombstone.uri == address))
 
 
 def inboxes(session: Session, owner_id: int) -> list[str]:
@@ -113,12 +176,37 @@ def fan_out(rt: Runtime, session: Session, payload: dict[str, Any]) -> None:
     media = session.get(MediaEntry, payload["media_id"])
     if media is None or not federated(media):
         return
-    destinations = inboxes(session, media.owner_id)
-    if not destinations:
-        return
-    activity = create(rt.settings, rt.stores, media)
+    _send(session, media.owner, inboxes(session, media.owner_id), create(rt.settings, rt.stores, media))
+
+
+def _send(session: Session, owner: User, destinations: list[str], activity: dict[str, Any]) -> None:
     for inbox in destinations:
-        delivery.deliver_later(session, media.owner, inbox, activity)
+        delivery.deliver_later(session, owner, inbox, activity)
+
+
+def send_change(rt: Runtime, session: Session, payload: dict[str, Any]) -> None:
+    """The effect ``on_changed`` records: Update, Delete or Create, by the item's audience before the
+    change and now."""
+    if not rt.settings.federation.enabled:
+        return
+    owner = session.get(User, payload["owner_id"])
+    if owner is None:  # the account went too: nobody to send as
+        return
+    media = session.get(MediaEntry, payload["media_id"])
+    before, now = payload.get("before"), audience(media)
+    address = item_address(rt.settings, owner.username, payload["media_id"])
+    destinations = inboxes(session, owner.id)
+    if now is None:
+        if before is not None:
+            if tombstone(session, address) is None:
+                session.add(Tombstone(uri=address))
+            _send(session, owner, destinations, delete(rt.settings, owner, address))
+        return
+    assert media is not None
+    session.execute(sa_delete(Tombstone).where(Tombstone.uri == address))
+    kind = "Update" if before is not None else "Create"
+    _send(session, owner, destinations, create(rt.settings, rt.stores, media, kind))
 
 
 outbox.register_local_handler(EFFECT, fan_out)
+outbox.register_local_handler(CHANGE_EFFECT, send_change)

@@ -140,13 +140,19 @@ def actor_collection(username: Username, collection: Collection, session: DB, rt
 
 @router.get("/ap/u/{username}/m/{media_id}")
 def media_note(username: Username, media_id: RowId, session: DB, rt: RT) -> Response:
-    """A public item as a Note (what its page answers to ActivityPub clients). Anything another server
-    may not see (private, unlisted, unfinished, removed, a banned owner's) is 404, whoever signs."""
+    """A public or unlisted item as a Note (what its page answers to ActivityPub clients). Anything another
+    server may not see (private, unfinished, removed, a banned owner's) is 404, whoever signs, or 410
+    with a Tombstone when it was sent to other servers before it went."""
     try:
         _enabled(rt.settings)
         owner = actors.local_actor(session, username)
         media = session.get(MediaEntry, media_id)
         if media is None or media.owner_id != owner.id or not publishing.federated(media):
+            address = publishing.item_address(rt.settings, owner.username, media_id)
+            deleted = publishing.tombstone(session, address)
+            if deleted is not None:  # other servers were sent it: it is gone, not unknown
+                return _json({"@context": actors.AS_CONTEXT, "id": address, "type": "Tombstone",
+                              "deleted": deleted.isoformat(timespec="seconds")}, status=410)
             raise NotFound("There is no such media. It may have been deleted.")
         document = publishing.note(rt.settings, rt.stores, media)
     except KilnError as exc:

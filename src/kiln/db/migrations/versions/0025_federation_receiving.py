@@ -1,5 +1,5 @@
 """federation, receiving: replies from other servers as comments, their likes and boosts, their
-reports; the "boost" notification and notifications from remote actors
+reports; the "boost" notification and notifications from remote actors; tombstones of Notes sent
 
 Revision ID: 0025
 Revises: 0024
@@ -30,6 +30,14 @@ def _types_check(types: tuple[str, ...]) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "federation_tombstones",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("uri", sa.String(length=2000), nullable=False),
+        sa.Column("deleted", kiln.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_federation_tombstones")),
+        sa.UniqueConstraint("uri", name=op.f("uq_federation_tombstones_uri")),
+    )
     op.create_table(
         "remote_reactions",
         sa.Column("media_id", sa.Integer(), nullable=False),
@@ -91,3 +99,4 @@ def downgrade() -> None:
         batch.drop_index("ix_remote_reactions_activity_uri")
         batch.drop_index("ix_remote_reactions_actor_id")
     op.drop_table("remote_reactions")
+    op.drop_table("federation_tombstones")
