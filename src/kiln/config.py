@@ -287,6 +287,21 @@ class FederationSettings(BaseModel):
                                            "this are refused.")
     signature_max_future_seconds: int = Field(300, ge=0, description="Signed requests dated further ahead than "
                                               "this (a remote clock running fast) are refused.")
+    delivery_max_attempts: int = Field(30, ge=1, description="Tries of one delivery before it is marked failed "
+                                       "(with the backoff below, about three weeks).")
+    delivery_backoff_base: float = Field(60.0, ge=0.0, description="Seconds before a delivery's first retry; each "
+                                         "retry waits twice as long as the one before.")
+    delivery_backoff_cap: float = Field(86_400.0, ge=0.0, description="Longest wait between two tries of a "
+                                        "delivery (1 day).")
+    delivery_time_limit: int = Field(120, ge=10, description="Seconds one delivery may take before it is taken "
+                                     "back and retried.")
+    dead_host_failures: int = Field(8, ge=1, description="Failures in a row, with no success, after which a "
+                                    "server counts as dead: its deliveries wait instead of being tried one by one.")
+    dead_host_after_seconds: int = Field(12 * 3600, ge=0, description="...and for at least this long since the "
+                                         "first of those failures.")
+    dead_host_probe_seconds: int = Field(6 * 3600, ge=60, description="How often one delivery to a dead server is "
+                                         "tried; when it gets through, the server is alive again and every waiting "
+                                         "delivery goes at once.")
 
 
 DEFAULT_URL = "http://127.0.0.1:6543"

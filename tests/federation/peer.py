@@ -38,6 +38,7 @@ class Peer:
     inbox: list[Received] = field(default_factory=list)
     fetches: list[str] = field(default_factory=list)
     username: str = "rita"
+    status: int = 202  # what its inbox answers (a server that is down, or refuses)
 
     @property
     def actor_id(self) -> str:
@@ -109,8 +110,9 @@ def serve(key: rsa.RSAPrivateKey | None = None) -> Iterator[Peer]:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            peer_ref["peer"].inbox.append(Received("POST", self.path, headers, body))
-            self._answer(202)
+            peer = peer_ref["peer"]
+            peer.inbox.append(Received("POST", self.path, headers, body))
+            self._answer(peer.status)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     peer = Peer(f"http://127.0.0.1:{server.server_address[1]}",

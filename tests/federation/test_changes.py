@@ -1,6 +1,6 @@
 """Sending changes: after an item reached followers elsewhere, an edit sends ``Update{Note}``; making it
-private, deleting it or a moderator removing it sends ``Delete`` with a ``Tombstone`` and its address
-answers ActivityPub clients 410 with the Tombstone; making it public again or restoring it sends
+private, deleting it or a moderator removing it sends ``Delete`` with a ``Tombstone``, and a deleted or
+removed item's address answers ActivityPub clients 410 with the Tombstone; making it public again or restoring it sends
 ``Create`` again. Unlisted items go with ``cc: Public`` (kiln.federation.publishing). Every delivery
 reaches the signing test peer over real HTTP on 127.0.0.1."""
 
@@ -50,9 +50,9 @@ def test_edits_privacy_and_deletion_reach_followers(fed, fed_rt, peer, tmp_path)
     edit(fed_rt, media_id, visibility="private")
     (gone,) = received(peer, "Delete")
     assert gone["object"] == {"id": page, "type": "Tombstone"} and gone["actor"] == ALICE
-    served = fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP})
-    assert served.status_code == 410 and served.json()["type"] == "Tombstone" and served.json()["id"] == page
-    assert fed.get(f"/u/alice/m/{media_id}").status_code == 404  # the page itself: private, as before
+    # Private: 404 like anything private (a 410 would tell everyone it still exists).
+    assert fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP}).status_code == 404
+    assert fed.get(f"/u/alice/m/{media_id}").status_code == 404
 
     edit(fed_rt, media_id, visibility="public")
     assert len(received(peer, "Create")) == 2
@@ -62,7 +62,8 @@ def test_edits_privacy_and_deletion_reach_followers(fed, fed_rt, peer, tmp_path)
         alice = session.scalar(select(User).where(User.username == "alice"))
         media_service.delete(fed_rt, session, alice, session.get(MediaEntry, media_id))
     assert len(received(peer, "Delete")) == 2
-    assert fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP}).status_code == 410
+    served = fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP})
+    assert served.status_code == 410 and served.json()["type"] == "Tombstone" and served.json()["id"] == page
 
 
 def test_a_moderator_removal_sends_delete_and_a_restore_sends_it_again(fed, fed_rt, peer, tmp_path):

@@ -1,8 +1,9 @@
 """ActivityPub's routes in the authorization matrix (kiln.web.federation). Everything here is for other
 servers: every role, logged in or not, gets the same answer. Actors and WebFinger know only accounts
-others may find (a banned one is 404 for everyone), notes only public, finished items; the inboxes take
+others may find (a banned one is 404 for everyone), notes only public or unlisted, finished items; the inboxes take
 only signed requests, so a login cookie or an API token is no way in (401 with a sentence for all). The
-signed paths are tests/federation/test_follow.py's and test_publish.py's."""
+signed paths are tests/federation/test_follow.py's and test_publish.py's. The deliveries page is for
+administrators only."""
 
 from __future__ import annotations
 
@@ -36,9 +37,13 @@ CASES: list[Case] = [
     Case("GET", "/ap/u/{username}/{collection}", E(200), ids={"collection": "ap_collection"}),
     Case("GET", "/ap/u/{username}/m/{media_id}", E(200), note="a public item's Note"),
     Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="private", note="never, not even to its owner"),
-    Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="unlisted", note="not federated yet"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(200), target="unlisted", note="sent to followers, cc Public"),
     Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="failed"),
     Case("POST", "/u/{username}/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
     Case("POST", "/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
     Case("POST", "/inbox", E(400), send=lambda w: {"content": b"{not json"}, note="not JSON"),
+    # The administrators' page of deliveries (kiln.web.admin_federation): administrators only.
+    Case("GET", "/admin/federation", E(403, anon=303, admin=200)),
+    Case("POST", "/admin/federation/retry", E(403, anon=401, admin=303), send=lambda w: {"data": {"host": "x.example"}},
+         note="administrators only"),
 ]

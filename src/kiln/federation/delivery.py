@@ -1,6 +1,8 @@
 """Delivering activities to other servers' inboxes: each delivery is an outbox effect recorded in the
 transaction that causes it, run after the commit, signed with the sending account's key, and retried
-with the outbox's backoff when the other server fails or does not answer in time.
+with backoff up to days when the other server fails or does not answer in time, per destination host
+(kiln.federation.hosts: a dead server's deliveries wait for it). A permanent refusal (a 4xx other than
+401, 408 and 429) marks the delivery failed at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.errors import KilnError
-from kiln.federation import actors, fetch, keys, signatures
+from kiln.federation import actors, fetch, hosts, keys, signatures
 from kiln.processing import outbox
 
 if TYPE_CHECKING:
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EFFECT = "federation_deliver"
-# Answers that say trying again will not help (the other server refuses this activity for good).
-FINAL_REFUSALS = frozenset({400, 403, 404, 405, 410, 413, 422})
+# 4xx answers that say "later" rather than "never".
+TRY_AGAIN = frozenset({401, 408, 429})
 
 
 class DeliveryFailed(KilnError):
@@ -53,14 +55,23 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
         username, private_pem = user.username, key.private_pem
     body = json.dumps(payload["activity"]).encode("utf-8")
     inbox = payload["inbox"]
+    host = hosts.host_of(inbox)
+    hosts.before_try(rt, host)
     headers = signatures.sign("POST", inbox, body, actors.key_id(settings, username),
                               signatures.load_private(private_pem))
-    status = fetch.post(inbox, body, headers, settings.federation)
+    try:
+        status = fetch.post(inbox, body, headers, settings.federation)
+    except Exception as exc:
+        hosts.failed(rt, host, f"{type(exc).__name__}: {exc}")
+        raise
     if 200 <= status < 300:
+        hosts.answered(rt, host)
         return
-    if status in FINAL_REFUSALS:
+    if 400 <= status < 500 and status not in TRY_AGAIN:
+        hosts.answered(rt, host)  # alive, but it will not take this one
         log.warning("%s refused the delivery (%s); not trying again", inbox, status)
-        return
+        raise outbox.Refused("The other server refused this for good (it answered %(status)s).", status=status)
+    hosts.failed(rt, host, f"HTTP {status}")
     raise DeliveryFailed("The other server answered %(status)s.", status=status)
 
 

@@ -110,3 +110,24 @@ class Tombstone(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     uri: Mapped[str] = mapped_column(String(URI_MAX), unique=True)
     deleted: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+HOST_STATES = ("up", "dead")
+
+
+class DeliveryHost(Base):
+    """What Kiln knows of delivering to one server (by host name): failures in a row, and whether it
+    counts as dead (kiln.federation.hosts). No row: nothing has failed there yet."""
+
+    __tablename__ = "delivery_hosts"
+    __table_args__ = (CheckConstraint(f"state IN {HOST_STATES!r}", name="state"),)
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10), default="up")
+    failures: Mapped[int] = mapped_column(default=0)  # in a row, since the last success
+    first_failure: Mapped[dt.datetime | None]  # the first of those
+    last_failure: Mapped[dt.datetime | None]
+    last_success: Mapped[dt.datetime | None]
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    # Dead: when one delivery is tried next (the probe); the others wait for it.
+    probe_at: Mapped[dt.datetime | None]

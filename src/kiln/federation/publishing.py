@@ -2,7 +2,8 @@
 follower's server as ``Create{Note}`` with the item's pictures or playable file in ``attachment[]`` (the
 form Mastodon and PixelFed display), and the same Note is served at the item's page address. Later
 changes follow it: an edit sends ``Update{Note}``; deleting, removing or making the item private sends
-``Delete`` with a ``Tombstone`` (and its address answers 410 from then on); making it public again, or
+``Delete`` with a ``Tombstone`` (a deleted or removed item's address answers 410 from then on, a
+private one's 404 as always); making it public again, or
 restoring it, sends ``Create`` again.
 
 The chain is durable: the transaction that changes the item records one outbox effect (``on_published``,
@@ -198,7 +199,9 @@ def send_change(rt: Runtime, session: Session, payload: dict[str, Any]) -> None:
     destinations = inboxes(session, owner.id)
     if now is None:
         if before is not None:
-            if tombstone(session, address) is None:
+            # Deleted or removed: its address says 410 Gone from now on. Made private: 404, as for
+            # anything private (a 410 would tell everyone it still exists).
+            if (media is None or media.removed is not None) and tombstone(session, address) is None:
                 session.add(Tombstone(uri=address))
             _send(session, owner, destinations, delete(rt.settings, owner, address))
         return

@@ -1,5 +1,6 @@
 """federation, receiving: replies from other servers as comments, their likes and boosts, their
-reports; the "boost" notification and notifications from remote actors; tombstones of Notes sent
+reports; the "boost" notification and notifications from remote actors; tombstones of Notes sent;
+the delivery state of each remote server
 
 Revision ID: 0025
 Revises: 0024
@@ -30,6 +31,19 @@ def _types_check(types: tuple[str, ...]) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "delivery_hosts",
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("state", sa.String(length=10), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("first_failure", kiln.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_failure", kiln.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success", kiln.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=False),
+        sa.Column("probe_at", kiln.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("state IN ('up', 'dead')", name=op.f("ck_delivery_hosts_state")),
+        sa.PrimaryKeyConstraint("host", name=op.f("pk_delivery_hosts")),
+    )
     op.create_table(
         "federation_tombstones",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -100,3 +114,4 @@ def downgrade() -> None:
         batch.drop_index("ix_remote_reactions_actor_id")
     op.drop_table("remote_reactions")
     op.drop_table("federation_tombstones")
+    op.drop_table("delivery_hosts")
