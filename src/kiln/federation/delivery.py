@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.errors import KilnError
-from kiln.federation import actors, fetch, hosts, keys, signatures
+from kiln.federation import actors, fetch, hosts, keys, moderation, signatures
 from kiln.processing import outbox
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
     body = json.dumps(payload["activity"]).encode("utf-8")
     inbox = payload["inbox"]
     host = hosts.host_of(inbox)
+    with rt.sessions() as session:
+        if moderation.rule_for(session, inbox) == "block":
+            raise outbox.Refused("Deliveries to %(host)s are blocked by the administrators.", host=host)
     hosts.before_try(rt, host)
     headers = signatures.sign("POST", inbox, body, actors.key_id(settings, username),
                               signatures.load_private(private_pem))

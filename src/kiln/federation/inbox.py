@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, delivery, receiving, remote, signatures
+from kiln.federation import actors, delivery, moderation, receiving, remote, signatures
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor
 from kiln.federation.signatures import SignatureError, SignedRequest
 from kiln.processing import outbox
@@ -91,8 +91,10 @@ def receive(rt: Runtime, request: SignedRequest, activity: Any, recipient: str |
     processing runs after the commit. Returns the id of the row kept."""
     kind, actor_uri = check_shape(activity)
     recipient_id = None
-    if recipient is not None:
-        with rt.sessions() as session:
+    with rt.sessions() as session:
+        # A blocked server is refused before its key is fetched (no request goes there).
+        moderation.check_accepted(session, actor_uri)
+        if recipient is not None:
             recipient_id = actors.local_actor(session, recipient).id
     signer = _verify(rt, request)
     if signer.uri != actor_uri:
@@ -115,6 +117,9 @@ def process(rt: Runtime, session: Session, payload: dict[str, Any]) -> None:
     row = session.get(InboxActivity, payload["id"])
     if row is None or row.outcome:
         return
+    if moderation.rule_for(session, row.actor_uri) == "block":  # blocked after it arrived
+        row.outcome = "domain_blocked"
+        return
     handler = HANDLERS.get(row.type)
     row.outcome = handler(rt, session, row) if handler else "ignored"
 
@@ -136,6 +141,8 @@ def _follow(rt: Runtime, session: Session, row: InboxActivity) -> str:
     follower = session.scalar(select(RemoteActor).where(RemoteActor.uri == row.actor_uri))
     if follower is None:  # verified a moment ago, then deleted: nowhere to send the answer
         return "unknown_actor"
+    if moderation.blocks(session, followee.id, follower.id):
+        return "blocked"
     known = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
                                                    Follow.follower_uri == row.actor_uri))
     if known is None:
@@ -145,7 +152,7 @@ def _follow(rt: Runtime, session: Session, row: InboxActivity) -> str:
                 session.add(Follow(followee_id=followee.id, follower_uri=row.actor_uri))
         except IntegrityError:  # the same Follow processed at the same moment: kept and told once
             added = False
-        if added:  # told once, after the savepoint (a mail effect recorded inside it would ring early)
+        if added and not receiving.silenced(session, follower.uri):  # told once, after the savepoint
             notify(session, followee, "follow", remote_actor_id=follower.id)
     # Answered every time, also for a follow kept already: the follower asks again when no Accept came.
     me = actors.actor_id(rt.settings, followee.username)

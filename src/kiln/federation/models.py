@@ -131,3 +131,33 @@ class DeliveryHost(Base):
     last_error: Mapped[str] = mapped_column(String(500), default="")
     # Dead: when one delivery is tried next (the probe); the others wait for it.
     probe_at: Mapped[dt.datetime | None]
+
+
+DOMAIN_BLOCK_KINDS = ("block", "silence")
+
+
+class DomainBlock(Base):
+    """An administrator's decision about a whole server (kiln.federation.moderation): ``block`` (nothing
+    from it is accepted or shown, its followers are removed, nothing is delivered there) or ``silence``
+    (its replies wait for a moderator, its likes, boosts and follows notify nobody). Covers the domain
+    and every subdomain."""
+
+    __tablename__ = "domain_blocks"
+    __table_args__ = (CheckConstraint(f"kind IN {DOMAIN_BLOCK_KINDS!r}", name="kind"),)
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), default="block")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RemoteBlock(Base):
+    """A local account blocks a remote account: its replies, likes, boosts and follows of the
+    account's things are refused, and its follow ends."""
+
+    __tablename__ = "remote_blocks"
+    __table_args__ = (Index("ix_remote_blocks_actor_id", "actor_id"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"), primary_key=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from kiln.accounts.models import User
 from kiln.db.base import rowcount, utcnow
 from kiln.errors import NotFound
-from kiln.federation import actors
+from kiln.federation import actors, moderation
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor, RemoteReaction
 from kiln.media.models import MediaEntry, MediaState
 from kiln.media.text import html_text, sanitise_html
@@ -126,6 +126,9 @@ def create(rt: Runtime, session: Session, row: InboxActivity) -> str:
     actor = _actor(session, row)
     if actor is None:
         return "unknown_actor"
+    if moderation.blocks(session, media.owner_id, actor.id) or (
+            parent is not None and moderation.blocks(session, parent.author_id, actor.id)):
+        return "blocked"
     if session.scalar(select(Comment.id).where(Comment.remote_uri == uri(note["id"]))) is not None:
         return "duplicate"
     body = _clean_content(note)
@@ -137,7 +140,7 @@ def create(rt: Runtime, session: Session, row: InboxActivity) -> str:
         return "unknown_object"
     comment = Comment(media_id=media.id, author_id=None, remote_actor_id=actor.id, remote_uri=uri(note["id"]),
                       parent_id=parent.id if parent is not None else None, body=body,
-                      held=_must_hold(rt, session, actor))
+                      held=_must_hold(rt, session, actor) or silenced(session, actor.uri))
     # The same Note delivered twice at once: the second run fails on remote_uri's uniqueness, and its
     # retry finds the first (no savepoint here: committing one would ring this session's bells early).
     session.add(comment)
@@ -147,6 +150,11 @@ def create(rt: Runtime, session: Session, row: InboxActivity) -> str:
                         .values(comment_count=MediaEntry.comment_count + 1, updated=MediaEntry.updated))
         comments.tell(session, media, comment, parent)
     return "commented"
+
+
+def silenced(session: Session, address: str) -> bool:
+    """An actor on a silenced server: its replies wait for a moderator, its likes and follows tell nobody."""
+    return moderation.rule_for(session, address) == "silence"
 
 
 def _must_hold(rt: Runtime, session: Session, actor: RemoteActor) -> bool:
@@ -201,6 +209,13 @@ def _forget_actor(session: Session, row: InboxActivity) -> str:
     actor = _actor(session, row)
     if actor is None:
         return "unknown_actor"
+    forget(session, actor)
+    return "actor_deleted"
+
+
+def forget(session: Session, actor: RemoteActor) -> None:
+    """Take away everything ``actor`` left here: replies, likes and boosts (counts kept right), and
+    their follows (an account deleted elsewhere, a domain blocked)."""
     for comment in session.scalars(select(Comment).where(Comment.remote_actor_id == actor.id,
                                                          Comment.deleted.is_(None)).order_by(Comment.id.desc())):
         media = session.get(MediaEntry, comment.media_id)
@@ -211,7 +226,6 @@ def _forget_actor(session: Session, row: InboxActivity) -> str:
         _uncount(session, reaction.media_id, reaction.kind)
         session.delete(reaction)
     session.execute(delete(Follow).where(Follow.follower_uri == actor.uri))
-    return "actor_deleted"
 
 
 # Likes and boosts ----------------------------------------------------------------------------------
@@ -232,6 +246,8 @@ def react(rt: Runtime, session: Session, row: InboxActivity) -> str:
         return "unknown_object"
     if actor is None:
         return "unknown_actor"
+    if moderation.blocks(session, media.owner_id, actor.id):
+        return "blocked"
     if session.get(RemoteReaction, (media.id, actor.id, kind)) is not None:
         return "duplicate"
     session.add(RemoteReaction(media_id=media.id, actor_id=actor.id, kind=kind,
@@ -244,7 +260,7 @@ def react(rt: Runtime, session: Session, row: InboxActivity) -> str:
     told = session.scalar(select(Notification.id).where(
         Notification.user_id == media.owner_id, Notification.type == type_, Notification.media_id == media.id,
         Notification.remote_actor_id == actor.id, Notification.read.is_(None)))
-    if told is None:
+    if told is None and not silenced(session, actor.uri):
         notify(session, media.owner, type_, media_id=media.id, remote_actor_id=actor.id)
     return "liked" if kind == "like" else "boosted"
 

@@ -130,3 +130,28 @@ def store(rt: Runtime, fields: dict[str, Any]) -> Actor:
 
 def may_refetch(actor: Actor) -> bool:
     return utcnow() - actor.fetched > REFETCH_AFTER
+
+
+def lookup(rt: Runtime, text: str) -> Actor:
+    """Find an account elsewhere by its address or as ``@name@host`` (WebFinger), fetch its actor
+    document and keep it. FetchError or SignatureError (bad_actor) with a sentence when it cannot."""
+    from urllib.parse import quote
+
+    settings = rt.settings.federation
+    value = (text or "").strip()
+    if "://" not in value:
+        name, _, host = value.lstrip("@").partition("@")
+        if not name or not host:
+            raise fetch.FetchError("Write an account as @name@host or give its address.", code="bad_account")
+        jrd = fetch.get_json(f"https://{host}/.well-known/webfinger?resource={quote(f'acct:{name}@{host}')}",
+                             settings)
+        links: list[Any] = jrd["links"] if isinstance(jrd.get("links"), list) else []
+        value = next((str(link["href"]) for link in links if isinstance(link, dict) and link.get("rel") == "self"
+                      and isinstance(link.get("href"), str)), "")
+        if not value:
+            raise fetch.FetchError("%(host)s names no ActivityPub actor for that account.", host=host[:200])
+    fields = parse_actor(fetch.get_json(value, settings))
+    if not _same_host(fields["uri"], value):
+        raise SignatureError("The actor document at %(url)s names an actor on another server.",
+                             code="bad_actor", url=value[:200])
+    return store(rt, fields)

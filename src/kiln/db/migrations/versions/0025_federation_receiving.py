@@ -1,6 +1,6 @@
 """federation, receiving: replies from other servers as comments, their likes and boosts, their
 reports; the "boost" notification and notifications from remote actors; tombstones of Notes sent;
-the delivery state of each remote server
+the delivery state of each remote server; domain blocks and people's blocks of remote accounts
 
 Revision ID: 0025
 Revises: 0024
@@ -31,6 +31,28 @@ def _types_check(types: tuple[str, ...]) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "domain_blocks",
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created", kiln.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("kind IN ('block', 'silence')", name=op.f("ck_domain_blocks_kind")),
+        sa.PrimaryKeyConstraint("domain", name=op.f("pk_domain_blocks")),
+    )
+    op.create_table(
+        "remote_blocks",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=False),
+        sa.Column("created", kiln.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["actor_id"], ["remote_actors.id"], name=op.f("fk_remote_blocks_actor_id_remote_actors"),
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_remote_blocks_user_id_users"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("user_id", "actor_id", name=op.f("pk_remote_blocks")),
+    )
+    with op.batch_alter_table("remote_blocks") as batch:
+        batch.create_index("ix_remote_blocks_actor_id", ["actor_id"], unique=False)
     op.create_table(
         "delivery_hosts",
         sa.Column("host", sa.String(length=255), nullable=False),
@@ -115,3 +137,7 @@ def downgrade() -> None:
     op.drop_table("remote_reactions")
     op.drop_table("federation_tombstones")
     op.drop_table("delivery_hosts")
+    with op.batch_alter_table("remote_blocks") as batch:
+        batch.drop_index("ix_remote_blocks_actor_id")
+    op.drop_table("remote_blocks")
+    op.drop_table("domain_blocks")
