@@ -110,3 +110,41 @@ def test_the_cli_looks_up_lists_and_retries(fed, fed_rt, peer, cli):
     assert retried["retried"] == [listed["deliveries"][0]["id"]]
     bad_domain = cli("federation", "block", "not a domain!", "--yes", ok=False)
     assert bad_domain.exit_code == 1 and "domain name" in bad_domain.output
+
+
+def test_the_pages_block_a_server_and_a_remote_account(fed, fed_rt, peer, tmp_path):
+    from kiln.accounts import services as accounts
+    from tests.social_kit import log_in
+
+    media_id = upload(fed_rt, tmp_path, "Sunset")
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    with fed_rt.sessions() as session:
+        ada = accounts.create_user(session, "ada", "ada@example.com", "correct horse", verified=True, admin=True)
+        alice = session.scalars(select(User).where(User.username == "alice")).one()
+        session.commit()
+        ada_id, alice_id = ada.id, alice.id
+
+    token = log_in(fed, fed_rt, alice_id)
+    done = fed.post("/account/blocks/remote", data={"account": "@rita@127.0.0.1", "csrf_token": token},
+                    follow_redirects=False)
+    assert done.status_code == 303
+    listed = fed.get("/account/blocks").text
+    assert "@rita@127.0.0.1" in listed and 'action="/account/blocks/remote/remove"' in listed
+    assert deliver(fed, fed_rt, peer, like(peer, media_id)) == "blocked"
+    fed.post("/account/blocks/remote/remove", data={"account": peer.actor_id, "csrf_token": token})
+    assert "You have not blocked anyone on another server." in fed.get("/account/blocks").text
+
+    token = log_in(fed, fed_rt, ada_id)
+    done = fed.post("/admin/federation/block", data={"domain": "127.0.0.1", "kind": "silence", "reason": "noisy",
+                                                      "csrf_token": token}, follow_redirects=False)
+    assert done.status_code == 303
+    page_text = fed.get("/admin/federation").text
+    assert 'data-domain="127.0.0.1"' in page_text and "noisy" in page_text
+    fed.cookies.clear()
+    assert deliver(fed, fed_rt, peer, reply(peer, 1, page(media_id))) == "commented"
+    with fed_rt.sessions() as session:
+        assert session.scalars(select(Comment.held)).all() == [True]
+    token = log_in(fed, fed_rt, ada_id)
+    assert fed.post("/admin/federation/unblock", data={"domain": "127.0.0.1", "csrf_token": token},
+                    follow_redirects=False).status_code == 303
+    assert "No server is blocked or silenced." in fed.get("/admin/federation").text

@@ -46,4 +46,13 @@ CASES: list[Case] = [
     Case("GET", "/admin/federation", E(403, anon=303, admin=200)),
     Case("POST", "/admin/federation/retry", E(403, anon=401, admin=303), send=lambda w: {"data": {"host": "x.example"}},
          note="administrators only"),
+    Case("POST", "/admin/federation/block", E(403, anon=401, admin=303),
+         send=lambda w: {"data": {"domain": "blocked.example", "kind": "silence"}}, note="administrators only"),
+    Case("POST", "/admin/federation/unblock", E(403, anon=401, admin=404),
+         send=lambda w: {"data": {"domain": "never-blocked.example"}}, note="not blocked: 404 for administrators"),
+    # People's blocks of accounts elsewhere (kiln.web.blocks): only accounts Kiln has met.
+    Case("POST", "/account/blocks/remote", E(404, anon=401),
+         send=lambda w: {"data": {"account": "@nobody@remote.example"}}, note="an account never met"),
+    Case("POST", "/account/blocks/remote/remove", E(404, anon=401),
+         send=lambda w: {"data": {"account": "https://remote.example/nobody"}}, note="an account never met"),
 ]
