@@ -287,6 +287,8 @@ class FederationSettings(BaseModel):
                                            "this are refused.")
     signature_max_future_seconds: int = Field(300, ge=0, description="Signed requests dated further ahead than "
                                               "this (a remote clock running fast) are refused.")
+    keep_activities_days: int = Field(30, ge=1, description="Activities received are kept this long once "
+                                      "processed (a Follow as long as that follow lasts, for an Undo naming it).")
     delivery_max_attempts: int = Field(30, ge=1, description="Tries of one delivery before it is marked failed "
                                        "(with the backoff below, about three weeks).")
     delivery_backoff_base: float = Field(60.0, ge=0.0, description="Seconds before a delivery's first retry; each "

@@ -121,3 +121,49 @@ def test_the_fetcher_refuses_private_addresses_and_checks_redirects(fed_rt, peer
     # A redirect is checked like the first address (here: to a file:// address).
     with pytest.raises(AddressRefused):
         get_json(f"{peer.base}/moved", fed_rt.settings.federation)
+
+
+def test_connections_go_to_the_address_checked_with_the_name_kept(fed_rt, peer):
+    """DNS rebinding: the connection is made to the address the check resolved, not to a fresh answer;
+    the request still names the host (Host header; TLS would use it for SNI and the certificate)."""
+    from urllib.parse import urlsplit
+
+    from kiln.federation import fetch
+
+    settings = fed_rt.settings.federation
+    port = urlsplit(peer.base).port
+    by_name = f"http://localhost:{port}/actor"
+    assert get_json(by_name, settings)["id"] == peer.actor_id  # localhost, pinned to the address it resolved to
+    with fetch._client(settings) as client:
+        # A name pinned to an address goes there whatever DNS says now (here: a name that has no DNS at all).
+        client.backend.pins["rebound.invalid"] = "127.0.0.1"
+        answer = client.get(f"http://rebound.invalid:{port}/actor")
+        assert answer.status_code == 200 and answer.json()["id"] == peer.actor_id
+        # A name never checked is not connected to at all.
+        with pytest.raises(Exception, match="was not checked"):
+            client.get(f"http://unchecked.invalid:{port}/actor")
+    assert fetch.post(f"http://localhost:{port}/inbox", b"{}", {}, settings) == 202
+    assert peer.inbox[-1].headers["host"] == f"localhost:{port}"
+
+
+def test_name_resolution_has_a_time_limit(fed_rt):
+    """The system resolver has no timeout of its own: check_url waits at most connect_timeout for it."""
+    import time
+
+    quick = fed_rt.settings.federation.model_copy(update={"connect_timeout": 0.001})
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="resolved"):  # in time or not, it is never waited on for long
+        check_url("https://resolver-timeout.invalid/x", quick)
+    assert time.monotonic() - started < 2
+
+
+def test_malformed_parameters_of_routes_for_servers_are_answered_as_json(fed):
+    for path in ("/ap/u/alice/m/abc", "/ap/u/alice/m/99999999999999999999", "/ap/u/" + "x" * 40,
+                 "/.well-known/webfinger?resource=" + "x" * 3000, "/ap/u/alice/nope"):
+        answer = fed.get(path)
+        assert 400 <= answer.status_code < 500, path
+        assert answer.headers["content-type"].startswith("application/json"), (path, answer.text[:80])
+        assert answer.json()["error"]["message"], path
+    # Asked by an ActivityPub client at the page's own address, too.
+    answer = fed.get("/u/alice/m/abc", headers={"Accept": AP})
+    assert answer.headers["content-type"].startswith("application/json") and answer.json()["error"]["code"]

@@ -223,3 +223,25 @@ def test_a_remote_follower_is_told_and_a_deleted_actor_takes_everything_with_it(
     with fed_rt.sessions() as session:
         assert session.scalars(select(Comment)).all() == []
         assert session.scalars(select(Follow).where(Follow.follower_uri.is_not(None))).all() == []
+
+
+def test_old_processed_activities_are_pruned_but_a_live_follow_is_kept(fed, fed_rt, peer, tmp_path):
+    import datetime as dt
+
+    from kiln.db.base import utcnow
+
+    media_id = upload(fed_rt, tmp_path, "Sunset")
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    assert deliver(fed, fed_rt, peer, {"id": f"{peer.base}/likes/1", "type": "Like", "actor": peer.actor_id,
+                                       "object": page(media_id)}) == "liked"
+    assert inbox.prune(fed_rt) == 0  # all recent
+    later = utcnow() + dt.timedelta(days=fed_rt.settings.federation.keep_activities_days + 1)
+    assert inbox.prune(fed_rt, now=later) == 1  # the Like (its id lives on with the favourite)
+    with fed_rt.sessions() as session:
+        assert session.scalars(select(InboxActivity.type)).all() == ["Follow"]
+    # Undo of the Like by its id still works, then the follow ends and its Follow may go too.
+    undo = {"id": f"{peer.base}/undo/1", "type": "Undo", "actor": peer.actor_id, "object": f"{peer.base}/likes/1"}
+    assert deliver(fed, fed_rt, peer, undo) == "unliked"
+    undo = {"id": f"{peer.base}/undo/2", "type": "Undo", "actor": peer.actor_id, "object": f"{peer.base}/follows/1"}
+    assert deliver(fed, fed_rt, peer, undo) == "unfollowed"
+    assert inbox.prune(fed_rt, now=later) == 3

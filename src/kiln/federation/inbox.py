@@ -9,6 +9,7 @@ and ignored.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -167,7 +168,13 @@ def _undo(rt: Runtime, session: Session, row: InboxActivity) -> str:
     if isinstance(undone, str):  # only the id: the activity it names, as received from the same actor
         earlier = session.scalar(select(InboxActivity).where(InboxActivity.activity_uri == undone,
                                                              InboxActivity.actor_uri == row.actor_uri).limit(1))
-        undone = earlier.payload if earlier is not None else None
+        if earlier is None:  # pruned (or never seen): a like or boost still knows its activity's id
+            for kind in ("Like", "Announce"):
+                outcome = receiving.unreact(session, row, {"id": undone, "type": kind})
+                if outcome != "unknown_object":
+                    return outcome
+            return "ignored"
+        undone = earlier.payload
     if isinstance(undone, dict) and undone.get("type") in ("Like", "Announce"):
         if _uri(undone.get("actor")) not in ("", row.actor_uri):
             return "not_theirs"
@@ -187,3 +194,26 @@ HANDLERS: dict[str, Callable[[Runtime, Session, InboxActivity], str]] = {
     "Follow": _follow, "Undo": _undo, "Create": receiving.create, "Update": receiving.edit, "Delete": receiving.remove,
     "Like": receiving.react, "Announce": receiving.react, "Flag": receiving.flag}
 outbox.register_local_handler(EFFECT, process)
+
+
+PRUNE_BATCH = 1000
+
+
+def prune(rt: Runtime, now: dt.datetime | None = None) -> int:
+    """Delete activities received more than ``keep_activities_days`` ago and processed, except a
+    ``Follow`` whose follow still holds (an ``Undo`` may name it by id alone; a Like's or Announce's
+    id is kept with the reaction). In batches; returns how many went."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=rt.settings.federation.keep_activities_days)
+    following = select(Follow.follower_uri).where(Follow.follower_uri.is_not(None))
+    removed = 0
+    while True:
+        with rt.sessions() as session:
+            ids = list(session.scalars(select(InboxActivity.id).where(
+                InboxActivity.received < cutoff, InboxActivity.outcome != "",
+                ~((InboxActivity.type == "Follow") & InboxActivity.actor_uri.in_(following)))
+                .limit(PRUNE_BATCH)))
+            if not ids:
+                return removed
+            session.execute(delete(InboxActivity).where(InboxActivity.id.in_(ids)))
+            session.commit()
+            removed += len(ids)
