@@ -245,3 +245,19 @@ def test_old_processed_activities_are_pruned_but_a_live_follow_is_kept(fed, fed_
     undo = {"id": f"{peer.base}/undo/2", "type": "Undo", "actor": peer.actor_id, "object": f"{peer.base}/follows/1"}
     assert deliver(fed, fed_rt, peer, undo) == "unfollowed"
     assert inbox.prune(fed_rt, now=later) == 3
+
+
+def test_moderators_remove_a_remote_reply_like_any_comment(fed, fed_rt, peer, tmp_path):
+    from kiln.moderation import removal
+    from kiln.moderation.models import AuditEntry
+
+    media_id = upload(fed_rt, tmp_path, "Sunset")
+    assert deliver(fed, fed_rt, peer, reply(peer, 1, page(media_id), "<p>Buy pills</p>")) == "commented"
+    with fed_rt.sessions() as session:
+        comment = session.scalars(select(Comment)).one()
+        removal.remove_comment(session, None, comment, reason="spam", via="cli")
+        session.commit()
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "comment.remove")).one()
+        assert entry.target_label == "@rita@127.0.0.1"
+    html = fed.get(f"/u/alice/m/{media_id}").text
+    assert "Buy pills" not in html and "Removed by the moderators" in html

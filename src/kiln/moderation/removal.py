@@ -107,8 +107,8 @@ def remove_comment(session: Session, actor: User | None, comment: Comment, *, re
     if comment.author is not None:
         notify(session, comment.author, "removed", media_id=comment.media_id, comment_id=comment.id,
                extra={"reason": text})
-    audit.record(session, actor, "comment.remove", "comment", comment.id,
-                 target_label=comment.author.username if comment.author else "", reason=text,
+    author = comment.author.username if comment.author else comment.remote_actor.handle if comment.remote_actor else ""
+    audit.record(session, actor, "comment.remove", "comment", comment.id, target_label=author, reason=text,
                  details={"media_id": comment.media_id, "author_id": comment.author_id}, via=via)
 
 

@@ -41,10 +41,13 @@ def wants_json(request: Request) -> bool:
     (ActivityPub, WebFinger, NodeInfo, the inboxes), or a client that asks for JSON or ActivityStreams."""
     path = request.url.path
     accept = request.headers.get("accept", "")
-    return (path.startswith(("/api/", *_FOR_SERVERS)) or path == "/oembed" or path == "/inbox"
-            or (path.startswith("/u/") and path.endswith("/inbox"))
-            or "application/json" in accept or "application/activity+json" in accept
-            or ("application/ld+json" in accept and "activitystreams" in accept))
+    if (path.startswith(("/api/", *_FOR_SERVERS)) or path == "/oembed" or path == "/inbox"
+            or (path.startswith("/u/") and path.endswith("/inbox")) or "application/json" in accept):
+        return True
+    asks_activity = "application/activity+json" in accept or ("application/ld+json" in accept
+                                                              and "activitystreams" in accept)
+    # Federation off: a profile asked for ActivityStreams is an ordinary page, its errors too.
+    return asks_activity and runtime(request).settings.federation.enabled
 
 
 def runtime(request: Request) -> Runtime:
