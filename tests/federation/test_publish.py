@@ -94,3 +94,33 @@ def test_one_delivery_per_shared_inbox(fed, fed_rt, peer, tmp_path):
         session.commit()
     upload(fed_rt, tmp_path, "Crowd")
     assert sorted(r.path for r in peer.inbox) == ["/shared", "/users/3/inbox"]
+
+
+def test_the_outbox_and_followers_are_paginated_collections(fed, fed_rt, peer, tmp_path):
+    from kiln.federation import actors
+
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    ids = [upload(fed_rt, tmp_path, f"Item {n}") for n in range(3)]
+    upload(fed_rt, tmp_path, "Hidden", visibility="private")
+    outbox = fed.get("/u/alice/outbox", headers={"Accept": AP}).json()
+    assert outbox["type"] == "OrderedCollection" and outbox["totalItems"] == 3
+    assert outbox["first"] == f"{ALICE}/outbox?page=1"
+    first = fed.get("/u/alice/outbox?page=1", headers={"Accept": AP}).json()
+    assert first["type"] == "OrderedCollectionPage" and first["partOf"] == f"{ALICE}/outbox"
+    assert [a["object"]["id"] for a in first["orderedItems"]] == [f"{ALICE}/m/{i}" for i in reversed(ids)]
+    assert all(a["type"] == "Create" for a in first["orderedItems"]) and "next" not in first
+    followers = fed.get("/ap/u/alice/followers?page=1").json()
+    assert followers["orderedItems"] == [peer.actor_id]
+
+    original = actors.COLLECTION_PAGE
+    actors.COLLECTION_PAGE = 2
+    try:
+        first = fed.get("/ap/u/alice/outbox?page=1").json()
+        assert len(first["orderedItems"]) == 2 and first["next"] == f"{ALICE}/outbox?page=1&before={ids[1]}"
+        second = fed.get(f"/ap/u/alice/outbox?page=1&before={ids[1]}").json()
+        assert [a["object"]["id"] for a in second["orderedItems"]] == [f"{ALICE}/m/{ids[0]}"]
+        assert "next" not in second
+    finally:
+        actors.COLLECTION_PAGE = original
+    assert fed.get("/ap/u/alice/outbox?page=2").status_code == 422
+    assert fed.get("/ap/u/alice/outbox?page=1&before=abc").headers["content-type"].startswith("application/json")

@@ -22,6 +22,7 @@ from kiln.errors import KilnError, NotFound
 from kiln.federation import keys
 from kiln.federation.fetch import ACTIVITY_JSON
 from kiln.media import services as media_service
+from kiln.media.models import MediaEntry
 from kiln.social import follows
 from kiln.social.models import Follow
 from kiln.storage import Stores
@@ -158,9 +159,11 @@ def person(session: Session, settings: Settings, stores: Stores, user: User) -> 
     return document
 
 
+COLLECTION_PAGE = 20
+
+
 def collection(session: Session, settings: Settings, user: User, which: str) -> dict[str, Any]:
-    """The followers, following or outbox collection: its size only, for now (who follows whom is the
-    account's business; the outbox's items come with publishing)."""
+    """The followers, following or outbox collection: its size and its first page (``collection_page``)."""
     me = actor_id(settings, user.username)
     if which == "followers":
         total = follows.counts(session, user).followers
@@ -170,4 +173,54 @@ def collection(session: Session, settings: Settings, user: User, which: str) -> 
         total = session.scalar(select(func.count()).select_from(
             media_service.published_query(owner_id=user.id).subquery())) or 0
     return {"@context": AS_CONTEXT, "id": f"{me}/{which}", "type": "OrderedCollection", "totalItems": total,
-            "orderedItems": []}
+            "first": f"{me}/{which}?page=1"}
+
+
+def collection_page(session: Session, settings: Settings, stores: Stores, user: User, which: str,
+                    before: int | None) -> dict[str, Any]:
+    """One ``OrderedCollectionPage``, newest first, ``COLLECTION_PAGE`` items, older ones by ``before``
+    (a row id): the outbox's ``Create`` activities of public items (what followers were sent), the
+    followers' and followings' actor ids (the same people the profile's pages list)."""
+    me = actor_id(settings, user.username)
+    if which == "outbox":
+        keys, items = _outbox_items(session, settings, stores, user, before)
+    else:
+        keys, items = _people_items(session, settings, user, which, before)
+    page = {"@context": AS_CONTEXT, "id": f"{me}/{which}?page=1" + (f"&before={before}" if before else ""),
+            "type": "OrderedCollectionPage", "partOf": f"{me}/{which}", "orderedItems": items}
+    if len(keys) > COLLECTION_PAGE:
+        page["next"] = f"{me}/{which}?page=1&before={keys[COLLECTION_PAGE - 1]}"
+    return page
+
+
+def _outbox_items(session: Session, settings: Settings, stores: Stores, user: User,
+                  before: int | None) -> tuple[list[int], list[Any]]:
+    from kiln.federation import publishing
+
+    query = media_service.published_query(owner_id=user.id)
+    if before is not None:
+        query = query.where(MediaEntry.id < before)
+    rows = list(session.scalars(query.order_by(MediaEntry.id.desc()).limit(COLLECTION_PAGE + 1)))
+    return [m.id for m in rows], [{k: v for k, v in publishing.create(settings, stores, m).items()
+                                   if k != "@context"} for m in rows[:COLLECTION_PAGE] if publishing.federated(m)]
+
+
+def _people_items(session: Session, settings: Settings, user: User, which: str,
+                  before: int | None) -> tuple[list[int], list[Any]]:
+    mine = Follow.followee_id if which == "followers" else Follow.follower_id
+    query = select(Follow).where(mine == user.id)
+    if before is not None:
+        query = query.where(Follow.id < before)
+    rows = list(session.scalars(query.order_by(Follow.id.desc()).limit(COLLECTION_PAGE + 1)))
+    ids = {f.follower_id or 0 for f in rows} | {f.followee_id for f in rows}
+    shown = select(User.id, User.username).where(User.id.in_(ids), not_banned(utcnow()))
+    names = dict(session.execute(shown).tuples().all())
+    items = []
+    for f in rows[:COLLECTION_PAGE]:
+        if which == "followers":
+            other = f.follower_uri or (actor_id(settings, names[f.follower_id]) if f.follower_id in names else None)
+        else:
+            other = actor_id(settings, names[f.followee_id]) if f.followee_id in names else None
+        if other:
+            items.append(other)
+    return [f.id for f in rows], items

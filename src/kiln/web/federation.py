@@ -128,11 +128,22 @@ def actor(username: Username, session: DB, rt: RT) -> Response:
     return _json(document)
 
 
+PageFlag = Annotated[int | None, Query(ge=1, le=1)]
+Before = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+
+
 @router.get("/ap/u/{username}/{collection}")
-def actor_collection(username: Username, collection: Collection, session: DB, rt: RT) -> Response:
+def actor_collection(username: Username, collection: Collection, session: DB, rt: RT, page: PageFlag = None,
+                     before: Before = None) -> Response:
+    """The collection (its size, a link to its first page), or with ``page=1`` one page of it, newest
+    first, older pages by ``before``."""
     try:
         _enabled(rt.settings)
-        document = actors.collection(session, rt.settings, actors.local_actor(session, username), collection)
+        user = actors.local_actor(session, username)
+        if page is None:
+            document = actors.collection(session, rt.settings, user, collection)
+        else:
+            document = actors.collection_page(session, rt.settings, rt.stores, user, collection, before)
     except KilnError as exc:
         return _problem(exc)
     return _json(document)
