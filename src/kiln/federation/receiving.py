@@ -216,13 +216,15 @@ def _forget_actor(session: Session, row: InboxActivity) -> str:
 def forget(session: Session, actor: RemoteActor) -> None:
     """Take away everything ``actor`` left here: replies, likes and boosts (counts kept right), and
     their follows (an account deleted elsewhere, a domain blocked)."""
-    for comment in session.scalars(select(Comment).where(Comment.remote_actor_id == actor.id,
-                                                         Comment.deleted.is_(None)).order_by(Comment.id.desc())):
+    # Newest first: replies go before the comments they answer (a parent left with no reply goes too).
+    for comment in list(session.scalars(select(Comment).where(Comment.remote_actor_id == actor.id,
+                                                              Comment.deleted.is_(None))
+                                        .order_by(Comment.id.desc()))):
         media = session.get(MediaEntry, comment.media_id)
         if media is not None and session.get(Comment, comment.id) is not None:
             comments.drop(session, media, comment)
             session.flush()
-    for reaction in session.scalars(select(RemoteReaction).where(RemoteReaction.actor_id == actor.id)):
+    for reaction in list(session.scalars(select(RemoteReaction).where(RemoteReaction.actor_id == actor.id))):
         _uncount(session, reaction.media_id, reaction.kind)
         session.delete(reaction)
     session.execute(delete(Follow).where(Follow.follower_uri == actor.uri))
