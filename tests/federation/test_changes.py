@@ -99,3 +99,24 @@ def test_changes_of_items_never_sent_send_nothing(fed, fed_rt, peer, tmp_path):
         media_service.delete(fed_rt, session, alice, session.get(MediaEntry, media_id))
     assert [r.json["type"] for r in peer.inbox] == ["Accept"]
     assert fed.get(f"/u/alice/m/{media_id}", headers={"Accept": AP}).status_code == 404
+
+
+def test_a_deleted_account_is_deleted_elsewhere_with_its_own_key(fed, fed_rt, peer, tmp_path):
+    from kiln.accounts import leaving
+    from kiln.processing.models import OutboxEffect
+    from tests.federation.peer import verify_with_apsig
+
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    actor = fed.get("/u/alice", headers={"Accept": AP}).json()
+    with fed_rt.sessions() as session:
+        alice = session.scalar(select(User).where(User.username == "alice"))
+        leaving.delete_account(fed_rt, session, None, alice, via="cli")
+    (gone,) = received(peer, "Delete")
+    assert gone["actor"] == ALICE and gone["object"] == ALICE
+    assert verify_with_apsig(peer.inbox[-1], actor["publicKey"]["publicKeyPem"]) == actor["publicKey"]["id"]
+    served = fed.get("/u/alice", headers={"Accept": AP})
+    assert served.status_code == 410 and served.json()["type"] == "Tombstone" and served.json()["id"] == ALICE
+    with fed_rt.sessions() as session:  # the key it carried is not kept once sent
+        payloads = [e.payload for e in session.scalars(select(OutboxEffect).where(
+            OutboxEffect.kind == "federation_deliver"))]
+        assert payloads and all("signer" not in p for p in payloads)

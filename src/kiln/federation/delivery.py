@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
+from kiln.config import Settings
 from kiln.errors import KilnError
 from kiln.federation import actors, fetch, hosts, keys, moderation, signatures
 from kiln.processing import outbox
@@ -48,11 +49,15 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
     settings = rt.settings
     if not settings.federation.enabled:
         return
-    with rt.sessions() as session:
-        user, key = session.get(User, payload["user_id"]), session.get(ActorKey, payload["user_id"])
-        if user is None or key is None:  # the account was deleted meanwhile: nothing to send as
-            return
-        username, private_pem = user.username, key.private_pem
+    signer = payload.get("signer")
+    if isinstance(signer, dict):  # an account's own Delete: sent after the account (and its key) went
+        key_id, private_pem = str(signer["key_id"]), str(signer["private_pem"])
+    else:
+        with rt.sessions() as session:
+            user, key = session.get(User, payload["user_id"]), session.get(ActorKey, payload["user_id"])
+            if user is None or key is None:  # the account was deleted meanwhile: nothing to send as
+                return
+            key_id, private_pem = actors.key_id(settings, user.username), key.private_pem
     body = json.dumps(payload["activity"]).encode("utf-8")
     inbox = payload["inbox"]
     host = hosts.host_of(inbox)
@@ -60,8 +65,7 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
         if moderation.rule_for(session, inbox) == "block":
             raise outbox.Refused("Deliveries to %(host)s are blocked by the administrators.", host=host)
     hosts.before_try(rt, host)
-    headers = signatures.sign("POST", inbox, body, actors.key_id(settings, username),
-                              signatures.load_private(private_pem))
+    headers = signatures.sign("POST", inbox, body, key_id, signatures.load_private(private_pem))
     try:
         status = fetch.post(inbox, body, headers, settings.federation)
     except Exception as exc:
@@ -76,6 +80,28 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
         raise outbox.Refused("The other server refused this for good (it answered %(status)s).", status=status)
     hosts.failed(rt, host, f"HTTP {status}")
     raise DeliveryFailed("The other server answered %(status)s.", status=status)
+
+
+def account_deleted(session: Session, settings: Settings, user: User) -> None:
+    """Called in the transaction that deletes ``user``, before their follows go: each remote
+    follower's server is sent a ``Delete`` of the actor, signed with the account's key, which is
+    carried in the delivery itself (the account and its key are gone when it runs; the outbox drops
+    it once the delivery is done). The actor's address answers 410 from then on."""
+    from kiln.federation import publishing
+    from kiln.federation.models import ActorKey, Tombstone
+
+    key = session.get(ActorKey, user.id)
+    if not settings.federation.enabled or key is None:  # never federated: nobody elsewhere knows it
+        return
+    me = actors.actor_id(settings, user.username)
+    if publishing.tombstone(session, me) is None:
+        session.add(Tombstone(uri=me))
+    activity = {"@context": actors.AS_CONTEXT, "id": f"{me}#delete", "type": "Delete", "actor": me, "object": me,
+                "to": [actors.PUBLIC]}
+    signer = {"key_id": actors.key_id(settings, user.username), "private_pem": key.private_pem}
+    for inbox in publishing.inboxes(session, user.id):
+        outbox.record(session, EFFECT, {"user_id": user.id, "inbox": inbox, "activity": activity, "signer": signer},
+                      summary=f"Delete → {urlsplit(inbox).hostname or '?'}")
 
 
 outbox.register_handler(EFFECT, _deliver)

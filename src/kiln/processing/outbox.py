@@ -242,7 +242,7 @@ def register_policy(kind: str, policy: PolicyOf) -> None:
 
 # Payload fields dropped once an effect is done: a mail's body holds a one-time link, which the
 # database otherwise keeps only as a hash.
-SECRET_FIELDS = {"mail": ("body", "headers")}
+SECRET_FIELDS = {"mail": ("body", "headers"), "federation_deliver": ("signer",)}
 
 
 def _forget_secrets(effect: OutboxEffect) -> None:

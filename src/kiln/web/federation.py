@@ -121,7 +121,16 @@ def actor(username: Username, session: DB, rt: RT) -> Response:
     """The account as an ActivityPub actor (what /u/NAME answers to ActivityPub clients)."""
     try:
         _enabled(rt.settings)
-        document = actors.person(session, rt.settings, rt.stores, actors.local_actor(session, username))
+        try:
+            user = actors.local_actor(session, username)
+        except NotFound:
+            address = actors.actor_id(rt.settings, username)
+            deleted = publishing.tombstone(session, address) if actors.username_of(rt.settings, address) else None
+            if deleted is None:
+                raise
+            return _json({"@context": actors.AS_CONTEXT, "id": address, "type": "Tombstone",
+                          "formerType": "Person", "deleted": deleted.isoformat(timespec="seconds")}, status=410)
+        document = actors.person(session, rt.settings, rt.stores, user)
     except KilnError as exc:
         return _problem(exc)
     session.commit()  # a key pair made on first need
