@@ -36,6 +36,7 @@ from kiln.web import (
     federation,
     feeds,
     files,
+    follow_requests,
     moderation,
     oembed,
     pages,
@@ -119,6 +120,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(unfurl.router)  # the embed page; oEmbed
     app.include_router(oembed.router)
     app.include_router(federation.router)  # WebFinger, NodeInfo, actors, inboxes (docs/federation.md)
+    app.include_router(follow_requests.router)  # followers elsewhere waiting for approval
     apidocs.install(app)
     # Innermost: an imported site's old URLs (kiln.imports.redirects), where Kiln has nothing of its own.
     app.add_middleware(LegacyRedirects, runtime=rt)

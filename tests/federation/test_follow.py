@@ -172,3 +172,54 @@ def test_an_rfc9421_signed_follow_is_accepted(fed, fed_rt, peer):
     assert remote_followers(fed_rt) == [peer.actor_id]
     tampered = fed.post("/u/alice/inbox", content=body.replace(b"Follow", b"Fallow"), headers=dict(message.headers))
     assert tampered.status_code == 401
+
+
+def test_an_account_that_approves_followers_answers_each_request(fed, fed_rt, peer):
+    from kiln.accounts.models import User
+    from kiln.federation.models import FollowRequest
+    from kiln.social.models import Notification
+    from tests.social_kit import log_in
+
+    with fed_rt.sessions() as session:
+        alice = session.scalars(select(User).where(User.username == "alice")).one()
+        alice_id = alice.id
+    token = log_in(fed, fed_rt, alice_id)
+    assert fed.post("/account/follow-requests/setting", data={"approve": "on", "csrf_token": token},
+                    follow_redirects=False).status_code == 303
+    assert fed.get("/u/alice", headers={"Accept": AP}).json()["manuallyApprovesFollowers"] is True
+    fed.cookies.clear()
+
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    assert remote_followers(fed_rt) == [] and peer.inbox == []  # waiting: no Accept yet
+    with fed_rt.sessions() as session:
+        (request,) = session.scalars(select(FollowRequest)).all()
+        request_id = request.id
+        assert session.scalars(select(Notification.type)).all() == ["follow_request"]
+    token = log_in(fed, fed_rt, alice_id)
+    page = fed.get("/account/follow-requests").text
+    assert "@rita@127.0.0.1" in page and f"/account/follow-requests/{request_id}/approve" in page
+    assert fed.post(f"/account/follow-requests/{request_id}/approve", data={"csrf_token": token},
+                    follow_redirects=False).status_code == 303
+    assert remote_followers(fed_rt) == [peer.actor_id]
+    (accept,) = peer.inbox
+    assert accept.json["type"] == "Accept" and accept.json["object"]["id"] == f"{peer.base}/follows/1"
+    assert fed.post(f"/account/follow-requests/{request_id}/approve", data={"csrf_token": token}).status_code == 404
+
+    # A second follower elsewhere is declined: a Reject, no follow; an Undo withdraws a waiting request.
+    fed.cookies.clear()
+    undo = {"id": f"{peer.base}/undo/9", "type": "Undo", "actor": peer.actor_id, "object": follow_activity(peer)}
+    assert post(fed, peer, undo).status_code == 202
+    assert remote_followers(fed_rt) == []
+    assert post(fed, peer, follow_activity(peer, 2)).status_code == 202
+    with fed_rt.sessions() as session:
+        request_id = session.scalars(select(FollowRequest.id)).one()
+    token = log_in(fed, fed_rt, alice_id)
+    assert fed.post(f"/account/follow-requests/{request_id}/decline", data={"csrf_token": token},
+                    follow_redirects=False).status_code == 303
+    assert peer.inbox[-1].json["type"] == "Reject" and remote_followers(fed_rt) == []
+    fed.cookies.clear()
+    assert post(fed, peer, follow_activity(peer, 3)).status_code == 202
+    undo = {"id": f"{peer.base}/undo/10", "type": "Undo", "actor": peer.actor_id, "object": follow_activity(peer, 3)}
+    assert post(fed, peer, undo).status_code == 202
+    with fed_rt.sessions() as session:
+        assert session.scalars(select(FollowRequest)).all() == []

@@ -8,12 +8,13 @@ administrators only."""
 from __future__ import annotations
 
 from tests.security.conftest import USERNAMES, World
-from tests.security.matrix_kit import Case, E
+from tests.security.matrix_kit import GET_LOGGED_IN, Case, E
 
 
 def setup(world: World) -> None:
     world.ids["ap_collection"] = "followers"
     world.ids["ap_banned"] = USERNAMES["banned"]
+    world.ids["no_follow_request"] = 999_999
 
 
 def _resource(name: str) -> dict[str, object]:
@@ -55,4 +56,11 @@ CASES: list[Case] = [
          send=lambda w: {"data": {"account": "@nobody@remote.example"}}, note="an account never met"),
     Case("POST", "/account/blocks/remote/remove", E(404, anon=401),
          send=lambda w: {"data": {"account": "https://remote.example/nobody"}}, note="an account never met"),
+    # Follow requests from other servers (kiln.web.follow_requests): one's own only.
+    Case("GET", "/account/follow-requests", GET_LOGGED_IN),
+    Case("POST", "/account/follow-requests/setting", E(303, anon=401), send=lambda w: {"data": {"approve": ""}}),
+    Case("POST", "/account/follow-requests/{request_id}/approve", E(404, anon=401),
+         ids={"request_id": "no_follow_request"}, note="no such request"),
+    Case("POST", "/account/follow-requests/{request_id}/decline", E(404, anon=401),
+         ids={"request_id": "no_follow_request"}, note="no such request"),
 ]

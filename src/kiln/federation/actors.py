@@ -147,7 +147,7 @@ def person(session: Session, settings: Settings, stores: Stores, user: User) -> 
         "url": me, "inbox": f"{me}/inbox", "outbox": f"{me}/outbox",
         "followers": f"{me}/followers", "following": f"{me}/following",
         "endpoints": {"sharedInbox": shared_inbox(settings)},
-        "manuallyApprovesFollowers": False, "discoverable": True,
+        "manuallyApprovesFollowers": user.approve_followers, "discoverable": True,
         "published": user.created.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
         "publicKey": {"id": key_id(settings, user.username), "owner": me, "publicKeyPem": key.public_pem},
     }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, delivery, moderation, receiving, remote, signatures
+from kiln.federation import actors, delivery, moderation, receiving, remote, requests, signatures
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor
 from kiln.federation.signatures import SignatureError, SignedRequest
 from kiln.processing import outbox
@@ -144,6 +144,10 @@ def _follow(rt: Runtime, session: Session, row: InboxActivity) -> str:
         return "unknown_actor"
     if moderation.blocks(session, followee.id, follower.id):
         return "blocked"
+    following = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
+                                                       Follow.follower_uri == row.actor_uri))
+    if followee.approve_followers and following is None:  # waits for the account's answer
+        return requests.ask(session, followee, follower, row.payload)
     known = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
                                                    Follow.follower_uri == row.actor_uri))
     if known is None:
@@ -186,6 +190,8 @@ def _undo(rt: Runtime, session: Session, row: InboxActivity) -> str:
     followee = _target(rt, session, _uri(undone.get("object")))
     if followee is None:
         return "unknown_object"
+    if requests.withdraw(session, followee, row.actor_uri):
+        return "request_withdrawn"
     session.execute(delete(Follow).where(Follow.followee_id == followee.id, Follow.follower_uri == row.actor_uri))
     return "unfollowed"
 

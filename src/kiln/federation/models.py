@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.db.base import Base, utcnow
 
@@ -161,3 +161,19 @@ class RemoteBlock(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     actor_id: Mapped[int] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"), primary_key=True)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FollowRequest(Base):
+    """A remote actor asked to follow an account that approves its followers: waiting for the
+    account's answer (an ``Accept`` or a ``Reject`` of ``activity``)."""
+
+    __tablename__ = "follow_requests"
+    __table_args__ = (UniqueConstraint("followee_id", "actor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    followee_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"))
+    activity: Mapped[dict[str, Any]] = mapped_column(JSON)  # the Follow, as received (id, type, actor, object)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[RemoteActor] = relationship(lazy="joined")

@@ -24,7 +24,7 @@ from kiln.media.models import VISIBILITIES, MediaEntry
 
 # Every kind of notification, in the order the account page lists their mail settings.
 NOTIFICATION_TYPES = ("comment", "reply", "favourite", "follow", "invite", "failed", "warning", "report_outcome",
-                      "removed", "boost")
+                      "removed", "boost", "follow_request")
 # How a person wants mail about one type: at once, in a daily digest, or not at all.
 MAIL_MODES = ("immediate", "digest", "off")
 # The mail state of one notification: none (not to be mailed), immediate/digest (waiting), sent.

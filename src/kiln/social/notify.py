@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MAIL_DEFAULTS = {"comment": "immediate", "reply": "immediate", "favourite": "digest", "follow": "digest",
                  "invite": "immediate", "failed": "immediate", "warning": "immediate",
                  "report_outcome": "immediate", "removed": "immediate",
-                 "boost": "digest"}
+                 "boost": "digest", "follow_request": "immediate"}
 assert set(MAIL_DEFAULTS) == set(NOTIFICATION_TYPES) and set(MAIL_DEFAULTS.values()) <= set(MAIL_MODES)
 FAN_OUT_BATCH = 500  # rows per transaction when a notification reaches many people
 

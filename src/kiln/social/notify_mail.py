@@ -76,7 +76,8 @@ def type_name(type_: str) -> str:
             "warning": _("warnings from the moderators"),
             "report_outcome": _("the outcome of your reports"),
             "removed": _("content of yours the moderators removed"),
-            "boost": _("boosts of your media on other servers")}.get(type_, type_)
+            "boost": _("boosts of your media on other servers"),
+            "follow_request": _("requests to follow you from other servers")}.get(type_, type_)
 
 
 def mail_choices(user: User) -> list[tuple[str, str, str]]:

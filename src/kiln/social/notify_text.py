@@ -18,6 +18,7 @@ from kiln.media.models import MediaEntry
 from kiln.social.models import Collection, Notification
 
 COLLECTION_PATH = "/c/{id}"  # the collection page (kiln.web.collections)
+REQUESTS_PATH = "/account/follow-requests"  # follow requests from other servers (kiln.web.follow_requests)
 
 
 @dataclass
@@ -40,6 +41,8 @@ def _sentence(type_: str) -> str:
         return _("%(actor)s started following you")
     if type_ == "boost":
         return _("%(actor)s boosted %(title)s")
+    if type_ == "follow_request":
+        return _("%(actor)s asks to follow you")
     if type_ == "invite":
         return _("%(actor)s invited you to add your media to the collection %(collection)s")
     if type_ == "warning":
@@ -102,6 +105,8 @@ def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[i
         url = f"/m/{n.media_id}/comments/{n.comment_id}"
     elif n.type == "follow":
         url = actor_url if actor_url and remote is None else "/notifications"
+    elif n.type == "follow_request":
+        url = REQUESTS_PATH
     elif n.type == "invite":
         url = collection_url or "/notifications"
     elif n.type == "failed":

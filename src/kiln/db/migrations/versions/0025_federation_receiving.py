@@ -1,6 +1,7 @@
 """federation, receiving: replies from other servers as comments, their likes and boosts, their
 reports; the "boost" notification and notifications from remote actors; tombstones of Notes sent;
-the delivery state of each remote server; domain blocks and people's blocks of remote accounts
+the delivery state of each remote server; domain blocks and people's blocks of remote accounts; follow requests
+awaiting approval
 
 Revision ID: 0025
 Revises: 0024
@@ -22,7 +23,7 @@ depends_on = None
 # The notification types before and after this revision (frozen here: the model's list moves on).
 _TYPES_BEFORE = ("comment", "reply", "favourite", "follow", "invite", "failed", "warning", "report_outcome",
                  "removed")
-_TYPES_AFTER = (*_TYPES_BEFORE, "boost")
+_TYPES_AFTER = (*_TYPES_BEFORE, "boost", "follow_request")
 _AUTOINCREMENT = {"sqlite_autoincrement": True}  # NEVER_REUSE_IDS
 
 
@@ -31,6 +32,24 @@ def _types_check(types: tuple[str, ...]) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "follow_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("followee_id", sa.Integer(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=False),
+        sa.Column("activity", sa.JSON(), nullable=False),
+        sa.Column("created", kiln.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["actor_id"], ["remote_actors.id"],
+                                name=op.f("fk_follow_requests_actor_id_remote_actors"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["followee_id"], ["users.id"], name=op.f("fk_follow_requests_followee_id_users"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_follow_requests")),
+        sa.UniqueConstraint("followee_id", "actor_id", name=op.f("uq_follow_requests_followee_id_actor_id")),
+    )
+    with op.batch_alter_table("follow_requests") as batch:
+        batch.create_index(op.f("ix_follow_requests_followee_id"), ["followee_id"], unique=False)
+    with op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.add_column(sa.Column("approve_followers", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "domain_blocks",
         sa.Column("domain", sa.String(length=255), nullable=False),
@@ -113,7 +132,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM notifications WHERE type = 'boost' OR remote_actor_id IS NOT NULL")
+    op.execute("DELETE FROM notifications WHERE type IN ('boost', 'follow_request') OR remote_actor_id IS NOT NULL")
     op.execute("DELETE FROM comments WHERE remote_actor_id IS NOT NULL")
     with op.batch_alter_table("reports", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_constraint(op.f("fk_reports_remote_reporter_id_remote_actors"), type_="foreignkey")
@@ -141,3 +160,8 @@ def downgrade() -> None:
         batch.drop_index("ix_remote_blocks_actor_id")
     op.drop_table("remote_blocks")
     op.drop_table("domain_blocks")
+    with op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.drop_column("approve_followers")
+    with op.batch_alter_table("follow_requests") as batch:
+        batch.drop_index(op.f("ix_follow_requests_followee_id"))
+    op.drop_table("follow_requests")
