@@ -112,6 +112,12 @@ def test_every_state_changing_route_refuses_missing_token_and_foreign_origin(log
                 bad = client.request(method, path + "?token=forged", headers={**json, **origin})
                 assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_unsubscribe"
             continue
+        if path in ("/inbox", "/u/1/inbox"):  # ActivityPub: an HTTP Signature is the proof, not a cookie
+            for origin in ({}, {"Origin": "https://social.example"}):
+                bad = client.request(method, path.replace("/1/", "/alice/"), headers={**json, **origin},
+                                     json={"type": "Follow", "actor": "https://social.example/users/x"})
+                assert bad.status_code == 401 and bad.json()["error"]["code"] == "unsigned", (path, bad.text)
+            continue
         missing = client.request(method, path, headers=json, data={"x": "1"})
         assert missing.status_code == 403, (method, path, missing.status_code, missing.text[:200])
         assert missing.json()["error"]["code"] == "csrf_failed", (method, path)

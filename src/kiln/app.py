@@ -33,8 +33,10 @@ from kiln.web import (
     captions,
     collections,
     comments,
+    federation,
     feeds,
     files,
+    follow_requests,
     moderation,
     oembed,
     pages,
@@ -118,6 +120,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(unfurl.router)  # the embed page; oEmbed
     app.include_router(oembed.router)
+    app.include_router(federation.router)  # WebFinger, NodeInfo, actors, inboxes (docs/federation.md)
+    app.include_router(follow_requests.router)  # followers elsewhere waiting for approval
     apidocs.install(app)
     # Innermost: an imported site's old URLs (kiln.imports.redirects), where Kiln has nothing of its own.
     app.add_middleware(LegacyRedirects, runtime=rt)
@@ -125,6 +129,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(HttpCaching, db_url=settings.db_url, settings=settings.web, timeouts=rt.timeouts)
     app.add_middleware(LocaleMiddleware, default=settings.default_locale)  # the cache keys pages by language
+    # ActivityPub GETs of a profile's address go to its actor, before the page cache keys them by path.
+    app.add_middleware(federation.Negotiation, settings=settings)
     app.add_middleware(HeadAsGet)  # outermost: HEAD is a GET whose body is dropped
     return app
 
@@ -203,7 +209,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # Writes whose proof is a signed token in the URL, not a login cookie: RFC 8058 one-click unsubscribe,
-# which mail providers POST from their own servers (with their own Origin, if any).
+# which mail providers POST from their own servers (with their own Origin, if any). ActivityPub inboxes
+# (federation.is_inbox) are the same: an HTTP Signature is their proof, and they never read a cookie.
 SIGNED_LINK_WRITES = ("/unsubscribe",)
 STORAGE_DOWN = ("The site cannot reach where it keeps its files right now, so nothing was stored or sent. "
                 "Try again in a minute.")
@@ -232,7 +239,7 @@ class CookiesAndHeaders:
         if "\x00" in request.url.path or b"%00" in scope.get("query_string", b""):
             refusal = respond(request, 400, "nul_character", NUL_MESSAGE)
         elif (request.method in UNSAFE_METHODS and not is_bearer(request) and not same_origin(request)
-                and request.url.path not in SIGNED_LINK_WRITES):
+                and request.url.path not in SIGNED_LINK_WRITES and not federation.is_inbox(request.url.path)):
             # Every cookie-carrying write, whichever router it is on, must come from our own pages.
             refusal = _error_response(request, CsrfFailed(
                 "This form came from another site. Go to the page on this site and try again."))

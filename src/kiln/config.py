@@ -268,6 +268,44 @@ class SearchSettings(BaseModel):
         return value
 
 
+class FederationSettings(BaseModel):
+    """ActivityPub (docs/federation.md): being followable from other servers, and talking to them."""
+
+    enabled: bool = Field(True, description="Serve WebFinger, NodeInfo, actors and inboxes; off: all of them 404 "
+                                            "and nothing is delivered.")
+    allow_private_addresses: bool = Field(
+        False, description="Let Kiln fetch from and deliver to loopback and private network addresses (tests, "
+                           "a private network of servers). Off, such addresses are refused before connecting.")
+    connect_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to wait for a remote server to accept "
+                                                                 "the connection.")
+    read_timeout: float = Field(10.0, gt=0, le=120, description="Seconds to wait for each read of its answer.")
+    max_document_bytes: int = Field(1024**2, ge=1024, le=16 * 1024**2, description="Larger remote documents "
+                                    "(actors, keys) are refused.")
+    max_inbox_bytes: int = Field(256 * 1024, ge=1024, le=4 * 1024**2, description="Larger activities posted to "
+                                 "an inbox are refused (413).")
+    signature_max_age_seconds: int = Field(12 * 3600, ge=60, description="Signed requests dated earlier than "
+                                           "this are refused.")
+    signature_max_future_seconds: int = Field(300, ge=0, description="Signed requests dated further ahead than "
+                                              "this (a remote clock running fast) are refused.")
+    keep_activities_days: int = Field(30, ge=1, description="Activities received are kept this long once "
+                                      "processed (a Follow as long as that follow lasts, for an Undo naming it).")
+    delivery_max_attempts: int = Field(30, ge=1, description="Tries of one delivery before it is marked failed "
+                                       "(with the backoff below, about three weeks).")
+    delivery_backoff_base: float = Field(60.0, ge=0.0, description="Seconds before a delivery's first retry; each "
+                                         "retry waits twice as long as the one before.")
+    delivery_backoff_cap: float = Field(86_400.0, ge=0.0, description="Longest wait between two tries of a "
+                                        "delivery (1 day).")
+    delivery_time_limit: int = Field(120, ge=10, description="Seconds one delivery may take before it is taken "
+                                     "back and retried.")
+    dead_host_failures: int = Field(8, ge=1, description="Failures in a row, with no success, after which a "
+                                    "server counts as dead: its deliveries wait instead of being tried one by one.")
+    dead_host_after_seconds: int = Field(12 * 3600, ge=0, description="...and for at least this long since the "
+                                         "first of those failures.")
+    dead_host_probe_seconds: int = Field(6 * 3600, ge=60, description="How often one delivery to a dead server is "
+                                         "tried; when it gets through, the server is alive again and every waiting "
+                                         "delivery goes at once.")
+
+
 DEFAULT_URL = "http://127.0.0.1:6543"
 
 
@@ -322,6 +360,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     moderation: ModerationSettings = ModerationSettings()
     search: SearchSettings = SearchSettings()
+    federation: FederationSettings = FederationSettings()
     username_hold_days: int = Field(30, ge=0, le=3650, description="Days the username of a deleted account is "
                                     "held back before anyone can register it again (0: free at once).")
 

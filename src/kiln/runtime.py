@@ -45,6 +45,12 @@ class Runtime:
 
 def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None,
                   timeouts: Timeouts = BACKGROUND) -> Runtime:
+    # Modules whose outbox effects every process must know how to run (imported here, not at the top:
+    # they import media and social services, which import this module).
+    from kiln.federation import delivery as _delivery  # noqa: F401
+    from kiln.federation import inbox as _inbox  # noqa: F401
+    from kiln.federation import publishing as _publishing  # noqa: F401
+
     use_password_costs(settings.security)
     engine = make_engine(settings.db_url, timeouts)
     sessions = make_session_factory(engine)

@@ -8,6 +8,8 @@ their dependencies), so a new route or a new parameter is covered without editin
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -54,7 +56,7 @@ def _valid(name: str, world: World) -> str:
     return {"username": USERNAMES["owner"], "media_id": str(world.media["public"]), "slug": "matrix",
             "name": "thumbnail", "token_id": str(world.spare_token_id), "path": "x.jpg",
             "collection_id": str(world.ids["collection_id"]), "link_id": str(world.ids["link_id"]),
-            "notification_id": str(world.ids["notification_id"])}.get(name, "x")
+            "notification_id": str(world.ids["notification_id"]), "collection": "followers"}.get(name, "x")
 
 
 def _routes(app: FastAPI) -> Iterator[tuple[str, Any]]:
@@ -125,4 +127,50 @@ def test_oembed_parameters_with_hostile_values_next_to_a_good_address(world: Wor
             answer = client.get("/oembed", params=params)
             if answer.status_code >= 500 or (answer.status_code >= 400 and not answer.json()["error"]["message"]):
                 wrong.append(f"{str(params)[:100]}: {answer.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _hostile_activities() -> list[tuple[str, bytes, dict[str, str]]]:
+    """Bodies and headers other servers could post to an inbox: broken JSON, wrong shapes, huge and
+    deeply nested documents, NUL and control characters, scripts, forged or garbled signatures."""
+    follow = {"type": "Follow", "actor": "https://remote.example/actor", "object": f"{BASE_URL}/u/olivia"}
+    signature = ('keyId="{key}",algorithm="rsa-sha256",headers="(request-target) host date digest",'
+                 'signature="AAAA"')
+    out: list[tuple[str, bytes, dict[str, str]]] = [
+        ("empty", b"", {}), ("not JSON", b"{nope", {}), ("not UTF-8", b"\xff\xfe{}", {}),
+        ("a number", b"1e309", {}), ("a list", b"[]", {}), ("null", b"null", {}),
+        ("deeply nested", b"[" * 50_000 + b"]" * 50_000, {}),
+        ("nested object", json.dumps(functools.reduce(lambda inner, _: {"a": inner}, range(900), {})).encode(), {}),
+        ("huge", json.dumps({**follow, "pad": "x" * (2 * 1024**2)}).encode(), {}),
+    ]
+    for value in HOSTILE:
+        for field in ("type", "actor", "id", "object"):
+            out.append((f"{field}={value[:20]!r}", json.dumps({**follow, field: value}).encode(), {}))
+    for field, value in (("type", 123), ("actor", ["a", "b"]), ("id", {"x": 1}), ("actor", {"id": None}),
+                         ("object", "<script>alert(1)</script>")):
+        out.append((f"{field} of the wrong type", json.dumps({**follow, field: value}).encode(), {}))
+    for key in ("http://127.0.0.1:1/actor#key", "http://[::1]/a", "file:///etc/passwd", "", "x" * 3000,
+                "https://user:pw@10.0.0.1/a", "\x00"):
+        out.append((f"keyId {key[:20]!r}", json.dumps(follow).encode(),
+                    {"Signature": signature.format(key=key), "Date": "Mon, 07 Dec 2026 12:00:00 GMT",
+                     "Digest": "SHA-256=AAAA"}))
+    for garbled in ('keyId="a",signature="!!!"', "keyId", 'keyId="a' + '"' * 5000, "Signature " * 1000, "\x07"):
+        out.append((f"Signature {garbled[:20]!r}", json.dumps(follow).encode(), {"Signature": garbled}))
+    out.append(("Signature-Input garbled", json.dumps(follow).encode(),
+                {"Signature-Input": 'sig1=("@method";keyid="x"', "Signature": "sig1=:AAAA:"}))
+    out.append(("Signature-Input twice", json.dumps(follow).encode(),
+                {"Signature-Input": 'a=("@method");keyid="x", b=("@method");keyid="y"',
+                 "Signature": "a=:AA==:, b=:AA==:"}))
+    return out
+
+
+def test_hostile_activities_posted_to_the_inboxes_get_a_4xx_and_a_sentence(world: World) -> None:
+    wrong = []
+    with TestClient(world.client.app, base_url=BASE_URL, raise_server_exceptions=False) as client:
+        for name, body, headers in _hostile_activities():
+            for path in ("/inbox", f"/u/{USERNAMES['owner']}/inbox"):
+                answer = client.post(path, content=body, headers={"Content-Type": "application/activity+json",
+                                                                  **headers})
+                if not 400 <= answer.status_code < 500 or not answer.text:
+                    wrong.append(f"{path} {name}: {answer.status_code} {answer.text[:120]}")
     assert not wrong, "\n".join(wrong)

@@ -197,14 +197,17 @@ def test_every_route_is_in_the_matrix(world: World) -> None:
 
 
 TOKENS = GROUPS["tokens"]
+# Routes whose proof is not a login: a signed token in the URL, an HTTP Signature (ActivityPub inboxes).
+NO_LOGIN_WRITES = ("/m/{media_id}/r/{name}", "/unsubscribe", "/inbox", "/u/{username}/inbox")
 
 
 def expected(case: Case, role: str) -> tuple[int, ...]:
     """API tokens count only on the API and on a private item's files. Elsewhere a token is ignored:
     a token role reads pages as anonymous does, and its form posts fail the CSRF check (403), so a
     read-only token can never reach a form that only asks whether someone is logged in. /unsubscribe asks
-    for no login and no form token (its signed token is the proof), so a token changes nothing there."""
-    if role not in TOKENS or case.path.startswith("/api/") or case.path in ("/m/{media_id}/r/{name}", "/unsubscribe"):
+    for no login and no form token (its signed token is the proof), nor do the ActivityPub inboxes (an HTTP
+    Signature is), so a token changes nothing there."""
+    if role not in TOKENS or case.path.startswith("/api/") or case.path in NO_LOGIN_WRITES:
         return case.expect[role]
     if case.method in ("GET", "HEAD"):
         return case.expect["anonymous"]

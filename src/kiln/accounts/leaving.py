@@ -113,6 +113,9 @@ def _delete_rows(rt: Runtime, session: Session, actor: User | None, user: User, 
     """Every row change of a deletion, in the caller's transaction; returns what was done, the files
     to delete once it commits, and each item's facts for the ``kiln_media_deleted`` hook."""
     done = Deleted(username=user.username)
+    from kiln.federation import delivery  # federation builds on accounts, not the reverse
+
+    delivery.account_deleted(session, rt.settings, user)  # before the follows go: who to tell elsewhere
     files, media_facts = _files_of(session, user.id)
     if user.avatar:
         files += [("public", list(key)) for key in user.avatar.values()]

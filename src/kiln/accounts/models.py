@@ -62,6 +62,8 @@ class User(Base):
     links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list, server_default="[]")
     # Whether others may comment on this person's media (each item can also turn comments off).
     comments_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Followers on other servers wait for the account's approval (kiln.federation.requests).
+    approve_followers: Mapped[bool] = mapped_column(default=False, server_default=false())
     # How this person wants mail about each notification type ({"comment": "digest", ...}); a type
     # missing here has its default (kiln.social.notify.MAIL_DEFAULTS).
     notify_mail: Mapped[dict[str, str] | None] = mapped_column(JSON)

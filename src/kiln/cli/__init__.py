@@ -38,10 +38,23 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from kiln.cli import collections, imports, media, moderation, outbox, plugins, reprocess, search, server, storage, users  # noqa: E402  (commands register on `main`)
+from kiln.cli import (  # noqa: E402  (commands register on `main`)
+    collections,
+    federation,
+    imports,
+    media,
+    moderation,
+    outbox,
+    plugins,
+    reprocess,
+    search,
+    server,
+    storage,
+    users,
+)
 from kiln.plugins import plugin_manager  # noqa: E402
 
 plugin_manager().hook.kiln_register_commands(cli=main)  # plugins' commands (kiln/hookspecs.py)
 
-__all__ = ["main", "pass_kiln", "collections", "media", "outbox", "plugins", "reprocess", "server", "storage", "users",
-           "moderation", "search", "imports"]
+__all__ = ["main", "pass_kiln", "collections", "federation", "media", "outbox", "plugins", "reprocess", "server",
+           "storage", "users", "moderation", "search", "imports"]

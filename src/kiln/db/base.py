@@ -64,6 +64,7 @@ def import_all_models() -> type[Base]:
     """Import every model module so Base.metadata is complete (migrations, create_all)."""
     from kiln.accounts import models as _accounts  # noqa: F401
     from kiln.db import changes as _changes  # noqa: F401
+    from kiln.federation import models as _federation  # noqa: F401
     from kiln.imports import models as _imports  # noqa: F401
     from kiln.media import models as _media  # noqa: F401
     from kiln.moderation import models as _moderation  # noqa: F401

@@ -20,7 +20,8 @@ from kiln.db.base import Base, utcnow
 
 # A change to these tables can show on a public page, feed or API listing.
 WATCHED_TABLES = frozenset({"media", "renditions", "tags", "media_tags", "users", "collections", "collection_items",
-                            "collection_collaborators", "share_links", "comments", "favourites", "follows"})
+                            "collection_collaborators", "share_links", "comments", "favourites", "follows",
+                            "remote_reactions"})
 # Columns of watched tables that never show to visitors: writing only these does not invalidate.
 QUIET_COLUMNS = frozenset({"users.password_hash", "users.email", "users.default_license",
                            "users.upload_limit_bytes", "users.locale", "users.notify_mail",

@@ -95,6 +95,8 @@ class MediaEntry(Base):
     # Kept in step by kiln.social in the same transaction as the rows they count.
     favourite_count: Mapped[int] = mapped_column(default=0, server_default="0")
     comment_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Boosts (``Announce``) from other servers (kiln.federation.receiving).
+    boost_count: Mapped[int] = mapped_column(default=0, server_default="0")
     visibility: Mapped[str] = mapped_column(String(10), default="public", server_default="public")
     # Part of every rendition key, so old URLs stop working when it changes. Empty for items made
     # before it existed: their keys have no token until they are made private.

@@ -313,7 +313,10 @@ def check_owner(user: User | None, media: MediaEntry) -> None:
 
 
 def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields: MediaFields) -> MediaEntry:
+    from kiln.federation import publishing  # federation builds on media, not the reverse
+
     check_owner(user, media)
+    before = publishing.audience(media)
     if fields.title is not None:
         title = clean_title(fields.title)
         if not title:
@@ -334,6 +337,7 @@ def update(rt: Runtime, session: Session, user: User, media: MediaEntry, fields:
         media.tags = _tags(session, fields.tags)
     retired = change_visibility(rt, media, fields.visibility) if fields.visibility is not None else []
     media.updated = utcnow()
+    publishing.on_changed(session, media, before)  # Update, or Delete when made private, to followers elsewhere
     try:
         session.commit()
     except BaseException:
@@ -353,6 +357,9 @@ def delete(rt: Runtime, session: Session, user: User | None, media: MediaEntry) 
     files.append((rt.stores.by_name(media.original_store), media.original_key))
     media_dir = ["entries", str(media.id)]
     facts = {"media_id": media.id, "kind": media.kind, "owner_id": media.owner_id}
+    from kiln.federation import publishing
+
+    publishing.on_deleted(session, media)  # a Delete to followers elsewhere, after the commit
     session.delete(media)
     session.commit()
     plugins.notify("kiln_media_deleted", runtime=rt, **facts)

@@ -27,13 +27,31 @@ def render_markdown(text: str) -> Markup:
 
 
 def _render(text: str) -> Markup:
-    html = _MD.render(text)
-    clean = nh3.clean(html, tags=_TAGS, attributes={"a": {"href", "title"}}, link_rel="nofollow ugc noopener",
+    return _sanitise(_MD.render(text))
+
+
+_render_cached = functools.lru_cache(maxsize=2048)(_render)
+
+
+def _sanitise(markup: str) -> Markup:
+    clean = nh3.clean(markup, tags=_TAGS, attributes={"a": {"href", "title"}}, link_rel="nofollow ugc noopener",
                       url_schemes={"http", "https", "mailto"})
     return Markup(clean)  # noqa: S704 - sanitised by nh3 just above
 
 
-_render_cached = functools.lru_cache(maxsize=2048)(_render)
+def sanitise_html(markup: str) -> Markup:
+    """HTML from elsewhere (a reply from another server) through the same allow-list as rendered
+    Markdown: the same tags, links to http, https and mailto only, each with rel="nofollow ugc noopener"."""
+    markup = markup or ""
+    return _sanitise_cached(markup) if len(markup) <= CACHED_CHARS * 2 else _sanitise(markup)
+
+
+_sanitise_cached = functools.lru_cache(maxsize=1024)(_sanitise)
+
+
+def html_text(markup: str) -> str:
+    """The text of some HTML, tags dropped and entities read (how long a reply is, what a report quotes)."""
+    return html.unescape(nh3.clean(markup or "", tags=set())).strip()
 
 
 def plain_summary(text: str, limit: int = 200) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.accounts.models import User
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
+from kiln.federation.models import RemoteActor
 
 # Where an action came from.
 AUDIT_VIA = ("web", "api", "cli", "system")
@@ -83,6 +84,8 @@ class Report(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # A report sent by another server (a ``Flag``): the actor that sent it; ``reporter_id`` is None.
+    remote_reporter_id: Mapped[int | None] = mapped_column(ForeignKey("remote_actors.id", ondelete="SET NULL"))
     target_type: Mapped[str] = mapped_column(String(20))
     target_id: Mapped[int]
     target_owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -96,4 +99,5 @@ class Report(Base):
     resolved_at: Mapped[dt.datetime | None]
 
     reporter: Mapped[User | None] = relationship(foreign_keys=[reporter_id], lazy="joined")
+    remote_reporter: Mapped[RemoteActor | None] = relationship(lazy="joined")
     target_owner: Mapped[User | None] = relationship(foreign_keys=[target_owner_id], lazy="joined")

@@ -68,7 +68,11 @@ def remove_media(rt: Runtime, session: Session, actor: User | None, media: Media
     text = _reason(reason)
     if media.removed is not None:
         raise Conflict("This has been removed already.", code="removed_already")
+    from kiln.federation import publishing  # federation builds on moderation, not the reverse
+
+    before = publishing.audience(media)
     media.removed, media.removed_reason = utcnow(), text
+    publishing.on_changed(session, media, before)  # a Delete to followers elsewhere
     old_keys = rotate_keys(rt, media)
     notify(session, media.owner, "removed", media_id=media.id, extra={"reason": text})
     audit.record(session, actor, "media.remove", "media", media.id, target_label=media.title, reason=text,
@@ -83,6 +87,9 @@ def restore_media(session: Session, actor: User | None, media: MediaEntry, *, re
     if media.removed is None:
         raise Conflict("This has not been removed.", code="not_removed")
     media.removed, media.removed_reason = None, ""
+    from kiln.federation import publishing
+
+    publishing.on_changed(session, media, None)  # sent again to followers elsewhere
     audit.record(session, actor, "media.restore", "media", media.id, target_label=media.title, reason=text,
                  details={"owner_id": media.owner_id, "owner": media.owner.username}, via=via)
 
@@ -100,8 +107,8 @@ def remove_comment(session: Session, actor: User | None, comment: Comment, *, re
     if comment.author is not None:
         notify(session, comment.author, "removed", media_id=comment.media_id, comment_id=comment.id,
                extra={"reason": text})
-    audit.record(session, actor, "comment.remove", "comment", comment.id,
-                 target_label=comment.author.username if comment.author else "", reason=text,
+    author = comment.author.username if comment.author else comment.remote_actor.handle if comment.remote_actor else ""
+    audit.record(session, actor, "comment.remove", "comment", comment.id, target_label=author, reason=text,
                  details={"media_id": comment.media_id, "author_id": comment.author_id}, via=via)
 
 

@@ -19,6 +19,7 @@ from kiln.accounts.models import User
 from kiln.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from kiln.i18n import N_
 from kiln.media.models import MediaEntry
+from kiln.media.text import html_text
 from kiln.media.visibility import visible
 from kiln.moderation.models import REPORT_CATEGORIES, REPORT_TARGETS, REPORT_TEXT_MAX, AuditEntry, Report
 from kiln.social.collections import may_see
@@ -57,7 +58,10 @@ class Target:
 
     def snapshot(self) -> dict[str, Any]:
         """What it said when it was reported (kept with the report)."""
-        data: dict[str, Any] = {"label": self.label, "owner": self.owner.username if self.owner else None}
+        owner = self.owner.username if self.owner else None
+        if owner is None and isinstance(self.row, Comment) and self.row.remote_actor is not None:
+            owner = self.row.remote_actor.handle
+        data: dict[str, Any] = {"label": self.label, "owner": owner}
         if self.type == "comment" and self.row is not None:
             data["text"] = self.row.body
             data["media_id"] = self.row.media_id
@@ -84,7 +88,8 @@ def find_target(session: Session, target_type: str, target_id: int, viewer: User
         on = session.get(MediaEntry, comment.media_id) if comment is not None else None
         if comment is None or on is None or (check and (comment.deleted is not None or not visible(on, viewer))):
             raise NotFound(NO_SUCH_THING)
-        label = (comment.body or "")[:80]
+        # A reply from another server is HTML: its text makes the label.
+        label = (html_text(comment.body) if comment.remote_actor_id else comment.body or "")[:80]
         return Target("comment", comment.id, comment.author, label, comment, on)
     if target_type == "collection":
         collection = session.get(Collection, target_id)
@@ -138,6 +143,13 @@ def file_report(session: Session, reporter: User | None, target_type: str, targe
                                                     Report.target_type == target.type,
                                                     Report.target_id == target.id)).one(), False
     return report, True
+
+
+def _reporter_name(report: Report) -> str | None:
+    """Who reported it: a username, ``@name@host`` for a report from another server (a ``Flag``)."""
+    if report.reporter is not None:
+        return report.reporter.username
+    return report.remote_reporter.handle if report.remote_reporter is not None else None
 
 
 def is_reported(session: Session, target_type: str, target_id: int) -> bool:
@@ -246,5 +258,5 @@ def case_json(case: Case) -> dict[str, Any]:
             "label": target.label if target else (case.first.snapshot or {}).get("label", ""),
             "owner": target.owner.username if target and target.owner else None,
             "exists": target is not None, "count": len(case.reports),
-            "reports": [{**report_json(r), "reporter": r.reporter.username if r.reporter else None}
+            "reports": [{**report_json(r), "reporter": _reporter_name(r)}
                         for r in case.reports]}

@@ -243,6 +243,17 @@ def retry_later(row: Leased, policy: RetryPolicy, error_class: str, code: str, m
     return True
 
 
+def postpone(row: Leased, until: dt.datetime, message: Message) -> None:
+    """Put a row back to ``pending`` until ``until`` without counting this try as an attempt."""
+    row.state = WorkState.PENDING
+    row.lease_owner = None
+    row.lease_expires = None
+    row.attempts = max(0, row.attempts - 1)
+    row.next_run = until
+    row.error_class, row.error_code = "Postponed", "postponed"
+    row.error_message, row.error_stored = _said(message)
+
+
 def request_steps(session: Session, media: MediaEntry, definitions: Iterable[StepDef], names: Iterable[str],
                   reason: str, remake: bool = True) -> list[ProcessingStep]:
     """Ask for steps to run again (retry now, or reprocess). They become due at once; the caller

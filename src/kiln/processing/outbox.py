@@ -32,6 +32,7 @@ from kiln.errors import KilnError
 from kiln.processing.models import OutboxEffect, WorkState
 
 if TYPE_CHECKING:
+    from kiln.config import RetryPolicy
     from kiln.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -214,9 +215,34 @@ def register_local_handler(kind: str, handler: LocalHandler) -> None:
     writes through the session it is given and may commit it to end a long job in pieces."""
     LOCAL_HANDLERS[kind] = handler
 
+class Postponed(Exception):
+    """Raised by a handler: not now but at ``until``, and this try does not count as an attempt (a
+    delivery to a server known to be down waits for it without using up its retries)."""
+
+    def __init__(self, until: dt.datetime, reason: KilnError) -> None:
+        super().__init__(reason.message)
+        self.until, self.reason = until, reason
+
+
+class Refused(KilnError):
+    """Raised by a handler: the other side refuses this for good; the effect fails at once (shown as
+    failed, where ``kiln outbox retry`` can send it again), without the retries."""
+
+    code = "refused"
+
+
+PolicyOf = Callable[["Runtime"], "RetryPolicy"]
+# Kinds whose retries follow a policy of their own (federation delivery: up to days), not [outbox].
+POLICIES: dict[str, PolicyOf] = {}
+
+
+def register_policy(kind: str, policy: PolicyOf) -> None:
+    POLICIES[kind] = policy
+
+
 # Payload fields dropped once an effect is done: a mail's body holds a one-time link, which the
 # database otherwise keeps only as a hash.
-SECRET_FIELDS = {"mail": ("body", "headers")}
+SECRET_FIELDS = {"mail": ("body", "headers"), "federation_deliver": ("signer",)}
 
 
 def _forget_secrets(effect: OutboxEffect) -> None:
@@ -231,7 +257,8 @@ def run_effect(rt: Runtime, effect_id: int) -> str | None:
     from kiln.processing import ledger
     from kiln.processing.limits import lease_owner
 
-    owner, policy = lease_owner(), rt.settings.outbox
+    owner = lease_owner()
+    policy: RetryPolicy = rt.settings.outbox
     error: Exception | None = None
     with rt.sessions() as session:
         if not ledger.claim_row(session, OutboxEffect, effect_id, owner, policy.step_time_limit):
@@ -240,6 +267,8 @@ def run_effect(rt: Runtime, effect_id: int) -> str | None:
         if effect is None:
             return None
         kind, payload = effect.kind, dict(effect.payload)
+        if kind in POLICIES:
+            policy = POLICIES[kind](rt)
         local = LOCAL_HANDLERS.get(kind)
         if local is not None:  # the claim, the work and the done mark commit together
             try:
@@ -264,6 +293,11 @@ def run_effect(rt: Runtime, effect_id: int) -> str | None:
             return None  # the sweeper took it back meanwhile (we overran the lease)
         if error is None:
             ledger.mark_done(effect)
+        elif isinstance(error, Postponed):
+            ledger.postpone(effect, error.until, error.reason)
+        elif isinstance(error, Refused):
+            log.warning("outbox effect %s (%s) refused for good: %s", effect_id, kind, error)
+            ledger.mark_failed(effect, type(error).__name__, error.code, error)
         else:
             log.warning("outbox effect %s (%s) failed: %s", effect_id, kind, error)
             ledger.retry_later(effect, policy, type(error).__name__, _code(error), _sentence(kind, error))

@@ -429,6 +429,10 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     elif all(s.state in ledger.FINAL for s in steps) and _renditions_present(rt, media, defs.values()):
         first_publication = media.published is None
         ledger.media_published(media)
+        if first_publication:  # to followers on other servers, after this transaction commits
+            from kiln.federation import publishing
+
+            publishing.on_published(session, rt.settings, media)
         if media.original_store == "queue":
             # Copy first, commit, then delete: a crash in between leaves a spare copy, never none.
             key = list(media.original_key)

@@ -92,6 +92,9 @@ def sweep(rt: Runtime) -> int:
     from kiln.moderation.removal import purge_due  # moderation builds on processing, not the reverse
 
     purge_due(rt)  # what the moderators removed, once its grace period is over
+    from kiln.federation.inbox import prune
+
+    prune(rt)  # activities received from other servers, once processed and old enough
     from kiln.search.upkeep import fill_if_empty
 
     fill_if_empty(rt)  # a site just upgraded to a version with search: its index is built once

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from markupsafe import Markup
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
@@ -29,6 +30,7 @@ from kiln.db.base import utcnow
 from kiln.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from kiln.i18n import N_
 from kiln.media.models import MediaEntry, MediaState
+from kiln.media.text import render_markdown, sanitise_html
 from kiln.media.visibility import visible
 from kiln.runtime import Runtime
 from kiln.social import blocks
@@ -102,13 +104,24 @@ def held_of(session: Session, media: MediaEntry, user: User | None) -> list[Comm
 
 
 def tell(session: Session, media: MediaEntry, comment: Comment, parent: Comment | None) -> None:
-    """Notify the parent's author and the item's owner of a comment now shown (the owner hears once)."""
+    """Notify the parent's author and the item's owner of a comment now shown (the owner hears once).
+    The author may be on another server (a reply received by federation)."""
     replied_to = parent.author if parent is not None else None
+    author, remote = comment.author_id, comment.remote_actor_id
     if replied_to is not None:
-        notify(session, replied_to, "reply", actor_id=comment.author_id, media_id=media.id, comment_id=comment.id)
-    if replied_to is None or replied_to.id != media.owner_id:
-        notify(session, media.owner, "comment", actor_id=comment.author_id, media_id=media.id,
+        notify(session, replied_to, "reply", actor_id=author, remote_actor_id=remote, media_id=media.id,
                comment_id=comment.id)
+    if replied_to is None or replied_to.id != media.owner_id:
+        notify(session, media.owner, "comment", actor_id=author, remote_actor_id=remote, media_id=media.id,
+               comment_id=comment.id)
+
+
+def body_html(comment: Comment) -> Markup:
+    """A comment's body as pages show it: Markdown rendered, or a remote reply's HTML, both through the
+    one allow-list (kiln.media.text)."""
+    if comment.remote_actor_id is not None:
+        return sanitise_html(comment.body)
+    return render_markdown(comment.body)
 
 
 def _count(session: Session, media_id: int, delta: int) -> None:
@@ -183,9 +196,15 @@ def delete(session: Session, user: User | None, media: MediaEntry, comment: Comm
     if not may_delete(comment, media, user):
         raise PermissionDenied("Only its author, the owner of the item and moderators can delete a comment.",
                                code="not_author")
+    drop(session, media, comment)
+    session.commit()
+
+
+def drop(session: Session, media: MediaEntry, comment: Comment) -> None:
+    """Take a comment away, whoever asked (``delete`` checks who may; a remote author's ``Delete`` is
+    checked by its signature). The caller commits."""
     if comment.held:  # never shown nor counted: simply gone
         session.delete(comment)
-        session.commit()
         return
     has_replies = comment.parent_id is None and session.scalar(
         select(func.count()).select_from(Comment).where(Comment.parent_id == comment.id)) != 0
@@ -199,7 +218,6 @@ def delete(session: Session, user: User | None, media: MediaEntry, comment: Comm
                 select(func.count()).select_from(Comment).where(Comment.parent_id == parent.id)) == 0:
             session.delete(parent)
     _count(session, media.id, -1)
-    session.commit()
 
 
 def page_of(session: Session, comment: Comment) -> int | None:

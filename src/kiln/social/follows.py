@@ -68,6 +68,10 @@ class Person:
 
     user: User | None
     uri: str | None
+    # A remote follower as people write it elsewhere (@name@host) and its profile page, once Kiln has
+    # fetched its actor (kiln.federation); None before that.
+    handle: str | None = None
+    profile_url: str | None = None
 
 
 @dataclass
@@ -94,7 +98,22 @@ def _people(session: Session, query: Select[Follow, User], cursor: str | None,
     more = len(rows) > per_page
     rows = rows[:per_page]
     people = [Person(user, row.follower_uri if user is None else None) for row, user in rows]
+    _name_remote(session, people)
     return PeoplePage(people, str(rows[-1][0].id) if more and rows else None)
+
+
+def _name_remote(session: Session, people: list[Person]) -> None:
+    """Fill in the handles of remote followers Kiln knows (one query, only when the page has any)."""
+    uris = [p.uri for p in people if p.uri]
+    if not uris:
+        return
+    from kiln.federation.models import RemoteActor
+
+    known = {row.uri: row for row in session.scalars(select(RemoteActor).where(RemoteActor.uri.in_(uris)))}
+    for person in people:
+        row = known.get(person.uri or "")
+        if row is not None:
+            person.handle, person.profile_url = row.handle, row.profile_url or row.uri
 
 
 def followers(session: Session, user: User, cursor: str | None, per_page: int) -> PeoplePage:

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.accounts.models import User
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
+from kiln.federation.models import RemoteActor
 from kiln.media.models import VISIBILITIES, MediaEntry
 
 # Every kind of notification, in the order the account page lists their mail settings.
 NOTIFICATION_TYPES = ("comment", "reply", "favourite", "follow", "invite", "failed", "warning", "report_outcome",
-                      "removed")
+                      "removed", "boost", "follow_request")
 # How a person wants mail about one type: at once, in a daily digest, or not at all.
 MAIL_MODES = ("immediate", "digest", "off")
 # The mail state of one notification: none (not to be mailed), immediate/digest (waiting), sent.
@@ -129,8 +130,15 @@ class Comment(Base):
     # Removed by the moderators: a placeholder like a deleted comment (``deleted`` is set too), which
     # says so.
     removed: Mapped[dt.datetime | None]
+    # A reply from another server (kiln.federation.receiving): its author is this remote actor (then
+    # ``author_id`` is None), ``body`` is the Note's HTML after the allow-list, not Markdown, and
+    # ``remote_uri`` is the Note's id (for its Update and Delete). The comment goes with the actor.
+    remote_actor_id: Mapped[int | None] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"),
+                                                        index=True)
+    remote_uri: Mapped[str | None] = mapped_column(String(2000), unique=True)
 
     author: Mapped[User | None] = relationship(lazy="joined")
+    remote_actor: Mapped[RemoteActor | None] = relationship(lazy="joined")
     media: Mapped[MediaEntry] = relationship(lazy="select")  # loaded when asked for (the held queue)
 
 
@@ -189,7 +197,11 @@ class Notification(Base):
     # Anything else the sentence needs (a processing failure's code) that has no column.
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    # Who did it when they are on another server (then ``actor_id`` is None).
+    remote_actor_id: Mapped[int | None] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"))
+
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")
+    remote_actor: Mapped[RemoteActor | None] = relationship(lazy="joined")
 
 
 BLOCK_KINDS = ("block", "mute")

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 # The mail a person gets for each type until they choose otherwise.
 MAIL_DEFAULTS = {"comment": "immediate", "reply": "immediate", "favourite": "digest", "follow": "digest",
                  "invite": "immediate", "failed": "immediate", "warning": "immediate",
-                 "report_outcome": "immediate", "removed": "immediate"}
+                 "report_outcome": "immediate", "removed": "immediate",
+                 "boost": "digest", "follow_request": "immediate"}
 assert set(MAIL_DEFAULTS) == set(NOTIFICATION_TYPES) and set(MAIL_DEFAULTS.values()) <= set(MAIL_MODES)
 FAN_OUT_BATCH = 500  # rows per transaction when a notification reaches many people
 
@@ -42,9 +43,10 @@ def mail_mode(user: User, type_: str) -> str:
 
 def notify(session: Session, recipient: User, type_: str, *, actor_id: int | None = None,
            media_id: int | None = None, comment_id: int | None = None, collection_id: int | None = None,
-           extra: dict[str, Any] | None = None) -> Notification | None:
+           extra: dict[str, Any] | None = None, remote_actor_id: int | None = None) -> Notification | None:
     """Tell ``recipient`` that something happened (nothing when they did it themselves, or when they
-    block or mute the person who did it: no query unless they block or mute someone). The caller
+    block or mute the person who did it: no query unless they block or mute someone). The doer is a
+    local account (``actor_id``) or an actor on another server (``remote_actor_id``). The caller
     commits; the mail, if any, goes after the commit."""
     if type_ not in NOTIFICATION_TYPES:
         raise ValueError(f"unknown notification type {type_!r}")
@@ -53,7 +55,7 @@ def notify(session: Session, recipient: User, type_: str, *, actor_id: int | Non
     mode = mail_mode(recipient, type_)
     row = Notification(user_id=recipient.id, type=type_, actor_id=actor_id, media_id=media_id,
                        comment_id=comment_id, collection_id=collection_id, extra=extra,
-                       mail="none" if mode == "off" else mode)
+                       remote_actor_id=remote_actor_id, mail="none" if mode == "off" else mode)
     session.add(row)
     if mode == "immediate":
         session.flush()

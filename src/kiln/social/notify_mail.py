@@ -75,7 +75,9 @@ def type_name(type_: str) -> str:
             "invite": _("invitations to collections"), "failed": _("uploads that could not be processed"),
             "warning": _("warnings from the moderators"),
             "report_outcome": _("the outcome of your reports"),
-            "removed": _("content of yours the moderators removed")}.get(type_, type_)
+            "removed": _("content of yours the moderators removed"),
+            "boost": _("boosts of your media on other servers"),
+            "follow_request": _("requests to follow you from other servers")}.get(type_, type_)
 
 
 def mail_choices(user: User) -> list[tuple[str, str, str]]:

@@ -18,6 +18,7 @@ from kiln.media.models import MediaEntry
 from kiln.social.models import Collection, Notification
 
 COLLECTION_PATH = "/c/{id}"  # the collection page (kiln.web.collections)
+REQUESTS_PATH = "/account/follow-requests"  # follow requests from other servers (kiln.web.follow_requests)
 
 
 @dataclass
@@ -38,6 +39,10 @@ def _sentence(type_: str) -> str:
         return _("%(actor)s favourited %(title)s")
     if type_ == "follow":
         return _("%(actor)s started following you")
+    if type_ == "boost":
+        return _("%(actor)s boosted %(title)s")
+    if type_ == "follow_request":
+        return _("%(actor)s asks to follow you")
     if type_ == "invite":
         return _("%(actor)s invited you to add your media to the collection %(collection)s")
     if type_ == "warning":
@@ -85,9 +90,12 @@ def describe(session: Session, rows: Sequence[Notification]) -> list[Described]:
 
 
 def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[int, str]) -> Described:
-    actor = n.actor
-    actor_name = (actor.display_name or actor.username) if actor else _("someone")
-    actor_url = f"/u/{actor.username}" if actor else ""
+    actor, remote = n.actor, n.remote_actor
+    if remote is not None:  # someone on another server: named as people write them there, linked there
+        actor_name, actor_url = remote.handle, remote.link
+    else:
+        actor_name = (actor.display_name or actor.username) if actor else _("someone")
+        actor_url = f"/u/{actor.username}" if actor else ""
     title, owner = media.get(n.media_id or 0, (_("an item"), ""))
     media_url = f"/u/{owner}/m/{n.media_id}" if owner else ""
     collection = collections.get(n.collection_id or 0, _("a collection"))
@@ -96,7 +104,9 @@ def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[i
         # The permalink finds the page of the thread that shows it (it may no longer be the first).
         url = f"/m/{n.media_id}/comments/{n.comment_id}"
     elif n.type == "follow":
-        url = actor_url or "/notifications"
+        url = actor_url if actor_url and remote is None else "/notifications"
+    elif n.type == "follow_request":
+        url = REQUESTS_PATH
     elif n.type == "invite":
         url = collection_url or "/notifications"
     elif n.type == "failed":
@@ -117,7 +127,11 @@ def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[i
     def link(label: str, href: str) -> Markup:
         return Markup('<a href="{}">{}</a>').format(href, label) if href else escape(label)
 
-    linked = {"actor": link(actor_name, actor_url), "title": link(title, media_url),
+    if remote is not None and actor_url:  # a link to elsewhere, marked so
+        actor_link = Markup('<a href="{}" rel="nofollow ugc noopener">{}</a>').format(actor_url, actor_name)
+    else:
+        actor_link = link(actor_name, actor_url)
+    linked = {"actor": actor_link, "title": link(title, media_url),
               "collection": link(collection, collection_url), "reason": escape(reason), "outcome": escape(outcome)}
     html = Markup(interpolate(str(escape(sentence)), linked))
     return Described(n, text, html, url)
@@ -125,6 +139,7 @@ def _one(n: Notification, media: dict[int, tuple[str, str]], collections: dict[i
 
 def describe_json(d: Described, base: str) -> dict[str, Any]:
     n = d.notification
+    actor = n.actor.username if n.actor else n.remote_actor.handle if n.remote_actor else None
     return {"id": n.id, "type": n.type, "read": n.read is not None, "created": n.created.isoformat(),
-            "actor": n.actor.username if n.actor else None, "media_id": n.media_id, "comment_id": n.comment_id,
+            "actor": actor, "media_id": n.media_id, "comment_id": n.comment_id,
             "collection_id": n.collection_id, "message": d.text, "url": base + d.url}

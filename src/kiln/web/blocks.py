@@ -1,5 +1,6 @@
 """Blocks and mutes (kiln.social.blocks says what each does): the buttons on profiles, the
-/account/blocks page with its undo buttons, and the /api/v1 operations."""
+/account/blocks page with its undo buttons (and blocks of accounts on other servers,
+kiln.federation.moderation), and the /api/v1 operations."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.accounts.services import get_user
+from kiln.federation import moderation as remote_blocks
 from kiln.i18n import N_, _, interpolate
 from kiln.social import blocks
 from kiln.web.api import ERRORS, api_csrf
@@ -32,7 +34,30 @@ DONE = {("block", True): N_("You blocked %(name)s."), ("block", False): N_("You 
 
 @pages.get("/account/blocks", response_class=HTMLResponse)
 def blocks_page(request: Request, session: DB, user: LoggedIn) -> HTMLResponse:
-    return render(request, "blocks.html", listing=blocks.listing(session, user))
+    return render(request, "blocks.html", listing=blocks.listing(session, user),
+                  remote=remote_blocks.blocked_by(session, user))
+
+
+Account = Annotated[str, Form(min_length=1, max_length=500)]
+
+
+@pages.post("/account/blocks/remote")
+def block_remote_form(request: Request, session: DB, user: LoggedIn, account: Account) -> Response:
+    """Block an account on another server (@name@host or its address) that Kiln has met."""
+    actor = remote_blocks.find_actor(session, account)
+    remote_blocks.block_remote(session, user, actor)
+    session.commit()
+    flash(request, interpolate(_(DONE["block", True]), {"name": actor.handle}), "success")
+    return RedirectResponse("/account/blocks#remote", status_code=303)
+
+
+@pages.post("/account/blocks/remote/remove")
+def unblock_remote_form(request: Request, session: DB, user: LoggedIn, account: Account) -> Response:
+    actor = remote_blocks.find_actor(session, account)
+    remote_blocks.unblock_remote(session, user, actor)
+    session.commit()
+    flash(request, interpolate(_(DONE["block", False]), {"name": actor.handle}), "success")
+    return RedirectResponse("/account/blocks#remote", status_code=303)
 
 
 def _change(request: Request, session: Session, user: User, username: str, kind: str, on: bool,

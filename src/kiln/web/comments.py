@@ -230,9 +230,13 @@ class PreviewOut(BaseModel):
 
 class CommentOut(BaseModel):
     id: int
-    author: str | None = Field(description="The author's username; null for a deleted comment or account")
+    author: str | None = Field(description="The author's username (`@name@host` for a reply from another "
+                               "server); null for a deleted comment or account")
     author_name: str | None = Field(description="The author's display name (or username)")
-    body: str = Field(description="Markdown, as written; empty for a deleted comment")
+    author_url: str | None = Field(None, description="For a reply from another server: its author's profile there")
+    remote: bool = Field(False, description="A reply from another server (ActivityPub): `body` is then HTML")
+    body: str = Field(description="Markdown, as written (HTML after the allow-list for a reply from another "
+                      "server); empty for a deleted comment")
     body_html: str = Field(description="The body as pages show it: sanitised HTML (links get "
                            "rel=\"nofollow ugc noopener\")")
     parent_id: int | None = Field(description="The top-level comment this replies to")
@@ -252,9 +256,12 @@ class CommentPage(BaseModel):
 def comment_json(comment: Comment, replies: list[Comment] | None = None) -> dict[str, Any]:
     shown = comment.deleted is None
     author = comment.author if shown else None
-    return {"id": comment.id, "author": author.username if author else None,
-            "author_name": (author.display_name or author.username) if author else None,
-            "body": comment.body if shown else "", "body_html": str(render_markdown(comment.body)) if shown else "",
+    remote = comment.remote_actor if shown else None
+    names = ((author.username, author.display_name or author.username) if author else
+             (remote.handle, remote.display_name or remote.handle) if remote else (None, None))
+    return {"id": comment.id, "author": names[0], "author_name": names[1],
+            "author_url": remote.link if remote else None, "remote": comment.remote_actor_id is not None,
+            "body": comment.body if shown else "", "body_html": str(service.body_html(comment)) if shown else "",
             "parent_id": comment.parent_id, "created": comment.created.isoformat(),
             "edited": comment.edited.isoformat() if comment.edited else None, "deleted": not shown,
             "held": comment.held,

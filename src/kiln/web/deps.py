@@ -32,10 +32,22 @@ class CsrfFailed(KilnError):
     status = 403
 
 
+# Routes for other servers (kiln.web.federation): their errors, even a malformed parameter, are JSON.
+_FOR_SERVERS = ("/ap/", "/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/")
+
+
 def wants_json(request: Request) -> bool:
-    """Whether the answer, or the error, goes out as JSON: the API and oEmbed, or a client that asks for it."""
+    """Whether the answer, or the error, goes out as JSON: the API, oEmbed, the routes for other servers
+    (ActivityPub, WebFinger, NodeInfo, the inboxes), or a client that asks for JSON or ActivityStreams."""
     path = request.url.path
-    return path.startswith("/api/") or path == "/oembed" or "application/json" in request.headers.get("accept", "")
+    accept = request.headers.get("accept", "")
+    if (path.startswith(("/api/", *_FOR_SERVERS)) or path == "/oembed" or path == "/inbox"
+            or (path.startswith("/u/") and path.endswith("/inbox")) or "application/json" in accept):
+        return True
+    asks_activity = "application/activity+json" in accept or ("application/ld+json" in accept
+                                                              and "activitystreams" in accept)
+    # Federation off: a profile asked for ActivityStreams is an ordinary page, its errors too.
+    return asks_activity and runtime(request).settings.federation.enabled
 
 
 def runtime(request: Request) -> Runtime:

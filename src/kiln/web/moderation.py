@@ -138,7 +138,8 @@ def restore_collection(request: Request, collection_id: RowId, session: DB, user
 # API ---------------------------------------------------------------------------------------------------
 
 class ReporterReport(ReportOut):
-    reporter: str | None = Field(description="The reporter's username (null once their account is gone)")
+    reporter: str | None = Field(description="The reporter's username, `@name@host` for a report from another "
+                                 "server (null once their account is gone)")
 
 
 class CaseOut(BaseModel):

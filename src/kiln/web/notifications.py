@@ -69,11 +69,12 @@ Mode = Annotated[str | None, Form(max_length=20)]
 def mail_settings(request: Request, session: DB, user: LoggedIn, mail_comment: Mode = None, mail_reply: Mode = None,
                   mail_favourite: Mode = None, mail_follow: Mode = None, mail_invite: Mode = None,
                   mail_failed: Mode = None, mail_warning: Mode = None, mail_report_outcome: Mode = None,
-                  mail_removed: Mode = None) -> Response:
+                  mail_removed: Mode = None, mail_boost: Mode = None, mail_follow_request: Mode = None) -> Response:
     """One choice per type: immediate, digest or off (a type not sent keeps its mode)."""
     sent = {"comment": mail_comment, "reply": mail_reply, "favourite": mail_favourite, "follow": mail_follow,
             "invite": mail_invite, "failed": mail_failed, "warning": mail_warning,
-            "report_outcome": mail_report_outcome, "removed": mail_removed}
+            "report_outcome": mail_report_outcome, "removed": mail_removed, "boost": mail_boost,
+            "follow_request": mail_follow_request}
     chosen = {t: mode for t, mode in sent.items() if mode is not None}
     notify.choose_mail(session, user, chosen)
     session.commit()

@@ -150,7 +150,7 @@ class ProfileOut(BaseModel):
 def _person_json(rt: Runtime, person: follows.Person, base: str) -> dict[str, Any]:
     user = person.user
     if user is None:
-        return {"username": None, "display_name": None, "url": person.uri or "", "avatar": None}
+        return {"username": None, "display_name": person.handle, "url": person.uri or "", "avatar": None}
     key = (user.avatar or {}).get("64")
     avatar = _absolute(rt.stores.public.url(list(key)), base) if key else None
     return {"username": user.username, "display_name": user.display_name or user.username,

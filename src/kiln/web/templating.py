@@ -24,6 +24,7 @@ from kiln.media.services import MAX_TITLE, downloads
 from kiln.media.text import render_markdown
 from kiln.mediatypes import accepted, kind_template, placeholder_src
 from kiln.mediatypes.image.camera import camera_details
+from kiln.social.comments import body_html as comment_body_html
 from kiln.units import format_size
 from kiln.web.deps import csrf_token, pop_flashes
 from kiln.web.fragments import cached_fragment
@@ -96,6 +97,7 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
                        unseen_notifications=unseen_notifications, notification_mail_choices=_mail_choices,
                        cached_fragment=cached_fragment, downloads=downloads)
     env.filters["markdown"] = render_markdown
+    env.filters["comment_html"] = comment_body_html
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date

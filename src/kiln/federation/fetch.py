@@ -1,0 +1,173 @@
+"""The one way Kiln talks to other servers: httpx with timeouts, a size limit, and no requests to
+loopback, private or otherwise non-public addresses (unless ``[federation] allow_private_addresses``),
+checked again on every redirect.
+
+The address check resolves the name (within ``connect_timeout``: the system resolver has no timeout
+of its own) and the connection is then made to the very address checked (``_PinnedBackend``), while TLS
+(SNI, the certificate check) and the Host header still use the name: a name whose DNS answer changes
+between the check and the connection (DNS rebinding) cannot reach a private address.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from kiln.config import FederationSettings
+from kiln.errors import KilnError
+
+ACTIVITY_JSON = "application/activity+json"
+LD_JSON = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+ACCEPT = f"{ACTIVITY_JSON}, {LD_JSON}"
+USER_AGENT = "Kiln (ActivityPub)"
+MAX_REDIRECTS = 3
+
+
+class FetchError(KilnError):
+    """Another server could not be asked, or its answer was refused."""
+
+    code = "fetch_failed"
+    status = 502
+
+
+class AddressRefused(FetchError):
+    code = "address_refused"
+    status = 400
+
+
+# Name resolution runs here, so that a resolver that hangs costs a thread, never the caller's time.
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="kiln-resolve")
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[Any]:
+    future = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError as exc:
+        future.cancel()
+        raise FetchError("The name %(host)s could not be resolved in time.", host=host[:100]) from exc
+    except (OSError, UnicodeError) as exc:
+        raise FetchError("The name %(host)s could not be resolved.", host=host[:100]) from exc
+
+
+def check_url(url: str, settings: FederationSettings) -> str:
+    """Refuse (AddressRefused) what Kiln must not connect to: schemes other than https (and http with
+    private addresses allowed, for tests), credentials in the address, names that resolve to a
+    non-public address. Returns the address checked, which the connection must use."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise AddressRefused("That address could not be read.") from exc
+    allowed = ("https", "http") if settings.allow_private_addresses else ("https",)
+    if parts.scheme not in allowed or not parts.hostname or parts.username or parts.password:
+        raise AddressRefused("Kiln only fetches https:// addresses of other servers.")
+    answers = _resolve(parts.hostname, port, settings.connect_timeout)
+    addresses = [ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers]
+    for address in addresses:
+        if not address.is_global and not settings.allow_private_addresses:
+            raise AddressRefused("%(host)s is a private or local address; Kiln does not connect there.",
+                                 host=parts.hostname[:100])
+    if not addresses:
+        raise FetchError("The name %(host)s could not be resolved.", host=parts.hostname[:100])
+    return str(addresses[0])
+
+
+class _PinnedBackend(httpcore.SyncBackend):
+    """Connects to the address ``check_url`` checked for a name, not to whatever the name resolves to
+    by then; TLS and the Host header still use the name (httpcore passes it on to ``start_tls``)."""
+
+    def __init__(self) -> None:
+        self.pins: dict[str, str] = {}
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        pinned = self.pins.get(host.lower().strip("[]"))
+        if pinned is None:  # only names checked a moment ago are connected to
+            raise httpcore.ConnectError(f"{host} was not checked before connecting")
+        return super().connect_tcp(pinned, port, timeout, local_address, socket_options)
+
+
+class _Client(httpx.Client):
+    """An httpx client whose connections go only to checked addresses (``checked``)."""
+
+    def __init__(self, settings: FederationSettings, backend: _PinnedBackend) -> None:
+        timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
+                                write=settings.read_timeout, pool=settings.connect_timeout)
+        transport = httpx.HTTPTransport(trust_env=False)
+        # httpx builds its httpcore pool itself; the network backend is the one part swapped here.
+        transport._pool._network_backend = backend  # noqa: SLF001
+        super().__init__(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
+                         headers={"User-Agent": USER_AGENT})
+        self.settings, self.backend = settings, backend
+
+    def checked(self, url: str) -> str:
+        """Check ``url`` and pin its name to the address checked; returns the URL."""
+        self.backend.pins[(urlsplit(url).hostname or "").lower()] = check_url(url, self.settings)
+        return url
+
+
+def _client(settings: FederationSettings) -> _Client:
+    return _Client(settings, _PinnedBackend())
+
+
+def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FetchError("The document is larger than Kiln accepts (%(n)s bytes).", n=limit)
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise FetchError("The document is larger than Kiln accepts (%(n)s bytes).", n=limit)
+        if time.monotonic() > deadline:
+            raise FetchError("The server sent its answer too slowly.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """GET an ActivityStreams document (a JSON object), following at most a few redirects, each checked."""
+    deadline = time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
+    with _client(settings) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            client.checked(url)
+            try:
+                with client.stream("GET", url, headers={"Accept": ACCEPT, **(headers or {})}) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    if response.status_code == 410:
+                        raise FetchError("The document is gone (410).", code="gone")
+                    if response.status_code != 200:
+                        raise FetchError("The server answered %(status)s.", status=response.status_code)
+                    body = _read_capped(response, settings.max_document_bytes, deadline)
+            except httpx.HTTPError as exc:
+                raise FetchError("The server could not be reached (%(error)s).",
+                                 error=type(exc).__name__) from exc
+            try:
+                document = json.loads(body)
+            except (ValueError, RecursionError) as exc:
+                raise FetchError("The server's answer is not JSON.") from exc
+            if not isinstance(document, dict):
+                raise FetchError("The server's answer is not a JSON object.")
+            return document
+    raise FetchError("Too many redirects.")
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], settings: FederationSettings) -> int:
+    """POST ``body`` (no redirects followed: a signature covers one target). Returns the status;
+    a network failure raises httpx's error, so that the outbox retries."""
+    with _client(settings) as client:
+        response = client.post(client.checked(url), content=body, headers={"Content-Type": ACTIVITY_JSON,
+                                                                           **headers})
+        return response.status_code

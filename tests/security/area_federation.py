@@ -1,0 +1,66 @@
+"""ActivityPub's routes in the authorization matrix (kiln.web.federation). Everything here is for other
+servers: every role, logged in or not, gets the same answer. Actors and WebFinger know only accounts
+others may find (a banned one is 404 for everyone), notes only public or unlisted, finished items; the inboxes take
+only signed requests, so a login cookie or an API token is no way in (401 with a sentence for all). The
+signed paths are tests/federation/test_follow.py's and test_publish.py's. The deliveries page is for
+administrators only."""
+
+from __future__ import annotations
+
+from tests.security.conftest import USERNAMES, World
+from tests.security.matrix_kit import GET_LOGGED_IN, Case, E
+
+
+def setup(world: World) -> None:
+    world.ids["ap_collection"] = "followers"
+    world.ids["ap_banned"] = USERNAMES["banned"]
+    world.ids["no_follow_request"] = 999_999
+
+
+def _resource(name: str) -> dict[str, object]:
+    return {"params": {"resource": f"acct:{name}@testserver"}}
+
+
+# Routes for other servers: answered without looking at a login (tests/security/test_blocked.py skips them).
+FOR_SERVERS = ("/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/2.1", "/ap/u/{username}",
+               "/ap/u/{username}/{collection}", "/ap/u/{username}/m/{media_id}", "/u/{username}/inbox", "/inbox")
+ACTIVITY = {"type": "Follow", "actor": "https://remote.example/actor", "object": "http://testserver/u/olivia"}
+CASES: list[Case] = [
+    Case("GET", "/.well-known/webfinger", E(200), send=lambda w: _resource(USERNAMES["owner"]), note="an account"),
+    Case("GET", "/.well-known/webfinger", E(404), send=lambda w: _resource(USERNAMES["banned"]),
+         note="a banned account"),
+    Case("GET", "/.well-known/webfinger", E(400), send=lambda w: {"params": {"resource": "olivia"}},
+         note="a malformed resource"),
+    Case("GET", "/.well-known/nodeinfo", E(200)),
+    Case("GET", "/nodeinfo/2.1", E(200)),
+    Case("GET", "/ap/u/{username}", E(200), note="the owner's actor"),
+    Case("GET", "/ap/u/{username}", E(404), ids={"username": "ap_banned"}, note="a banned account's actor"),
+    Case("GET", "/ap/u/{username}/{collection}", E(200), ids={"collection": "ap_collection"}),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(200), note="a public item's Note"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="private", note="never, not even to its owner"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(200), target="unlisted", note="sent to followers, cc Public"),
+    Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="failed"),
+    Case("POST", "/u/{username}/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
+    Case("POST", "/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
+    Case("POST", "/inbox", E(400), send=lambda w: {"content": b"{not json"}, note="not JSON"),
+    # The administrators' page of deliveries (kiln.web.admin_federation): administrators only.
+    Case("GET", "/admin/federation", E(403, anon=303, admin=200)),
+    Case("POST", "/admin/federation/retry", E(403, anon=401, admin=303), send=lambda w: {"data": {"host": "x.example"}},
+         note="administrators only"),
+    Case("POST", "/admin/federation/block", E(403, anon=401, admin=303),
+         send=lambda w: {"data": {"domain": "blocked.example", "kind": "silence"}}, note="administrators only"),
+    Case("POST", "/admin/federation/unblock", E(403, anon=401, admin=404),
+         send=lambda w: {"data": {"domain": "never-blocked.example"}}, note="not blocked: 404 for administrators"),
+    # People's blocks of accounts elsewhere (kiln.web.blocks): only accounts Kiln has met.
+    Case("POST", "/account/blocks/remote", E(404, anon=401),
+         send=lambda w: {"data": {"account": "@nobody@remote.example"}}, note="an account never met"),
+    Case("POST", "/account/blocks/remote/remove", E(404, anon=401),
+         send=lambda w: {"data": {"account": "https://remote.example/nobody"}}, note="an account never met"),
+    # Follow requests from other servers (kiln.web.follow_requests): one's own only.
+    Case("GET", "/account/follow-requests", GET_LOGGED_IN),
+    Case("POST", "/account/follow-requests/setting", E(303, anon=401), send=lambda w: {"data": {"approve": ""}}),
+    Case("POST", "/account/follow-requests/{request_id}/approve", E(404, anon=401),
+         ids={"request_id": "no_follow_request"}, note="no such request"),
+    Case("POST", "/account/follow-requests/{request_id}/decline", E(404, anon=401),
+         ids={"request_id": "no_follow_request"}, note="no such request"),
+]
