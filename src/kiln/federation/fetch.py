@@ -91,7 +91,7 @@ class _PinnedBackend(httpcore.SyncBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        pinned = self.pins.get(host.lower().strip("[]"))
+        pinned = self.pins.get(normal_host(host))
         if pinned is None:  # only names checked a moment ago are connected to
             raise httpcore.ConnectError(f"{host} was not checked before connecting")
         return super().connect_tcp(pinned, port, timeout, local_address, socket_options)
@@ -112,7 +112,7 @@ class _Client(httpx.Client):
 
     def checked(self, url: str) -> str:
         """Check ``url`` and pin its name to the address checked; returns the URL."""
-        self.backend.pins[(urlsplit(url).hostname or "").lower()] = check_url(url, self.settings)
+        self.backend.pins[normal_host(urlsplit(url).hostname or "")] = check_url(url, self.settings)
         return url
 
 
@@ -135,8 +135,51 @@ def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes
     return b"".join(chunks)
 
 
+def normal_host(host: str) -> str:
+    """A host name as Kiln compares, pins and blocks it: lower case, no trailing dot, IDNA-encoded
+    (``Bücher.Example.`` -> ``xn--bcher-kva.example``); an address in brackets loses them."""
+    value = (host or "").strip().strip("[]").rstrip(".").lower()
+    try:
+        return value.encode("idna").decode("ascii") if value and not value.isascii() else value
+    except UnicodeError:
+        return value
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, normalised host, port) of an address, or None when it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    host = normal_host(parts.hostname or "")
+    return (parts.scheme.lower(), host, port) if parts.scheme and host else None
+
+
+def is_activity_type(content_type: str) -> bool:
+    """Whether a Content-Type is ActivityStreams: ``application/activity+json``, or
+    ``application/ld+json`` with the ActivityStreams profile."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    return media == ACTIVITY_JSON or (media == "application/ld+json"
+                                      and "https://www.w3.org/ns/activitystreams" in params)
+
+
 def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """GET an ActivityStreams document (a JSON object), following at most a few redirects, each checked."""
+    """GET a JSON object, following at most a few redirects, each checked."""
+    return get_document(url, settings, headers)[0]
+
+
+def get_activity(url: str, settings: FederationSettings) -> tuple[dict[str, Any], str]:
+    """GET an ActivityStreams document: (the JSON object, the final address it came from after
+    redirects). FetchError unless its Content-Type is ActivityStreams."""
+    return get_document(url, settings, activity=True)
+
+
+def get_document(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None,
+                 activity: bool = False) -> tuple[dict[str, Any], str]:
+    """GET a JSON object, following at most a few redirects, each checked: (the object, the final
+    address). ``activity``: its Content-Type must be ActivityStreams."""
     deadline = time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
     with _client(settings) as client:
         for _ in range(MAX_REDIRECTS + 1):
@@ -150,6 +193,10 @@ def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] 
                         raise FetchError("The document is gone (410).", code="gone")
                     if response.status_code != 200:
                         raise FetchError("The server answered %(status)s.", status=response.status_code)
+                    if activity and not is_activity_type(response.headers.get("content-type", "")):
+                        raise FetchError("The server's answer is not an ActivityStreams document (its "
+                                         "Content-Type is %(type)s).", code="not_activity",
+                                         type=response.headers.get("content-type", "none")[:100])
                     body = _read_capped(response, settings.max_document_bytes, deadline)
             except httpx.HTTPError as exc:
                 raise FetchError("The server could not be reached (%(error)s).",
@@ -160,7 +207,7 @@ def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] 
                 raise FetchError("The server's answer is not JSON.") from exc
             if not isinstance(document, dict):
                 raise FetchError("The server's answer is not a JSON object.")
-            return document
+            return document, url
     raise FetchError("Too many redirects.")
 
 

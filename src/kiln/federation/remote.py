@@ -8,6 +8,8 @@ is asked with none open, and the answer is written in another.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urlsplit
@@ -21,6 +23,7 @@ from kiln.federation.models import URI_MAX, RemoteActor
 from kiln.federation.signatures import SignatureError
 
 if TYPE_CHECKING:
+    from kiln.config import FederationSettings
     from kiln.runtime import Runtime
 
 # A failed verification fetches the key again only when the kept copy is older than this: a flood of
@@ -67,45 +70,87 @@ def _uri(value: Any) -> str:
     return value if isinstance(value, str) and len(value) <= URI_MAX else ""
 
 
-def parse_actor(document: dict[str, Any], key_id: str | None = None) -> dict[str, Any]:
-    """The fields Kiln keeps of an actor document; SignatureError when it lacks an inbox or a key
-    (``key_id`` given: that key)."""
+_CONTROL = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+# What a WebFinger ``acct:`` user part may hold without escaping (RFC 7565: unreserved characters).
+_USERNAME = re.compile(r"[A-Za-z0-9._~\-]{1,100}")
+
+
+def _plain(value: Any, limit: int = 200) -> str:
+    """Text shown to people and put in mail: control, format and line-breaking characters dropped."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(c for c in value[: limit * 2] if unicodedata.category(c) not in _CONTROL).strip()[:limit]
+
+
+def _refuse(message: str, **params: Any) -> SignatureError:
+    return SignatureError(message, code="bad_actor", **params)
+
+
+def parse_actor(document: dict[str, Any], fetched_from: str, key_id: str | None = None) -> dict[str, Any]:
+    """The fields Kiln keeps of an actor document fetched (after redirects) from ``fetched_from``;
+    SignatureError (bad_actor) with a sentence when it is not to be believed. Every actor Kiln keeps
+    comes through here: its ``id`` is the address it was fetched from, its key (``key_id`` given: that
+    key) is published in it, and the key's id, the key's owner and the actor share one origin
+    (scheme, host and port)."""
     uri, inbox = _uri(document.get("id")), _uri(document.get("inbox"))
     keys = document.get("publicKey")
     candidates = keys if isinstance(keys, list) else [keys]
     key = next((k for k in candidates if isinstance(k, dict) and (key_id is None or k.get("id") == key_id)), None)
     if not uri or not inbox or key is None or not isinstance(key.get("publicKeyPem"), str):
-        raise SignatureError("Your actor document lacks an id, an inbox or the signing key.", code="bad_actor")
+        raise _refuse("Your actor document lacks an id, an inbox or the signing key.")
+    if uri != urldefrag(fetched_from)[0]:
+        raise _refuse("The actor document at %(url)s names another address (%(id)s) as its id.",
+                      url=fetched_from[:200], id=uri[:200])
+    own = fetch.origin(uri)
+    if own is None:
+        raise _refuse("The actor's id is not an address Kiln can read.")
     if _uri(key.get("owner")) not in ("", uri):
-        raise SignatureError("The signing key belongs to another actor than the one that published it.",
-                             code="bad_actor")
+        raise _refuse("The signing key belongs to another actor than the one that published it.")
+    key_address = _text(key.get("id")) or uri
+    if fetch.origin(key_address) != own:
+        raise _refuse("The key %(key)s is not on its actor's server.", key=key_address[:200])
     endpoints = document.get("endpoints")
     shared = _uri(endpoints.get("sharedInbox")) if isinstance(endpoints, dict) else ""
-    return {"uri": uri, "key_id": _text(key.get("id")) or uri, "public_key_pem": key["publicKeyPem"][:10_000],
+    username = _plain(document.get("preferredUsername"), 100)
+    return {"uri": uri, "key_id": key_address, "public_key_pem": key["publicKeyPem"][:10_000],
             "inbox": inbox, "shared_inbox": shared or None,
-            "username": _text(document.get("preferredUsername"), 200),
-            "display_name": _text(document.get("name"), 200), "profile_url": _uri(document.get("url"))}
+            "username": username if _USERNAME.fullmatch(username) else "",
+            "display_name": _plain(document.get("name"), 200), "profile_url": _uri(document.get("url"))}
 
 
 def _same_host(a: str, b: str) -> bool:
-    return (urlsplit(a).hostname or "a").lower() == (urlsplit(b).hostname or "b").lower()
+    return fetch.normal_host(urlsplit(a).hostname or "a") == fetch.normal_host(urlsplit(b).hostname or "b")
+
+
+def fetch_actor(url: str, settings: FederationSettings) -> tuple[dict[str, Any], str]:
+    """An actor (or key) document and the address it really came from: when the document's ``id`` is
+    another address than the one it was fetched from (after redirects), it is fetched again by its
+    ``id`` (parse_actor then requires the two to be equal). FetchError when it cannot."""
+    document, final = fetch.get_activity(urldefrag(url)[0], settings)
+    claimed = _uri(document.get("id"))
+    if claimed and claimed != final and urldefrag(claimed)[0] != final:
+        document, final = fetch.get_activity(urldefrag(claimed)[0], settings)
+    return document, final
 
 
 def fetch_by_key(rt: Runtime, key_id: str) -> Actor:
     """Fetch the actor that owns ``key_id`` (the key's URL names the actor document, or a key document
-    naming its owner), keep it, and return it. Network errors and refusals: SignatureError."""
+    naming its owner on the same server), keep it, and return it. Network errors and refusals:
+    SignatureError."""
     settings = rt.settings.federation
     try:
-        document = fetch.get_json(urldefrag(key_id)[0], settings)
+        document, final = fetch_actor(key_id, settings)
         if "inbox" not in document and isinstance(document.get("owner"), str):  # a key document
-            document = fetch.get_json(document["owner"], settings)
+            if _uri(document.get("id")) != key_id or fetch.origin(document["owner"]) != fetch.origin(key_id):
+                raise _refuse("The key document %(key)s is not the key it claims to be, or names an owner "
+                              "on another server.", key=key_id[:200])
+            document, final = fetch_actor(document["owner"], settings)
     except fetch.FetchError as exc:
         raise SignatureError("Kiln could not fetch the signing key %(key)s: %(reason)s",
                              code="key_unavailable", key=key_id[:200], reason=exc.message) from exc
-    fields = parse_actor(document, key_id)
-    if fields["key_id"] != key_id or not _same_host(fields["uri"], key_id):
-        raise SignatureError("The key %(key)s is not the key its actor document publishes.",
-                             code="bad_actor", key=key_id[:200])
+    fields = parse_actor(document, final, key_id)
+    if fields["key_id"] != key_id:
+        raise _refuse("The key %(key)s is not the key its actor document publishes.", key=key_id[:200])
     return store(rt, fields)
 
 
@@ -150,7 +195,7 @@ def lookup(rt: Runtime, text: str) -> Actor:
                       and isinstance(link.get("href"), str)), "")
         if not value:
             raise fetch.FetchError("%(host)s names no ActivityPub actor for that account.", host=host[:200])
-    fields = parse_actor(fetch.get_json(value, settings))
+    fields = parse_actor(*fetch_actor(value, settings))
     if not _same_host(fields["uri"], value):
         raise SignatureError("The actor document at %(url)s names an actor on another server.",
                              code="bad_actor", url=value[:200])

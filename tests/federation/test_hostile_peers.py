@@ -1,0 +1,90 @@
+"""Other servers that lie (the security review of the federation code): an actor document fetched
+through a redirect, of the wrong type, or claiming another address; a key on another server; an inbox
+that answers a flood; a reply that joins a blocker's thread; hostile names and hosts
+(kiln.federation.remote, fetch, receiving, moderation)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kiln.federation import remote, signatures
+from kiln.federation.signatures import SignatureError
+from tests.federation import peer as peer_kit
+from tests.federation.peer import Peer
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def other() -> Iterator[Peer]:
+    """A second server (another origin: the same address, another port)."""
+    with peer_kit.serve() as remote_peer:
+        yield remote_peer
+
+
+def forged_actor(victim: Peer, key_id: str, inbox: str) -> dict[str, Any]:
+    """An actor document claiming to be ``victim``'s actor, with a key of the forger's."""
+    pem = signatures.public_pem(signatures.new_private_key())
+    return {"id": victim.actor_id, "type": "Person", "inbox": inbox,
+            "publicKey": {"id": key_id, "owner": victim.actor_id, "publicKeyPem": pem}}
+
+
+def test_a_key_redirected_to_a_forged_actor_document_is_refused(fed_rt, peer, other):
+    # The victim's server has an open redirect; the forger serves a document claiming the victim's actor.
+    key_id = f"{peer.base}/redirect#k"
+    peer.page("/redirect", {}, status=302, Location=f"{other.base}/evil")
+    other.page("/evil", forged_actor(peer, key_id, f"{other.base}/inbox"))
+    with pytest.raises(SignatureError) as refused:
+        remote.fetch_by_key(fed_rt, key_id)
+    assert refused.value.code == "bad_actor" and refused.value.message
+    assert remote.cached(fed_rt, peer.actor_id) is None
+
+
+def test_lookup_through_a_redirect_keeps_the_real_actor_not_the_forgery(fed_rt, peer, other):
+    peer.page("/redirect", {}, status=302, Location=f"{other.base}/evil")
+    other.page("/evil", forged_actor(peer, peer.key_id, f"{other.base}/inbox"))
+    found = remote.lookup(fed_rt, f"{peer.base}/redirect")
+    assert found.uri == peer.actor_id and found.inbox == f"{peer.base}/inbox"
+    assert found.public_key_pem == signatures.public_pem(peer.key)
+
+
+def test_an_actor_document_whose_id_is_not_its_address_is_refused(fed_rt, peer):
+    # /mask serves a document claiming to be /someone-else, which (asked itself) does not say so.
+    document = {**peer.actor(), "id": f"{peer.base}/someone-else"}
+    document["publicKey"] = {**document["publicKey"], "id": f"{peer.base}/someone-else#k",
+                             "owner": f"{peer.base}/someone-else"}
+    peer.page("/someone-else", {**document, "id": f"{peer.base}/third"})
+    with pytest.raises(SignatureError) as refused:
+        remote.lookup(fed_rt, peer.page("/mask", document))
+    assert refused.value.code == "bad_actor" and refused.value.message
+    assert remote.cached(fed_rt, f"{peer.base}/someone-else") is None
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "application/json", "application/ld+json", "text/plain"])
+def test_an_actor_document_of_another_type_is_refused(fed_rt, peer, content_type):
+    peer.page("/actor2", {**peer.actor(), "id": f"{peer.base}/actor2",
+                          "publicKey": {**peer.actor()["publicKey"], "id": f"{peer.base}/actor2#k",
+                                        "owner": f"{peer.base}/actor2"}}, content_type=content_type)
+    with pytest.raises(SignatureError) as refused:
+        remote.fetch_by_key(fed_rt, f"{peer.base}/actor2#k")
+    assert refused.value.code == "key_unavailable" and "ActivityStreams" in refused.value.message
+
+
+def test_ld_json_with_the_activitystreams_profile_is_accepted(fed_rt, peer):
+    document = {**peer.actor(), "id": f"{peer.base}/ld"}
+    document["publicKey"] = {**document["publicKey"], "id": f"{peer.base}/ld#k", "owner": f"{peer.base}/ld"}
+    peer.page("/ld", document, content_type='application/ld+json; profile="https://www.w3.org/ns/activitystreams"')
+    assert remote.fetch_by_key(fed_rt, f"{peer.base}/ld#k").uri == f"{peer.base}/ld"
+
+
+def test_a_key_on_another_origin_than_its_actor_is_refused(fed_rt, peer, other):
+    document = {**peer.actor(), "id": f"{other.base}/actor"}
+    document["publicKey"] = {**document["publicKey"], "owner": f"{other.base}/actor"}  # key id on peer
+    other.page("/actor", document)
+    with pytest.raises(SignatureError) as refused:
+        remote.lookup(fed_rt, f"{other.base}/actor")
+    assert refused.value.code == "bad_actor"
+    assert remote.cached(fed_rt, f"{other.base}/actor") is None
