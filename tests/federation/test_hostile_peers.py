@@ -5,12 +5,14 @@ that answers a flood; a reply that joins a blocker's thread; hostile names and h
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kiln.federation import remote, signatures
+from kiln.config import FederationSettings
+from kiln.federation import fetch, remote, signatures
 from kiln.federation.signatures import SignatureError
 from tests.federation import peer as peer_kit
 from tests.federation.peer import Peer
@@ -88,3 +90,17 @@ def test_a_key_on_another_origin_than_its_actor_is_refused(fed_rt, peer, other):
         remote.lookup(fed_rt, f"{other.base}/actor")
     assert refused.value.code == "bad_actor"
     assert remote.cached(fed_rt, f"{other.base}/actor") is None
+
+
+def test_a_delivery_reads_only_the_status_of_an_answer_that_floods(peer):
+    peer.answer_bytes = 256 * 1024**2
+    settings = FederationSettings(allow_private_addresses=True)
+    started = time.monotonic()
+    assert fetch.post(f"{peer.base}/inbox", b"{}", {}, settings) == 202
+    assert time.monotonic() - started < 5
+    for _ in range(50):  # the peer stops writing once Kiln has hung up
+        sent = peer.answer_sent
+        time.sleep(0.05)
+        if sent == peer.answer_sent:
+            break
+    assert peer.answer_sent < 64 * 1024**2

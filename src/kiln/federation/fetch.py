@@ -211,10 +211,20 @@ def get_document(url: str, settings: FederationSettings, headers: Mapping[str, s
     raise FetchError("Too many redirects.")
 
 
+POST_ANSWER_BYTES = 4096  # what is read of an inbox's answer: the status matters, the body does not
+
+
 def post(url: str, body: bytes, headers: Mapping[str, str], settings: FederationSettings) -> int:
-    """POST ``body`` (no redirects followed: a signature covers one target). Returns the status;
-    a network failure raises httpx's error, so that the outbox retries."""
-    with _client(settings) as client:
-        response = client.post(client.checked(url), content=body, headers={"Content-Type": ACTIVITY_JSON,
-                                                                           **headers})
+    """POST ``body`` (no redirects followed: a signature covers one target). Returns the status, having
+    read at most a few KB of the answer (streamed, then the connection closed, within the overall
+    deadline): an inbox answering a flood costs nothing. A network failure raises httpx's error, so
+    that the outbox retries."""
+    deadline = time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
+    with _client(settings) as client, client.stream(
+            "POST", client.checked(url), content=body, headers={"Content-Type": ACTIVITY_JSON, **headers}) as response:
+        read = 0
+        for chunk in response.iter_raw(1024):
+            read += len(chunk)
+            if read >= POST_ANSWER_BYTES or time.monotonic() > deadline:
+                break
         return response.status_code
