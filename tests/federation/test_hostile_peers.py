@@ -10,12 +10,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from kiln.accounts.models import User
 from kiln.config import FederationSettings
-from kiln.federation import fetch, remote, signatures
+from kiln.federation import fetch, moderation, remote, signatures
+from kiln.federation.models import RemoteActor
+from kiln.media.models import MediaEntry
+from kiln.social import comments
+from kiln.social.models import Comment
 from kiln.federation.signatures import SignatureError
 from tests.federation import peer as peer_kit
 from tests.federation.peer import Peer
+from tests.federation.test_publish import upload
+from tests.federation.test_receive import deliver, reply
+from tests.social_kit import person
 
 pytestmark = pytest.mark.db
 
@@ -104,3 +113,24 @@ def test_a_delivery_reads_only_the_status_of_an_answer_that_floods(peer):
         if sent == peer.answer_sent:
             break
     assert peer.answer_sent < 64 * 1024**2
+
+
+def test_a_reply_to_a_reply_is_refused_when_the_thread_author_blocks_its_sender(fed, fed_rt, peer, tmp_path):
+    # bob starts a thread on alice's item, alice answers him, bob blocks rita; rita replies to alice's
+    # answer, which would join bob's thread: refused, as a local reply would be.
+    media_id = upload(fed_rt, tmp_path, "Sunset")
+    bob_id = person(fed_rt, "bob")
+    actor = remote.lookup(fed_rt, peer.actor_id)
+    with fed_rt.sessions() as session:
+        media = session.get(MediaEntry, media_id)
+        bob, alice = session.get(User, bob_id), session.scalars(select(User).where(User.username == "alice")).one()
+        thread = comments.post(fed_rt, session, bob, media, "Where was this?")
+        answer = comments.post(fed_rt, session, alice, media, "By the sea.", parent_id=thread.id)
+        answer_id = answer.id
+        moderation.block_remote(session, bob, session.get(RemoteActor, session.scalars(
+            select(RemoteActor.id).where(RemoteActor.uri == actor.uri)).one()))
+        session.commit()
+    target = f"http://testserver/m/{media_id}/comments/{answer_id}"
+    assert deliver(fed, fed_rt, peer, reply(peer, 1, target)) == "blocked"
+    with fed_rt.sessions() as session:
+        assert session.scalars(select(Comment).where(Comment.remote_actor_id.is_not(None))).all() == []
