@@ -16,10 +16,10 @@ from kiln.accounts.models import User
 from kiln.config import FederationSettings
 from kiln.federation import fetch, moderation, remote, signatures
 from kiln.federation.models import RemoteActor
+from kiln.federation.signatures import SignatureError
 from kiln.media.models import MediaEntry
 from kiln.social import comments
 from kiln.social.models import Comment
-from kiln.federation.signatures import SignatureError
 from tests.federation import peer as peer_kit
 from tests.federation.peer import Peer
 from tests.federation.test_publish import upload
