@@ -132,7 +132,7 @@ def create(rt: Runtime, session: Session, row: InboxActivity) -> str:
     top = session.get(Comment, parent.parent_id) if parent is not None and parent.parent_id is not None else parent
     if parent is not None and (top is None or top.media_id != media.id):
         return "unknown_object"
-    reached = {media.owner_id}
+    reached: set[int | None] = {media.owner_id}
     if top is not None and parent is not None:
         reached |= {top.author_id, parent.author_id}
     if any(moderation.blocks(session, user_id, actor.id) for user_id in reached):
