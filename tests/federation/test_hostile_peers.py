@@ -134,3 +134,45 @@ def test_a_reply_to_a_reply_is_refused_when_the_thread_author_blocks_its_sender(
     assert deliver(fed, fed_rt, peer, reply(peer, 1, target)) == "blocked"
     with fed_rt.sessions() as session:
         assert session.scalars(select(Comment).where(Comment.remote_actor_id.is_not(None))).all() == []
+
+
+def test_control_characters_and_odd_names_from_other_servers_are_dropped(fed_rt, peer):
+    document = {**peer.actor(), "id": f"{peer.base}/odd", "preferredUsername": "rita\r\nBcc: all@example.com",
+                "name": "Rita\x1b[31m \u202eRemote\u2028\x00"}
+    document["publicKey"] = {**document["publicKey"], "id": f"{peer.base}/odd#k", "owner": f"{peer.base}/odd"}
+    remote.lookup(fed_rt, peer.page("/odd", document))
+    with fed_rt.sessions() as session:
+        row = session.scalars(select(RemoteActor).where(RemoteActor.uri == f"{peer.base}/odd")).one()
+        assert row.username == "" and row.handle == f"{peer.base}/odd"  # not a WebFinger name: the address
+        assert row.display_name == "Rita[31m Remote"
+    document = {**document, "preferredUsername": "rita.r-e_m~", "name": "Rita"}
+    remote.lookup(fed_rt, peer.page("/odd", document))
+    assert remote.cached(fed_rt, f"{peer.base}/odd") is not None
+    with fed_rt.sessions() as session:
+        assert session.scalars(select(RemoteActor.username).where(RemoteActor.uri == f"{peer.base}/odd")).one() \
+            == "rita.r-e_m~"
+
+
+@pytest.mark.parametrize(("blocked", "address"), [
+    ("bücher.example", "https://Bücher.Example/actor"), ("bücher.example", "https://xn--bcher-kva.example/a"),
+    ("xn--bcher-kva.example", "https://bücher.example./actor"), ("blocked.example", "https://BLOCKED.example./a"),
+    ("blocked.example", "https://sub.blocked.example.:8443/a")])
+def test_domain_blocks_compare_normalised_hosts(fed_rt, blocked, address):
+    with fed_rt.sessions() as session:
+        moderation.block_domain(session, None, blocked)
+        session.commit()
+        assert moderation.rule_for(session, address) == "block"
+        with pytest.raises(moderation.DomainBlocked):
+            moderation.check_accepted(session, address)
+
+
+def test_pins_and_host_comparisons_use_the_idna_name():
+    assert fetch.normal_host("Bücher.Example.") == "xn--bcher-kva.example"
+    assert fetch.normal_host("[::1]") == "::1"
+    assert fetch.origin("https://Bücher.example./a") == fetch.origin("https://xn--bcher-kva.example:443/b")
+    assert fetch.origin("http://a.example/") != fetch.origin("https://a.example/")
+    backend = fetch._PinnedBackend()  # noqa: SLF001
+    backend.pins[fetch.normal_host("bücher.example")] = "127.0.0.1"
+    with pytest.raises(Exception) as refused:  # httpx hands httpcore the IDNA name: found, then refused by the port
+        backend.connect_tcp("xn--bcher-kva.example", 1, timeout=1)
+    assert "was not checked" not in str(refused.value)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -53,7 +52,7 @@ def uri(value: Any) -> str:
 
 
 def _host(address: str) -> str:
-    return (urlsplit(address).hostname or "").lower()
+    return moderation.host_of(address)
 
 
 def open_to_others(media: MediaEntry | None) -> bool:
