@@ -5,6 +5,8 @@ that answers a flood; a reply that joins a blocker's thread; hostile names and h
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +24,7 @@ from kiln.social import comments
 from kiln.social.models import Comment
 from tests.federation import peer as peer_kit
 from tests.federation.peer import Peer
+from tests.federation.test_follow import follow_activity, post
 from tests.federation.test_publish import upload
 from tests.federation.test_receive import deliver, reply
 from tests.social_kit import person
@@ -176,3 +179,73 @@ def test_pins_and_host_comparisons_use_the_idna_name():
     with pytest.raises(Exception) as refused:  # httpx hands httpcore the IDNA name: found, then refused by the port
         backend.connect_tcp("xn--bcher-kva.example", 1, timeout=1)
     assert "was not checked" not in str(refused.value)
+
+
+def test_a_request_signed_for_another_server_is_not_replayed_here(fed, fed_rt, peer):
+    activity = follow_activity(peer)
+    body, headers = peer.signed("http://elsewhere.example/u/alice/inbox", activity)
+    answer = fed.post("/u/alice/inbox", content=body, headers={**headers, "Host": "elsewhere.example"})
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "wrong_host" and "testserver" in answer.json()["error"]["message"]
+    body, headers = peer.signed("http://testserver:80/u/alice/inbox", activity)  # the default port, written
+    assert fed.post("/u/alice/inbox", content=body, headers={**headers, "Host": "testserver:80"}).status_code == 202
+
+
+def test_key_fetches_over_the_limit_are_answered_503_with_retry_after(fed, fed_rt, peer, monkeypatch):
+    full = threading.BoundedSemaphore(1)
+    full.acquire()
+    monkeypatch.setattr(remote, "_fetching", full)
+    answer = post(fed, peer, follow_activity(peer))
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert answer.json()["error"]["code"] == "busy" and answer.json()["error"]["message"]
+    assert peer.fetches == []
+    full.release()
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+
+
+def test_a_key_that_failed_is_not_fetched_again_for_a_while(fed, fed_rt, peer, other):
+    peer.page("/actor", {}, status=404)
+    assert post(fed, peer, follow_activity(peer)).status_code == 401
+    assert post(fed, peer, follow_activity(peer)).status_code == 401
+    assert peer.fetches == ["/actor"]  # once, not twice
+    # A document missing on a server that answers does not stop its other keys...
+    document = {**other.actor(), "id": f"{peer.base}/other", "inbox": f"{peer.base}/inbox"}
+    document["publicKey"] = {**document["publicKey"], "id": f"{peer.base}/other#k", "owner": f"{peer.base}/other"}
+    peer.page("/other", document)
+    assert remote.fetch_by_key(fed_rt, f"{peer.base}/other#k").uri == f"{peer.base}/other"
+    # ... a server that cannot be reached does, for a while.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for key in (f"{dead}/a#k", f"{dead}/b#k"):
+        with pytest.raises(SignatureError) as refused:
+            remote.fetch_by_key(fed_rt, key)
+        assert refused.value.code == "key_unavailable"
+    assert "a moment ago" in refused.value.message
+
+
+def test_a_server_dripping_its_headers_is_cut_off_at_the_deadline():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def drip() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            for _ in range(30):  # 9 seconds, each byte within the read timeout
+                time.sleep(0.3)
+                try:
+                    connection.sendall(b"a")
+                except OSError:
+                    return
+
+    threading.Thread(target=drip, daemon=True).start()
+    settings = FederationSettings(allow_private_addresses=True, connect_timeout=0.5, read_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(fetch.FetchError) as refused:
+        fetch.get_json(f"http://127.0.0.1:{server.getsockname()[1]}/key", settings)
+    assert time.monotonic() - started < 3.0  # the deadline is 0.5 + 3 * 0.5 seconds
+    assert refused.value.code == "too_slow" and refused.value.message
+    server.close()

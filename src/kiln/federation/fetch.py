@@ -11,9 +11,11 @@ between the check and the connection (DNS rebinding) cannot reach a private addr
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +41,11 @@ class FetchError(KilnError):
     status = 502
 
 
+# Failures of a server as a whole (not of one document on it): a name that does not resolve, a server
+# that cannot be reached or is too slow, an address Kiln does not connect to.
+SERVER_FAILURES = ("unreachable", "too_slow", "address_refused")
+
+
 class AddressRefused(FetchError):
     code = "address_refused"
     status = 400
@@ -54,9 +61,10 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError as exc:
         future.cancel()
-        raise FetchError("The name %(host)s could not be resolved in time.", host=host[:100]) from exc
+        raise FetchError("The name %(host)s could not be resolved in time.", code="unreachable",
+                         host=host[:100]) from exc
     except (OSError, UnicodeError) as exc:
-        raise FetchError("The name %(host)s could not be resolved.", host=host[:100]) from exc
+        raise FetchError("The name %(host)s could not be resolved.", code="unreachable", host=host[:100]) from exc
 
 
 def check_url(url: str, settings: FederationSettings) -> str:
@@ -84,23 +92,55 @@ def check_url(url: str, settings: FederationSettings) -> str:
 
 class _PinnedBackend(httpcore.SyncBackend):
     """Connects to the address ``check_url`` checked for a name, not to whatever the name resolves to
-    by then; TLS and the Host header still use the name (httpcore passes it on to ``start_tls``)."""
+    by then; TLS and the Host header still use the name (httpcore passes it on to ``start_tls``).
+
+    It also keeps a duplicate of each connection's socket, so that ``abort`` (the deadline's watchdog,
+    from another thread) can shut every connection down: a read blocked on a server that drips its
+    headers (or its TLS handshake) a byte at a time ends at once, whatever the per-read timeouts."""
 
     def __init__(self) -> None:
         self.pins: dict[str, str] = {}
+        self.watched: list[socket.socket] = []
+        self.aborted = False
+        self.lock = threading.Lock()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
         pinned = self.pins.get(normal_host(host))
         if pinned is None:  # only names checked a moment ago are connected to
             raise httpcore.ConnectError(f"{host} was not checked before connecting")
-        return super().connect_tcp(pinned, port, timeout, local_address, socket_options)
+        if self.aborted:
+            raise httpcore.ConnectError("the deadline has passed")
+        stream = super().connect_tcp(pinned, port, timeout, local_address, socket_options)
+        with self.lock:
+            self.watched.append(stream.get_extra_info("socket").dup())
+            if self.aborted:
+                self._shut(self.watched[-1])
+        return stream
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the socket, not the descriptor: the connection's other ends too
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def abort(self) -> None:
+        with self.lock:
+            self.aborted = True
+            for sock in self.watched:
+                self._shut(sock)
+
+    def release(self) -> None:
+        with self.lock:
+            for sock in self.watched:
+                sock.close()
+            self.watched.clear()
 
 
 class _Client(httpx.Client):
-    """An httpx client whose connections go only to checked addresses (``checked``)."""
+    """An httpx client whose connections go only to checked addresses (``checked``), all of them shut
+    down when ``deadline`` (time.monotonic) passes."""
 
-    def __init__(self, settings: FederationSettings, backend: _PinnedBackend) -> None:
+    def __init__(self, settings: FederationSettings, backend: _PinnedBackend, deadline: float) -> None:
         timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                 write=settings.read_timeout, pool=settings.connect_timeout)
         transport = httpx.HTTPTransport(trust_env=False)
@@ -109,6 +149,20 @@ class _Client(httpx.Client):
         super().__init__(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
                          headers={"User-Agent": USER_AGENT})
         self.settings, self.backend = settings, backend
+        self.watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), backend.abort)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def close(self) -> None:
+        self.watchdog.cancel()
+        try:
+            super().close()
+        finally:
+            self.backend.release()
+
+    def late(self) -> FetchError:
+        return FetchError("The server did not answer within %(seconds)s seconds.", code="too_slow",
+                          seconds=round(self.settings.connect_timeout + 3 * self.settings.read_timeout, 1))
 
     def checked(self, url: str) -> str:
         """Check ``url`` and pin its name to the address checked; returns the URL."""
@@ -116,8 +170,13 @@ class _Client(httpx.Client):
         return url
 
 
-def _client(settings: FederationSettings) -> _Client:
-    return _Client(settings, _PinnedBackend())
+def deadline_of(settings: FederationSettings) -> float:
+    """When a whole fetch or delivery (redirects, headers and body included) must be over."""
+    return time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
+
+
+def _client(settings: FederationSettings, deadline: float | None = None) -> _Client:
+    return _Client(settings, _PinnedBackend(), deadline_of(settings) if deadline is None else deadline)
 
 
 def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes:
@@ -180,8 +239,8 @@ def get_document(url: str, settings: FederationSettings, headers: Mapping[str, s
                  activity: bool = False) -> tuple[dict[str, Any], str]:
     """GET a JSON object, following at most a few redirects, each checked: (the object, the final
     address). ``activity``: its Content-Type must be ActivityStreams."""
-    deadline = time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
-    with _client(settings) as client:
+    deadline = deadline_of(settings)
+    with _client(settings, deadline) as client:
         for _ in range(MAX_REDIRECTS + 1):
             client.checked(url)
             try:
@@ -199,7 +258,9 @@ def get_document(url: str, settings: FederationSettings, headers: Mapping[str, s
                                          type=response.headers.get("content-type", "none")[:100])
                     body = _read_capped(response, settings.max_document_bytes, deadline)
             except httpx.HTTPError as exc:
-                raise FetchError("The server could not be reached (%(error)s).",
+                if client.backend.aborted:
+                    raise client.late() from exc
+                raise FetchError("The server could not be reached (%(error)s).", code="unreachable",
                                  error=type(exc).__name__) from exc
             try:
                 document = json.loads(body)
@@ -219,8 +280,8 @@ def post(url: str, body: bytes, headers: Mapping[str, str], settings: Federation
     read at most a few KB of the answer (streamed, then the connection closed, within the overall
     deadline): an inbox answering a flood costs nothing. A network failure raises httpx's error, so
     that the outbox retries."""
-    deadline = time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
-    with _client(settings) as client, client.stream(
+    deadline = deadline_of(settings)
+    with _client(settings, deadline) as client, client.stream(
             "POST", client.checked(url), content=body, headers={"Content-Type": ACTIVITY_JSON, **headers}) as response:
         read = 0
         for chunk in response.iter_raw(1024):

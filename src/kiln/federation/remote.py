@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kiln.db.base import utcnow
+from kiln.errors import KilnError
 from kiln.federation import fetch
 from kiln.federation.models import URI_MAX, RemoteActor
 from kiln.federation.signatures import SignatureError
@@ -133,10 +136,88 @@ def fetch_actor(url: str, settings: FederationSettings) -> tuple[dict[str, Any],
     return document, final
 
 
+# Key fetches for inbox verification run in the web server's threads: at most this many at once in the
+# process (more: 503 and Retry-After, which senders honour), and a key or a server that failed is not
+# asked again for a while (the same junk signed again costs nothing).
+KEY_FETCHES_AT_ONCE = 4
+FAILED_FOR_SECONDS = 60.0
+FAILED_REMEMBERED = 10_000
+_fetching = threading.BoundedSemaphore(KEY_FETCHES_AT_ONCE)
+_failed: dict[str, float] = {}  # "key " + keyId, or "host " + scheme://host:port -> until (monotonic)
+_failed_lock = threading.Lock()
+
+
+class KeyUnavailable(SignatureError):
+    code = "key_unavailable"
+
+    def __init__(self, message: str, *, server_failed: bool = False, **params: Any) -> None:
+        super().__init__(message, **params)
+        self.server_failed = server_failed
+
+
+class FetchBusy(KilnError):
+    code = "busy"
+    status = 503
+    retry_after = 30
+
+    def __init__(self) -> None:
+        super().__init__("Kiln is fetching other servers' keys for as many requests as it takes at once; "
+                         "send this again in a moment.")
+
+
+def _host_entry(url: str) -> str:
+    found = fetch.origin(url)
+    return f"host {found[0]}://{found[1]}:{found[2]}" if found else "host ?"
+
+
+def _failed_lately(key_id: str) -> str | None:
+    """Which of the key or its server failed less than FAILED_FOR_SECONDS ago (its entry), or None."""
+    now = time.monotonic()
+    with _failed_lock:
+        for entry in (f"key {key_id}", _host_entry(key_id)):
+            until = _failed.get(entry)
+            if until is not None and until > now:
+                return entry
+    return None
+
+
+def _remember_failure(*entries: str) -> None:
+    now = time.monotonic()
+    with _failed_lock:
+        if len(_failed) >= FAILED_REMEMBERED:
+            for entry in [e for e, until in _failed.items() if until <= now] or list(_failed)[: FAILED_REMEMBERED // 2]:
+                _failed.pop(entry, None)
+        for entry in entries:
+            _failed[entry] = now + FAILED_FOR_SECONDS
+
+
+def forget_failures() -> None:
+    """Ask again at once (tests; an administrator's retry)."""
+    with _failed_lock:
+        _failed.clear()
+
+
 def fetch_by_key(rt: Runtime, key_id: str) -> Actor:
     """Fetch the actor that owns ``key_id`` (the key's URL names the actor document, or a key document
     naming its owner on the same server), keep it, and return it. Network errors and refusals:
-    SignatureError."""
+    SignatureError; too many fetches at once: FetchBusy (503). A key that failed (or whose server did)
+    within FAILED_FOR_SECONDS is refused without asking again."""
+    if _failed_lately(key_id) is not None:
+        raise SignatureError("Kiln could not fetch the signing key %(key)s a moment ago, and asks again only "
+                             "in a minute.", code="key_unavailable", key=key_id[:200])
+    if not _fetching.acquire(blocking=False):
+        raise FetchBusy()
+    try:
+        return _fetch_by_key(rt, key_id)
+    except SignatureError as exc:  # a server that could not be asked at all: its other keys wait too
+        server_failed = isinstance(exc, KeyUnavailable) and exc.server_failed
+        _remember_failure(f"key {key_id}", *([_host_entry(key_id)] if server_failed else []))
+        raise
+    finally:
+        _fetching.release()
+
+
+def _fetch_by_key(rt: Runtime, key_id: str) -> Actor:
     settings = rt.settings.federation
     try:
         document, final = fetch_actor(key_id, settings)
@@ -146,8 +227,8 @@ def fetch_by_key(rt: Runtime, key_id: str) -> Actor:
                               "on another server.", key=key_id[:200])
             document, final = fetch_actor(document["owner"], settings)
     except fetch.FetchError as exc:
-        raise SignatureError("Kiln could not fetch the signing key %(key)s: %(reason)s",
-                             code="key_unavailable", key=key_id[:200], reason=exc.message) from exc
+        raise KeyUnavailable("Kiln could not fetch the signing key %(key)s: %(reason)s", key=key_id[:200],
+                             reason=exc.message, server_failed=exc.code in fetch.SERVER_FAILURES) from exc
     fields = parse_actor(document, final, key_id)
     if fields["key_id"] != key_id:
         raise _refuse("The key %(key)s is not the key its actor document publishes.", key=key_id[:200])

@@ -171,6 +171,24 @@ def _check_time(when: dt.datetime, now: dt.datetime, max_age: float, max_future:
                              code="signature_future")
 
 
+def _authority(value: str, scheme: str) -> str:
+    """``host[:port]`` compared: lower case, no trailing dot, no port when it is the scheme's own."""
+    host, colon, port = value.strip().lower().rpartition(":")
+    if not colon or not port.isdigit():
+        host, port = value.strip().lower(), ""
+    default = "443" if scheme == "https" else "80"
+    return host.rstrip(".") + (f":{port}" if port and port != default else "")
+
+
+def check_host(headers: Mapping[str, str], own: str, scheme: str) -> None:
+    """The request's ``Host`` (which the signature covers) must be this site's own (``own``: host and
+    port as in its base address): a request signed for another server is not replayed here."""
+    given = headers.get("host", "")
+    if _authority(given, scheme) != _authority(own, scheme):
+        raise SignatureError("This request was made for %(given)s; this server is %(own)s.", code="wrong_host",
+                             given=given[:200] or "no host", own=own)
+
+
 # draft-cavage ------------------------------------------------------------------------------------
 
 def signing_string(request: SignedRequest, covered: tuple[str, ...], sig: CavageSignature | None = None) -> str:
