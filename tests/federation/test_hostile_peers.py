@@ -249,3 +249,16 @@ def test_a_server_dripping_its_headers_is_cut_off_at_the_deadline():
     assert time.monotonic() - started < 3.0  # the deadline is 0.5 + 3 * 0.5 seconds
     assert refused.value.code == "too_slow" and refused.value.message
     server.close()
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "64:ff9b::a00:1", "2002:7f00:1::1", "2002:c0a8:101::1",
+                                     "::ffff:127.0.0.1", "::127.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"])
+def test_ipv6_addresses_carrying_a_private_ipv4_address_are_refused(address):
+    with pytest.raises(fetch.AddressRefused) as refused:
+        fetch.check_url(f"https://[{address}]/actor", FederationSettings())
+    assert refused.value.message
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2a00:1450:4001:80b::200e"])
+def test_ipv6_addresses_carrying_a_public_ipv4_address_are_allowed(address):
+    assert fetch.check_url(f"https://[{address}]/actor", FederationSettings()) == address

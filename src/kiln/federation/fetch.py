@@ -67,6 +67,26 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
         raise FetchError("The name %(host)s could not be resolved.", code="unreachable", host=host[:100]) from exc
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether Kiln may connect to ``address``: global, and so is any IPv4 address an IPv6 address
+    carries (IPv4-mapped, 6to4, NAT64, which ``is_global`` does not look into); the deprecated
+    IPv4-compatible form and Teredo are refused outright."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if address in _IPV4_COMPATIBLE or address.teredo is not None:
+        return False
+    embedded = address.ipv4_mapped or address.sixtofour
+    if embedded is None and any(address in network for network in _NAT64):
+        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return embedded is None or embedded.is_global
+
+
 def check_url(url: str, settings: FederationSettings) -> str:
     """Refuse (AddressRefused) what Kiln must not connect to: schemes other than https (and http with
     private addresses allowed, for tests), credentials in the address, names that resolve to a
@@ -82,7 +102,7 @@ def check_url(url: str, settings: FederationSettings) -> str:
     answers = _resolve(parts.hostname, port, settings.connect_timeout)
     addresses = [ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers]
     for address in addresses:
-        if not address.is_global and not settings.allow_private_addresses:
+        if not is_public(address) and not settings.allow_private_addresses:
             raise AddressRefused("%(host)s is a private or local address; Kiln does not connect there.",
                                  host=parts.hostname[:100])
     if not addresses:
