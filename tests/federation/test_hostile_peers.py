@@ -262,3 +262,24 @@ def test_ipv6_addresses_carrying_a_private_ipv4_address_are_refused(address):
 @pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2a00:1450:4001:80b::200e"])
 def test_ipv6_addresses_carrying_a_public_ipv4_address_are_allowed(address):
     assert fetch.check_url(f"https://[{address}]/actor", FederationSettings()) == address
+
+
+def test_a_key_id_belongs_to_one_actor(fed_rt, peer):
+    def claiming(path: str, key_id: str) -> dict[str, Any]:
+        document = {**peer.actor(), "id": f"{peer.base}{path}"}
+        pem = signatures.public_pem(signatures.new_private_key())
+        document["publicKey"] = {"id": key_id, "owner": f"{peer.base}{path}", "publicKeyPem": pem}
+        return document
+
+    assert remote.lookup(fed_rt, peer.actor_id).key_id == peer.key_id
+    # Another actor on the same server naming rita's key is not kept...
+    with pytest.raises(SignatureError) as refused:
+        remote.lookup(fed_rt, peer.page("/thief", claiming("/thief", peer.key_id)))
+    assert refused.value.code == "bad_actor" and remote.cached(fed_rt, f"{peer.base}/thief") is None
+    assert remote.cached_by_key(fed_rt, peer.key_id).uri == peer.actor_id  # type: ignore[union-attr]
+    # ... and a key fetched from its own address takes its id from whoever held it before.
+    remote.lookup(fed_rt, peer.page("/old", claiming("/old", f"{peer.base}/new#k")))
+    peer.page("/new", claiming("/new", f"{peer.base}/new#k"))
+    assert remote.fetch_by_key(fed_rt, f"{peer.base}/new#k").uri == f"{peer.base}/new"
+    assert remote.cached_by_key(fed_rt, f"{peer.base}/new#k").uri == f"{peer.base}/new"  # type: ignore[union-attr]
+    assert remote.cached(fed_rt, f"{peer.base}/old").key_id == ""  # type: ignore[union-attr]

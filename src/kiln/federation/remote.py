@@ -232,12 +232,21 @@ def _fetch_by_key(rt: Runtime, key_id: str) -> Actor:
     fields = parse_actor(document, final, key_id)
     if fields["key_id"] != key_id:
         raise _refuse("The key %(key)s is not the key its actor document publishes.", key=key_id[:200])
-    return store(rt, fields)
+    return store(rt, fields, key_proven=True)
 
 
-def store(rt: Runtime, fields: dict[str, Any]) -> Actor:
-    """Keep (or refresh) a remote actor, in a transaction of its own."""
+def store(rt: Runtime, fields: dict[str, Any], key_proven: bool = False) -> Actor:
+    """Keep (or refresh) a remote actor, in a transaction of its own. A key id belongs to one actor:
+    ``key_proven`` (the key was fetched from its own address and its actor publishes it) takes it from
+    any other actor kept with it (which fetches its own again when it next signs); otherwise an actor
+    naming a key another one holds is refused (SignatureError, bad_actor)."""
     with rt.sessions() as session:
+        holders = select(RemoteActor).where(RemoteActor.key_id == fields["key_id"], RemoteActor.uri != fields["uri"])
+        if key_proven:
+            for other in session.scalars(holders):
+                other.key_id = ""
+        elif session.scalar(holders.limit(1)) is not None:
+            raise _refuse("The key %(key)s is another actor's.", key=fields["key_id"][:200])
         row = session.scalar(select(RemoteActor).where(RemoteActor.uri == fields["uri"]))
         if row is None:
             row = RemoteActor(**fields)
