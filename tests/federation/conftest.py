@@ -17,6 +17,16 @@ from tests.federation import peer as peer_kit
 AP = "application/activity+json"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_key_failures() -> Iterator[None]:
+    """Keys that failed in another test (at a port used again) are asked again."""
+    from kiln.federation import remote
+
+    remote.forget_failures()
+    yield
+    remote.forget_failures()
+
+
 @pytest.fixture
 def fed_rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
     settings = make_settings(tmp_path / "data", db_url, federation={"allow_private_addresses": True})

@@ -39,6 +39,16 @@ class Peer:
     fetches: list[str] = field(default_factory=list)
     username: str = "rita"
     status: int = 202  # what its inbox answers (a server that is down, or refuses)
+    # Other documents served by path: (status, headers, body) — a forger's, a redirect, a wrong type.
+    pages: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    answer_bytes: int = 0  # how long an answer its inbox sends (a server that answers a flood)
+    answer_sent: int = 0  # how much of it got out before Kiln hung up
+
+    def page(self, path: str, document: Any, status: int = 200, content_type: str = "application/activity+json",
+             **headers: str) -> str:
+        """Serve ``document`` (JSON) at ``path``; returns its address."""
+        self.pages[path] = (status, {"Content-Type": content_type, **headers}, json.dumps(document).encode())
+        return f"{self.base}{path}"
 
     @property
     def actor_id(self) -> str:
@@ -96,7 +106,14 @@ def serve(key: rsa.RSAPrivateKey | None = None) -> Iterator[Peer]:
         def do_GET(self) -> None:  # noqa: N802
             peer = peer_ref["peer"]
             peer.fetches.append(self.path)
-            if self.path == "/actor":
+            if self.path in peer.pages:
+                status, headers, body = peer.pages[self.path]
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.path == "/actor":
                 self._answer(200, peer.actor())
             elif self.path == "/moved":
                 self.send_response(302)
@@ -112,7 +129,19 @@ def serve(key: rsa.RSAPrivateKey | None = None) -> Iterator[Peer]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             peer = peer_ref["peer"]
             peer.inbox.append(Received("POST", self.path, headers, body))
-            self._answer(peer.status)
+            if not peer.answer_bytes:
+                self._answer(peer.status)
+                return
+            self.send_response(peer.status)
+            self.send_header("Content-Length", str(peer.answer_bytes))
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while peer.answer_sent < peer.answer_bytes:
+                    self.wfile.write(chunk)
+                    peer.answer_sent += len(chunk)
+            except OSError:
+                pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     peer = Peer(f"http://127.0.0.1:{server.server_address[1]}",

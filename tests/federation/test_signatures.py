@@ -154,3 +154,33 @@ def test_rfc9421_signatures_are_verified(key):
             signatures.verify_rfc9421(tampered, key.public_key(), max_age=3600)
     with pytest.raises(SignatureError):
         signatures.verify_rfc9421(request, signatures.new_private_key().public_key(), max_age=3600)
+
+
+@pytest.mark.parametrize(("param", "value"), [
+    ("created", "9" * 400), ("created", "99999999999999999999"), ("expires", "9" * 400 + "."),
+    ("expires", "1" * 25 + ".5"), ("expires", "99999999999999999999"), ("created", "."), ("expires", "1.2.3")])
+def test_garbage_created_and_expires_are_a_sentence_not_a_crash(key, param, value):
+    headers = signatures.sign("POST", URL, BODY, KEY_ID, key)
+    headers["Signature"] = headers["Signature"].replace('headers="', f'{param}={value},headers="')
+    with pytest.raises(SignatureError) as refused:
+        check(as_received(headers), key)
+    assert refused.value.status == 401 and refused.value.message
+
+
+@pytest.mark.parametrize("date", ["Mon, 07 Dec 99999999999999 12:00:00 GMT",
+                                  "07 Dec 2026 12:00:00 +9999999999999999999", "Mon, 99 Dec 2026 12:00:00 GMT",
+                                  "x" * 5000])
+def test_garbage_dates_are_a_sentence_not_a_crash(key, date):
+    headers = {**signatures.sign("POST", URL, BODY, KEY_ID, key), "Date": date}
+    with pytest.raises(SignatureError) as refused:
+        check(as_received(headers), key)
+    assert refused.value.code == "bad_date" and refused.value.message
+
+
+def test_huge_times_given_directly_are_refused_too(key):
+    request = as_received(signatures.sign("POST", URL, BODY, KEY_ID, key))
+    sig = signatures.parse_cavage(request.headers)
+    for changed in ({"created": 10**30}, {"expires": 10**30}, {"created": -(10**30)}):
+        with pytest.raises(SignatureError):
+            signatures.verify_cavage(request, signatures.CavageSignature(**{**sig.__dict__, **changed}),
+                                     key.public_key(), now=now(), **WINDOW)

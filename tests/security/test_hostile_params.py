@@ -154,6 +154,16 @@ def _hostile_activities() -> list[tuple[str, bytes, dict[str, str]]]:
         out.append((f"keyId {key[:20]!r}", json.dumps(follow).encode(),
                     {"Signature": signature.format(key=key), "Date": "Mon, 07 Dec 2026 12:00:00 GMT",
                      "Digest": "SHA-256=AAAA"}))
+    key = "http://127.0.0.1:1/actor#key"
+    for param in ('created=' + "9" * 400, 'expires=' + "9" * 400 + ".", "expires=99999999999999999999",
+                  "created=99999999999999999999", "created=.", "expires=1e9"):
+        out.append((f"Signature {param[:20]!r}", json.dumps(follow).encode(),
+                    {"Signature": signature.format(key=key).replace('headers=', f"{param},headers="),
+                     "Date": "Mon, 07 Dec 2026 12:00:00 GMT", "Digest": "SHA-256=AAAA"}))
+    for date in ("Mon, 07 Dec 99999999999999 12:00:00 GMT", "07 Dec 2026 12:00:00 +9999999999999999999",
+                 "Mon, 99 Dec 2026 12:00:00 GMT", "x" * 5000, "\x00"):
+        out.append((f"Date {date[:20]!r}", json.dumps(follow).encode(),
+                    {"Signature": signature.format(key=key), "Date": date, "Digest": "SHA-256=AAAA"}))
     for garbled in ('keyId="a",signature="!!!"', "keyId", 'keyId="a' + '"' * 5000, "Signature " * 1000, "\x07"):
         out.append((f"Signature {garbled[:20]!r}", json.dumps(follow).encode(), {"Signature": garbled}))
     out.append(("Signature-Input garbled", json.dumps(follow).encode(),

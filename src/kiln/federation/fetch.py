@@ -11,9 +11,11 @@ between the check and the connection (DNS rebinding) cannot reach a private addr
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +41,11 @@ class FetchError(KilnError):
     status = 502
 
 
+# Failures of a server as a whole (not of one document on it): a name that does not resolve, a server
+# that cannot be reached or is too slow, an address Kiln does not connect to.
+SERVER_FAILURES = ("unreachable", "too_slow", "address_refused")
+
+
 class AddressRefused(FetchError):
     code = "address_refused"
     status = 400
@@ -54,9 +61,30 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError as exc:
         future.cancel()
-        raise FetchError("The name %(host)s could not be resolved in time.", host=host[:100]) from exc
+        raise FetchError("The name %(host)s could not be resolved in time.", code="unreachable",
+                         host=host[:100]) from exc
     except (OSError, UnicodeError) as exc:
-        raise FetchError("The name %(host)s could not be resolved.", host=host[:100]) from exc
+        raise FetchError("The name %(host)s could not be resolved.", code="unreachable", host=host[:100]) from exc
+
+
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether Kiln may connect to ``address``: global, and so is any IPv4 address an IPv6 address
+    carries (IPv4-mapped, 6to4, NAT64, which ``is_global`` does not look into); the deprecated
+    IPv4-compatible form and Teredo are refused outright."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if address in _IPV4_COMPATIBLE or address.teredo is not None:
+        return False
+    embedded = address.ipv4_mapped or address.sixtofour
+    if embedded is None and any(address in network for network in _NAT64):
+        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return embedded is None or embedded.is_global
 
 
 def check_url(url: str, settings: FederationSettings) -> str:
@@ -74,7 +102,7 @@ def check_url(url: str, settings: FederationSettings) -> str:
     answers = _resolve(parts.hostname, port, settings.connect_timeout)
     addresses = [ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers]
     for address in addresses:
-        if not address.is_global and not settings.allow_private_addresses:
+        if not is_public(address) and not settings.allow_private_addresses:
             raise AddressRefused("%(host)s is a private or local address; Kiln does not connect there.",
                                  host=parts.hostname[:100])
     if not addresses:
@@ -84,23 +112,55 @@ def check_url(url: str, settings: FederationSettings) -> str:
 
 class _PinnedBackend(httpcore.SyncBackend):
     """Connects to the address ``check_url`` checked for a name, not to whatever the name resolves to
-    by then; TLS and the Host header still use the name (httpcore passes it on to ``start_tls``)."""
+    by then; TLS and the Host header still use the name (httpcore passes it on to ``start_tls``).
+
+    It also keeps a duplicate of each connection's socket, so that ``abort`` (the deadline's watchdog,
+    from another thread) can shut every connection down: a read blocked on a server that drips its
+    headers (or its TLS handshake) a byte at a time ends at once, whatever the per-read timeouts."""
 
     def __init__(self) -> None:
         self.pins: dict[str, str] = {}
+        self.watched: list[socket.socket] = []
+        self.aborted = False
+        self.lock = threading.Lock()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        pinned = self.pins.get(host.lower().strip("[]"))
+        pinned = self.pins.get(normal_host(host))
         if pinned is None:  # only names checked a moment ago are connected to
             raise httpcore.ConnectError(f"{host} was not checked before connecting")
-        return super().connect_tcp(pinned, port, timeout, local_address, socket_options)
+        if self.aborted:
+            raise httpcore.ConnectError("the deadline has passed")
+        stream = super().connect_tcp(pinned, port, timeout, local_address, socket_options)
+        with self.lock:
+            self.watched.append(stream.get_extra_info("socket").dup())
+            if self.aborted:
+                self._shut(self.watched[-1])
+        return stream
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the socket, not the descriptor: the connection's other ends too
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def abort(self) -> None:
+        with self.lock:
+            self.aborted = True
+            for sock in self.watched:
+                self._shut(sock)
+
+    def release(self) -> None:
+        with self.lock:
+            for sock in self.watched:
+                sock.close()
+            self.watched.clear()
 
 
 class _Client(httpx.Client):
-    """An httpx client whose connections go only to checked addresses (``checked``)."""
+    """An httpx client whose connections go only to checked addresses (``checked``), all of them shut
+    down when ``deadline`` (time.monotonic) passes."""
 
-    def __init__(self, settings: FederationSettings, backend: _PinnedBackend) -> None:
+    def __init__(self, settings: FederationSettings, backend: _PinnedBackend, deadline: float) -> None:
         timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                 write=settings.read_timeout, pool=settings.connect_timeout)
         transport = httpx.HTTPTransport(trust_env=False)
@@ -109,15 +169,34 @@ class _Client(httpx.Client):
         super().__init__(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
                          headers={"User-Agent": USER_AGENT})
         self.settings, self.backend = settings, backend
+        self.watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), backend.abort)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def close(self) -> None:
+        self.watchdog.cancel()
+        try:
+            super().close()
+        finally:
+            self.backend.release()
+
+    def late(self) -> FetchError:
+        return FetchError("The server did not answer within %(seconds)s seconds.", code="too_slow",
+                          seconds=round(self.settings.connect_timeout + 3 * self.settings.read_timeout, 1))
 
     def checked(self, url: str) -> str:
         """Check ``url`` and pin its name to the address checked; returns the URL."""
-        self.backend.pins[(urlsplit(url).hostname or "").lower()] = check_url(url, self.settings)
+        self.backend.pins[normal_host(urlsplit(url).hostname or "")] = check_url(url, self.settings)
         return url
 
 
-def _client(settings: FederationSettings) -> _Client:
-    return _Client(settings, _PinnedBackend())
+def deadline_of(settings: FederationSettings) -> float:
+    """When a whole fetch or delivery (redirects, headers and body included) must be over."""
+    return time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
+
+
+def _client(settings: FederationSettings, deadline: float | None = None) -> _Client:
+    return _Client(settings, _PinnedBackend(), deadline_of(settings) if deadline is None else deadline)
 
 
 def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes:
@@ -135,10 +214,53 @@ def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes
     return b"".join(chunks)
 
 
+def normal_host(host: str) -> str:
+    """A host name as Kiln compares, pins and blocks it: lower case, no trailing dot, IDNA-encoded
+    (``Bücher.Example.`` -> ``xn--bcher-kva.example``); an address in brackets loses them."""
+    value = (host or "").strip().strip("[]").rstrip(".").lower()
+    try:
+        return value.encode("idna").decode("ascii") if value and not value.isascii() else value
+    except UnicodeError:
+        return value
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, normalised host, port) of an address, or None when it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    host = normal_host(parts.hostname or "")
+    return (parts.scheme.lower(), host, port) if parts.scheme and host else None
+
+
+def is_activity_type(content_type: str) -> bool:
+    """Whether a Content-Type is ActivityStreams: ``application/activity+json``, or
+    ``application/ld+json`` with the ActivityStreams profile."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    return media == ACTIVITY_JSON or (media == "application/ld+json"
+                                      and "https://www.w3.org/ns/activitystreams" in params)
+
+
 def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """GET an ActivityStreams document (a JSON object), following at most a few redirects, each checked."""
-    deadline = time.monotonic() + settings.connect_timeout + 3 * settings.read_timeout
-    with _client(settings) as client:
+    """GET a JSON object, following at most a few redirects, each checked."""
+    return get_document(url, settings, headers)[0]
+
+
+def get_activity(url: str, settings: FederationSettings) -> tuple[dict[str, Any], str]:
+    """GET an ActivityStreams document: (the JSON object, the final address it came from after
+    redirects). FetchError unless its Content-Type is ActivityStreams."""
+    return get_document(url, settings, activity=True)
+
+
+def get_document(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None,
+                 activity: bool = False) -> tuple[dict[str, Any], str]:
+    """GET a JSON object, following at most a few redirects, each checked: (the object, the final
+    address). ``activity``: its Content-Type must be ActivityStreams."""
+    deadline = deadline_of(settings)
+    with _client(settings, deadline) as client:
         for _ in range(MAX_REDIRECTS + 1):
             client.checked(url)
             try:
@@ -150,9 +272,15 @@ def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] 
                         raise FetchError("The document is gone (410).", code="gone")
                     if response.status_code != 200:
                         raise FetchError("The server answered %(status)s.", status=response.status_code)
+                    if activity and not is_activity_type(response.headers.get("content-type", "")):
+                        raise FetchError("The server's answer is not an ActivityStreams document (its "
+                                         "Content-Type is %(type)s).", code="not_activity",
+                                         type=response.headers.get("content-type", "none")[:100])
                     body = _read_capped(response, settings.max_document_bytes, deadline)
             except httpx.HTTPError as exc:
-                raise FetchError("The server could not be reached (%(error)s).",
+                if client.backend.aborted:
+                    raise client.late() from exc
+                raise FetchError("The server could not be reached (%(error)s).", code="unreachable",
                                  error=type(exc).__name__) from exc
             try:
                 document = json.loads(body)
@@ -160,14 +288,24 @@ def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] 
                 raise FetchError("The server's answer is not JSON.") from exc
             if not isinstance(document, dict):
                 raise FetchError("The server's answer is not a JSON object.")
-            return document
+            return document, url
     raise FetchError("Too many redirects.")
 
 
+POST_ANSWER_BYTES = 4096  # what is read of an inbox's answer: the status matters, the body does not
+
+
 def post(url: str, body: bytes, headers: Mapping[str, str], settings: FederationSettings) -> int:
-    """POST ``body`` (no redirects followed: a signature covers one target). Returns the status;
-    a network failure raises httpx's error, so that the outbox retries."""
-    with _client(settings) as client:
-        response = client.post(client.checked(url), content=body, headers={"Content-Type": ACTIVITY_JSON,
-                                                                           **headers})
+    """POST ``body`` (no redirects followed: a signature covers one target). Returns the status, having
+    read at most a few KB of the answer (streamed, then the connection closed, within the overall
+    deadline): an inbox answering a flood costs nothing. A network failure raises httpx's error, so
+    that the outbox retries."""
+    deadline = deadline_of(settings)
+    with _client(settings, deadline) as client, client.stream(
+            "POST", client.checked(url), content=body, headers={"Content-Type": ACTIVITY_JSON, **headers}) as response:
+        read = 0
+        for chunk in response.iter_raw(1024):
+            read += len(chunk)
+            if read >= POST_ANSWER_BYTES or time.monotonic() > deadline:
+                break
         return response.status_code

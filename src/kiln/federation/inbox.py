@@ -67,6 +67,9 @@ def _verify(rt: Runtime, request: SignedRequest) -> remote.Actor:
     rfc9421 = "signature-input" in request.headers
     cavage = None if rfc9421 else signatures.parse_cavage(request.headers)
     key_id = signatures.rfc9421_key_id(request.headers) if rfc9421 else cavage.key_id  # type: ignore[union-attr]
+    if cavage is not None:  # stale, garbled or weak: refused before any key is fetched
+        signatures.check_cavage(request, cavage, now=utcnow(), max_age=settings.signature_max_age_seconds,
+                                max_future=settings.signature_max_future_seconds)
     actor = remote.cached_by_key(rt, key_id)
     fresh = actor is None
     if actor is None:

@@ -35,7 +35,13 @@ class DomainBlocked(KilnError):
 
 
 def host_of(address: str) -> str:
-    return (urlsplit(address).hostname or "").lower()
+    """The host of an address as blocks name it: lower case, no trailing dot, IDNA-encoded."""
+    from kiln.federation.fetch import normal_host
+
+    try:
+        return normal_host(urlsplit(address).hostname or "")
+    except ValueError:
+        return ""
 
 
 def clean_domain(text: str) -> str:
@@ -127,7 +133,7 @@ def find_actor(session: Session, text: str) -> RemoteActor:
     if value.startswith("@") or ("@" in value and "://" not in value):
         name, _, host = value.lstrip("@").partition("@")
         found = next((a for a in session.scalars(select(RemoteActor).where(RemoteActor.username == name))
-                      if host_of(a.uri) == host.lower()), None)
+                      if host_of(a.uri) == host_of(f"https://{host}/")), None)
     else:
         found = session.scalar(select(RemoteActor).where(RemoteActor.uri == value[:2000]))
     if found is None:

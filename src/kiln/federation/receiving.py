@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -53,7 +52,7 @@ def uri(value: Any) -> str:
 
 
 def _host(address: str) -> str:
-    return (urlsplit(address).hostname or "").lower()
+    return moderation.host_of(address)
 
 
 def open_to_others(media: MediaEntry | None) -> bool:
@@ -126,16 +125,23 @@ def create(rt: Runtime, session: Session, row: InboxActivity) -> str:
     actor = _actor(session, row)
     if actor is None:
         return "unknown_actor"
-    if moderation.blocks(session, media.owner_id, actor.id) or (
-            parent is not None and moderation.blocks(session, parent.author_id, actor.id)):
+    # Replies are one level deep: a reply to a reply joins its thread, first, so that the blocks asked
+    # are those of everyone it reaches (as comments.post does for local replies): the thread's author,
+    # the author of the comment replied to, and the item's owner.
+    top = session.get(Comment, parent.parent_id) if parent is not None and parent.parent_id is not None else parent
+    if parent is not None and (top is None or top.media_id != media.id):
+        return "unknown_object"
+    reached: set[int | None] = {media.owner_id}
+    if top is not None and parent is not None:
+        reached |= {top.author_id, parent.author_id}
+    if any(moderation.blocks(session, user_id, actor.id) for user_id in reached):
         return "blocked"
     if session.scalar(select(Comment.id).where(Comment.remote_uri == uri(note["id"]))) is not None:
         return "duplicate"
     body = _clean_content(note)
     if body is None:
         return "empty_or_too_long"
-    if parent is not None and parent.parent_id is not None:  # replies are one level deep: join the thread
-        parent = session.get(Comment, parent.parent_id)
+    parent = top
     if parent is not None and (parent.deleted is not None or parent.held):
         return "unknown_object"
     comment = Comment(media_id=media.id, author_id=None, remote_actor_id=actor.id, remote_uri=uri(note["id"]),

@@ -133,6 +133,34 @@ def _check_digest(value: str, body: bytes) -> None:
                              code="digest_unknown")
 
 
+MAX_TIMESTAMP = 10**11  # about the year 5000: anything later is garbage, and datetime cannot hold it
+
+
+def _timestamp(params: Mapping[str, str], name: str) -> int | None:
+    """A signature's ``created`` or ``expires`` (seconds since 1970), bounded; SignatureError otherwise."""
+    if name not in params:
+        return None
+    text = params[name]
+    try:
+        value = float(text) if len(text) <= 30 else float("inf")
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= MAX_TIMESTAMP:  # also NaN and infinity
+        raise SignatureError("The signature's %(name)s is not a time Kiln can read.", code="bad_date", name=name)
+    return int(value)
+
+
+def _parse_date(text: str) -> dt.datetime:
+    """The Date header, read; SignatureError with a sentence for anything unreadable or out of range."""
+    try:
+        dated = parsedate_to_datetime(text[:100])
+        if dated.tzinfo is None:
+            dated = dated.replace(tzinfo=dt.UTC)
+        return dated.astimezone(dt.UTC)
+    except (TypeError, ValueError, OverflowError, OSError, IndexError) as exc:
+        raise SignatureError("The Date header could not be read.", code="bad_date") from exc
+
+
 def _check_time(when: dt.datetime, now: dt.datetime, max_age: float, max_future: float) -> None:
     age = (now - when).total_seconds()
     if age > max_age:
@@ -141,6 +169,24 @@ def _check_time(when: dt.datetime, now: dt.datetime, max_age: float, max_future:
     if -age > max_future:
         raise SignatureError("The request's date lies in the future; check the sending server's clock.",
                              code="signature_future")
+
+
+def _authority(value: str, scheme: str) -> str:
+    """``host[:port]`` compared: lower case, no trailing dot, no port when it is the scheme's own."""
+    host, colon, port = value.strip().lower().rpartition(":")
+    if not colon or not port.isdigit():
+        host, port = value.strip().lower(), ""
+    default = "443" if scheme == "https" else "80"
+    return host.rstrip(".") + (f":{port}" if port and port != default else "")
+
+
+def check_host(headers: Mapping[str, str], own: str, scheme: str) -> None:
+    """The request's ``Host`` (which the signature covers) must be this site's own (``own``: host and
+    port as in its base address): a request signed for another server is not replayed here."""
+    given = headers.get("host", "")
+    if _authority(given, scheme) != _authority(own, scheme):
+        raise SignatureError("This request was made for %(given)s; this server is %(own)s.", code="wrong_host",
+                             given=given[:200] or "no host", own=own)
 
 
 # draft-cavage ------------------------------------------------------------------------------------
@@ -206,10 +252,10 @@ def parse_cavage(headers: Mapping[str, str]) -> CavageSignature:
         position = found.end()
     try:
         signature = base64.b64decode(params.get("signature", ""), validate=True)
-        created = int(params["created"]) if "created" in params else None
-        expires = int(float(params["expires"])) if "expires" in params else None
     except ValueError as exc:
         raise SignatureError("The Signature header could not be read.", code="bad_signature") from exc
+    created = _timestamp(params, "created")
+    expires = _timestamp(params, "expires")
     if not params.get("keyid") or not signature:
         raise SignatureError("The Signature header lacks a keyId or a signature.", code="bad_signature")
     covered = tuple(params.get("headers", "date").lower().split())
@@ -221,6 +267,19 @@ def verify_cavage(request: SignedRequest, sig: CavageSignature, key: rsa.RSAPubl
                   max_age: float, max_future: float) -> None:
     """Raise SignatureError unless ``sig`` is a valid draft-cavage signature of ``request`` by ``key``
     that covers what Kiln requires, made within the clock window, over a body that matches its digest."""
+    check_cavage(request, sig, now=now, max_age=max_age, max_future=max_future)
+    text = signing_string(request, sig.headers, sig)
+    try:
+        key.verify(sig.signature, text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature as exc:
+        raise SignatureError("The signature does not match the request and the sender's published key.",
+                             code="signature_mismatch") from exc
+
+
+def check_cavage(request: SignedRequest, sig: CavageSignature, *, now: dt.datetime, max_age: float,
+                 max_future: float) -> None:
+    """Everything about a draft-cavage signature that needs no key (algorithm, coverage, dates, digest):
+    asked before the key is fetched, so that junk costs no request to anyone."""
     if sig.algorithm not in ALGORITHMS:
         raise SignatureError("Kiln verifies rsa-sha256 and hs2019 signatures, not %(name)s.",
                              code="unknown_algorithm", name=sig.algorithm[:40])
@@ -233,25 +292,16 @@ def verify_cavage(request: SignedRequest, sig: CavageSignature, key: rsa.RSAPubl
     if missing:
         raise SignatureError("The signature must cover %(names)s.", code="weak_signature", names=" ".join(missing))
     if "date" in sig.headers:
-        try:
-            dated = parsedate_to_datetime(request.headers.get("date", ""))
-        except (TypeError, ValueError) as exc:
-            raise SignatureError("The Date header could not be read.", code="bad_date") from exc
-        if dated.tzinfo is None:
-            dated = dated.replace(tzinfo=dt.UTC)
-        _check_time(dated, now, max_age, max_future)
+        _check_time(_parse_date(request.headers.get("date", "")), now, max_age, max_future)
+    for name, value in (("created", sig.created), ("expires", sig.expires)):
+        if value is not None and not 0 <= value <= MAX_TIMESTAMP:
+            raise SignatureError("The signature's %(name)s is not a time Kiln can read.", code="bad_date", name=name)
     if sig.created is not None:
         _check_time(dt.datetime.fromtimestamp(sig.created, dt.UTC), now, max_age, max_future)
     if sig.expires is not None and sig.expires < now.timestamp():
         raise SignatureError("The signature has expired; sign the request again.", code="signature_expired")
     if "digest" in sig.headers:
         _check_digest(request.headers.get("digest", ""), request.body)
-    text = signing_string(request, sig.headers, sig)
-    try:
-        key.verify(sig.signature, text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature as exc:
-        raise SignatureError("The signature does not match the request and the sender's published key.",
-                             code="signature_mismatch") from exc
 
 
 # RFC 9421 ----------------------------------------------------------------------------------------
@@ -298,4 +348,6 @@ def verify_rfc9421(request: SignedRequest, key: rsa.RSAPublicKey, *, max_age: fl
     except HTTPMessageSignaturesException as exc:
         raise SignatureError("The RFC 9421 signature was refused: %(reason)s.", code="signature_mismatch",
                              reason=str(exc)[:200]) from exc
+    except (ValueError, TypeError, OverflowError, OSError, KeyError, IndexError) as exc:  # garbage parameters
+        raise SignatureError("The RFC 9421 signature could not be read.", code="bad_signature") from exc
 

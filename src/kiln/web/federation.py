@@ -24,7 +24,7 @@ from kiln.config import Settings
 from kiln.errors import KilnError, NotFound
 from kiln.federation import actors, inbox, publishing
 from kiln.federation.fetch import ACTIVITY_JSON
-from kiln.federation.signatures import SignedRequest
+from kiln.federation.signatures import SignedRequest, check_host
 from kiln.media.models import MediaEntry
 from kiln.web.deps import DB, RT, RowId
 
@@ -85,7 +85,9 @@ def _json(document: dict[str, Any], media_type: str = ACTIVITY_JSON, status: int
 
 
 def _problem(exc: KilnError) -> Response:
-    return JSONResponse({"error": exc.as_dict()}, status_code=exc.status)
+    retry_after = getattr(exc, "retry_after", None)
+    return JSONResponse({"error": exc.as_dict()}, status_code=exc.status,
+                        headers={"Retry-After": str(retry_after)} if retry_after else None)
 
 
 @router.get("/.well-known/webfinger")
@@ -215,6 +217,7 @@ async def _receive(request: Request, username: str | None) -> Response:
         query = request.url.query
         target = request.url.path + (f"?{query}" if query else "")
         scheme = settings.link_base().split("://", 1)[0]
+        check_host(request.headers, actors.host(settings), scheme)
         signed = SignedRequest(request.method, target, {k.lower(): v for k, v in request.headers.items()}, body,
                                f"{scheme}://{request.headers.get('host', '')}{target}")
         await anyio.to_thread.run_sync(inbox.receive, rt, signed, activity, username)
