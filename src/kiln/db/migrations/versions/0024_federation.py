@@ -1,7 +1,7 @@
 """federation: each account's key pair, remote actors, activities received
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-07 13:47:13
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import kiln.db.base
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
