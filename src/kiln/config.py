@@ -114,6 +114,9 @@ class RetryPolicy(BaseModel):
     max_attempts: int = Field(5, ge=1)
     backoff_base: float = Field(10.0, ge=0.0, description="Seconds before the first retry.")
     backoff_cap: float = Field(86_400.0, ge=0.0, description="Longest wait between retries (1 day).")
+    batch_steps: bool = Field(True, description="Claim all of an item's due steps at once and record their "
+                              "outcomes in one transaction (steps of milliseconds); false: step by step, "
+                              "each committed as it ends (steps of minutes: video, audio).")
 
 
 class OutboxSettings(RetryPolicy):
@@ -133,6 +136,7 @@ class KindPolicy(BaseModel):
     max_attempts: int | None = Field(None, ge=1)
     backoff_base: float | None = Field(None, ge=0.0)
     backoff_cap: float | None = Field(None, ge=0.0)
+    batch_steps: bool | None = None
 
 
 class ProcessingSettings(RetryPolicy):
@@ -157,8 +161,8 @@ class ProcessingSettings(RetryPolicy):
 # A transcode step runs as long as the media plays, or longer: the limits follow the kinds' longest
 # accepted duration (video.max_duration_seconds is 4 hours, audio's 12).
 KIND_DEFAULTS = {
-    "video": KindPolicy(step_time_limit=4 * 3600),
-    "audio": KindPolicy(step_time_limit=2 * 3600),
+    "video": KindPolicy(step_time_limit=4 * 3600, batch_steps=False),
+    "audio": KindPolicy(step_time_limit=2 * 3600, batch_steps=False),
 }
 
 

@@ -200,6 +200,28 @@ def index_media(rt: Runtime, media_ids: Iterable[int], session: Session | None =
     return written
 
 
+def index_now(rt: Runtime, session: Session, media_id: int) -> None:
+    """Write the item's entry in the caller's transaction, before it commits, when what the session
+    changed alters it (a worker publishing the item): no effect is recorded for it, so the publication
+    costs no second transaction and no effect rows. A failure rolls back only these writes (a
+    savepoint) and leaves the item to the effect, as for any other change."""
+    session.flush()  # the hooks see the change, and the document is read as it will be committed
+    dirty = session.info.get(_DIRTY)
+    if not dirty or media_id not in dirty["media"]:
+        return
+    # A savepoint of the connection, not of the session: the session's commit hooks (which record
+    # and ring effects) must not run for it. The writes are plain statements, no ORM objects.
+    savepoint = session.connection().begin_nested()
+    try:
+        index_media(rt, [media_id], session)
+    except Exception:
+        savepoint.rollback()
+        log.exception("indexing media %s with its change failed; the search index effect will", media_id)
+        return
+    savepoint.commit()
+    dirty["media"].discard(media_id)
+
+
 def _expand(session: Session, payload: dict[str, Any]) -> set[int]:
     from kiln.media.models import MediaEntry
     from kiln.social.models import CollectionItem
