@@ -163,7 +163,7 @@ def _commit_outcomes(rt: Runtime, session: Session, media: MediaEntry, steps: li
                         "lapsed); this run's results were dropped for the worker that runs it again", media.id)
             raise run.MediaGone()  # nothing more of this item for this worker
         replaced = run.record(rt, session, media, outcomes)
-        first_publication = _settle(rt, session, media, present, moved) if settle else False
+        first_publication = _settle(rt, session, media, present, moved, steps, set(ids)) if settle else False
         if media.state == MediaState.PROCESSED:
             index_now(rt, session, media.id)  # its search entry commits with it
         kind, state = media.kind, media.state
@@ -256,16 +256,25 @@ def finish_check(rt: Runtime, session: Session, media_id: int) -> str | None:
     return _after_settle(rt, session, media, kind, state, first_publication, moved=False)
 
 
-def _settle(rt: Runtime, session: Session, media: MediaEntry, present: bool, moved: bool = False) -> bool:
-    """The item's state from its steps (read afresh) and whether its renditions are ``present``, in the
-    caller's transaction. ``moved``: the original is already linked into the originals store. Returns
-    whether this publishes the item for the first time.
+def _settle(rt: Runtime, session: Session, media: MediaEntry, present: bool, moved: bool = False,
+            steps: list[ProcessingStep] | None = None, held: set[int] | frozenset[int] = frozenset()) -> bool:
+    """The item's state from its steps and whether its renditions are ``present``, in the caller's
+    transaction. ``moved``: the original is already linked into the originals store. ``steps``: the
+    item's steps as read by the caller, of which it holds ``held`` (just written); any other that
+    was not final is read again, as all are without ``steps``. Returns whether this publishes the item
+    for the first time.
 
     An item that was published once stays published when a later reprocess fails: its earlier
     renditions still serve, and the failure shows in the panels.
     """
-    steps = list(session.scalars(select(ProcessingStep).where(ProcessingStep.media_id == media.id)
-                                 .order_by(ProcessingStep.position).execution_options(populate_existing=True)))
+    query = select(ProcessingStep).where(ProcessingStep.media_id == media.id)
+    if steps is None:
+        steps = list(session.scalars(query.order_by(ProcessingStep.position)
+                                     .execution_options(populate_existing=True)))
+    else:
+        unsettled = [s.id for s in steps if s.id not in held and s.state not in ledger.FINAL]
+        if unsettled:  # another worker may have run them meanwhile
+            session.execute(query.where(ProcessingStep.id.in_(unsettled)).execution_options(populate_existing=True))
     defs = {d.name: d for d in get_kind(media.kind).steps(rt.settings)}
     failed = [s for s in steps if s.state == WorkState.FAILED and defs.get(s.name, StepDef(s.name)).required]
     if failed and media.published is None:
