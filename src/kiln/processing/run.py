@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -46,7 +45,7 @@ from kiln.processing.current import STALE, outputs_status
 from kiln.processing.limits import kill_self
 from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
-from kiln.storage.base import Storage, StorageError, save_local_file
+from kiln.storage.base import StorageError, put_local_file
 
 log = logging.getLogger(__name__)
 
@@ -236,27 +235,13 @@ def store_outputs(rt: Runtime, media: MediaEntry, outcomes: list[Outcome]) -> li
             for produced in outcome.result.files:
                 spec = outcome.definition.spec(produced.name)  # a KeyError here is a kind's bug
                 key = media.rendition_key(f"{produced.name}-{spec.fingerprint()[:10]}{produced.path.suffix}", token)
-                size = put(rt.stores.public, key, produced.path, durable=False)
+                size = put_local_file(rt.stores.public, key, produced.path, durable=False)
                 keys.append(key)
                 outcome.stored.append((produced, key, size, spec))
         except StorageError as exc:
             outcome.result = None
             outcome.settle = _retry(rt.settings.processing.policy(media.kind), type(exc).__name__, exc.code, exc)
     return keys
-
-
-def put(store: Storage, key: list[str], path: Path, *, durable: bool) -> int:
-    """Store a local file: linked in without a copy where the store is a folder on the same disk,
-    else copied (and synced) by the store. A rendition is linked without syncing its bytes
-    (``durable=False``): a process crash cannot lose it, and what a power cut loses, ``kiln reprocess``
-    makes again from the original."""
-    link_in = getattr(store, "link_in", None)
-    if link_in is not None:
-        try:
-            return int(link_in(key, path, durable=durable))
-        except OSError:  # another disk (or links refused): copy
-            pass
-    return save_local_file(store, key, path)
 
 
 # Recording ----------------------------------------------------------------------------------------

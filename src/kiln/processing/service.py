@@ -30,7 +30,7 @@ from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
 from kiln.search.upkeep import index_now
 from kiln.social.notify import notify
-from kiln.storage.base import StorageError, copy_to_local
+from kiln.storage.base import StorageError, copy_to_local, put_local_file
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def _link_original(rt: Runtime, media: MediaEntry) -> bool:
     if not rt.stores.queue.is_local or getattr(rt.stores.originals, "link_in", None) is None:
         return False
     key = list(media.original_key)
-    run.put(rt.stores.originals, key, rt.stores.queue.local_path(key), durable=True)
+    put_local_file(rt.stores.originals, key, rt.stores.queue.local_path(key), durable=True)
     return True
 
 
