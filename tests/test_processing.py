@@ -227,3 +227,61 @@ def test_lost_bells_are_rung_again(queued_rt, submitted):
     queued_rt.dispatcher.rung.clear()
     assert sweep(queued_rt) == 1
     assert queued_rt.dispatcher.rung == [(submitted, "image", "new")]
+
+
+def _worker_killed_before_the_thumbnail(settings, media_id):  # type: ignore[no-untyped-def]
+    """A worker process (spawned: a fork of the test process may inherit a lock another thread held)
+    that runs the item and is SIGKILLed as its thumbnail step starts."""
+    import os
+    import signal
+
+    from kiln.processing.dispatch import RecordingDispatcher
+    from kiln.runtime import build_runtime
+
+    rt = build_runtime(settings, dispatcher=RecordingDispatcher())
+    kind = get_kind("image")
+    real = kind.run_step
+
+    def die_before_the_thumbnail(step, ctx):  # type: ignore[no-untyped-def]
+        if step == "thumbnail":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(step, ctx)
+
+    kind.run_step = die_before_the_thumbnail  # type: ignore[method-assign]
+    process_media(rt, media_id)
+
+
+def test_a_worker_killed_between_two_steps_of_one_group_leaves_the_item_to_be_run_again(queued_rt, submitted):
+    """An image's steps are claimed together and their outcomes committed together. A worker SIGKILLed
+    after the medium step and before the thumbnail leaves all three running under its dead lease,
+    nothing of them recorded or stored; the next bell takes them back (the attempt counted) and their
+    retry finishes the item."""
+    import multiprocessing
+    import signal
+
+    child = multiprocessing.get_context("spawn").Process(target=_worker_killed_before_the_thumbnail,
+                                                         args=(queued_rt.settings, submitted))
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == -signal.SIGKILL
+    state = steps(queued_rt, submitted)
+    assert {(s.state, s.attempts) for s in state.values()} == {("running", 1)}
+    with queued_rt.sessions() as session:
+        entry = session.get(MediaEntry, submitted)
+        assert entry.state == "processing" and not entry.renditions and entry.original_store == "queue"
+    assert list(queued_rt.stores.public.iter_keys()) == []
+    assert process_media(queued_rt, submitted) == "processing"  # the next bell: the dead worker's steps back
+    state = steps(queued_rt, submitted)
+    assert {(s.state, s.error_code) for s in state.values()} == {("pending", "worker_lost")}
+    with queued_rt.sessions() as session:
+        for step in ledger.steps_of(session, submitted):
+            step.next_run = utcnow()  # their retry is due
+        session.commit()
+    assert process_media(queued_rt, submitted) == "processed"
+    assert {(s.state, s.attempts) for s in steps(queued_rt, submitted).values()} == {("done", 2)}
+    with queued_rt.sessions() as session:
+        entry = session.get(MediaEntry, submitted)
+        assert {r.name for r in entry.renditions} >= {"medium", "thumbnail", "thumbnail_2x"}
+        assert queued_rt.stores.originals.exists(entry.original_key)
