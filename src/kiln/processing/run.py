@@ -211,10 +211,12 @@ def _outputs_to_make(rt: Runtime, media: MediaEntry, step: ProcessingStep, defin
 # Storing ------------------------------------------------------------------------------------------
 
 def current_token(rt: Runtime, media_id: int) -> str | None:
-    """The item's key token as committed now, None when the item is gone. Read in a session of its
-    own: the step's session may hold a snapshot older than a deletion or a change of visibility."""
-    with rt.sessions() as fresh:
-        return fresh.scalar(select(MediaEntry.key_token).where(MediaEntry.id == media_id))
+    """The item's key token as committed now, None when the item is gone. Read on a connection of its
+    own (no session: one plain query): the step's session may hold a snapshot older than a deletion
+    or a change of visibility."""
+    with rt.engine.connect() as fresh:
+        token: str | None = fresh.scalar(select(MediaEntry.key_token).where(MediaEntry.id == media_id))
+    return token
 
 
 def store_outputs(rt: Runtime, media: MediaEntry, outcomes: list[Outcome]) -> list[list[str]]:
