@@ -15,7 +15,9 @@ on a few items first; its start-up is not timed.
 The pixel work is the same images through the image kind alone, in this process: identify, then
 the ``medium``, ``thumbnail`` and ``metadata`` steps, as the worker calls them. Overhead per item
 is (engine time - pixel time) / count: the price of the ledger, the queue, the stores and the
-checks, per item. One worker process, so the two are compared on one core each.
+checks, per item. One worker process, so the two are compared on one core each. The SQL statements
+and commits of an item's submit and of its run in the worker are counted too, in this process
+(``per_item``).
 
 Each broker runs ``--runs`` times, interleaved; medians are reported. The database is a new SQLite
 file per run (the default install), or a new database on the PostgreSQL server ``--database-url``
@@ -79,6 +81,56 @@ def pixel_seconds(paths: list[Path], workdir: Path) -> float:
     for index, path in enumerate(paths[WARMUP:]):
         run(path, workdir / f"timed-{index}")
     return time.perf_counter() - started
+
+
+# Statements and commits -------------------------------------------------------------------------
+def statements_per_item(paths: list[Path], folder: Path) -> dict[str, float]:
+    """SQL statements and commits per item, counted on the engine: the submit (as an upload does) and
+    the worker's run of the item (``process_media`` with a worker's bell, so the search index of what
+    it publishes is written here too, as in ``kiln worker``). SQLite, in this process."""
+    from sqlalchemy import event
+
+    from kiln.accounts import services as accounts
+    from kiln.config import load_settings
+    from kiln.media import services as media
+    from kiln.processing.dispatch import RecordingDispatcher
+    from kiln.processing.outbox import WorkerBell
+    from kiln.processing.service import process_media
+    from kiln.runtime import build_runtime
+
+    with database(folder, None) as db_url:
+        rt = build_runtime(load_settings(data_dir=folder / "data", database_url=db_url),
+                           dispatcher=RecordingDispatcher())
+        rt.effects = WorkerBell(rt, rt.effects)
+        counts = {"statements": 0, "commits": 0}
+
+        @event.listens_for(rt.engine, "before_cursor_execute")
+        def _statement(*_args: object) -> None:
+            counts["statements"] += 1
+
+        @event.listens_for(rt.engine, "commit")
+        def _commit(*_args: object) -> None:
+            counts["commits"] += 1
+
+        totals = {"submit_statements": 0, "submit_commits": 0, "worker_statements": 0, "worker_commits": 0}
+        try:
+            with rt.sessions() as session:
+                user = accounts.create_user(session, "bench", "bench@example.com", "correct horse", verified=True)
+                session.commit()
+                for path in paths:
+                    counts.update(statements=0, commits=0)
+                    with path.open("rb") as fh:
+                        entry = media.submit(rt, session, user, fh, path.name, media.MediaFields())
+                    totals["submit_statements"] += counts["statements"]
+                    totals["submit_commits"] += counts["commits"]
+                    counts.update(statements=0, commits=0)
+                    if process_media(rt, entry.id) != "processed":
+                        raise SystemExit(f"{path.name} was not processed")
+                    totals["worker_statements"] += counts["statements"]
+                    totals["worker_commits"] += counts["commits"]
+        finally:
+            rt.close()
+    return {name: round(value / len(paths), 1) for name, value in totals.items()}
 
 
 # The engine -------------------------------------------------------------------------------------
@@ -216,6 +268,8 @@ def main() -> None:
     parser.add_argument("--brokers", default="embedded,redis")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--database-url", default=None, help="a PostgreSQL server (default: SQLite)")
+    parser.add_argument("--statements-only", action="store_true",
+                        help="only count the SQL statements and commits per item (quick; nothing written)")
     args = parser.parse_args()
     brokers = {name: (None if name == "embedded" else args.redis_url) for name in args.brokers.split(",")}
 
@@ -223,6 +277,11 @@ def main() -> None:
         directory = Path(tmp)
         (directory / "images").mkdir()
         paths = make_images(directory / "images", args.count, args.size)
+        (directory / "count").mkdir()
+        statements = statements_per_item(paths[:10], directory / "count")
+        if args.statements_only:
+            print("per item: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in statements.items()))
+            return
         samples: dict[str, list[dict[str, float]]] = {"pixels": [], **{name: [] for name in brokers}}
         for index in range(args.runs):  # interleaved, so drift hits every case alike
             folder = directory / f"pixels-{index}"
@@ -258,6 +317,7 @@ def main() -> None:
         "pixels": {"s_median": round(pixel_s, 3), "ms_per_item": round(pixel_s / n * 1000, 2),
                    "s_runs": [round(r["engine_s"], 3) for r in samples["pixels"]]},
         "brokers": cases,
+        "per_item": statements,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -268,6 +328,7 @@ def main() -> None:
     for name, r in cases.items():
         print(f"{name:<12}{r['engine_s_median']:>9.2f}{r['engine_ms_per_item']:>9.2f}{r['items_per_s']:>9.1f}"
               f"{r['submit_ms_per_item']:>16.2f}{r['overhead_ms_per_item']:>18.2f}")
+    print("per item: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in statements.items()))
     print(f"-> {args.out}")
 
 

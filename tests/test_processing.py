@@ -175,7 +175,8 @@ def test_a_bell_a_silent_host_may_have_taken_is_rung_again_without_waiting(queue
 
 def test_a_step_taken_back_while_it_ran_leaves_nothing_of_that_run(queued_rt, submitted, monkeypatch):
     """Its host seemed gone, so the sweeper took the step back for another worker: this worker's late
-    outcome is dropped (no rendition row, no stored file), so no step is done twice."""
+    outcome is dropped (no rendition row, no stored file), so no step is done twice. The item's other
+    steps, claimed and run with it in one group, are dropped too and given back, due at once."""
     kind = get_kind("image")
     real = kind.run_step
     ran: list[str] = []
@@ -183,6 +184,8 @@ def test_a_step_taken_back_while_it_ran_leaves_nothing_of_that_run(queued_rt, su
     def run_then_lose_the_lease(step, ctx):  # type: ignore[no-untyped-def]
         result = real(step, ctx)
         ran.append(step)
+        if len(ran) > 1:
+            return result
         with queued_rt.sessions() as session:  # the sweeper, meanwhile
             row = next(s for s in ledger.steps_of(session, submitted) if s.name == step)
             ledger.schedule_retry(row, queued_rt.settings.processing, "WorkerLost", "worker_lost",
@@ -193,9 +196,11 @@ def test_a_step_taken_back_while_it_ran_leaves_nothing_of_that_run(queued_rt, su
     monkeypatch.setattr(kind, "run_step", run_then_lose_the_lease)
     before = set(map(tuple, queued_rt.stores.public.iter_keys()))
     process_media(queued_rt, submitted)
-    assert len(ran) == 1  # nothing more of the item for this worker
     state = steps(queued_rt, submitted)
     assert state[ran[0]].state == "pending" and state[ran[0]].error_code == "worker_lost"
+    for name in ran[1:]:  # given back: nothing of theirs recorded, due again now, the attempt counted
+        assert state[name].state == "pending" and state[name].lease_owner is None and state[name].attempts == 1
+        assert state[name].next_run <= utcnow() and state[name].finished is None
     with queued_rt.sessions() as session:
         assert not session.get(MediaEntry, submitted).renditions
     assert set(map(tuple, queued_rt.stores.public.iter_keys())) == before
@@ -233,3 +238,61 @@ def test_the_unfinished_steps_index_names_exactly_the_states_that_are_not_final(
 
     named = set(re.findall(r"'([a-z]+)'", UNFINISHED_STEPS))
     assert named == {state.value for state in WorkState} - {state.value for state in ledger.FINAL}
+
+
+def _worker_killed_before_the_thumbnail(settings, media_id):  # type: ignore[no-untyped-def]
+    """A worker process (spawned: a fork of the test process may inherit a lock another thread held)
+    that runs the item and is SIGKILLed as its thumbnail step starts."""
+    import os
+    import signal
+
+    from kiln.processing.dispatch import RecordingDispatcher
+    from kiln.runtime import build_runtime
+
+    rt = build_runtime(settings, dispatcher=RecordingDispatcher())
+    kind = get_kind("image")
+    real = kind.run_step
+
+    def die_before_the_thumbnail(step, ctx):  # type: ignore[no-untyped-def]
+        if step == "thumbnail":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(step, ctx)
+
+    kind.run_step = die_before_the_thumbnail  # type: ignore[method-assign]
+    process_media(rt, media_id)
+
+
+def test_a_worker_killed_between_two_steps_of_one_group_leaves_the_item_to_be_run_again(queued_rt, submitted):
+    """An image's steps are claimed together and their outcomes committed together. A worker SIGKILLed
+    after the medium step and before the thumbnail leaves all three running under its dead lease,
+    nothing of them recorded or stored; the next bell takes them back (the attempt counted) and their
+    retry finishes the item."""
+    import multiprocessing
+    import signal
+
+    child = multiprocessing.get_context("spawn").Process(target=_worker_killed_before_the_thumbnail,
+                                                         args=(queued_rt.settings, submitted))
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == -signal.SIGKILL
+    state = steps(queued_rt, submitted)
+    assert {(s.state, s.attempts) for s in state.values()} == {("running", 1)}
+    with queued_rt.sessions() as session:
+        entry = session.get(MediaEntry, submitted)
+        assert entry.state == "processing" and not entry.renditions and entry.original_store == "queue"
+    assert list(queued_rt.stores.public.iter_keys()) == []
+    assert process_media(queued_rt, submitted) == "processing"  # the next bell: the dead worker's steps back
+    state = steps(queued_rt, submitted)
+    assert {(s.state, s.error_code) for s in state.values()} == {("pending", "worker_lost")}
+    with queued_rt.sessions() as session:
+        for step in ledger.steps_of(session, submitted):
+            step.next_run = utcnow()  # their retry is due
+        session.commit()
+    assert process_media(queued_rt, submitted) == "processed"
+    assert {(s.state, s.attempts) for s in steps(queued_rt, submitted).values()} == {("done", 2)}
+    with queued_rt.sessions() as session:
+        entry = session.get(MediaEntry, submitted)
+        assert {r.name for r in entry.renditions} >= {"medium", "thumbnail", "thumbnail_2x"}
+        assert queued_rt.stores.originals.exists(entry.original_key)

@@ -116,6 +116,14 @@ class RetryPolicy(BaseModel):
     backoff_cap: float = Field(86_400.0, ge=0.0, description="Longest wait between retries (1 day).")
 
 
+class StepPolicy(RetryPolicy):
+    """The retry policy of processing steps, and how an item's steps are claimed and recorded."""
+
+    batch_steps: bool = Field(True, description="Claim all of an item's due steps at once and record their "
+                              "outcomes in one transaction (steps of milliseconds); false: step by step, "
+                              "each committed as it ends (steps of minutes: video, audio).")
+
+
 class OutboxSettings(RetryPolicy):
     """Side effects run after commit (mail): retries, and how long one may run before it is taken back."""
 
@@ -133,9 +141,10 @@ class KindPolicy(BaseModel):
     max_attempts: int | None = Field(None, ge=1)
     backoff_base: float | None = Field(None, ge=0.0)
     backoff_cap: float | None = Field(None, ge=0.0)
+    batch_steps: bool | None = None
 
 
-class ProcessingSettings(RetryPolicy):
+class ProcessingSettings(StepPolicy):
     """How background processing runs, retries and recovers."""
 
     concurrency: int = Field(0, ge=0, description="Worker processes for `kiln serve`; 0 means one per core.")
@@ -145,20 +154,20 @@ class ProcessingSettings(RetryPolicy):
     reprocess_concurrency: int = Field(1, ge=1, description="Items reprocessed at once, so uploads stay fast.")
     kinds: dict[str, KindPolicy] = Field(default_factory=dict)
 
-    def policy(self, kind: str) -> RetryPolicy:
+    def policy(self, kind: str) -> StepPolicy:
         """The site-wide policy, then Kiln's defaults for the kind, then the site's [processing.kinds.KIND]."""
-        base = {name: getattr(self, name) for name in RetryPolicy.model_fields}
+        base = {name: getattr(self, name) for name in StepPolicy.model_fields}
         for override in (KIND_DEFAULTS.get(kind), self.kinds.get(kind)):
             if override is not None:
                 base.update({k: v for k, v in override.model_dump().items() if v is not None})
-        return RetryPolicy(**base)
+        return StepPolicy(**base)
 
 
 # A transcode step runs as long as the media plays, or longer: the limits follow the kinds' longest
 # accepted duration (video.max_duration_seconds is 4 hours, audio's 12).
 KIND_DEFAULTS = {
-    "video": KindPolicy(step_time_limit=4 * 3600),
-    "audio": KindPolicy(step_time_limit=2 * 3600),
+    "video": KindPolicy(step_time_limit=4 * 3600, batch_steps=False),
+    "audio": KindPolicy(step_time_limit=2 * 3600, batch_steps=False),
 }
 
 

@@ -402,7 +402,12 @@ def test_worker_processes_uploads_retries_a_transient_failure_and_gives_up_on_po
         with site.rt.sessions() as session:
             steps = {s.name: s for s in ledger.steps_of(session, ids[poison.name])}
             assert (steps["medium"].state, steps["medium"].attempts) == ("failed", limit)
-            assert steps["thumbnail"].state == steps["metadata"].state == "done"
+            # An image's steps are claimed and recorded together (processing/run.py): each death counts
+            # against every step the worker held, so the thumbnail and metadata fail with the medium, are
+            # done when a retry (their backoffs have jitter of their own) ran them without it, or still
+            # wait for that retry when the medium's last attempt came first.
+            others = {(s.state, s.error_code) for n, s in steps.items() if n != "medium"}
+            assert others <= {("failed", "worker_lost"), ("done", None), ("pending", "worker_lost")}, others
         assert site.worker.proc is not None and site.worker.proc.poll() is None, "the worker itself died"
         check_stores(site)
         print(f"\n{broker or 'embedded'}: {len(ids)} uploads settled in {took:.1f} s")

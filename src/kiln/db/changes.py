@@ -34,6 +34,8 @@ QUIET_COLUMNS = frozenset({"users.password_hash", "users.email", "users.default_
 QUIET = "kiln_unseen"
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The transaction of a connection that has already moved the generation (``bump``).
+_MOVED_IN = "kiln.changes.moved_in"
 
 
 class SiteChange(Base):
@@ -95,13 +97,21 @@ class CounterReader:
 
 
 def bump(connection: Connection) -> None:
-    """Move the generation on, inside the caller's transaction (creating the row on first use)."""
+    """Move the generation on, inside the caller's transaction (creating the row on first use). Once a
+    transaction: caches see the generation move when it commits, whatever it changed (a publication
+    changes the item, its renditions and its search entry); a move made inside a savepoint is not
+    counted, since the savepoint may be rolled back."""
+    transaction = connection.get_transaction()
+    if transaction is not None and connection.info.get(_MOVED_IN) is transaction:
+        return
     result = connection.execute(update(SiteChange).where(SiteChange.id == 1)
                                 .values(generation=SiteChange.generation + 1, changed_at=utcnow()))
     if result.rowcount == 0:
         connection.execute(text("INSERT INTO site_changes (id, generation, changed_at) VALUES (1, 1, :now)"),
                            {"now": utcnow().replace(tzinfo=None) if connection.dialect.name == "sqlite"
                             else utcnow()})
+    if transaction is not None and not connection.in_nested_transaction():
+        connection.info[_MOVED_IN] = transaction
 
 
 def _history_values(obj: object, key: str) -> set[Any]:

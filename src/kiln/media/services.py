@@ -43,7 +43,7 @@ from kiln.processing import ledger
 from kiln.processing.admission import ring_bells
 from kiln.processing.limits import HOST
 from kiln.runtime import Runtime
-from kiln.storage.base import CHUNK, copy_to_local, save_local_file
+from kiln.storage.base import CHUNK, copy_to_local, put_local_file, save_local_file
 from kiln.typed import clean_typed
 
 
@@ -136,6 +136,19 @@ def spool(settings: Settings, source: BinaryIO, limit: int) -> Spooled:
     return Spooled(path, size, sha.hexdigest())
 
 
+def _store_upload(rt: Runtime, key: list[str], path: Path) -> None:
+    """The upload into the private queue store, safe from a power cut: where that store is a folder on
+    the workbench's disk, the file's bytes are synced and it is linked in (no copy of the original);
+    elsewhere the store copies it."""
+    if getattr(rt.stores.queue, "link_in", None) is not None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    put_local_file(rt.stores.queue, key, path, durable=True)
+
+
 def submit(rt: Runtime, session: Session, owner: User, source: BinaryIO, filename: str,
            fields: MediaFields) -> MediaEntry:
     """Take an upload from a file object (the CLI, scripts): spool it, then `submit_spooled`."""
@@ -181,8 +194,7 @@ def submit_spooled(rt: Runtime, session: Session, owner: User, upload: Spooled, 
         session.commit()  # end the read transaction: nothing is held while the bytes are copied
         key = ["uploads", new_key_token(), "original" + extension_for(found.mime_type)]
         try:
-            with upload.path.open("rb") as fh:
-                rt.stores.queue.save(key, fh)
+            _store_upload(rt, key, upload.path)
         except OSError as exc:
             if is_disk_full(exc):
                 raise FULL from exc

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm.attributes import set_committed_value
 
 from kiln.config import RetryPolicy
 from kiln.db import changes
@@ -100,15 +100,10 @@ def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:
     return list(session.scalars(query))
 
 
-def claim(session: Session, step_id: int, owner: str, lease_seconds: int, *, queued: bool = True) -> bool:
-    """Take the step for this worker if it is still due. Commits. ``queued``: whether its item may
-    still be waiting in the queue, to be marked processing (False once the caller has seen it is not).
-    A step object the session holds comes back up to date (attempts, lease), read by the same statement
-    where the database can return what it updated."""
-    now = utcnow()
-    statement = (
+def _claim_statement(now: dt.datetime, ids: list[int], owner: str, lease_seconds: int) -> Any:
+    return (
         update(ProcessingStep)
-        .where(ProcessingStep.id == step_id, _due_clause(now))
+        .where(ProcessingStep.id.in_(ids), _due_clause(now))
         .values(
             state=WorkState.RUNNING,
             lease_owner=owner,
@@ -119,54 +114,108 @@ def claim(session: Session, step_id: int, owner: str, lease_seconds: int, *, que
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _claimed(session: Session, ids: list[int], owner: str, lease_seconds: int) -> list[int]:
+    """Take those of the steps ``ids`` that are still due for ``owner``, in one UPDATE. Step objects the
+    session holds come back up to date (attempts, lease), read by the same statement where the
+    database can return what it updated. Returns the ids taken."""
+    now = utcnow()
+    statement = _claim_statement(now, ids, owner, lease_seconds)
     if session.get_bind().dialect.update_returning:
-        claimed = session.execute(statement.returning(ProcessingStep)
-                                  .execution_options(populate_existing=True)).first() is not None
-    else:
-        claimed = rowcount(session.execute(statement)) == 1
-        held = session.identity_map.get(identity_key(ProcessingStep, step_id))
-        if claimed and held is not None:
-            session.refresh(held)
+        return [step.id for step in session.scalars(
+            statement.returning(ProcessingStep).execution_options(populate_existing=True))]
+    session.execute(statement)
+    return [step.id for step in session.scalars(  # read back what this claim took: its owner and time
+        select(ProcessingStep).where(ProcessingStep.id.in_(ids), ProcessingStep.lease_owner == owner,
+                                     ProcessingStep.state == WorkState.RUNNING, ProcessingStep.started == now)
+        .execution_options(populate_existing=True))]
+
+
+def _processing(session: Session, media_ids: ColumnElement[int] | int) -> None:
+    """A queued item whose step was just claimed is processing (no visitor sees it either way)."""
+    session.execute(
+        update(MediaEntry)
+        .where(MediaEntry.id == media_ids, MediaEntry.state == MediaState.QUEUED)
+        .values(state=MediaState.PROCESSING)
+        .execution_options(**{changes.QUIET: True}, synchronize_session=False)
+    )
+
+
+def claim(session: Session, step_id: int, owner: str, lease_seconds: int, *, queued: bool = True) -> bool:
+    """Take one step for this worker if it is still due, its item from queued to processing. Commits.
+    ``queued``: whether its item may still be waiting in the queue (False once the caller has seen
+    it is not)."""
+    claimed = bool(_claimed(session, [step_id], owner, lease_seconds))
     if claimed and queued:
-        session.execute(
-            update(MediaEntry)
-            .where(MediaEntry.id == select(ProcessingStep.media_id).where(ProcessingStep.id == step_id)
-                   .scalar_subquery(), MediaEntry.state == MediaState.QUEUED)
-            .values(state=MediaState.PROCESSING)
-            .execution_options(**{changes.QUIET: True})  # an upload still processing: no visitor sees it
-        )
+        _processing(session, select(ProcessingStep.media_id).where(ProcessingStep.id == step_id).scalar_subquery())
     session.commit()
     return claimed
 
 
-def renew(session: Session, step_id: int, owner: str, lease_seconds: int, progress: float | None = None) -> bool:
-    values: dict[str, object] = {"lease_expires": utcnow() + dt.timedelta(seconds=lease_seconds)}
-    if progress is not None:
-        values["progress"] = max(0.0, min(1.0, progress))
-    result = session.execute(
-        update(ProcessingStep)
-        .where(ProcessingStep.id == step_id, ProcessingStep.lease_owner == owner,
-               ProcessingStep.state == WorkState.RUNNING)
-        .values(**values)
-    )
+def claim_steps(session: Session, media: MediaEntry, steps: list[ProcessingStep], owner: str,
+                lease_seconds: int) -> list[ProcessingStep]:
+    """Take every one of an item's ``steps`` that is still due for this worker, under one lease, in one
+    statement, and a queued item to processing (a second statement). Does not commit. Returns the
+    steps taken, in order, up to date."""
+    taken = set(_claimed(session, [step.id for step in steps], owner, lease_seconds))
+    if taken and media.state == MediaState.QUEUED:
+        _processing(session, media.id)
+        set_committed_value(media, "state", MediaState.PROCESSING)
+    return [step for step in steps if step.id in taken]
+
+
+def renew(session: Session, step_ids: int | Sequence[int], owner: str, lease_seconds: int,
+          progress: float | None = None, progress_of: int | None = None) -> bool:
+    """Extend the lease of steps this worker holds, and record the progress of one of them
+    (``progress_of``; the only step when ``step_ids`` is one id). Commits. True if all are still held."""
+    ids = [step_ids] if isinstance(step_ids, int) else list(step_ids)
+    lease = {"lease_expires": utcnow() + dt.timedelta(seconds=lease_seconds)}
+    held = ProcessingStep.lease_owner == owner, ProcessingStep.state == WorkState.RUNNING
+    renewed = rowcount(session.execute(update(ProcessingStep).where(ProcessingStep.id.in_(ids), *held)
+                                       .values(**lease)))
+    if progress is not None and (progress_of is not None or len(ids) == 1):
+        session.execute(update(ProcessingStep).where(ProcessingStep.id == (progress_of or ids[0]), *held)
+                        .values(progress=max(0.0, min(1.0, progress))))
     session.commit()
-    return rowcount(result) == 1
+    return renewed == len(ids)
 
 
-def still_holds(session: Session, step_id: int, owner: str) -> bool:
-    """Whether ``owner`` still holds the step's lease, locking the row until this transaction ends.
+def still_holds(session: Session, step_ids: int | Sequence[int], owner: str) -> bool:
+    """Whether ``owner`` still holds every one of the steps' leases, locking their rows until this
+    transaction ends.
 
-    A worker asks just before it commits a step's outcome: the sweeper may have taken the step back
+    A worker asks just before it commits the steps' outcomes: the sweeper may have taken a step back
     meanwhile (its host fell silent, its lease lapsed) and given it to another worker, whose outcome
     must not be doubled. The sweeper locks the rows it takes back, so the two cannot cross."""
+    ids = [step_ids] if isinstance(step_ids, int) else list(step_ids)
     result = session.execute(
         update(ProcessingStep)
-        .where(ProcessingStep.id == step_id, ProcessingStep.lease_owner == owner,
+        .where(ProcessingStep.id.in_(ids), ProcessingStep.lease_owner == owner,
                ProcessingStep.state == WorkState.RUNNING)
         .values(lease_owner=owner)
         .execution_options(synchronize_session=False)
     )
-    return rowcount(result) == 1
+    return rowcount(result) == len(ids)
+
+
+def release(session: Session, step_ids: Sequence[int], owner: str) -> None:
+    """Give back steps this worker still holds but whose results it dropped (another of the item's
+    steps was taken back from it): due again at once, the attempt counted. Does not commit."""
+    session.execute(
+        update(ProcessingStep)
+        .where(ProcessingStep.id.in_(list(step_ids)), ProcessingStep.lease_owner == owner,
+               ProcessingStep.state == WorkState.RUNNING)
+        .values(state=WorkState.PENDING, lease_owner=None, lease_expires=None, next_run=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def is_due(step: ProcessingStep, now: dt.datetime) -> bool:
+    """What ``due_clause`` asks of a row, asked of a step already read (the claim asks it again)."""
+    if step.state in (WorkState.QUEUED, WorkState.PENDING):
+        return step.next_run is None or step.next_run <= now
+    return step.state == WorkState.RUNNING and step.lease_expires is not None and step.lease_expires < now
 
 
 def mark_done(row: Leased) -> None:

@@ -11,12 +11,14 @@ rename on the same disk, and a worker woken the moment a message lands.
 - Waking: kombu sleeps ``polling_interval`` between looks at an empty folder, so each message waited
   half an interval on average. Here an idle worker blocks on an inotify watch of the folder (Linux) and
   wakes when a message is renamed in; it looks again at least every ``IDLE_LOOK`` seconds regardless.
-  Where inotify is missing, it polls as kombu does.
+  Where inotify is missing, it polls as kombu does. A worker whose pool processes are all busy waits
+  for one of them to finish its task (the acknowledgement sets an event), not for a poll.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,16 +27,36 @@ from time import monotonic
 from typing import Any
 
 from kombu.exceptions import ChannelError
-from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps, loads
 
 SCHEME = "kilnfs"
 IDLE_LOOK = 1.0  # seconds an idle worker waits on the watch before it looks at the folder anyway
-BUSY_LOOK = 0.01  # while every pool process is busy: how soon to ask again whether one is free
+BUSY_LOOK = 0.5  # while every pool process is busy: the longest wait for one to say it is free
+
+
+class QoS(virtual.QoS):
+    """kombu's prefetch accounting, which also says when a slot frees (a task acknowledged or
+    rejected, from the pool's result thread), so a worker whose slots were all taken takes the next
+    message at that moment instead of looking again after a sleep."""
+
+    def __init__(self, channel: Any, prefetch_count: int = 0) -> None:
+        super().__init__(channel, prefetch_count)
+        self.freed = threading.Event()
+
+    def ack(self, delivery_tag: Any) -> None:
+        super().ack(delivery_tag)
+        self.freed.set()
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        super().reject(delivery_tag, requeue=requeue)
+        self.freed.set()
 
 
 class Channel(filesystem.Channel):
+    QoS = QoS
+
     # kombu's filesystem Channel names the second parameter "payload", its base "message"; kombu passes both
     # positionally.
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
@@ -110,8 +132,11 @@ class Transport(filesystem.Transport):
             self._wait(IDLE_LOOK if left is None else min(left, IDLE_LOOK))
 
     def _wait(self, seconds: float) -> None:
-        if any(channel._consumers and not channel.qos.can_consume() for channel in self.channels):
-            time.sleep(min(seconds, BUSY_LOOK))  # every slot is taken: a finishing task frees one soon
+        full = [channel.qos for channel in self.channels if channel._consumers and not channel.qos.can_consume()]
+        if full:  # every slot is taken: wait for a finishing task to free one
+            full[0].freed.clear()
+            if not full[0].can_consume():  # asked again after the clear: a slot freed in between is seen
+                full[0].freed.wait(min(seconds, BUSY_LOOK))
             return
         watch = self._watcher()
         if watch is None:

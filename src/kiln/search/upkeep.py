@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy import bindparam, event, func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from kiln.db import changes
@@ -127,11 +128,10 @@ def install(factory: sessionmaker[Session]) -> None:
 
 # Building documents --------------------------------------------------------------------------------
 
-def _documents(session: Session, media_ids: list[int]) -> tuple[dict[int, Document], list[int], bool]:
-    """The documents of those items that are searchable (published and not removed), the ids of the
-    others (their rows go), and whether any searchable one is public. One query of plain rows (tags,
-    public collections' titles and comments gathered by subqueries): this runs once per published
-    item, and its cost is part of what publishing an item costs."""
+@cache
+def _documents_query() -> Any:
+    """The query of ``_documents``, built once (building it cost more than running it): the ids are
+    an expanding parameter."""
     from kiln.accounts.models import User
     from kiln.media.models import MediaEntry, Tag, media_tags
     from kiln.social.models import Collection, CollectionItem, Comment
@@ -145,12 +145,20 @@ def _documents(session: Session, media_ids: list[int]) -> tuple[dict[int, Docume
     comments = (select(func.aggregate_strings(Comment.body, "\n"))
                 .where(Comment.media_id == MediaEntry.id, Comment.deleted.is_(None), Comment.removed.is_(None),
                        Comment.held.is_(False)).scalar_subquery())
-    rows = session.execute(
-        select(MediaEntry.id, MediaEntry.title, MediaEntry.description, MediaEntry.alt_text, MediaEntry.info,
-               MediaEntry.visibility, User.username, User.display_name, tags.label("tags"),
-               collections.label("collections"), comments.label("comments"))
-        .join(User, User.id == MediaEntry.owner_id)
-        .where(MediaEntry.id.in_(media_ids), MediaEntry.state == "processed", MediaEntry.removed.is_(None))).all()
+    return (select(MediaEntry.id, MediaEntry.title, MediaEntry.description, MediaEntry.alt_text, MediaEntry.info,
+                   MediaEntry.visibility, User.username, User.display_name, tags.label("tags"),
+                   collections.label("collections"), comments.label("comments"))
+            .join(User, User.id == MediaEntry.owner_id)
+            .where(MediaEntry.id.in_(bindparam("media_ids", expanding=True)), MediaEntry.state == "processed",
+                   MediaEntry.removed.is_(None)))
+
+
+def _documents(session: Session, media_ids: list[int]) -> tuple[dict[int, Document], list[int], bool]:
+    """The documents of those items that are searchable (published and not removed), the ids of the
+    others (their rows go), and whether any searchable one is public. One query of plain rows (tags,
+    public collections' titles and comments gathered by subqueries): this runs once per published
+    item, and its cost is part of what publishing an item costs."""
+    rows = session.execute(_documents_query(), {"media_ids": list(media_ids)}).all()
     documents = {}
     for m in rows:
         info = m.info or {}
@@ -198,6 +206,28 @@ def index_media(rt: Runtime, media_ids: Iterable[int], session: Session | None =
             changes.bump(session.connection())
         written += len(documents)
     return written
+
+
+def index_now(rt: Runtime, session: Session, media_id: int) -> None:
+    """Write the item's entry in the caller's transaction, before it commits, when what the session
+    changed alters it (a worker publishing the item): no effect is recorded for it, so the publication
+    costs no second transaction and no effect rows. A failure rolls back only these writes (a
+    savepoint) and leaves the item to the effect, as for any other change."""
+    session.flush()  # the hooks see the change, and the document is read as it will be committed
+    dirty = session.info.get(_DIRTY)
+    if not dirty or media_id not in dirty["media"]:
+        return
+    # A savepoint of the connection, not of the session: the session's commit hooks (which record
+    # and ring effects) must not run for it. The writes are plain statements, no ORM objects.
+    savepoint = session.connection().begin_nested()
+    try:
+        index_media(rt, [media_id], session)
+    except Exception:
+        savepoint.rollback()
+        log.exception("indexing media %s with its change failed; the search index effect will", media_id)
+        return
+    savepoint.commit()
+    dirty["media"].discard(media_id)
 
 
 def _expand(session: Session, payload: dict[str, Any]) -> set[int]:

@@ -169,3 +169,17 @@ def copy_to_local(store: Storage, key: Key, dest: Path) -> Path:
 def save_local_file(store: Storage, key: Key, path: Path) -> int:
     with path.open("rb") as fh:
         return store.save(key, fh)
+
+
+def put_local_file(store: Storage, key: Key, path: Path, *, durable: bool) -> int:
+    """Store a finished local file: linked in without a copy where the store is a folder on the same
+    disk, else copied (and synced) by the store. ``durable``: the stored file survives a power cut once
+    this returns; a link then needs the file's bytes on disk already (the caller synced them). Without
+    it (a rendition: ``kiln reprocess`` makes again what a power cut loses) nothing is synced."""
+    link_in = getattr(store, "link_in", None)
+    if link_in is not None:
+        try:
+            return int(link_in(key, path, durable=durable))
+        except OSError:  # another disk (or links refused): copy
+            pass
+    return save_local_file(store, key, path)
