@@ -63,9 +63,16 @@ def audience(media: MediaEntry | None) -> str | None:
 
 
 def on_published(session: Session, settings: Settings, media: MediaEntry) -> None:
-    """Called in the transaction that publishes ``media``: its delivery to followers starts after the commit."""
-    if settings.federation.enabled and media.visibility in AUDIENCES:
+    """Called in the transaction that publishes ``media``: its delivery to followers starts after the commit.
+    An owner nobody elsewhere follows costs one indexed look, not an effect to run (most items, on most
+    sites: the engine's per-item cost, docs/processing.md)."""
+    if settings.federation.enabled and media.visibility in AUDIENCES and _followed_elsewhere(session, media.owner_id):
         outbox.record(session, EFFECT, {"media_id": media.id}, summary=f"federate item {media.id}")
+
+
+def _followed_elsewhere(session: Session, owner_id: int) -> bool:
+    return session.scalar(select(Follow.id).where(Follow.followee_id == owner_id, Follow.follower_uri.is_not(None))
+                          .limit(1)) is not None
 
 
 def on_changed(session: Session, media: MediaEntry, before: str | None) -> None:

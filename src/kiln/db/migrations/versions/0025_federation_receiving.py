@@ -10,6 +10,9 @@ Create Date: 2026-12-07 14:30:00
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -31,6 +34,18 @@ def _types_check(types: tuple[str, ...]) -> str:
     return "type IN (" + ", ".join(f"'{t}'" for t in types) + ")"
 
 
+@contextlib.contextmanager
+def _users_rebuilt() -> Iterator[None]:
+    """SQLite rebuilds ``users`` to change a column, from what it reads of the table; it cannot read an
+    index on an expression (0023's ``lower(username)``) and would leave it behind: made again after."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        op.drop_index("ix_users_lower_username", table_name="users")
+    yield
+    if sqlite:
+        op.create_index("ix_users_lower_username", "users", [sa.text("lower(username)")], unique=False)
+
+
 def upgrade() -> None:
     op.create_table(
         "follow_requests",
@@ -48,7 +63,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("follow_requests") as batch:
         batch.create_index(op.f("ix_follow_requests_followee_id"), ["followee_id"], unique=False)
-    with op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
+    with _users_rebuilt(), op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("approve_followers", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "domain_blocks",
@@ -160,7 +175,7 @@ def downgrade() -> None:
         batch.drop_index("ix_remote_blocks_actor_id")
     op.drop_table("remote_blocks")
     op.drop_table("domain_blocks")
-    with op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
+    with _users_rebuilt(), op.batch_alter_table("users", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("approve_followers")
     with op.batch_alter_table("follow_requests") as batch:
         batch.drop_index(op.f("ix_follow_requests_followee_id"))
