@@ -90,7 +90,7 @@ def settle(site: Rig, ids: list[int], timeout: float = SETTLE) -> dict[int, str]
 
 
 def running_on(site: Rig, host: Host, ids: list[int], timeout: float = 60) -> list[tuple[int, str]]:
-    """Wait until both processes of ``host`` are early in a step of these items, so that losing the
+    """Wait until both processes of ``host`` are early in an item of these, so that losing the
     host loses running steps (what the test checks are taken back and done again); the steps it holds
     then. (A bell the host took and never began is rung again by the sweeper once it is seen silent.)"""
     deadline = time.monotonic() + timeout
@@ -100,7 +100,8 @@ def running_on(site: Rig, host: Host, ids: list[int], timeout: float = 60) -> li
             held = session.execute(select(ProcessingStep.media_id, ProcessingStep.name).where(
                 ProcessingStep.media_id.in_(ids), ProcessingStep.state == WorkState.RUNNING,
                 ProcessingStep.started > recent, ProcessingStep.lease_owner.like(f"{host.name}:%"))).all()
-        if len(held) == 2:
+        # Both processes busy: two items held (an image's steps are claimed and run as one group).
+        if len({media_id for media_id, _ in held}) >= 2:
             return [(media_id, name) for media_id, name in held]
         time.sleep(0.02)
     raise AssertionError(f"{host.name} never ran two steps of {ids} at once")

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 from alembic import context
 from sqlalchemy import pool
+from sqlalchemy.exc import SAWarning
 
 from kiln.db.base import import_all_models
 from kiln.db.session import MAINTENANCE, make_engine
 
 target_metadata = import_all_models().metadata
+# SQLite's table rebuilds (batch mode) read the tables they touch and those they refer to; SQLite cannot
+# describe an index on an expression (users' lower(username)), and SQLAlchemy says so on every run. The
+# migration that rebuilds users itself makes that index again (0025).
+warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index",
+                        category=SAWarning)
 config = context.config
 
 
