@@ -95,7 +95,9 @@ def running_on(site: Rig, host: Host, ids: list[int], timeout: float = 60) -> li
     then. (A bell the host took and never began is rung again by the sweeper once it is seen silent.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        recent = utcnow() - dt.timedelta(seconds=STEP_DELAY / 2)
+        # A group of an image's three steps takes 3 x STEP_DELAY from its claim: one claimed within 2 x
+        # STEP_DELAY still has a step to run when the host is lost.
+        recent = utcnow() - dt.timedelta(seconds=STEP_DELAY * 2)
         with Session(site.db) as session:
             held = session.execute(select(ProcessingStep.media_id, ProcessingStep.name).where(
                 ProcessingStep.media_id.in_(ids), ProcessingStep.state == WorkState.RUNNING,
@@ -104,7 +106,7 @@ def running_on(site: Rig, host: Host, ids: list[int], timeout: float = 60) -> li
         if len({media_id for media_id, _ in held}) >= 2:
             return [(media_id, name) for media_id, name in held]
         time.sleep(0.02)
-    raise AssertionError(f"{host.name} never ran two steps of {ids} at once")
+    raise AssertionError(f"{host.name} never held two of {ids} at once")
 
 
 def check_done_once(site: Rig, ids: list[int]) -> None:
