@@ -32,7 +32,7 @@ from kiln.processing.models import ProcessingStep, WorkState
 from tests.e2e.test_brokers import SITECUSTOMIZE, small_jpeg
 from tests.fixtures_pdf import A4, document
 from tests.rig.network import Host
-from tests.rig.site import Rig, kiln_toml, rig
+from tests.rig.site import SWEEP_INTERVAL, Rig, kiln_toml, rig
 
 pytestmark = pytest.mark.slow
 
@@ -359,3 +359,39 @@ def test_a_worker_started_on_a_configuration_that_cannot_work_across_hosts_refus
             "machine. Give it a Swift or S3 backend in [storage] of " in said["local"]), said["local"][-2000:]
     assert (f"uses the broker redis://{services}:6379/0; this host would use redis://{services}:6379/1. "
             "Every host must use the same one" in said["broker"]), said["broker"][-2000:]
+
+
+def test_the_same_site_on_rabbitmq_loses_nothing_when_a_worker_host_is_cut_off(
+        site: Rig, token: dict[str, str], tmp_path: Path) -> None:
+    """The whole site moves to the services host's RabbitMQ (every host restarted with the new
+    kiln.toml, as an operator would), takes a batch, and a worker host is cut off mid-batch: every item
+    is still processed once. RabbitMQ's unacknowledged deliveries are not what saves the work (the cut
+    host's connection stays open on the broker's side for minutes); the ledger is, as with Redis."""
+    site.broker = "rabbitmq"
+    for host in [*site.web, *site.workers]:
+        host.kill()
+    time.sleep(SWEEP_INTERVAL * 4)  # the killed hosts' heartbeats fall silent: no stale broker to refuse
+    for host in [*site.web, *site.workers]:
+        host.boot()
+    for host in site.web:
+        site.start_web(host)
+    for host in site.workers:
+        site.start_worker(host)
+    recent = utcnow() - dt.timedelta(seconds=SWEEP_INTERVAL * 3)
+    with Session(site.db) as session:
+        brokers = set(session.scalars(select(WorkerHost.broker).where(WorkerHost.last_beat > recent)))
+    assert len(brokers) == 1 and brokers.pop().startswith("amqp://"), brokers
+    cut, other = site.workers
+    ids = [upload(site, token, path) for path in images(tmp_path, "rabbit", 8)]
+    held = running_on(site, cut, ids)
+    cut.cut()
+    started = time.monotonic()
+    try:
+        settle(site, ids)
+        took = time.monotonic() - started
+        check_done_once(site, ids)
+        assert_done_again(site, ids, held)
+        assert took < 40, f"the batch took {took:.1f} s to settle after the cut"
+    finally:
+        bring_back(site, cut)
+    print(f"\nRabbitMQ: cut {cut.name} holding {held}; settled {took:.1f} s later on {other.name}")

@@ -1,5 +1,5 @@
 """A Kiln site on several hosts, as docs/deploy.md ("Several machines") sets one up: a services host
-(PostgreSQL, Redis, Swift with its S3 API), web hosts running `kiln serve --no-worker --multi-host`
+(PostgreSQL, Redis, RabbitMQ, Swift with its S3 API), web hosts running `kiln serve --no-worker --multi-host`
 behind an nginx host, and worker hosts running `kiln worker --multi-host`. Every host runs Kiln from
 this checkout with a data directory of its own, holding the same kiln.toml and secret.key; nothing
 is shared through the file system.
@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,16 +34,23 @@ NGINX_SITE = ROOT / "contrib" / "nginx" / "kiln.conf"
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1] if Path("/usr/lib/postgresql").exists() else None
 WEB_PORT = 6543
 SWIFT_PORT = 8080
+# The server itself, not Debian's wrapper (which switches to the rabbitmq user and its home's settings).
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 # A host is taken for gone after three sweeps without a heartbeat: short sweeps make that seconds.
 SWEEP_INTERVAL = 1.0
 
 
-def kiln_toml(services: str, proxy: str) -> str:
-    """The kiln.toml every host gets: docs/deploy.md's, with the rig's addresses."""
+def broker_url(services: str, broker: str) -> str:
+    return f"redis://{services}:6379/0" if broker == "redis" else f"amqp://guest:guest@{services}:5672//"
+
+
+def kiln_toml(services: str, proxy: str, broker: str = "redis") -> str:
+    """The kiln.toml every host gets: docs/deploy.md's, with the rig's addresses and broker (``redis``
+    or ``rabbitmq``)."""
     return f"""\
 base_url = "http://{proxy}"
 database_url = "postgresql+psycopg://kiln@{services}:5432/kiln"
-broker_url = "redis://{services}:6379/0"
+broker_url = "{broker_url(services, broker)}"
 
 [security]
 trusted_proxies = ["{proxy}"]
@@ -110,6 +118,7 @@ class Rig:
     secret: str
     worker_env: dict[str, str]  # added to a worker's environment (the tests' step delay)
     db: Engine = field(init=False)
+    broker: str = "redis"  # the broker every host's kiln.toml names: redis or rabbitmq (both run)
 
     def __post_init__(self) -> None:
         self.db = create_engine(f"postgresql+psycopg://kiln@{self.services.address}:5432/kiln",
@@ -128,7 +137,7 @@ class Rig:
         folder = host.folder / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "kiln.toml").write_text(toml if toml is not None else
-                                          kiln_toml(self.services.address, self.proxy.address))
+                                          kiln_toml(self.services.address, self.proxy.address, self.broker))
         (folder / "secret.key").write_text(self.secret)
         (folder / "secret.key").chmod(0o600)
         return folder
@@ -154,9 +163,32 @@ class Rig:
               120, log, lambda: proc.poll() is None)
 
 
+def _start_rabbitmq(services: Host) -> None:
+    """A RabbitMQ node of the services host's own (not the machine's), guest allowed from other hosts.
+    Started first and waited for last: Erlang takes a while to boot."""
+    folder = services.folder / "rabbitmq"
+    folder.mkdir()
+    (folder / "rabbitmq.conf").write_text("loopback_users = none\nlisteners.tcp.default = 5672\n")
+    (folder / "enabled_plugins").write_text("[].\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "LANG": "C.UTF-8",
+           "RABBITMQ_NODENAME": "rig@localhost", "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"),
+           "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"), "RABBITMQ_LOG_BASE": str(folder / "log"),
+           "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+           "RABBITMQ_PID_FILE": str(folder / "pid"), "RABBITMQ_CONF_ENV_FILE": "/dev/null"}
+    services.run([RABBITMQ_SERVER], log=services.folder / "rabbitmq.log", env=env)
+
+
+def _rabbitmq_up(address: str) -> bool:
+    with socket.create_connection((address, 5672), timeout=3) as sock:
+        sock.sendall(b"AMQP\x00\x00\x09\x01")
+        return sock.recv(1) == b"\x01"  # Connection.Start: a method frame, the broker is ready
+
+
 def _start_services(rig_net: Network, services: Host) -> None:
-    """PostgreSQL, Redis and Swift on the services host, each listening on its address only."""
+    """PostgreSQL, Redis, RabbitMQ and Swift on the services host, each listening on its address only
+    (RabbitMQ on all of the host's)."""
     address = services.address
+    _start_rabbitmq(services)
     assert PG_BIN is not None, "the multi-host rig needs PostgreSQL's server binaries in /usr/lib/postgresql"
     pgdata = services.folder / "pg"
     pgdata.mkdir()
@@ -201,6 +233,7 @@ def _start_services(rig_net: Network, services: Host) -> None:
           services.folder / "redis.log")
     _wait("Swift", lambda: httpx.get(f"http://{address}:{SWIFT_PORT}/info", timeout=3).status_code == 200, 60,
           services.folder / "swift-proxy.log")
+    _wait("RabbitMQ", lambda: _rabbitmq_up(address), 90, services.folder / "rabbitmq.log")
 
 
 def _start_nginx(proxy: Host, web: list[Host]) -> None:
