@@ -1,0 +1,112 @@
+"""Posts from accounts followed elsewhere (kiln.federation.posts): a page of its own for each, with its
+answers and a form to answer; Kiln's copies of their files. Logged-in readers only: Kiln shows its
+readers what they follow, it is not a public mirror of other servers."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from kiln.errors import KilnError, NotFound
+from kiln.federation import answers
+from kiln.federation.media_cache import STORE
+from kiln.federation.models import RemoteAttachment, RemotePost
+from kiln.i18n import _, interpolate
+from kiln.runtime import Runtime
+from kiln.social.models import COMMENT_MAX
+from kiln.storage.base import InvalidKey, NoSuchFile
+from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, check_csrf, flash
+from kiln.web.files import PRIVATE_HEADERS, _chunks
+from kiln.web.templating import render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+Body = Annotated[str, Form(max_length=COMMENT_MAX * 2)]
+
+
+def file_url(attachment: RemoteAttachment) -> str | None:
+    return f"/remote/files/{attachment.id}" if attachment.state == "cached" else None
+
+
+class RemoteAttachmentOut(BaseModel):
+    kind: str = Field(description="image, video, audio or other")
+    media_type: str = Field(description="The type Kiln found in its copy's bytes (else as the other server said)")
+    url: str | None = Field(description="Kiln's copy (logged-in readers only); null until it is copied")
+    remote_url: str = Field(description="The file on its own server")
+    alt: str
+    width: int | None
+    height: int | None
+    blurhash: str
+
+
+class RemotePostOut(BaseModel):
+    id: int
+    uri: str = Field(description="Its ActivityPub id")
+    url: str = Field(description="Its page on its own server")
+    page: str = Field(description="Its page here, with the answers and a form to answer")
+    author: str = Field(description="`@name@host`")
+    author_url: str
+    content_html: str = Field(description="Sanitised HTML")
+    summary: str = Field(description="A content warning, when it has one")
+    sensitive: bool
+    published: str
+    attachments: list[RemoteAttachmentOut]
+
+
+def post_json(post: RemotePost, base: str) -> dict[str, Any]:
+    from kiln.media.text import sanitise_html
+
+    return {"id": post.id, "uri": post.uri, "url": post.url, "page": f"{base}/remote/posts/{post.id}",
+            "author": post.actor.handle, "author_url": post.actor.link,
+            "content_html": str(sanitise_html(post.content)), "summary": post.summary, "sensitive": post.sensitive,
+            "published": post.published.isoformat(),
+            "attachments": [{"kind": a.kind, "media_type": a.stored_type or a.media_type,
+                             "url": f"{base}{file_url(a)}" if file_url(a) else None, "remote_url": a.url,
+                             "alt": a.name, "width": a.width, "height": a.height, "blurhash": a.blurhash}
+                            for a in post.attachments]}
+
+
+@router.get("/remote/posts/{post_id}", response_class=HTMLResponse)
+def post_page(request: Request, post_id: RowId, session: DB, user: LoggedIn) -> HTMLResponse:
+    post = answers.get_post(session, post_id, user)
+    return render(request, "remote_post.html", post=post, answers=answers.answers(session, post))
+
+
+@router.post("/remote/posts/{post_id}/answers")
+def answer_form(request: Request, post_id: RowId, session: DB, rt: RT, user: LoggedIn, body: Body) -> Response:
+    post = answers.get_post(session, post_id, user)
+    try:
+        answers.answer(rt, session, user, post, body)
+    except KilnError as exc:
+        session.rollback()
+        flash(request, exc.message, "error")
+        return RedirectResponse(f"/remote/posts/{post_id}", status_code=303)
+    session.commit()
+    flash(request, interpolate(_("Your comment is on its way to %(name)s."), {"name": post.actor.handle}), "success")
+    return RedirectResponse(f"/remote/posts/{post_id}#answers", status_code=303)
+
+
+@router.get("/remote/files/{attachment_id}")
+def cached_file(attachment_id: RowId, session: DB, rt: RT, user: CurrentUser) -> Response:
+    """Kiln's copy of a file from elsewhere, with the type found in its bytes (never SVG or HTML)."""
+    attachment = session.get(RemoteAttachment, attachment_id)
+    if user is None or attachment is None or attachment.state != "cached" or not attachment.stored_key:
+        raise NotFound("There is no such file.")
+    return _serve(rt, list(attachment.stored_key), attachment.stored_type)
+
+
+def _serve(rt: Runtime, key: list[str], media_type: str) -> Response:
+    store = rt.stores.by_name(STORE)
+    headers = dict(PRIVATE_HEADERS)
+    try:
+        if store.is_local:
+            local = store.local_path(key)
+            return FileResponse(local, media_type=media_type, headers=headers, stat_result=os.stat(local))
+        size = store.size(key)
+        stream = store.open(key)
+    except (InvalidKey, FileNotFoundError, NoSuchFile) as exc:
+        raise NotFound("There is no such file.") from exc
+    return StreamingResponse(_chunks(stream), media_type=media_type, headers={**headers, "Content-Length": str(size)})
