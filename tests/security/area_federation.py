@@ -97,4 +97,6 @@ CASES: list[Case] = [
     Case("POST", "/remote/posts/{post_id}/answers", E(303, anon=401), send=lambda w: {"data": {"body": " "}},
          note="an empty comment: refused on the page, nothing sent"),
     Case("GET", "/remote/files/{attachment_id}", E(200, anon=404)),
+    Case("POST", "/api/v1/remote/posts/{post_id}/comments", E(422, anon=401, read_tokens=403),
+         send=lambda w: {"json": {"body": ""}}, note="an empty comment: nothing sent"),
 ]

@@ -19,11 +19,13 @@ from kiln.i18n import _, interpolate
 from kiln.runtime import Runtime
 from kiln.social.models import COMMENT_MAX
 from kiln.storage.base import InvalidKey, NoSuchFile
-from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, check_csrf, flash
+from kiln.web.api import ERRORS, api_csrf
+from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, Writer, check_csrf, flash
 from kiln.web.files import PRIVATE_HEADERS, _chunks
 from kiln.web.templating import render
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+api = APIRouter(prefix="/api/v1", tags=["social"], dependencies=[Depends(api_csrf)])
 Body = Annotated[str, Form(max_length=COMMENT_MAX * 2)]
 
 
@@ -69,13 +71,13 @@ def post_json(post: RemotePost, base: str) -> dict[str, Any]:
                             for a in post.attachments]}
 
 
-@router.get("/remote/posts/{post_id}", response_class=HTMLResponse)
+@pages.get("/remote/posts/{post_id}", response_class=HTMLResponse)
 def post_page(request: Request, post_id: RowId, session: DB, user: LoggedIn) -> HTMLResponse:
     post = answers.get_post(session, post_id, user)
     return render(request, "remote_post.html", post=post, answers=answers.answers(session, post))
 
 
-@router.post("/remote/posts/{post_id}/answers")
+@pages.post("/remote/posts/{post_id}/answers")
 def answer_form(request: Request, post_id: RowId, session: DB, rt: RT, user: LoggedIn, body: Body) -> Response:
     post = answers.get_post(session, post_id, user)
     try:
@@ -89,7 +91,7 @@ def answer_form(request: Request, post_id: RowId, session: DB, rt: RT, user: Log
     return RedirectResponse(f"/remote/posts/{post_id}#answers", status_code=303)
 
 
-@router.get("/remote/files/{attachment_id}")
+@pages.get("/remote/files/{attachment_id}")
 def cached_file(attachment_id: RowId, session: DB, rt: RT, user: CurrentUser) -> Response:
     """Kiln's copy of a file from elsewhere, with the type found in its bytes (never SVG or HTML)."""
     attachment = session.get(RemoteAttachment, attachment_id)
@@ -110,3 +112,31 @@ def _serve(rt: Runtime, key: list[str], media_type: str) -> Response:
     except (InvalidKey, FileNotFoundError, NoSuchFile) as exc:
         raise NotFound("There is no such file.") from exc
     return StreamingResponse(_chunks(stream), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+
+
+class AnswerIn(BaseModel):
+    body: str = Field(min_length=1, max_length=COMMENT_MAX, description="Markdown")
+
+
+class AnswerOut(BaseModel):
+    id: int
+    body: str
+    created: str
+    note: str = Field(description="The id of the Note sent to the post's author")
+
+
+@api.post("/remote/posts/{post_id}/comments", status_code=201, response_model=AnswerOut, responses=ERRORS,
+          summary="Comment on a post from another server")
+def api_answer(post_id: RowId, session: DB, rt: RT, user: Writer, data: AnswerIn) -> dict[str, Any]:
+    """The comment is kept here (under the post's page) and sent to its author's server as a reply
+    (`Create{Note}`, `inReplyTo` the post). `post_id` is a `remote_posts` id of `GET /api/v1/timeline`."""
+    post = answers.get_post(session, post_id, user)
+    row = answers.answer(rt, session, user, post, data.body)
+    session.commit()
+    return {"id": row.id, "body": row.body, "created": row.created.isoformat(),
+            "note": answers.note_id(rt, post, row)}
+
+
+router = APIRouter()
+router.include_router(pages)
+router.include_router(api)
