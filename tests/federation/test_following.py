@@ -210,25 +210,71 @@ def test_files_are_copied_recognised_served_to_readers_only(fed, fed_rt, peer, b
     assert post["attachments"][0]["url"] == f"http://testserver/remote/files/{rows[0].id}"
 
 
-def test_the_timeline_interleaves_and_pages_both_sources(fed, fed_rt, peer, bob):
+def test_the_timeline_interleaves_and_pages_both_sources_in_constant_queries(fed, fed_rt, peer, bob, tmp_path):
+    import datetime as dt
+
+    from sqlalchemy import event, update
+
+    from kiln.accounts.models import User
+    from kiln.media.models import MediaEntry
     from kiln.social import timeline
+    from tests.federation.test_publish import upload
 
     follow_peer(bob, fed, fed_rt, peer)
-    for n in range(1, 6):
+    form_post(bob, "/u/alice/follow", {}, page="/u/alice")
+    for n in range(1, 6):  # published on the 2nd to the 6th of December
         send(fed, peer, create(peer, note(peer, n)))
+    local_id = upload(fed_rt, tmp_path, "Sunset")
+    with fed_rt.sessions() as session:  # between the 3rd and the 4th post
+        session.execute(update(MediaEntry).where(MediaEntry.id == local_id)
+                        .values(published=dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)))
+        session.commit()
+    statements: list[str] = []
     with fed_rt.sessions() as session:
-        from kiln.accounts.models import User
-
         reader = session.scalar(select(User).where(User.username == "bob"))
-        seen, cursor = [], None
-        while True:
-            page = timeline.page(session, reader, cursor, 2)
-            seen += [e.post.uri for e in page.entries if e.post]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-    assert seen == [f"{peer.base}/notes/{n}" for n in (5, 4, 3, 2, 1)]
-    assert "Post 5" in bob.get("/timeline").text
+        seen, cursor, counts = [], None, []
+        def note_statement(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(fed_rt.engine, "before_cursor_execute", note_statement)
+        try:
+            while True:
+                before = len(statements)
+                page = timeline.page(session, reader, cursor, 2)
+                counts.append(len(statements) - before)
+                seen += [e.post.uri.rsplit("/", 1)[-1] if e.post else f"item {e.media.id}" for e in page.entries]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        finally:
+            event.remove(fed_rt.engine, "before_cursor_execute", note_statement)
+    assert seen == ["5", "4", f"item {local_id}", "3", "2", "1"]
+    assert len(set(counts[:-1])) == 1 and max(counts) <= 6, counts  # the same few queries on every page
+    text = bob.get("/timeline").text
+    assert "Post 5" in text and f"/m/{local_id}" in text
+
+
+def test_an_actor_deleted_or_its_server_blocked_takes_its_posts_and_follows(fed, fed_rt, peer, bob):
+    from kiln.federation import moderation
+
+    follow_peer(bob, fed, fed_rt, peer)
+    send(fed, peer, create(peer, note(peer, 7)))
+    send(fed, peer, {"id": f"{peer.base}/deletes/actor", "type": "Delete", "actor": peer.actor_id,
+                     "object": peer.actor_id})
+    assert outcome(fed_rt, f"{peer.base}/deletes/actor") == "actor_deleted"
+    with fed_rt.sessions() as session:
+        assert session.scalar(select(RemotePost.id)) is None
+    assert follows_of_peer(fed_rt) == []
+
+    peer.inbox.clear()
+    follow_peer(bob, fed, fed_rt, peer)
+    send(fed, peer, create(peer, note(peer, 8)))
+    with fed_rt.sessions() as session:
+        moderation.block_domain(session, None, "127.0.0.1")
+        session.commit()
+        assert session.scalar(select(RemotePost.id)) is None
+    assert follows_of_peer(fed_rt) == []
+    assert "Post 8" not in bob.get("/timeline").text
 
 
 def test_a_comment_on_a_post_goes_back_as_a_reply(fed, fed_rt, peer, bob):
