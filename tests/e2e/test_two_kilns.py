@@ -100,11 +100,13 @@ def _wait(what: str, ready: Callable[[], Any], timeout: float = TIMEOUT, logs: t
         time.sleep(0.3)
 
 
-def _account(host: Host, data: Path, url: str, name: str) -> dict[str, str]:
-    made = subprocess.run([sys.executable, "-m", "kiln", "--data", str(data), "adduser", name, "--email",
-                           f"{name}@example.org", "--password", PASSWORD], env=_kiln_env(), capture_output=True,
-                          text=True, timeout=120)
-    assert made.returncode == 0, made.stderr
+def _add_user(data: Path, name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "kiln", "--data", str(data), "adduser", name, "--email",
+                             f"{name}@example.org", "--password", PASSWORD], env=_kiln_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _token(url: str, name: str) -> dict[str, str]:
     resp = httpx.post(url + "/api/v1/tokens", json={"username": name, "password": PASSWORD}, timeout=30)
     assert resp.status_code == 201, resp.text
     return {"Authorization": f"Bearer {resp.json()['token']}"}
@@ -112,16 +114,23 @@ def _account(host: Host, data: Path, url: str, name: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sites() -> Iterator[tuple[Site, Site]]:
+    started = time.monotonic()
     with network() as net:
         hosts = f"127.0.0.1 localhost\n{net.subnet}.2 kilna.test\n{net.subnet}.3 kilnb.test\n"
         a, b = net.add("kilna", 2, etc_hosts=hosts), net.add("kilnb", 3, etc_hosts=hosts)
         data_a, data_b = _start(a, "kilna.test"), _start(b, "kilnb.test")
+        # The accounts are made while the servers start (both write to their own SQLite file).
+        adding = [_add_user(data_a, "alice"), _add_user(data_b, "bob")]
+        for made in adding:
+            output, _ = made.communicate(timeout=120)
+            assert made.returncode == 0, output
         for host in (a, b):
             _wait(f"kiln serve on {host.name}", lambda h=host: httpx.get(f"http://{h.address}:{PORT}/",
                                                                         timeout=2).status_code == 200,
                   120, (host.folder / "serve.log",))
-        alice = Site(a, "kilna.test", data_a, _account(a, data_a, f"http://{a.address}:{PORT}", "alice"))
-        bob = Site(b, "kilnb.test", data_b, _account(b, data_b, f"http://{b.address}:{PORT}", "bob"))
+        alice = Site(a, "kilna.test", data_a, _token(f"http://{a.address}:{PORT}", "alice"))
+        bob = Site(b, "kilnb.test", data_b, _token(f"http://{b.address}:{PORT}", "bob"))
+        print(f"\ntwo Kilns up in {time.monotonic() - started:.1f} s")
         yield alice, bob
 
 

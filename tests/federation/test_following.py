@@ -291,3 +291,15 @@ def test_a_comment_on_a_post_goes_back_as_a_reply(fed, fed_rt, peer, bob):
     assert reply["inReplyTo"] == f"{peer.base}/notes/6" and "<em>light</em>" in reply["content"]
     assert reply["attributedTo"] == "http://testserver/u/bob"
     assert fed.post(f"/remote/posts/{post_id}/answers", data={"body": "x"}).status_code in (401, 403)
+
+
+def test_the_cli_follows_and_unfollows(fed, fed_rt, peer, kiln, monkeypatch):
+    import json
+
+    monkeypatch.setenv("KILN_FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true")
+    assert json.loads(kiln("federation", "follow", "alice", peer.actor_id, "--json").output) == {
+        "account": peer.actor_id, "pending": True}
+    assert follows_of_peer(fed_rt) == [(peer.actor_id, False)]
+    assert "no longer follows" in kiln("federation", "unfollow", "alice", peer.actor_id).output
+    assert follows_of_peer(fed_rt) == []
+    assert kiln("federation", "unfollow", "alice", peer.actor_id, ok=False).exit_code == 1
