@@ -10,7 +10,7 @@ addresses (``allow_private_addresses``, as tests/federation's peer needs too). E
 Alice on A and Bob on B follow each other (WebFinger by ``@name@host:port``, signed Follow, Accept);
 Alice posts a photo, a video and a sound; each appears in Bob's timeline on B with B's own copy of its
 file (fetched from B: its type and its bytes, the same as A's rendition); Bob comments on each; the
-comments arrive on Alice's items on A.
+comments arrive on Alice's items on A, and his favourite of one counts there.
 
 Needs root and `ip netns` (it fails, saying why, without them).
 """
@@ -201,4 +201,10 @@ def test_two_kilns_follow_each_other_and_media_and_comments_flow(sites, tmp_path
         return len([c for c in found if c.get("remote") and c["author"] == f"@bob@{bob.name}"]) == 3
 
     _wait("Bob's comments on Alice's items on A", commented, logs=logs)
-    print(f"\ntwo Kilns: follows, 3 items, copies and comments in {time.monotonic() - started:.1f} s")
+
+    # Bob favourites one of them: a Like, counted among the item's favourites on A.
+    photo = next(p for p in posts if p["attachments"][0]["kind"] == "image")
+    assert bob.api("PUT", f"/api/v1/remote/posts/{photo['id']}/favourite").json() == {"favourited": True}
+    _wait("Bob's favourite on A", lambda: any(
+        alice.api("GET", f"/api/v1/media/{media_id}").json()["favourites"] == 1 for media_id in ids), logs=logs)
+    print(f"\ntwo Kilns: follows, 3 items, copies, comments and a favourite in {time.monotonic() - started:.1f} s")

@@ -292,6 +292,18 @@ def test_a_comment_on_a_post_goes_back_as_a_reply(fed, fed_rt, peer, bob):
     assert reply["attributedTo"] == "http://testserver/u/bob"
     assert fed.post(f"/remote/posts/{post_id}/answers", data={"body": "x"}).status_code in (401, 403)
 
+    # A favourite is a Like; taking it back, Undo{Like}; again, nothing more is sent.
+    form_post(bob, f"/remote/posts/{post_id}/favourite", {"favourite": "1"}, page=f"/remote/posts/{post_id}")
+    like = peer.inbox[-1].json
+    assert like["type"] == "Like" and like["object"] == f"{peer.base}/notes/6"
+    assert 'aria-pressed="true"' in bob.get("/timeline").text
+    sent = len(peer.inbox)
+    form_post(bob, f"/remote/posts/{post_id}/favourite", {"favourite": "1"}, page=f"/remote/posts/{post_id}")
+    assert len(peer.inbox) == sent
+    form_post(bob, f"/remote/posts/{post_id}/favourite", {"favourite": "0"}, page=f"/remote/posts/{post_id}")
+    undo = peer.inbox[-1].json
+    assert undo["type"] == "Undo" and undo["object"]["id"] == like["id"]
+
 
 def test_the_cli_follows_and_unfollows(fed, fed_rt, peer, kiln, monkeypatch):
     import json

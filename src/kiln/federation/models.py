@@ -252,3 +252,16 @@ class RemotePostComment(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     author: Mapped[User] = relationship(lazy="joined")
+
+
+class RemotePostFavourite(Base):
+    """A local account's favourite of a remote post: sent to its author as ``Like`` (``activity_uri``
+    its id, for the ``Undo`` when it is taken back)."""
+
+    __tablename__ = "remote_post_favourites"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("remote_posts.id", ondelete="CASCADE"), primary_key=True,
+                                         index=True)
+    activity_uri: Mapped[str] = mapped_column(String(URI_MAX))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

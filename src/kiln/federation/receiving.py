@@ -5,6 +5,8 @@ the background, after the request that brought the activity was answered):
   the remote actor (``Comment.remote_actor_id``; its body is the Note's HTML after the comments'
   allow-list); ``Update{Note}`` edits it, ``Delete`` takes it away, and a ``Delete`` of the actor
   itself takes all of theirs;
+- ``Create`` of a post that replies to nothing, from an actor someone here follows, is kept as a remote
+  post (kiln.federation.posts); ``Update`` and ``Delete`` of it edit and remove it;
 - ``Like`` becomes a favourite and ``Announce`` a boost (``RemoteReaction``, counted on the item), and
   ``Undo`` takes either back;
 - ``Flag`` becomes a report in the moderation queue.

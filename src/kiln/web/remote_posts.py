@@ -74,7 +74,25 @@ def post_json(post: RemotePost, base: str) -> dict[str, Any]:
 @pages.get("/remote/posts/{post_id}", response_class=HTMLResponse)
 def post_page(request: Request, post_id: RowId, session: DB, user: LoggedIn) -> HTMLResponse:
     post = answers.get_post(session, post_id, user)
-    return render(request, "remote_post.html", post=post, answers=answers.answers(session, post))
+    return render(request, "remote_post.html", post=post, answers=answers.answers(session, post),
+                  favourited=answers.favourited(session, user, [post.id]))
+
+
+@pages.post("/remote/posts/{post_id}/favourite")
+def favourite_form(request: Request, post_id: RowId, session: DB, rt: RT, user: LoggedIn,
+                   favourite: Annotated[str, Form(max_length=1)] = "1", back: Annotated[str, Form(max_length=20)] = "",
+                   ) -> Response:
+    """Favourite a post from elsewhere (``favourite`` 1) or take it back (0): its author's server is told."""
+    post = answers.get_post(session, post_id, user)
+    try:
+        answers.favourite(rt, session, user, post, favourite == "1")
+    except KilnError as exc:
+        session.rollback()
+        flash(request, exc.message, "error")
+    else:
+        session.commit()
+    where = "/timeline" if back == "timeline" else f"/remote/posts/{post_id}"
+    return RedirectResponse(f"{where}#remote-post-{post_id}", status_code=303)
 
 
 @pages.post("/remote/posts/{post_id}/answers")
@@ -135,6 +153,30 @@ def api_answer(post_id: RowId, session: DB, rt: RT, user: Writer, data: AnswerIn
     session.commit()
     return {"id": row.id, "body": row.body, "created": row.created.isoformat(),
             "note": answers.note_id(rt, post, row)}
+
+
+class FavouriteOut(BaseModel):
+    favourited: bool
+
+
+@api.put("/remote/posts/{post_id}/favourite", response_model=FavouriteOut, responses=ERRORS,
+         summary="Favourite a post from another server")
+def api_favourite(post_id: RowId, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+    """Its author's server is sent `Like` (again: nothing changes)."""
+    post = answers.get_post(session, post_id, user)
+    answers.favourite(rt, session, user, post, True)
+    session.commit()
+    return {"favourited": True}
+
+
+@api.delete("/remote/posts/{post_id}/favourite", response_model=FavouriteOut, responses=ERRORS,
+            summary="Take back a favourite of a post from another server")
+def api_unfavourite(post_id: RowId, session: DB, rt: RT, user: Writer) -> dict[str, Any]:
+    """Its author's server is sent `Undo{Like}`."""
+    post = answers.get_post(session, post_id, user)
+    answers.favourite(rt, session, user, post, False)
+    session.commit()
+    return {"favourited": False}
 
 
 router = APIRouter()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.accounts.services import get_user
+from kiln.federation import answers
 from kiln.i18n import _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
@@ -104,7 +105,8 @@ def timeline(request: Request, session: DB, rt: RT, user: LoggedIn, before: Medi
     """New public media of the people the reader follows, here and elsewhere, newest first (never
     unlisted or private items; kiln.social.timeline)."""
     page = timeline_service.page(session, user, before, rt.settings.per_page)
-    return render(request, "timeline.html", page=page)  # public items only: their store URLs
+    favourited = answers.favourited(session, user, [e.post.id for e in page.entries if e.post is not None])
+    return render(request, "timeline.html", page=page, favourited=favourited)  # public items: store URLs
 
 
 # API -------------------------------------------------------------------------------------------

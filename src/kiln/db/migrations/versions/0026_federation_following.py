@@ -93,9 +93,24 @@ def upgrade() -> None:
     with op.batch_alter_table("remote_post_comments") as batch:
         batch.create_index("ix_remote_post_comments_post_id", ["post_id", "id"], unique=False)
         batch.create_index(op.f("ix_remote_post_comments_author_id"), ["author_id"], unique=False)
+    op.create_table(
+        "remote_post_favourites",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("post_id", sa.Integer(), nullable=False),
+        sa.Column("activity_uri", sa.String(length=2000), nullable=False),
+        sa.Column("created", kiln.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["post_id"], ["remote_posts.id"],
+                                name=op.f("fk_remote_post_favourites_post_id_remote_posts"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_remote_post_favourites_user_id_users"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("user_id", "post_id", name=op.f("pk_remote_post_favourites")),
+    )
+    with op.batch_alter_table("remote_post_favourites") as batch:
+        batch.create_index(op.f("ix_remote_post_favourites_post_id"), ["post_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("remote_post_favourites")
     op.drop_table("remote_post_comments")
     op.drop_table("remote_attachments")
     op.drop_table("remote_posts")
