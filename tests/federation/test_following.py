@@ -259,6 +259,16 @@ def test_an_actor_deleted_or_its_server_blocked_takes_its_posts_and_follows(fed,
 
     follow_peer(bob, fed, fed_rt, peer)
     send(fed, peer, create(peer, note(peer, 7)))
+    assert "Post 7" in bob.get("/timeline").text
+    with fed_rt.sessions() as session:  # bob blocks the account: its posts leave his timeline
+        from kiln.accounts.models import User
+        from kiln.federation.models import RemoteActor
+
+        reader = session.scalar(select(User).where(User.username == "bob"))
+        rita = session.scalar(select(RemoteActor).where(RemoteActor.uri == peer.actor_id))
+        moderation.block_remote(session, reader, rita)
+        session.commit()
+    assert "Post 7" not in bob.get("/timeline").text
     send(fed, peer, {"id": f"{peer.base}/deletes/actor", "type": "Delete", "actor": peer.actor_id,
                      "object": peer.actor_id})
     assert outcome(fed_rt, f"{peer.base}/deletes/actor") == "actor_deleted"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.errors import InvalidInput
-from kiln.federation.models import RemoteActor, RemotePost
+from kiln.federation.models import RemoteActor, RemoteBlock, RemotePost
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.social import blocks, follows
@@ -46,10 +46,12 @@ class TimelinePage:
 
 
 def remote_query(user_id: int) -> Select[RemotePost]:
-    """Posts of the accounts elsewhere ``user_id`` follows (their follow accepted)."""
+    """Posts of the accounts elsewhere ``user_id`` follows (their follow accepted), but for accounts
+    they block."""
+    blocked = select(RemoteBlock.actor_id).where(RemoteBlock.user_id == user_id, RemoteBlock.actor_id == RemoteActor.id)
     return (select(RemotePost).join(RemoteActor, RemoteActor.id == RemotePost.actor_id)
             .join(Follow, Follow.followee_uri == RemoteActor.uri)
-            .where(Follow.follower_id == user_id, Follow.accepted.is_(True)))
+            .where(Follow.follower_id == user_id, Follow.accepted.is_(True), ~blocked.exists()))
 
 
 def _split(cursor: str | None) -> tuple[str | None, str | None]:
