@@ -242,7 +242,7 @@ def test_the_timeline_interleaves_and_pages_both_sources_in_constant_queries(fed
                 before = len(statements)
                 page = timeline.page(session, reader, cursor, 2)
                 counts.append(len(statements) - before)
-                seen += [e.post.uri.rsplit("/", 1)[-1] if e.post else f"item {e.media.id}" for e in page.entries]
+                seen += [e.post.uri.rsplit("/", 1)[-1] if e.post else f"item {e.media_id}" for e in page.entries]
                 cursor = page.next_cursor
                 if cursor is None:
                     break

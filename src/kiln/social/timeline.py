@@ -28,10 +28,11 @@ CURSOR_MAX = 64
 
 @dataclass
 class Entry:
-    """One line of the timeline: a local item or a post from elsewhere."""
+    """One line of the timeline: a local item (by id: its row loads only when the page is drawn
+    without the fragment cache, kiln.media.services.GridPage) or a post from elsewhere."""
 
     published: dt.datetime
-    media: MediaEntry | None = None
+    media_id: int | None = None
     post: RemotePost | None = None
 
 
@@ -39,10 +40,18 @@ class Entry:
 class TimelinePage:
     entries: list[Entry]
     next_cursor: str | None
+    local: media_service.GridPage  # the page's local items, as the gallery grid takes them
+
+    @property
+    def posts(self) -> list[RemotePost]:
+        return [e.post for e in self.entries if e.post is not None]
 
     @property
     def media(self) -> list[MediaEntry]:
-        return [e.media for e in self.entries if e.media is not None]
+        return self.local.items
+
+    def media_by_id(self) -> dict[int, MediaEntry]:
+        return {m.id: m for m in self.local.items}
 
 
 def remote_query(user_id: int) -> Select[RemotePost]:
@@ -70,28 +79,33 @@ def _cursor(when: dt.datetime, row_id: int) -> str:
 
 
 def page(session: Session, user: User, cursor: str | None, per_page: int) -> TimelinePage:
+    """One page, newest first: each source read from where the cursor left it (one more row than a
+    page), merged by time. Local items come as ids (one narrow index query, as the gallery's pages)."""
     local_at, remote_at = _split(cursor)
     local_query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
     after = media_service.decode_cursor(local_at)
     if after is not None:
         local_query = local_query.where(tuple_(MediaEntry.published, MediaEntry.id) < tuple_(*after))
-    local = list(session.scalars(local_query.order_by(MediaEntry.published.desc(), MediaEntry.id.desc())
-                                 .limit(per_page + 1)).unique())
+    local = list(session.execute(local_query.with_only_columns(MediaEntry.id, MediaEntry.published)
+                                 .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1)))
     remote_query_ = remote_query(user.id)
     after = media_service.decode_cursor(remote_at)
     if after is not None:
         remote_query_ = remote_query_.where(tuple_(RemotePost.published, RemotePost.id) < tuple_(*after))
     remote = list(session.scalars(remote_query_.order_by(RemotePost.published.desc(), RemotePost.id.desc())
                                   .limit(per_page + 1)).unique())
-    merged = sorted([Entry(m.published, media=m) for m in local if m.published is not None]
+    merged = sorted([Entry(published, media_id=media_id) for media_id, published in local if published is not None]
                     + [Entry(p.published, post=p) for p in remote],
-                    key=lambda e: (e.published, e.media is not None, (e.media or e.post).id),  # type: ignore[union-attr]
+                    key=lambda e: (e.published, e.post is None, e.media_id or (e.post.id if e.post else 0)),
                     reverse=True)
     shown = merged[:per_page]
-    if len(merged) <= per_page:
-        return TimelinePage(shown, None)
-    last_local = next((e.media for e in reversed(shown) if e.media is not None), None)
-    last_remote = next((e.post for e in reversed(shown) if e.post is not None), None)
-    local_next = _cursor(last_local.published, last_local.id) if last_local and last_local.published else local_at
-    remote_next = _cursor(last_remote.published, last_remote.id) if last_remote else remote_at
-    return TimelinePage(shown, f"{local_next or ''}~{remote_next or ''}")
+    next_cursor = None
+    if len(merged) > per_page:
+        last_local = next((e for e in reversed(shown) if e.media_id is not None), None)
+        last_remote = next((e.post for e in reversed(shown) if e.post is not None), None)
+        local_next = _cursor(last_local.published, last_local.media_id) if last_local and last_local.media_id \
+            else local_at
+        remote_next = _cursor(last_remote.published, last_remote.id) if last_remote else remote_at
+        next_cursor = f"{local_next or ''}~{remote_next or ''}"
+    ids = [e.media_id for e in shown if e.media_id is not None]
+    return TimelinePage(shown, next_cursor, media_service.GridPage(session, ids, next_cursor))

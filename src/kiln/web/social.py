@@ -105,7 +105,7 @@ def timeline(request: Request, session: DB, rt: RT, user: LoggedIn, before: Medi
     """New public media of the people the reader follows, here and elsewhere, newest first (never
     unlisted or private items; kiln.social.timeline)."""
     page = timeline_service.page(session, user, before, rt.settings.per_page)
-    favourited = answers.favourited(session, user, [e.post.id for e in page.entries if e.post is not None])
+    favourited = answers.favourited(session, user, [post.id for post in page.posts])
     return render(request, "timeline.html", page=page, favourited=favourited)  # public items: store URLs
 
 
@@ -218,9 +218,8 @@ def api_timeline(session: DB, rt: RT, user: LoggedIn, base: SiteURL, cursor: Med
     follows on other servers (`remote_posts`), interleaved by time as `order` says."""
     page = timeline_service.page(session, user, cursor, limit)
     return {"items": [media_service.media_json(rt, m, base) for m in page.media],
-            "remote_posts": [post_json(e.post, base) for e in page.entries if e.post is not None],
-            "order": [f"media:{e.media.id}" if e.media is not None else f"remote_post:{e.post.id}"  # type: ignore[union-attr]
-                      for e in page.entries],
+            "remote_posts": [post_json(post, base) for post in page.posts],
+            "order": [f"media:{e.media_id}" if e.post is None else f"remote_post:{e.post.id}" for e in page.entries],
             "next": page.next_cursor}
 
 
