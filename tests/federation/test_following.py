@@ -109,8 +109,15 @@ def test_following_an_account_elsewhere_waits_for_accept_and_undoes(fed, fed_rt,
 
 
 def test_reject_removes_the_follow_and_others_cannot_answer_for_it(fed, fed_rt, peer, bob):
+    from tests.federation import peer as peer_kit
+
     form_post(bob, "/following/remote", {"account": peer.actor_id}, page="/timeline")
     sent = peer.inbox[0].json
+    with peer_kit.serve() as other:  # another server accepting a Follow sent to the peer: nothing changes
+        send(fed, other, {"id": f"{other.base}/accepts/1", "type": "Accept", "actor": other.actor_id,
+                          "object": sent})
+        assert outcome(fed_rt, f"{other.base}/accepts/1") == "unknown_object"
+    assert follows_of_peer(fed_rt) == [(peer.actor_id, False)]
     send(fed, peer, {"id": f"{peer.base}/rejects/1", "type": "Reject", "actor": peer.actor_id, "object": sent["id"]})
     assert outcome(fed_rt, f"{peer.base}/rejects/1") == "follow_rejected"
     assert follows_of_peer(fed_rt) == []
