@@ -10,7 +10,8 @@ addresses (``allow_private_addresses``, as tests/federation's peer needs too). E
 Alice on A and Bob on B follow each other (WebFinger by ``@name@host:port``, signed Follow, Accept);
 Alice posts a photo, a video and a sound; each appears in Bob's timeline on B with B's own copy of its
 file (fetched from B: its type and its bytes, the same as A's rendition); Bob comments on each; the
-comments arrive on Alice's items on A, and his favourite of one counts there.
+comments arrive on Alice's items on A, and his favourite of one counts there. Bob's Following page shows the three
+as <img>, <video controls> and <audio controls> from B's copies.
 
 Needs root and `ip netns` (it fails, saying why, without them).
 """
@@ -18,6 +19,7 @@ Needs root and `ip netns` (it fails, saying why, without them).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -190,6 +192,22 @@ def test_two_kilns_follow_each_other_and_media_and_comments_flow(sites, tmp_path
     assert set(kinds) == {"image", "video", "audio"}, kinds
     assert kinds["image"].startswith("image/") and kinds["video"].startswith("video/")
     assert kinds["audio"].startswith("audio/")
+
+    # Bob's Following page on B shows them playable, from B's copies (a browser session: cookie login).
+    with httpx.Client(base_url=bob.url, timeout=30, follow_redirects=True) as browser:
+        form = browser.get("/auth/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        assert browser.post("/auth/login", data={"username": "bob", "password": PASSWORD,
+                                                 "csrf_token": token.group(1)}).status_code == 200
+        page = browser.get("/timeline").text
+    for post in posts:
+        attachment = post["attachments"][0]
+        copy = f'src="/remote/files/{attachment["url"].rsplit("/", 1)[-1]}"'
+        tag = {"image": "<img ", "video": '<video controls preload="metadata" ',
+               "audio": '<audio controls preload="metadata" '}[attachment["kind"]]
+        assert tag + copy in page, (tag + copy, page[page.find("remote-post"):][:2000])
+    assert f'src="http://{alice.handle_host}' not in page  # the reader's browser is never sent to A
 
     # Bob comments on each; the comments arrive on Alice's items on A.
     for post in posts:
