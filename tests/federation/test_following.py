@@ -194,13 +194,17 @@ def test_files_are_copied_recognised_served_to_readers_only(fed, fed_rt, peer, b
                    {"type": "Document", "mediaType": "image/png", "url": f"{peer.base}/fake.png"},
                    {"type": "Image", "mediaType": "image/svg+xml", "url": f"{peer.base}/x.svg"},
                    {"type": "Image", "url": "file:///etc/passwd"},
-                   {"type": "Image", "mediaType": "image/png", "url": f"{peer.base}/big.png"}]
+                   {"type": "Image", "mediaType": "image/png", "url": f"{peer.base}/big.png"},
+                   {"type": "Image", "mediaType": "image/png", "url": f"{peer.base}/missing.png"},
+                   {"type": "Image", "mediaType": "image/png", "url": f"{peer.base}/busy.png"}]
+    peer.pages["/busy.png"] = (503, {"Content-Type": "text/plain"}, b"later")
     fed_rt.settings.federation.max_attachment_bytes = len(png) + 1024
     send(fed, peer, create(peer, note(peer, 5, attachment=attachments)))
     with fed_rt.sessions() as session:
         rows = list(session.scalars(select(RemoteAttachment).order_by(RemoteAttachment.position)))
+    # Copied; not a picture (HTML named .png); SVG; too large; 404: refused for good; 503: asked again later.
     assert [(r.state, r.stored_type) for r in rows] == [("cached", "image/png"), ("refused", ""), ("refused", ""),
-                                                        ("refused", "")]
+                                                        ("refused", ""), ("refused", ""), ("waiting", "")]
     assert "larger" in rows[3].error
     page = bob.get("/timeline").text
     assert f'<img src="/remote/files/{rows[0].id}" alt="A red box"' in page

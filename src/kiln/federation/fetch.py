@@ -324,8 +324,12 @@ def download(url: str, settings: FederationSettings, into: BinaryIO, limit: int,
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
+                    if response.status_code == 410:
+                        raise FetchError("The file is gone (410).", code="gone")
                     if response.status_code != 200:
-                        raise FetchError("The server answered %(status)s.", status=response.status_code)
+                        code = "server_error" if response.status_code >= 500 or response.status_code == 429 \
+                            else "fetch_failed"
+                        raise FetchError("The server answered %(status)s.", code=code, status=response.status_code)
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
                         raise FetchError("The file is larger than Kiln copies (%(n)s bytes).", code="too_large",

@@ -2,7 +2,7 @@
 
 Pages never make a reader's browser fetch another server's files (Kiln's Content-Security-Policy allows
 media only from Kiln, and a reader should not be sent to other servers without knowing). So, after the
-commit that keeps a post, one outbox effect per post fetches each attachment through the safe fetcher
+commit that keeps a post, one outbox effect per attachment fetches it through the safe fetcher
 (kiln.federation.fetch: checked addresses, ``attachment_time_limit``, ``max_attachment_bytes``) into a
 temporary file, recognises it from its bytes (kiln.mediatypes.playable: a picture, a video or a sound
 a browser plays, never SVG, HTML or anything else), and stores it in the originals store (never served
@@ -35,21 +35,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EFFECT = "federation_cache"
 STORE = "originals"
-# Fetch failures that will not mend by asking again.
+# Fetch failures that will not mend by asking again (a 5xx or 429 is "server_error": asked again).
 FOR_GOOD = ("too_large", "fetch_failed", "gone", "address_refused")
 
 
 def cache_later(session: Session, post: RemotePost) -> None:
-    """After the commit, copy the post's attachments that wait (its row must be flushed)."""
-    if any(a.state == "waiting" for a in post.attachments):
-        outbox.record(session, EFFECT, {"post_id": post.id}, summary=f"copy the files of remote post {post.id}")
+    """After the commit, copy each of the post's attachments that wait, one effect each (each within
+    its own time limit; the post's rows must be flushed)."""
+    for attachment in post.attachments:
+        if attachment.state == "waiting":
+            outbox.record(session, EFFECT, {"post_id": post.id, "attachment_id": attachment.id},
+                          summary=f"copy file {attachment.id} of remote post {post.id}")
 
 
-def _waiting(rt: Runtime, post_id: int) -> list[tuple[int, str, str]]:
+def _waiting(rt: Runtime, post_id: int, attachment_id: int | None) -> list[tuple[int, str, str]]:
+    query = select(RemoteAttachment).where(RemoteAttachment.post_id == post_id, RemoteAttachment.state == "waiting")
+    if attachment_id is not None:
+        query = query.where(RemoteAttachment.id == attachment_id)
     with rt.sessions() as session:
-        return [(a.id, a.url, a.kind) for a in session.scalars(
-            select(RemoteAttachment).where(RemoteAttachment.post_id == post_id, RemoteAttachment.state == "waiting")
-            .order_by(RemoteAttachment.position))]
+        return [(a.id, a.url, a.kind) for a in session.scalars(query.order_by(RemoteAttachment.position))]
 
 
 def _settle(rt: Runtime, attachment_id: int, **values: Any) -> bool:
@@ -99,9 +103,11 @@ def _copy(rt: Runtime, post_id: int, attachment_id: int, url: str, declared: str
 
 
 def run(rt: Runtime, payload: dict[str, Any]) -> None:
-    """The effect: copy each waiting attachment of one post (safe to run twice: done ones are skipped)."""
+    """The effect: copy one waiting attachment (or, with no ``attachment_id``, each of the post's);
+    safe to run twice: one copied already is skipped."""
     post_id = int(payload["post_id"])
-    for attachment_id, url, declared in _waiting(rt, post_id):
+    only = payload.get("attachment_id")
+    for attachment_id, url, declared in _waiting(rt, post_id, int(only) if only is not None else None):
         _copy(rt, post_id, attachment_id, url, declared)
 
 
