@@ -336,3 +336,16 @@ def test_the_cli_follows_and_unfollows(fed, fed_rt, peer, kiln, monkeypatch):
     assert "no longer follows" in kiln("federation", "unfollow", "alice", peer.actor_id).output
     assert follows_of_peer(fed_rt) == []
     assert kiln("federation", "unfollow", "alice", peer.actor_id, ok=False).exit_code == 1
+
+
+def test_a_deleted_account_tells_the_servers_of_those_it_followed(fed, fed_rt, peer, bob):
+    from kiln.accounts import leaving
+    from kiln.accounts.models import User
+
+    follow_peer(bob, fed, fed_rt, peer)
+    with fed_rt.sessions() as session:
+        leaving.delete_account(fed_rt, session, None, session.scalar(select(User).where(User.username == "bob")),
+                               via="cli")
+    gone = peer.inbox[-1].json
+    assert gone["type"] == "Delete" and gone["object"] == "http://testserver/u/bob"
+    assert follows_of_peer(fed_rt) == []
