@@ -215,6 +215,10 @@ def test_files_are_copied_recognised_served_to_readers_only(fed, fed_rt, peer, b
     assert "sandbox" in served.headers["content-security-policy"]
     assert fed.get(f"/remote/files/{rows[0].id}").status_code == 404  # visitors: no mirror
     assert bob.get(f"/remote/files/{rows[1].id}").status_code == 404
+    from kiln.media import garbage
+
+    report = garbage.gc(fed_rt.sessions, fed_rt.stores, dry_run=True, grace=0)
+    assert rows[0].stored_key not in report.unreferenced["originals"]  # `kiln gc` keeps the copies
     api = bob.get("/api/v1/timeline").json()
     (post,) = api["remote_posts"]
     assert api["order"] == [f"remote_post:{post['id']}"]
