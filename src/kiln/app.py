@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kiln.accounts.throttle import Throttle, Throttled
 from kiln.config import Settings
 from kiln.db.health import DatabaseBusy, DatabaseUnavailable, RequestSlots, availability_for
-from kiln.db.session import REQUEST_SLOTS, WEB
+from kiln.db.session import REQUEST_SLOTS, WEB, reads_first
 from kiln.errors import KilnError, NotAuthenticated
 from kiln.imports.redirects import LegacyRedirects
 from kiln.runtime import Runtime, build_runtime
@@ -108,6 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.throttle = Throttle(settings.security, rt.sessions)
     app.state.db_slots = RequestSlots(REQUEST_SLOTS, rt.timeouts.queue, availability_for(settings.db_url))
     app.state.db_local = rt.engine.dialect.name == "sqlite"
+    app.state.read_engine = reads_first(rt.engine)
     app.state.fragments = FragmentCache()  # parts of pages kept once rendered (kiln.web.fragments)
     app.state.kept = KeptValues()  # small values read once per generation (kiln.web.fragments.kept)
     app.state.templates = make_templates(settings.static_base_url, lambda key: rt.stores.public.url(key))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,31 +94,39 @@ class LiveServer:
 def serve(folder: Path, config_toml: str = "", processes: int = 2) -> Iterator[LiveServer]:
     """Run `kiln serve` on a free port with its own database and data directory (and an optional
     kiln.toml), until the block ends; then SIGTERM it and check it stopped."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     if config_toml:
         (data / "kiln.toml").write_text(config_toml)
     with fresh_database(folder) as db_url:
-        env = {**os.environ, "KILN_DATABASE_URL": db_url, "KILN_BASE_URL": url,
-               "KILN_PROCESSING__SWEEP_INTERVAL": "2"}
         log = folder / "serve.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "kiln", "--data", str(data), "serve", "--port", str(port),
-                 "--processes", str(processes), "--verbose"], env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
+        for attempt in range(4):
+            # A free port may be taken by another test process before kiln serve binds it: then
+            # serve stops with "Address already in use", and the next attempt takes another port.
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            env = {**os.environ, "KILN_DATABASE_URL": db_url, "KILN_BASE_URL": url,
+                   "KILN_PROCESSING__SWEEP_INTERVAL": "2"}
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "kiln", "--data", str(data), "serve", "--port", str(port),
+                     "--processes", str(processes), "--verbose"], env=env, stdout=out, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 180  # four of these start at once under CI's load
-            while True:
-                try:
-                    if httpx.get(url + "/", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("kiln serve did not start:\n" + log.read_text()[-4000:])
-                time.sleep(0.2)
+            started = False
+            while not started and proc.poll() is None and time.monotonic() < deadline:
+                with suppress(httpx.HTTPError):
+                    started = httpx.get(url + "/", timeout=2).status_code == 200
+                if not started:
+                    time.sleep(0.2)
+            if started:
+                break
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            output = log.read_text(errors="replace")
+            if "address already in use" not in output.lower() or attempt == 3:
+                raise RuntimeError("kiln serve did not start:\n" + output[-4000:])
+        try:
             yield LiveServer(url, data, proc, log, db_url)
         finally:
             proc.send_signal(signal.SIGTERM)

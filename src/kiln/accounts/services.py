@@ -384,12 +384,21 @@ def start_session(session: Session, user: User) -> str:
     return token
 
 
-def session_user(session: Session, token: str) -> User | None:
-    # One query: the login, its person and their privileges (every page asks for them).
-    row = session.scalars(select(LoginSession).options(joinedload(LoginSession.user).joinedload(User.privileges))
-                          .where(LoginSession.token_hash == digest(token))).unique().first()
-    if row is None or row.expires < utcnow() or row.user.banned_now or row.user.pending_approval:
+def session_user(session: Session, token: str, also: Any = None) -> User | None:
+    """The person logged in with ``token``, or None. One query: the login, its person and their
+    privileges (every page asks for them), and ``also``, a scalar column correlated with
+    ``LoginSession.user_id`` that the caller wants with them (the bell's count), kept in
+    ``session.info["also"]``."""
+    query = select(LoginSession) if also is None else select(LoginSession, also)
+    found = session.execute(query.options(joinedload(LoginSession.user).joinedload(User.privileges))
+                            .where(LoginSession.token_hash == digest(token))).unique().first()
+    if found is None:
         return None
+    row = found[0]
+    if row.expires < utcnow() or row.user.banned_now or row.user.pending_approval:
+        return None
+    if also is not None:
+        session.info["also"] = found[1]
     return row.user
 
 

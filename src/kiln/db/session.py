@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,10 +109,77 @@ def postgresql_connect_args(url: str, timeouts: Timeouts) -> dict[str, Any]:
 
 def _postgresql_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
     args = {**postgresql_connect_args(url, timeouts), **kwargs.pop("connect_args", {})}
-    engine = create_engine(url, pool_pre_ping=True, connect_args=args, **kwargs)
-    if engine.dialect.driver == "psycopg":
+    psycopg = make_url(url).get_driver_name() == "psycopg"
+    engine = create_engine(url, pool_pre_ping=not psycopg, connect_args=args, **kwargs)
+    if psycopg:
         _bound_answers(engine, url, timeouts)
+        _ping_when_idle(engine)
+        _begin_before_writing(engine)
     return engine
+
+
+# A pooled connection idle for longer than this is pinged before it is handed out (a server restart
+# or a dropped link is then noticed before a request's first query). One in use a moment ago is not:
+# pinging every checkout was a seventh of a busy page's round trips to the server. A connection that
+# broke in between fails its first statement, which answers 503 and makes the pool drop every
+# connection as old as it (SQLAlchemy invalidates the pool on a disconnect).
+PING_WHEN_IDLE_FOR = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["kiln_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("kiln_idle_since")
+        if since is None or time.monotonic() - since < PING_WHEN_IDLE_FOR:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure of the ping: the pool opens another connection
+            raise DisconnectionError(f"the pooled connection did not answer a ping: {_last_line(exc)}") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer a ping")
+
+
+# Reading pages (``reads_first``): the connection runs in autocommit, so a page that only reads costs
+# no BEGIN and no ROLLBACK (two of its round trips), and its session closes without talking to the
+# server. The first statement that is not a plain read (a write, a lock, a savepoint) starts a real
+# transaction first, so what a reading request writes is still atomic and committed or rolled back as
+# usual. Under READ COMMITTED, each statement of a transaction sees its own snapshot anyway, so reads
+# outside one see nothing different.
+READS_FIRST = "kiln_reads_first"
+_PLAIN_READ = re.compile(r"\s*(SELECT|SHOW)\b", re.IGNORECASE)
+_LOCKS_OR_CALLS = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b|pg_advisory|set_config|nextval"
+                             r"|setval", re.IGNORECASE)
+# Set by a reading request (kiln.web.deps): holds True once a transaction was started for it.
+began_writing: ContextVar[list[bool] | None] = ContextVar("kiln_began_writing", default=None)
+
+
+def _begin_before_writing(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
+        if not conn.get_execution_options().get(READS_FIRST):
+            return
+        if _PLAIN_READ.match(statement) and not _LOCKS_OR_CALLS.search(statement):
+            return
+        dbapi = cursor.connection
+        if dbapi.info.transaction_status == 0:  # IDLE: no transaction yet
+            dbapi.execute("BEGIN")
+            if (flag := began_writing.get()) is not None:
+                flag[0] = True
+
+
+def reads_first(engine: Engine) -> Engine | None:
+    """``engine`` for reading requests (see READS_FIRST), or None where it does not apply (SQLite,
+    other drivers)."""
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return None
+    return engine.execution_options(isolation_level="AUTOCOMMIT", **{READS_FIRST: True})
 
 
 def _bound_answers(engine: Engine, url: str, timeouts: Timeouts) -> None:

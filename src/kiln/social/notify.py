@@ -100,9 +100,27 @@ def _fan_out(rt: Runtime, payload: dict[str, Any]) -> None:
 # Reading and marking ---------------------------------------------------------------------------
 
 def unseen_count(session: Session, user_id: int) -> int:
-    """How many notifications ``user_id`` has not read (ix_notifications_user_read)."""
+    """How many notifications ``user_id`` has not read (ix_notifications_user_read): as counted with
+    the login (``unseen_with``) when this session did, else one indexed count."""
+    known = session.info.get(_UNSEEN)
+    if known is not None and known[0] == user_id:
+        return int(known[1])
     return int(session.scalar(select(func.count()).select_from(Notification)
                               .where(Notification.user_id == user_id, Notification.read.is_(None))) or 0)
+
+
+_UNSEEN = "kiln_unseen"
+
+
+def unseen_with(user_id: Any) -> Any:
+    """The unseen count as a scalar subquery correlated with ``user_id`` (a column), for the login
+    query to fetch with the person: every page's bell then costs no query of its own."""
+    return (select(func.count()).select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read.is_(None)).scalar_subquery())
+
+
+def remember_unseen(session: Session, user_id: int, count: int) -> None:
+    session.info[_UNSEEN] = (user_id, count)
 
 
 @dataclass
@@ -135,6 +153,7 @@ def mark_read(session: Session, user_id: int, ids: Iterable[int] | None = None) 
             return 0
         query = query.where(Notification.id.in_(wanted))
     result = session.execute(query.values(read=utcnow()).execution_options(synchronize_session=False))
+    session.info.pop(_UNSEEN, None)  # counted before these were read
     return int(getattr(result, "rowcount", 0) or 0)
 
 

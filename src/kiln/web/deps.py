@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from kiln import i18n
 from kiln.accounts import services as accounts
-from kiln.accounts.models import ApiToken, User
+from kiln.accounts.models import ApiToken, LoginSession, User
 from kiln.accounts.throttle import Throttle
+from kiln.db.session import began_writing
 from kiln.errors import KilnError, NotAuthenticated, PermissionDenied
 from kiln.runtime import Runtime
+from kiln.social import notify
 from kiln.web import security
 
 SESSION_COOKIE = "kiln_session"
@@ -60,14 +62,24 @@ async def db(request: Request) -> AsyncIterator[Session]:
     frees up in time or the database is known to be down."""
     await request.app.state.db_slots.acquire()
     request.state.db_slot = True
-    session = runtime(request).sessions()
+    read_engine = request.app.state.read_engine
+    began: list[bool] | None = None
+    if read_engine is not None and request.method in ("GET", "HEAD"):
+        # A page that reads (kiln.db.session.READS_FIRST): no transaction unless it writes.
+        session = runtime(request).sessions(bind=read_engine)
+        began = [False]
+        began_writing.set(began)
+    else:
+        session = runtime(request).sessions()
     request.state.db = session
     try:
         yield session
     finally:
         try:
-            if request.app.state.db_local:
-                session.close()  # SQLite: a file on this machine, nothing to wait for on the network
+            if request.app.state.db_local or (began is not None and not began[0]):
+                # SQLite: a file on this machine. A reading request that wrote nothing: no transaction
+                # to end. Either way, closing does not wait on the network.
+                session.close()
             else:
                 with anyio.CancelScope(shield=True):  # ending the transaction talks to the server: not here
                     await anyio.to_thread.run_sync(session.close)
@@ -170,7 +182,10 @@ def current_user(request: Request, session: DB) -> User | None:
                                    code="bad_token")
         user, request.state.token = row.user, row
     elif cookie := request.cookies.get(SESSION_COOKIE):
-        user = accounts.session_user(session, cookie)
+        # The bell's count comes with the login: a page then runs no query of its own for it.
+        user = accounts.session_user(session, cookie, also=notify.unseen_with(LoginSession.user_id))
+        if user is not None:
+            notify.remember_unseen(session, user.id, int(session.info.pop("also", 0) or 0))
     request.state.user = user
     if user is not None:
         accounts.note_seen(runtime(request).engine, user)
