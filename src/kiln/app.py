@@ -37,10 +37,12 @@ from kiln.web import (
     feeds,
     files,
     follow_requests,
+    following,
     moderation,
     oembed,
     pages,
     panels,
+    remote_posts,
     reports,
     search,
     signup,
@@ -123,6 +125,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(oembed.router)
     app.include_router(federation.router)  # WebFinger, NodeInfo, actors, inboxes (docs/federation.md)
     app.include_router(follow_requests.router)  # followers elsewhere waiting for approval
+    app.include_router(following.router)  # following accounts elsewhere
+    app.include_router(remote_posts.router)  # their posts, their files cached here, answers to them
     apidocs.install(app)
     # Innermost: an imported site's old URLs (kiln.imports.redirects), where Kiln has nothing of its own.
     app.add_middleware(LegacyRedirects, runtime=rt)

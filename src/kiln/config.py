@@ -313,6 +313,10 @@ class FederationSettings(BaseModel):
     dead_host_probe_seconds: int = Field(6 * 3600, ge=60, description="How often one delivery to a dead server is "
                                          "tried; when it gets through, the server is alive again and every waiting "
                                          "delivery goes at once.")
+    max_attachment_bytes: int = Field(100 * 1024**2, ge=1024, description="Largest file of a followed account's "
+                                      "post that Kiln copies into its own storage (larger ones are linked).")
+    attachment_time_limit: float = Field(300.0, gt=0, le=3600, description="Seconds the copy of one such file "
+                                         "may take, all told.")
 
 
 DEFAULT_URL = "http://127.0.0.1:6543"

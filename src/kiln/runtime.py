@@ -49,6 +49,7 @@ def build_runtime(settings: Settings, dispatcher: Dispatcher | None = None,
     # they import media and social services, which import this module).
     from kiln.federation import delivery as _delivery  # noqa: F401
     from kiln.federation import inbox as _inbox  # noqa: F401
+    from kiln.federation import media_cache as _media_cache  # noqa: F401
     from kiln.federation import publishing as _publishing  # noqa: F401
 
     use_password_costs(settings.security)

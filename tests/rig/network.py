@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
+NETNS_ETC = Path("/etc/netns")  # a namespace's own /etc files (hosts), as `ip netns exec` reads them
 # PID 1 of a host: reaps whatever is re-parented to it (a zombie would still answer kill(pid, 0),
 # and Kiln takes an answering pid for a live worker).
 INIT = ("import os, time\n"
@@ -132,11 +133,17 @@ class Network:
     def client_address(self) -> str:
         return f"{self.subnet}.1"
 
-    def add(self, name: str, number: int) -> Host:
-        """A new host called ``name`` at .``number``, cabled to the bridge and booted."""
+    def add(self, name: str, number: int, etc_hosts: str | None = None) -> Host:
+        """A new host called ``name`` at .``number``, cabled to the bridge and booted. ``etc_hosts``: the
+        /etc/hosts its processes read (``ip netns exec`` mounts /etc/netns/NAME/hosts over it), so that
+        hosts find each other by name without touching this machine's own /etc/hosts."""
         short = name[:3] + name[-1]  # "worker1" -> "wor1": interface names are at most 15 characters
         netns, outside, inside = f"{self.prefix}-{name}", f"{self.prefix}{short}", f"{self.prefix}{short}x"
         sh(IP, "netns", "add", netns)
+        if etc_hosts is not None:
+            etc = NETNS_ETC / netns
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "hosts").write_text(etc_hosts)
         host = Host(name, netns, "eth0", outside, f"{self.subnet}.{number}", self.folder / name)
         self.hosts[name] = host
         sh(IP, "link", "add", outside, "type", "veth", "peer", "name", inside)
@@ -158,6 +165,7 @@ class Network:
             # when the kernel gets round to freeing it).
             sh(IP, "link", "delete", host.cable, check=False)
             sh(IP, "netns", "delete", host.netns, check=False)
+            shutil.rmtree(NETNS_ETC / host.netns, ignore_errors=True)
         sh(IP, "link", "delete", self.bridge, check=False)
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -15,6 +15,34 @@ def setup(world: World) -> None:
     world.ids["ap_collection"] = "followers"
     world.ids["ap_banned"] = USERNAMES["banned"]
     world.ids["no_follow_request"] = 999_999
+    _remote_post(world)
+
+
+def _remote_post(world: World) -> None:
+    """A post kept from an account followed elsewhere, with its picture copied here."""
+    import io
+
+    from sqlalchemy import select
+
+    from kiln.federation.models import DomainBlock, RemoteActor, RemoteAttachment, RemotePost
+
+    key = ["remote", "1", "1-matrix.png"]
+    world.rt.stores.by_name("originals").save(key, io.BytesIO((world.folder / "small.png").read_bytes()))
+    with world.rt.sessions() as session:
+        actor = RemoteActor(uri="https://remote.example/actor", key_id="https://remote.example/actor#key",
+                            public_key_pem="", inbox="https://remote.example/inbox", username="rita")
+        post = RemotePost(actor=actor, uri="https://remote.example/notes/1", content="<p>Hello</p>")
+        post.attachments = [RemoteAttachment(kind="image", media_type="image/png", url="https://remote.example/p.png",
+                                             state="cached", stored_key=key, stored_type="image/png")]
+        session.add(post)
+        # A post from a server blocked since: nothing is sent there (a favourite is refused).
+        shunned = RemoteActor(uri="https://shunned.example/actor", key_id="https://shunned.example/actor#key",
+                              public_key_pem="", inbox="https://shunned.example/inbox", username="sam")
+        session.add(RemotePost(actor=shunned, uri="https://shunned.example/notes/1", content="<p>Hi</p>"))
+        session.add(DomainBlock(domain="shunned.example"))
+        session.commit()
+        world.ids["post_id"], world.ids["attachment_id"] = post.id, post.attachments[0].id
+        world.ids["shunned_post_id"] = session.scalar(select(RemotePost.id).where(RemotePost.actor_id == shunned.id))
 
 
 def _resource(name: str) -> dict[str, object]:
@@ -63,4 +91,26 @@ CASES: list[Case] = [
          ids={"request_id": "no_follow_request"}, note="no such request"),
     Case("POST", "/account/follow-requests/{request_id}/decline", E(404, anon=401),
          ids={"request_id": "no_follow_request"}, note="no such request"),
+    # Following accounts elsewhere, their posts and Kiln's copies of their files (kiln.web.following,
+    # kiln.web.remote_posts): logged-in readers only, never a public mirror.
+    Case("POST", "/following/remote", E(303, anon=401), send=lambda w: {"data": {"account": "@nobody"}},
+         note="an account that cannot be found: said on the page"),
+    Case("POST", "/following/remote/remove", E(404, anon=401), send=lambda w: {"data": {"account": "@no@x.example"}},
+         note="not followed"),
+    Case("PUT", "/api/v1/following/remote", E(422, anon=401, read_tokens=403, unverified=403),
+         send=lambda w: {"json": {"account": "@nobody"}}, note="an account that cannot be found"),
+    Case("DELETE", "/api/v1/following/remote", E(404, anon=401, read_tokens=403),
+         send=lambda w: {"params": {"account": "@no@x.example"}}, note="not followed"),
+    Case("GET", "/remote/posts/{post_id}", GET_LOGGED_IN),
+    Case("POST", "/remote/posts/{post_id}/answers", E(303, anon=401), send=lambda w: {"data": {"body": " "}},
+         note="an empty comment: refused on the page, nothing sent"),
+    Case("GET", "/remote/files/{attachment_id}", E(200, anon=404)),
+    Case("POST", "/api/v1/remote/posts/{post_id}/comments", E(422, anon=401, read_tokens=403),
+         send=lambda w: {"json": {"body": ""}}, note="an empty comment: nothing sent"),
+    Case("POST", "/remote/posts/{post_id}/favourite", E(303, anon=401), send=lambda w: {"data": {"favourite": "0"}},
+         note="taking back a favourite never given: nothing sent"),
+    Case("PUT", "/api/v1/remote/posts/{post_id}/favourite", E(403, anon=401, read_tokens=403),
+         ids={"post_id": "shunned_post_id"}, note="its server is blocked: refused, nothing sent"),
+    Case("DELETE", "/api/v1/remote/posts/{post_id}/favourite", E(200, anon=401, read_tokens=403),
+         note="never favourited: nothing sent"),
 ]

@@ -197,8 +197,10 @@ def test_every_route_is_in_the_matrix(world: World) -> None:
 
 
 TOKENS = GROUPS["tokens"]
-# Routes whose proof is not a login: a signed token in the URL, an HTTP Signature (ActivityPub inboxes).
-NO_LOGIN_WRITES = ("/m/{media_id}/r/{name}", "/unsubscribe", "/inbox", "/u/{username}/inbox")
+# Routes whose proof is not a login cookie: a signed token in the URL, an HTTP Signature (ActivityPub
+# inboxes), or an API token that counts there too (files: a private item's, copies of posts from elsewhere).
+NO_LOGIN_WRITES = ("/m/{media_id}/r/{name}", "/remote/files/{attachment_id}", "/unsubscribe", "/inbox",
+                   "/u/{username}/inbox")
 
 
 def expected(case: Case, role: str) -> tuple[int, ...]:

@@ -158,7 +158,10 @@ def _favourites(session: Session, user: User, base: str) -> list[dict[str, Any]]
 def _following(session: Session, user: User, base: str) -> list[dict[str, Any]]:
     rows = session.execute(select(Follow, User).join(User, User.id == Follow.followee_id)
                            .where(Follow.follower_id == user.id).order_by(Follow.id))
-    return [{"username": u.username, "url": f"{base}/u/{u.username}", "since": _iso(f.created)} for f, u in rows]
+    local = [{"username": u.username, "url": f"{base}/u/{u.username}", "since": _iso(f.created)} for f, u in rows]
+    elsewhere = session.scalars(select(Follow).where(Follow.follower_id == user.id, Follow.followee_uri.is_not(None),
+                                                     Follow.accepted.is_(True)).order_by(Follow.id))
+    return local + [{"username": None, "url": f.followee_uri, "since": _iso(f.created)} for f in elsewhere]
 
 
 def plan(rt: Runtime, session: Session, user: User, base: str) -> Plan:

@@ -39,6 +39,45 @@ def lookup(kiln: Kiln, account: str, as_json: bool) -> None:
         click.echo(f"{key}: {value if value is not None else '-'}")
 
 
+@federation.command("follow")
+@click.argument("username")
+@click.argument("account")
+@click.option("--json", "as_json", is_flag=True)
+@pass_kiln
+def follow(kiln: Kiln, username: str, account: str, as_json: bool) -> None:
+    """USERNAME follows ACCOUNT elsewhere (@name@host or its address): a signed Follow is sent, and the
+    follow waits for its server's Accept."""
+    from kiln.accounts.services import get_user
+    from kiln.federation import following
+
+    rt = kiln.runtime()
+    with rt.sessions() as session:
+        user_id = get_user(session, username).id
+    row = following.follow(rt, user_id, account)
+    data = {"account": row.followee_uri if row else account, "pending": bool(row and not row.accepted)}
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"{username} asked to follow {data['account']}" if data["pending"] else
+                   f"{username} follows {data['account']}")
+
+
+@federation.command("unfollow")
+@click.argument("username")
+@click.argument("account")
+@pass_kiln
+def unfollow(kiln: Kiln, username: str, account: str) -> None:
+    """USERNAME stops following ACCOUNT elsewhere (its server is sent Undo{Follow})."""
+    from kiln.accounts.services import get_user
+    from kiln.federation import following
+
+    rt = kiln.runtime()
+    with rt.sessions() as session:
+        following.unfollow(rt, session, get_user(session, username), account)
+        session.commit()
+    click.echo(f"{username} no longer follows {account}")
+
+
 @federation.command("deliveries")
 @click.option("--host", help="Only deliveries to this server.")
 @click.option("--json", "as_json", is_flag=True)

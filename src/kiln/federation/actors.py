@@ -168,7 +168,8 @@ def collection(session: Session, settings: Settings, user: User, which: str) -> 
     if which == "followers":
         total = follows.counts(session, user).followers
     elif which == "following":
-        total = session.scalar(select(func.count()).select_from(Follow).where(Follow.follower_id == user.id)) or 0
+        total = session.scalar(select(func.count()).select_from(Follow).where(Follow.follower_id == user.id,
+                                                                                  Follow.accepted.is_(True))) or 0
     else:
         total = session.scalar(select(func.count()).select_from(
             media_service.published_query(owner_id=user.id).subquery())) or 0
@@ -208,11 +209,11 @@ def _outbox_items(session: Session, settings: Settings, stores: Stores, user: Us
 def _people_items(session: Session, settings: Settings, user: User, which: str,
                   before: int | None) -> tuple[list[int], list[Any]]:
     mine = Follow.followee_id if which == "followers" else Follow.follower_id
-    query = select(Follow).where(mine == user.id)
+    query = select(Follow).where(mine == user.id, Follow.accepted.is_(True))
     if before is not None:
         query = query.where(Follow.id < before)
     rows = list(session.scalars(query.order_by(Follow.id.desc()).limit(COLLECTION_PAGE + 1)))
-    ids = {f.follower_id or 0 for f in rows} | {f.followee_id for f in rows}
+    ids = {f.follower_id or 0 for f in rows} | {f.followee_id or 0 for f in rows}
     shown = select(User.id, User.username).where(User.id.in_(ids), not_banned(utcnow()))
     names = dict(session.execute(shown).tuples().all())
     items = []
@@ -220,7 +221,7 @@ def _people_items(session: Session, settings: Settings, user: User, which: str,
         if which == "followers":
             other = f.follower_uri or (actor_id(settings, names[f.follower_id]) if f.follower_id in names else None)
         else:
-            other = actor_id(settings, names[f.followee_id]) if f.followee_id in names else None
+            other = f.followee_uri or (actor_id(settings, names[f.followee_id]) if f.followee_id in names else None)
         if other:
             items.append(other)
     return [f.id for f in rows], items

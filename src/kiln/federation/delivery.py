@@ -84,9 +84,10 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
 
 def account_deleted(session: Session, settings: Settings, user: User) -> None:
     """Called in the transaction that deletes ``user``, before their follows go: each remote
-    follower's server is sent a ``Delete`` of the actor, signed with the account's key, which is
-    carried in the delivery itself (the account and its key are gone when it runs; the outbox drops
-    it once the delivery is done). The actor's address answers 410 from then on."""
+    follower's server, and the server of each account elsewhere they follow, is sent a ``Delete`` of
+    the actor, signed with the account's key, which is carried in the delivery itself (the account and
+    its key are gone when it runs; the outbox drops it once the delivery is done). The actor's address
+    answers 410 from then on."""
     from kiln.federation import publishing
     from kiln.federation.models import ActorKey, Tombstone
 
@@ -99,9 +100,22 @@ def account_deleted(session: Session, settings: Settings, user: User) -> None:
     activity = {"@context": actors.AS_CONTEXT, "id": f"{me}#delete", "type": "Delete", "actor": me, "object": me,
                 "to": [actors.PUBLIC]}
     signer = {"key_id": actors.key_id(settings, user.username), "private_pem": key.private_pem}
-    for inbox in publishing.inboxes(session, user.id):
+    for inbox in sorted(set(publishing.inboxes(session, user.id)) | set(_followed_inboxes(session, user.id))):
         outbox.record(session, EFFECT, {"user_id": user.id, "inbox": inbox, "activity": activity, "signer": signer},
                       summary=f"Delete → {urlsplit(inbox).hostname or '?'}")
+
+
+def _followed_inboxes(session: Session, user_id: int) -> list[str]:
+    """The servers of the accounts elsewhere ``user_id`` follows (each told of the deletion too, so
+    that they stop counting a follower that is gone)."""
+    from sqlalchemy import select
+
+    from kiln.federation.models import RemoteActor
+    from kiln.social.models import Follow
+
+    rows = session.execute(select(RemoteActor.inbox, RemoteActor.shared_inbox)
+                           .join(Follow, Follow.followee_uri == RemoteActor.uri).where(Follow.follower_id == user_id))
+    return [shared or inbox for inbox, shared in rows]
 
 
 outbox.register_handler(EFFECT, _deliver)

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -309,3 +309,42 @@ def post(url: str, body: bytes, headers: Mapping[str, str], settings: Federation
             if read >= POST_ANSWER_BYTES or time.monotonic() > deadline:
                 break
         return response.status_code
+
+
+def download(url: str, settings: FederationSettings, into: BinaryIO, limit: int, seconds: float) -> int:
+    """GET a file (a followed account's picture, video or sound) into ``into``, following at most a few
+    redirects, each checked, within ``seconds`` all told and at most ``limit`` bytes (FetchError
+    past either). Returns the number of bytes written; what the bytes are is for the caller to find out."""
+    deadline = time.monotonic() + seconds
+    with _client(settings, deadline) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            client.checked(url)
+            try:
+                with client.stream("GET", url, headers={"Accept": "image/*, video/*, audio/*"}) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    if response.status_code == 410:
+                        raise FetchError("The file is gone (410).", code="gone")
+                    if response.status_code != 200:
+                        code = "server_error" if response.status_code >= 500 or response.status_code == 429 \
+                            else "fetch_failed"
+                        raise FetchError("The server answered %(status)s.", code=code, status=response.status_code)
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise FetchError("The file is larger than Kiln copies (%(n)s bytes).", code="too_large",
+                                         n=limit)
+                    size = 0
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise FetchError("The file is larger than Kiln copies (%(n)s bytes).",
+                                             code="too_large", n=limit)
+                        into.write(chunk)
+                    return size
+            except httpx.HTTPError as exc:
+                if client.backend.aborted:
+                    raise client.late() from exc
+                raise FetchError("The server could not be reached (%(error)s).", code="unreachable",
+                                 error=type(exc).__name__) from exc
+    raise FetchError("Too many redirects.")

@@ -2,7 +2,8 @@
 means is worked out afterwards by an outbox effect (``process``), which may record deliveries in turn.
 
 Understood: ``Follow`` of a local account (a follow row naming the remote actor, answered with a
-signed ``Accept``, the account told) and ``Undo`` of such a follow; replies, likes, boosts, their
+signed ``Accept``, the account told) and ``Undo`` of such a follow; ``Accept`` and ``Reject`` of a
+local account's follow of the sender (kiln.federation.following); replies, likes, boosts, their
 ``Undo``, ``Update``, ``Delete`` and ``Flag`` (kiln.federation.receiving). Everything else is recorded
 and ignored.
 """
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, delivery, moderation, receiving, remote, requests, signatures
+from kiln.federation import actors, delivery, following, moderation, receiving, remote, requests, signatures
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor
 from kiln.federation.signatures import SignatureError, SignedRequest
 from kiln.processing import outbox
@@ -147,9 +148,9 @@ def _follow(rt: Runtime, session: Session, row: InboxActivity) -> str:
         return "unknown_actor"
     if moderation.blocks(session, followee.id, follower.id):
         return "blocked"
-    following = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
+    already = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
                                                        Follow.follower_uri == row.actor_uri))
-    if followee.approve_followers and following is None:  # waits for the account's answer
+    if followee.approve_followers and already is None:  # waits for the account's answer
         return requests.ask(session, followee, follower, row.payload)
     known = session.scalar(select(Follow.id).where(Follow.followee_id == followee.id,
                                                    Follow.follower_uri == row.actor_uri))
@@ -201,7 +202,8 @@ def _undo(rt: Runtime, session: Session, row: InboxActivity) -> str:
 
 HANDLERS: dict[str, Callable[[Runtime, Session, InboxActivity], str]] = {
     "Follow": _follow, "Undo": _undo, "Create": receiving.create, "Update": receiving.edit, "Delete": receiving.remove,
-    "Like": receiving.react, "Announce": receiving.react, "Flag": receiving.flag}
+    "Like": receiving.react, "Announce": receiving.react, "Flag": receiving.flag,
+    "Accept": following.accepted, "Reject": following.rejected}
 outbox.register_local_handler(EFFECT, process)
 
 
@@ -213,13 +215,13 @@ def prune(rt: Runtime, now: dt.datetime | None = None) -> int:
     ``Follow`` whose follow still holds (an ``Undo`` may name it by id alone; a Like's or Announce's
     id is kept with the reaction). In batches; returns how many went."""
     cutoff = (now or utcnow()) - dt.timedelta(days=rt.settings.federation.keep_activities_days)
-    following = select(Follow.follower_uri).where(Follow.follower_uri.is_not(None))
+    followers = select(Follow.follower_uri).where(Follow.follower_uri.is_not(None))
     removed = 0
     while True:
         with rt.sessions() as session:
             ids = list(session.scalars(select(InboxActivity.id).where(
                 InboxActivity.received < cutoff, InboxActivity.outcome != "",
-                ~((InboxActivity.type == "Follow") & InboxActivity.actor_uri.in_(following)))
+                ~((InboxActivity.type == "Follow") & InboxActivity.actor_uri.in_(followers)))
                 .limit(PRUNE_BATCH)))
             if not ids:
                 return removed

@@ -4,12 +4,15 @@ remote actors did to local items (likes and boosts; their replies are comments, 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.db.base import Base, utcnow
+
+if TYPE_CHECKING:
+    from kiln.accounts.models import User
 
 URI_MAX = 2000
 
@@ -177,3 +180,88 @@ class FollowRequest(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     actor: Mapped[RemoteActor] = relationship(lazy="joined")
+
+
+ATTACHMENT_KINDS = ("image", "video", "audio", "other")
+CACHE_STATES = ("waiting", "cached", "refused", "failed")
+
+
+class RemotePost(Base):
+    """A post (Note, Article, Image, Video, Audio, Page) of an actor someone here follows, as its
+    ``Create`` or latest ``Update`` said (kiln.federation.posts). Its ``content`` is the HTML after the
+    comments' allow-list; it is shown to logged-in readers who follow its author, never to visitors."""
+
+    __tablename__ = "remote_posts"
+    __table_args__ = (Index("ix_remote_posts_actor_published", "actor_id", "published", "id"),
+                      Index("ix_remote_posts_published", "published", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("remote_actors.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(String(URI_MAX), unique=True)
+    url: Mapped[str] = mapped_column(String(URI_MAX), default="")  # its page there (http(s) only)
+    type: Mapped[str] = mapped_column(String(20), default="Note")
+    content: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    sensitive: Mapped[bool] = mapped_column(default=False)
+    published: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    edited: Mapped[dt.datetime | None]
+    received: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[RemoteActor] = relationship(lazy="joined")
+    attachments: Mapped[list[RemoteAttachment]] = relationship(
+        lazy="selectin", order_by="RemoteAttachment.position", cascade="all, delete-orphan")
+
+
+class RemoteAttachment(Base):
+    """One file of a remote post, and Kiln's own copy of it once the cache job fetched it
+    (kiln.federation.media_cache): pages show only the copy, whose type Kiln found from its bytes."""
+
+    __tablename__ = "remote_attachments"
+    __table_args__ = (CheckConstraint(f"kind IN {ATTACHMENT_KINDS!r}", name="kind"),
+                      CheckConstraint(f"state IN {CACHE_STATES!r}", name="state"),
+                      Index("ix_remote_attachments_post_id", "post_id", "position"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("remote_posts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(default=0)
+    kind: Mapped[str] = mapped_column(String(10), default="other")  # from the declared mediaType
+    media_type: Mapped[str] = mapped_column(String(100), default="")  # as declared
+    url: Mapped[str] = mapped_column(String(URI_MAX))
+    name: Mapped[str] = mapped_column(String(1500), default="")  # the alt text
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    blurhash: Mapped[str] = mapped_column(String(100), default="")
+    state: Mapped[str] = mapped_column(String(10), default="waiting")
+    stored_key: Mapped[list[str] | None] = mapped_column(JSON)  # in the originals store
+    stored_type: Mapped[str] = mapped_column(String(100), default="")  # sniffed from the bytes
+    stored_size: Mapped[int | None]
+    error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class RemotePostComment(Base):
+    """A local account's answer to a remote post: sent to its author as ``Create{Note}`` with
+    ``inReplyTo`` the post's id, and shown under the post here."""
+
+    __tablename__ = "remote_post_comments"
+    __table_args__ = (Index("ix_remote_post_comments_post_id", "post_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("remote_posts.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(Text)  # Markdown, as written
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined")
+
+
+class RemotePostFavourite(Base):
+    """A local account's favourite of a remote post: sent to its author as ``Like`` (``activity_uri``
+    its id, for the ``Undo`` when it is taken back)."""
+
+    __tablename__ = "remote_post_favourites"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("remote_posts.id", ondelete="CASCADE"), primary_key=True,
+                                         index=True)
+    activity_uri: Mapped[str] = mapped_column(String(URI_MAX))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)

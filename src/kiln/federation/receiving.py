@@ -5,6 +5,8 @@ the background, after the request that brought the activity was answered):
   the remote actor (``Comment.remote_actor_id``; its body is the Note's HTML after the comments'
   allow-list); ``Update{Note}`` edits it, ``Delete`` takes it away, and a ``Delete`` of the actor
   itself takes all of theirs;
+- ``Create`` of a post that replies to nothing, from an actor someone here follows, is kept as a remote
+  post (kiln.federation.posts); ``Update`` and ``Delete`` of it edit and remove it;
 - ``Like`` becomes a favourite and ``Announce`` a boost (``RemoteReaction``, counted on the item), and
   ``Undo`` takes either back;
 - ``Flag`` becomes a report in the moderation queue.
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 from kiln.accounts.models import User
 from kiln.db.base import rowcount, utcnow
 from kiln.errors import NotFound
-from kiln.federation import actors, moderation
+from kiln.federation import actors, moderation, posts
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor, RemoteReaction
 from kiln.media.models import MediaEntry, MediaState
 from kiln.media.text import html_text, sanitise_html
@@ -88,10 +90,11 @@ def _actor(session: Session, row: InboxActivity) -> RemoteActor | None:
 
 # Replies -------------------------------------------------------------------------------------------
 
-def _note(row: InboxActivity) -> dict[str, Any] | None:
-    """The Note an activity carries when it is the sender's own, on the sender's server."""
+def _note(row: InboxActivity, types: tuple[str, ...] = NOTE_TYPES) -> dict[str, Any] | None:
+    """The Note (or another of ``types``) an activity carries when it is the sender's own, on the
+    sender's server."""
     note = row.payload.get("object")
-    if not isinstance(note, dict) or note.get("type") not in NOTE_TYPES or not uri(note.get("id")):
+    if not isinstance(note, dict) or note.get("type") not in types or not uri(note.get("id")):
         return None
     author = uri(note.get("attributedTo")) or row.actor_uri
     if author != row.actor_uri or _host(uri(note["id"])) != _host(row.actor_uri):
@@ -110,12 +113,14 @@ def _clean_content(note: dict[str, Any]) -> str | None:
 
 
 def create(rt: Runtime, session: Session, row: InboxActivity) -> str:
-    note = _note(row)
+    note = _note(row, posts.POST_TYPES)
     if note is None:
         return "ignored"
     target = uri(note.get("inReplyTo"))
-    if not target:
-        return "ignored"  # a post of theirs that replies to nothing here: not ours to keep
+    if not target:  # a post of theirs: kept when someone here follows them (kiln.federation.posts)
+        return posts.keep(rt, session, row, note)
+    if note.get("type") not in NOTE_TYPES:
+        return "ignored"
     parent = _local_comment(rt, session, target)
     media = session.get(MediaEntry, parent.media_id) if parent is not None else local_item(rt, session, target)
     if media is None or not open_to_others(media):
@@ -181,9 +186,12 @@ def _their_comment(session: Session, row: InboxActivity, address: str) -> Commen
 
 
 def edit(rt: Runtime, session: Session, row: InboxActivity) -> str:
-    note = _note(row)
+    note = _note(row, posts.POST_TYPES)
     if note is None:
         return "ignored"
+    kept = posts.theirs(session, row, uri(note["id"]))
+    if kept is not None:
+        return posts.edit(rt, session, kept, note)
     comment = _their_comment(session, row, uri(note["id"]))
     if comment is None or comment.deleted is not None:
         return "unknown_object"
@@ -203,6 +211,10 @@ def remove(rt: Runtime, session: Session, row: InboxActivity) -> str:
     address = uri(row.payload.get("object"))
     if address and address == row.actor_uri:
         return _forget_actor(session, row)
+    kept = posts.theirs(session, row, address)
+    if kept is not None:
+        session.delete(kept)
+        return "post_deleted"
     comment = _their_comment(session, row, address)
     if comment is None:
         return "unknown_object"
@@ -220,8 +232,8 @@ def _forget_actor(session: Session, row: InboxActivity) -> str:
 
 
 def forget(session: Session, actor: RemoteActor) -> None:
-    """Take away everything ``actor`` left here: replies, likes and boosts (counts kept right), and
-    their follows (an account deleted elsewhere, a domain blocked)."""
+    """Take away everything ``actor`` left here: replies, likes and boosts (counts kept right), their
+    posts, their follows and the follows of them (an account deleted elsewhere, a domain blocked)."""
     # Newest first: replies go before the comments they answer (a parent left with no reply goes too).
     for comment in list(session.scalars(select(Comment).where(Comment.remote_actor_id == actor.id,
                                                               Comment.deleted.is_(None))
@@ -234,6 +246,8 @@ def forget(session: Session, actor: RemoteActor) -> None:
         _uncount(session, reaction.media_id, reaction.kind)
         session.delete(reaction)
     session.execute(delete(Follow).where(Follow.follower_uri == actor.uri))
+    session.execute(delete(Follow).where(Follow.followee_uri == actor.uri))
+    posts.forget(session, actor)
 
 
 # Likes and boosts ----------------------------------------------------------------------------------

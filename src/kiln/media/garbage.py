@@ -36,6 +36,9 @@ def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[
         refs["public"].add(tuple(key))
     for avatar in session.scalars(select(User.avatar).where(User.avatar.is_not(None))):  # profile pictures
         refs["public"].update(tuple(key) for key in (avatar or {}).values())
+    from kiln.federation import media_cache  # copies of followed accounts' files
+
+    refs[media_cache.STORE].update(media_cache.stored_keys(session))
     busy: set[int] = set()
     for media_id, store, key, state in session.execute(
         select(MediaEntry.id, MediaEntry.original_store, MediaEntry.original_key, MediaEntry.state)

@@ -1,9 +1,10 @@
 """Following people, and the "Following" timeline.
 
-A follow names its follower by local account (``follower_id``) or, for federation later, by an
-address elsewhere (``follower_uri``): every function here reads a follow as just a row, so a remote
-follower is one more row in the followers list and counts like any other. The timeline and the
-"following" list are about local followers (someone here reading their home page).
+A follow names its follower by local account (``follower_id``) or by an address elsewhere
+(``follower_uri``), and its followee by local account (``followee_id``) or, when a local account follows
+someone elsewhere (kiln.federation.following), by that actor's address (``followee_uri``): every
+function here reads a follow as just a row, so a remote follower is one more row in the followers list,
+and a remote account followed one more row in the following list, and each counts like any other.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class Person:
     # fetched its actor (kiln.federation); None before that.
     handle: str | None = None
     profile_url: str | None = None
+    # A follow of someone elsewhere still waiting for their server's Accept.
+    pending: bool = False
 
 
 @dataclass
@@ -89,7 +92,7 @@ def _after(cursor: str | None) -> int | None:
 
 
 def _people(session: Session, query: Select[Follow, User], cursor: str | None,
-            per_page: int) -> PeoplePage:
+            per_page: int, remote_side: str = "follower_uri") -> PeoplePage:
     """Newest follow first, keyset-paginated by the follow's id."""
     after = _after(cursor)
     if after is not None:
@@ -97,7 +100,8 @@ def _people(session: Session, query: Select[Follow, User], cursor: str | None,
     rows = list(session.execute(query.order_by(Follow.id.desc()).limit(per_page + 1)))
     more = len(rows) > per_page
     rows = rows[:per_page]
-    people = [Person(user, row.follower_uri if user is None else None) for row, user in rows]
+    people = [Person(user, getattr(row, remote_side) if user is None else None, pending=not row.accepted)
+              for row, user in rows]
     _name_remote(session, people)
     return PeoplePage(people, str(rows[-1][0].id) if more and rows else None)
 
@@ -123,11 +127,15 @@ def followers(session: Session, user: User, cursor: str | None, per_page: int) -
     return _people(session, query, cursor, per_page)
 
 
-def following(session: Session, user: User, cursor: str | None, per_page: int) -> PeoplePage:
-    """Whom ``user`` follows."""
-    query = (select(Follow, User).join(User, User.id == Follow.followee_id)
-             .where(Follow.follower_id == user.id, not_banned()))
-    return _people(session, query, cursor, per_page)
+def following(session: Session, user: User, cursor: str | None, per_page: int,
+              pending: bool = False) -> PeoplePage:
+    """Whom ``user`` follows: local accounts and accounts elsewhere alike (``pending``: with the follows
+    of accounts elsewhere still waiting for their Accept, which only the follower sees)."""
+    query = (select(Follow, User).outerjoin(User, User.id == Follow.followee_id)
+             .where(Follow.follower_id == user.id, (User.id.is_(None)) | not_banned()))
+    if not pending:
+        query = query.where(Follow.accepted.is_(True))
+    return _people(session, query, cursor, per_page, remote_side="followee_uri")
 
 
 def timeline_query(follower_id: int) -> Select[MediaEntry]:
@@ -158,6 +166,7 @@ def counts(session: Session, user: User) -> Counts:
                    .where(Collection.owner_id == user.id, Collection.visibility == "public",
                           Collection.removed.is_(None)).scalar_subquery())
     fans = select(func.count()).select_from(Follow).where(Follow.followee_id == user.id).scalar_subquery()
-    idols = select(func.count()).select_from(Follow).where(Follow.follower_id == user.id).scalar_subquery()
+    idols = (select(func.count()).select_from(Follow)
+             .where(Follow.follower_id == user.id, Follow.accepted.is_(True)).scalar_subquery())
     row = session.execute(select(media, collections, fans, idols)).one()
     return Counts(*(int(n) for n in row))

@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiln.accounts.models import User
 from kiln.db.base import NEVER_REUSE_IDS, Base, utcnow
-from kiln.federation.models import RemoteActor
+from kiln.federation.models import URI_MAX, RemoteActor
 from kiln.media.models import VISIBILITIES, MediaEntry
 
 # Every kind of notification, in the order the account page lists their mail settings.
@@ -152,21 +152,32 @@ class Favourite(Base):
 
 
 class Follow(Base):
-    """``follower`` follows the local account ``followee``. The follower is a local account or, for
-    federation, an address elsewhere (exactly one of the two is set)."""
+    """``follower`` follows ``followee``. Either side may be elsewhere, never both: a remote follower of
+    a local account (``follower_uri``, kept when its ``Follow`` arrives) or a local account following a
+    remote one (``followee_uri``, the actor's id; kiln.federation.following). A follow of someone
+    elsewhere waits (``accepted`` false) until their server sends ``Accept``."""
 
     __tablename__ = "follows"
     __table_args__ = (
         CheckConstraint("(follower_id IS NULL) <> (follower_uri IS NULL)", name="one_follower"),
+        CheckConstraint("(followee_id IS NULL) <> (followee_uri IS NULL)", name="one_followee"),
+        CheckConstraint("followee_uri IS NULL OR follower_id IS NOT NULL", name="local_side"),
         UniqueConstraint("followee_id", "follower_id"),
         UniqueConstraint("followee_id", "follower_uri"),
+        UniqueConstraint("follower_id", "followee_uri"),
         Index("ix_follows_follower_id", "follower_id", "followee_id"),
+        Index("ix_follows_followee_uri", "followee_uri"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    followee_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    followee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     follower_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     follower_uri: Mapped[str | None] = mapped_column(String(500))
+    followee_uri: Mapped[str | None] = mapped_column(String(URI_MAX))
+    # False while a follow of someone elsewhere waits for their server's Accept.
+    accepted: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # The id of the Follow Kiln sent (its Accept, Reject or our Undo names it).
+    activity_uri: Mapped[str | None] = mapped_column(String(URI_MAX))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -106,7 +106,8 @@ def _give_back_slot(request: Request) -> None:
         request.app.state.db_slots.release()
 
 
-_PRIVATE_FILE = re.compile(r"^/m/\d+/r/[^/]+$")
+# Files read with an API token too: a private item's renditions, and copies of posts from elsewhere.
+_PRIVATE_FILE = re.compile(r"^/(m/\d+/r/[^/]+|remote/files/\d+)$")
 # An id in a URL: numbers past the database's integer column answer 422, not a database error.
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 # The session closes as soon as the route returns, before the response is serialised or streamed: a
@@ -155,9 +156,10 @@ def secure_cookies(request: Request) -> bool:
 
 
 def _bearer(request: Request) -> str | None:
-    """The API token of a request to the API (or a read of a private item's file). Everywhere else
-    a token is ignored: a read-only token must never reach the pages' forms, which only check that
-    someone is logged in (it could, for instance, mint itself a read-write token)."""
+    """The API token of a request to the API (or a read of a private item's file, or of Kiln's copy
+    of a file from elsewhere). Everywhere else a token is ignored: a read-only token must never reach
+    the pages' forms, which only check that someone is logged in (it could, for instance, mint itself
+    a read-write token)."""
     path = request.url.path
     if not (path.startswith("/api/") or (request.method in ("GET", "HEAD") and _PRIVATE_FILE.match(path))):
         return None

@@ -16,15 +16,18 @@ from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
 from kiln.accounts.services import get_user
+from kiln.federation import answers
 from kiln.i18n import _, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry
 from kiln.runtime import Runtime
 from kiln.social import blocks, follows
+from kiln.social import timeline as timeline_service
 from kiln.web import blocks as blocks_routes
 from kiln.web import notifications, profile_pages
 from kiln.web.api import ERRORS, MediaList, api_csrf
 from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, SiteURL, Writer, check_csrf, flash
+from kiln.web.remote_posts import RemotePostOut, post_json
 from kiln.web.templating import render
 
 pages = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -56,12 +59,13 @@ def profile_context(session: Session, owner: User, viewer: User | None) -> dict[
 def _people_page(request: Request, session: Session, viewer: User | None, username: str, cursor: str | None,
                  which: str) -> HTMLResponse:
     owner = blocks.get_person(session, username, viewer)
-    listing = (follows.followers if which == "followers" else follows.following)(session, owner, cursor,
-                                                                                 PEOPLE_PER_PAGE)
+    own = viewer is not None and viewer.id == owner.id
+    listing = (follows.followers(session, owner, cursor, PEOPLE_PER_PAGE) if which == "followers" else
+               follows.following(session, owner, cursor, PEOPLE_PER_PAGE, pending=own))
     heading = (interpolate(_("People who follow %(name)s"), {"name": owner.display_name or owner.username})
                if which == "followers" else
                interpolate(_("People %(name)s follows"), {"name": owner.display_name or owner.username}))
-    return render(request, "people.html", owner=owner, listing=listing, heading=heading, which=which)
+    return render(request, "people.html", owner=owner, listing=listing, heading=heading, which=which, own=own)
 
 
 @pages.get("/u/{username}/followers", response_class=HTMLResponse)
@@ -98,10 +102,11 @@ def unfollow_form(request: Request, username: Username, session: DB, user: Logge
 
 @pages.get("/timeline", response_class=HTMLResponse)
 def timeline(request: Request, session: DB, rt: RT, user: LoggedIn, before: MediaCursor = None) -> HTMLResponse:
-    """New public media of the people the reader follows, newest first (never unlisted or private)."""
-    query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
-    page = media_service.page(session, query, before, rt.settings.per_page, grid=True)
-    return render(request, "timeline.html", page=page)  # public items only: their store URLs
+    """New public media of the people the reader follows, here and elsewhere, newest first (never
+    unlisted or private items; kiln.social.timeline)."""
+    page = timeline_service.page(session, user, before, rt.settings.per_page)
+    favourited = answers.favourited(session, user, [post.id for post in page.posts])
+    return render(request, "timeline.html", page=page, favourited=favourited)  # public items: store URLs
 
 
 # API -------------------------------------------------------------------------------------------
@@ -198,14 +203,24 @@ def api_following(name: Username, session: DB, rt: RT, base: SiteURL, viewer: Cu
     return {"items": [_person_json(rt, p, base) for p in listing.people], "next": listing.next_cursor}
 
 
-@api.get("/timeline", response_model=MediaList, responses=ERRORS, summary="New media of the people you follow")
+class TimelineOut(MediaList):
+    remote_posts: list[RemotePostOut] = Field(description="Posts of the accounts the caller follows on other "
+                                              "servers that fall in this page")
+    order: list[str] = Field(description="The page's entries newest first: `media:ID` (in `items`) and "
+                                         "`remote_post:ID` (in `remote_posts`)")
+
+
+@api.get("/timeline", response_model=TimelineOut, responses=ERRORS, summary="New media of the people you follow")
 def api_timeline(session: DB, rt: RT, user: LoggedIn, base: SiteURL, cursor: MediaCursor = None,
                  limit: Limit = 30) -> dict[str, Any]:
     """Public, processed media of the people the caller follows, newest first (never unlisted or
-    private items), in pages like GET /api/v1/media."""
-    query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
-    page = media_service.page(session, query, cursor, limit)
-    return {"items": [media_service.media_json(rt, m, base) for m in page.items], "next": page.next_cursor}
+    private items), in pages like GET /api/v1/media; with the posts of the accounts the caller
+    follows on other servers (`remote_posts`), interleaved by time as `order` says."""
+    page = timeline_service.page(session, user, cursor, limit)
+    return {"items": [media_service.media_json(rt, m, base) for m in page.media],
+            "remote_posts": [post_json(post, base) for post in page.posts],
+            "order": [f"media:{e.media_id}" if e.post is None else f"remote_post:{e.post.id}" for e in page.entries],
+            "next": page.next_cursor}
 
 
 @api.get("/users/{name}", response_model=ProfileOut, responses=ERRORS, summary="A person's profile")

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from babel import numbers as babel_numbers
 from fastapi import Request
@@ -21,7 +22,7 @@ from kiln.media import captions
 from kiln.media.licenses import LICENSES, get_license
 from kiln.media.models import ALT_TEXT_MAX
 from kiln.media.services import MAX_TITLE, downloads
-from kiln.media.text import render_markdown
+from kiln.media.text import render_markdown, sanitise_html
 from kiln.mediatypes import accepted, kind_template, placeholder_src
 from kiln.mediatypes.image.camera import camera_details
 from kiln.social.comments import body_html as comment_body_html
@@ -98,6 +99,8 @@ def make_templates(static_base: str | None, media_src: Callable[[list[str]], str
                        cached_fragment=cached_fragment, downloads=downloads)
     env.filters["markdown"] = render_markdown
     env.filters["comment_html"] = comment_body_html
+    env.filters["remote_html"] = sanitise_html  # a post from elsewhere: the allow-list again, as shown
+    env.filters["host_of"] = lambda address: urlsplit(str(address)).hostname or ""
     env.filters["filesize"] = format_size  # static/sizes.js says the same in the browser
     env.filters["datetime"] = i18n.format_datetime
     env.filters["date"] = i18n.format_date

@@ -1,0 +1,111 @@
+"""The logged-in reader's Following timeline: new public items of the local accounts they follow and
+the posts of the accounts they follow elsewhere (kiln.federation.posts), interleaved, newest first.
+
+Each page costs the same few queries however deep it is: one keyset query per source (each from where
+the previous page left it, ``published, id`` descending, one more row than a page), merged here; the
+posts' attachments load in one more. The cursor carries both places: ``LOCAL~REMOTE``, each
+``MICROSECONDS-ID`` as media cursors are (an empty half: that source has not been read from yet).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.orm import Session
+
+from kiln.accounts.models import User
+from kiln.errors import InvalidInput
+from kiln.federation.models import RemoteActor, RemoteBlock, RemotePost
+from kiln.media import services as media_service
+from kiln.media.models import MediaEntry
+from kiln.social import blocks, follows
+from kiln.social.models import Follow
+
+CURSOR_MAX = 64
+
+
+@dataclass
+class Entry:
+    """One line of the timeline: a local item (by id: its row loads only when the page is drawn
+    without the fragment cache, kiln.media.services.GridPage) or a post from elsewhere."""
+
+    published: dt.datetime
+    media_id: int | None = None
+    post: RemotePost | None = None
+
+
+@dataclass
+class TimelinePage:
+    entries: list[Entry]
+    next_cursor: str | None
+    local: media_service.GridPage  # the page's local items, as the gallery grid takes them
+
+    @property
+    def posts(self) -> list[RemotePost]:
+        return [e.post for e in self.entries if e.post is not None]
+
+    @property
+    def media(self) -> list[MediaEntry]:
+        return self.local.items
+
+    def media_by_id(self) -> dict[int, MediaEntry]:
+        return {m.id: m for m in self.local.items}
+
+
+def remote_query(user_id: int) -> Select[RemotePost]:
+    """Posts of the accounts elsewhere ``user_id`` follows (their follow accepted), but for accounts
+    they block."""
+    blocked = select(RemoteBlock.actor_id).where(RemoteBlock.user_id == user_id, RemoteBlock.actor_id == RemoteActor.id)
+    return (select(RemotePost).join(RemoteActor, RemoteActor.id == RemotePost.actor_id)
+            .join(Follow, Follow.followee_uri == RemoteActor.uri)
+            .where(Follow.follower_id == user_id, Follow.accepted.is_(True), ~blocked.exists()))
+
+
+def _split(cursor: str | None) -> tuple[str | None, str | None]:
+    if not cursor:
+        return None, None
+    if len(cursor) > CURSOR_MAX or cursor.count("~") > 1:
+        raise InvalidInput("That page link is broken; start from the first page.", code="bad_cursor")
+    if "~" not in cursor:  # a link from before posts from elsewhere were shown: both from there
+        return cursor, cursor
+    local, remote = cursor.split("~")
+    return local or None, remote or None
+
+
+def _cursor(when: dt.datetime, row_id: int) -> str:
+    return f"{int(when.timestamp() * 1_000_000)}-{row_id}"
+
+
+def page(session: Session, user: User, cursor: str | None, per_page: int) -> TimelinePage:
+    """One page, newest first: each source read from where the cursor left it (one more row than a
+    page), merged by time. Local items come as ids (one narrow index query, as the gallery's pages)."""
+    local_at, remote_at = _split(cursor)
+    local_query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
+    after = media_service.decode_cursor(local_at)
+    if after is not None:
+        local_query = local_query.where(tuple_(MediaEntry.published, MediaEntry.id) < tuple_(*after))
+    local = list(session.execute(local_query.with_only_columns(MediaEntry.id, MediaEntry.published)
+                                 .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1)))
+    remote_query_ = remote_query(user.id)
+    after = media_service.decode_cursor(remote_at)
+    if after is not None:
+        remote_query_ = remote_query_.where(tuple_(RemotePost.published, RemotePost.id) < tuple_(*after))
+    remote = list(session.scalars(remote_query_.order_by(RemotePost.published.desc(), RemotePost.id.desc())
+                                  .limit(per_page + 1)).unique())
+    merged = sorted([Entry(published, media_id=media_id) for media_id, published in local if published is not None]
+                    + [Entry(p.published, post=p) for p in remote],
+                    key=lambda e: (e.published, e.post is None, e.media_id or (e.post.id if e.post else 0)),
+                    reverse=True)
+    shown = merged[:per_page]
+    next_cursor = None
+    if len(merged) > per_page:
+        last_local = next((e for e in reversed(shown) if e.media_id is not None), None)
+        last_remote = next((e.post for e in reversed(shown) if e.post is not None), None)
+        local_next = _cursor(last_local.published, last_local.media_id) if last_local and last_local.media_id \
+            else local_at
+        remote_next = _cursor(last_remote.published, last_remote.id) if last_remote else remote_at
+        next_cursor = f"{local_next or ''}~{remote_next or ''}"
+    ids = [e.media_id for e in shown if e.media_id is not None]
+    return TimelinePage(shown, next_cursor, media_service.GridPage(session, ids, next_cursor))
