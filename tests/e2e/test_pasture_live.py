@@ -17,8 +17,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.federating import (account, asgi_on_loopback, federating_kiln, free_port, offline_bovine,
-                                  published_photo, run_async, wait_for)
+from tests.e2e.federating import (
+    account,
+    asgi_on_loopback,
+    federating_kiln,
+    free_port,
+    offline_bovine,
+    published_photo,
+    run_async,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 pasture = pytest.importorskip("fediverse_pasture", reason="fediverse-pasture is a test dependency")
@@ -31,10 +39,9 @@ def rig(tmp_path_factory):  # type: ignore[no-untyped-def]
     """Kiln with one account and a published photo; pasture's actors on a port of their own."""
     folder = tmp_path_factory.mktemp("pasture")
     offline_bovine(folder / "bovine")
-    from quart import Quart
-
     from fediverse_pasture.data_provider import DataProvider
     from fediverse_pasture.server import BlueprintForActors
+    from quart import Quart
 
     with federating_kiln(folder / "kiln") as kiln:
         api = account(kiln, "ada")
@@ -121,7 +128,6 @@ def test_a_pasture_actor_reads_kilns_actor_and_note_with_bovines_parser(rig):
 
 def test_pastures_activity_runner_sends_a_reply_kiln_shows(rig):
     import aiohttp
-
     from fediverse_pasture.runner import ActivityRunner, ActivitySender
     from fediverse_pasture.types import ApplicationAdapterForLastActivity
 
@@ -151,4 +157,4 @@ def test_pastures_activity_runner_sends_a_reply_kiln_shows(rig):
     assert comment["remote"] is True and comment["author"].startswith("@actor@127.0.0.1"), comment
     page = api.get(f"/u/ada/m/{item['id']}").text
     assert words in page and "@actor@127.0.0.1" in page
-    wait_for(lambda: api.get(f"/api/v1/media/{item['id']}").json()["comment_count"] == 1, "the comment counted")
+    wait_for(lambda: api.get(f"/api/v1/media/{item['id']}").json()["comments"] == 1, "the comment counted")
