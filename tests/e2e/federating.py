@@ -121,17 +121,31 @@ SECURITY_TERMS = {"id": "@id", "type": "@type", "sec": "https://w3id.org/securit
                   "owner": {"@id": "sec:owner", "@type": "@id"}}
 
 
+class ContextCache(dict[str, Any]):
+    """bovine's cache of JSON-LD contexts, in memory: its own keeps them in SQLite through a connection
+    that only the thread which opened it may use, and bovine-herd's server runs in another thread here."""
+
+    @property
+    def cache(self) -> dict[str, Any]:
+        return self
+
+    def retrieve(self, url: str) -> Any:
+        return self.get(url)
+
+    def add(self, url: str, context: Any) -> None:
+        self[url] = context
+
+
 def offline_bovine(folder: Path) -> None:
-    """bovine's JSON-LD cache in ``folder`` (importing bovine opens one in the working directory), knowing
-    the security terms; contexts it cannot fetch are read as empty, as bovine does."""
+    """bovine, imported in ``folder`` (it opens a context cache file in the working directory when
+    imported), with a cache in memory that knows the security terms; other contexts it cannot fetch
+    it reads as empty, as bovine does."""
     previous = Path.cwd()
     folder.mkdir(parents=True, exist_ok=True)
     os.chdir(folder)
     try:
         import bovine.jsonld
-        from bovine.jsonld.cache import JsonLDCache
-
-        bovine.jsonld.jsonld_cache = JsonLDCache(str(folder / "jsonld.sqlite"))
     finally:
         os.chdir(previous)
-    bovine.jsonld.jsonld_cache.cache["https://w3id.org/security/v1"] = SECURITY_TERMS
+    cache = ContextCache({"https://w3id.org/security/v1": SECURITY_TERMS})
+    bovine.jsonld.jsonld_cache = cache  # type: ignore[assignment]
