@@ -107,7 +107,9 @@ def test_bovine_follows_kiln_receives_a_photo_replies_and_likes(tmp_path):
         assert unsigned.status_code == 401  # what Kiln's key fetch meets, by bovine's default
         LET_UNSIGNED_READ["on"] = True
         assert asyncio.run(as_milo(follow)) == milo
-        wait_for(lambda: "1 follower" in api.get("/u/ada").text, "Kiln keeping bovine's follow", 30, log)
+        followers = "/api/v1/users/ada/followers"
+        wait_for(lambda: api.get(followers).json()["items"], "Kiln keeping bovine's follow", 30, log)
+        assert [f["url"] for f in api.get(followers).json()["items"]] == [milo]
 
         item = published_photo(api, tmp_path, "Harbour at dusk")
         note_id = f"{kiln.url}/u/ada/m/{item['id']}"
