@@ -5,7 +5,9 @@
   actor as each of its test actors, WebFinger included, and posts a signed activity to its inbox;
 - a pasture actor fetches a published item's Note (signed GET) and bovine's parser reads it;
 - pasture's activity runner (``ActivitySender`` + ``ActivityRunner``) sends a reply to that item,
-  which Kiln shows as a comment.
+  which Kiln shows as a comment;
+- a pasture actor whose inbox takes only signed posts follows Kiln's account, and pasture verifies
+  the signature of the ``Accept`` Kiln sends it (with bovine's HTTP Signatures, fetching Kiln's key).
 
 Pasture's actors are served by pasture's own ``BlueprintForActors`` (a Quart app) on 127.0.0.1, so
 Kiln fetches their keys from pasture itself."""
@@ -48,12 +50,17 @@ def rig(tmp_path_factory):  # type: ignore[no-untyped-def]
         item = published_photo(api, folder, "Harbour at dusk")
         data = DataProvider.generate()
         actors = [data.one_actor, *data.possible_actors]
+        received: list[dict[str, Any]] = []
+
+        async def keep(activity: dict[str, Any]) -> None:  # only after pasture verified the signature
+            received.append(activity)
+
         app = Quart("pasture")
-        app.register_blueprint(BlueprintForActors(actors).blueprint)
+        app.register_blueprint(BlueprintForActors(actors, on_inbox=keep).blueprint)
         port = free_port()
         with asgi_on_loopback(app, port) as pasture_url:
             yield {"kiln": kiln, "api": api, "item": item, "actors": actors, "domain": f"127.0.0.1:{port}",
-                   "pasture": pasture_url}
+                   "pasture": pasture_url, "received": received}
 
 
 def pasture_actor(rig: dict[str, Any], name: str = "actor") -> tuple[Any, Any]:
@@ -158,3 +165,28 @@ def test_pastures_activity_runner_sends_a_reply_kiln_shows(rig):
     page = api.get(f"/u/ada/m/{item['id']}").text
     assert words in page and "@actor@127.0.0.1" in page
     wait_for(lambda: api.get(f"/api/v1/media/{item['id']}").json()["comments"] == 1, "the comment counted")
+
+
+def test_pasture_verifies_the_signature_of_kilns_accept(rig):
+    import aiohttp
+
+    kiln = rig["kiln"]
+    follow_id = f"{rig['pasture']}/bob/follows/{secrets.token_hex(4)}"
+
+    async def follow() -> int:
+        bovine_actor, _ = pasture_actor(rig, "bob")  # bob's inbox refuses unsigned posts
+        async with aiohttp.ClientSession() as session:
+            await bovine_actor.init(session=session)
+            answer = await bovine_actor.post(f"{kiln.url}/u/ada/inbox", {
+                "@context": "https://www.w3.org/ns/activitystreams", "id": follow_id, "type": "Follow",
+                "actor": f"{rig['pasture']}/bob", "object": f"{kiln.url}/u/ada"})
+            return int(answer.status)
+
+    assert run_async(follow) == 202
+
+    def accepted() -> dict[str, Any] | None:
+        return next((a for a in rig["received"] if a.get("type") == "Accept" and follow_id in (
+            a.get("object"), (a.get("object") or {}).get("id") if isinstance(a.get("object"), dict) else None)), None)
+
+    accept = wait_for(accepted, "Kiln's Accept verified by pasture", 30, kiln.log)
+    assert accept["actor"] == f"{kiln.url}/u/ada"
