@@ -101,6 +101,7 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
     assert friend.put(f"{first_item}/favourite").is_success
     assert api.put("/api/v1/users/bo/follow").is_success
     wait_processed(friend, [upload(friend, photo(folder, "boat.jpg", (120, 40, 90), size=(600, 400)))["id"]])
+    block_remote_account(live_server, OWNER)
     state = folder / "owner.json"
     context.storage_state(path=str(state))
     context.close()
@@ -118,12 +119,35 @@ def site(browser, live_server, samples, tmp_path_factory):  # type: ignore[no-un
              "/account", "/panel", "/favourites", f"/m/{first}/favourites",
              f"/m/{first}/comments/{top.json()['id']}/edit",
              "/admin/processing", f"/c/{album['id']}/edit", "/collections/new", "/notifications", "/timeline",
-             f"/u/{OWNER}/followers", f"/u/{OWNER}/following"]
+             f"/u/{OWNER}/followers", f"/u/{OWNER}/following", "/account/blocks", "/admin/federation"]
     # Light views check every page as a visitor and as the owner. Dark views check every page the owner
     # sees and, as a visitor, only the pages the owner never sees: the public pages a visitor sees in dark
     # are the owner's templates and colours with fewer controls (the light views check them as a visitor).
     return {"state": state, "anonymous": anonymous, "owner": owner, "video": media[1], "audio": media[2],
             "model3d": media[5], "anonymous_dark": [p for p in anonymous if p not in public]}
+
+
+def block_remote_account(server, username: str) -> None:  # type: ignore[no-untyped-def]
+    """An account on another server that ``username`` blocks, for the blocks page to list (written to the
+    database: this site does not reach other servers; tests/e2e/test_fediverse_browser.py makes one
+    through a real reply and the button beside it)."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from kiln.accounts.models import User
+    from kiln.federation.models import RemoteActor, RemoteBlock
+
+    engine = create_engine(server.db_url)
+    with Session(engine) as session:
+        actor = RemoteActor(uri="https://social.example/users/rita", key_id="https://social.example/users/rita#main-key",
+                            public_key_pem="", inbox="https://social.example/users/rita/inbox", username="rita",
+                            display_name="Rita Remote", profile_url="https://social.example/@rita")
+        session.add(actor)
+        session.flush()
+        user_id = session.scalars(select(User.id).where(User.username == username)).one()
+        session.add(RemoteBlock(user_id=user_id, actor_id=actor.id))
+        session.commit()
+    engine.dispose()
 
 
 VIEWS = [

@@ -119,7 +119,8 @@ def test_keys_other_than_rsa_are_refused():
             signatures.load_public(bad)
 
 
-def _rfc9421_signed(key: rsa.RSAPrivateKey, body: bytes) -> dict[str, str]:
+def _rfc9421_signed(key: rsa.RSAPrivateKey, body: bytes, algorithm: str = "RSA_V1_5_SHA256",
+                    created: dt.datetime | None = None, **sign_options: object) -> dict[str, str]:
     """Signed by http-message-signatures' own signer, as Mastodon's RFC 9421 requests are formed."""
     from dataclasses import dataclass
 
@@ -138,22 +139,41 @@ def _rfc9421_signed(key: rsa.RSAPrivateKey, body: bytes) -> dict[str, str]:
         headers: CaseInsensitiveDict
 
     message = Message("POST", URL, CaseInsensitiveDict({"Content-Type": "application/activity+json"}))
-    HTTPMessageSigner(signature_algorithm=algorithms.RSA_V1_5_SHA256, key_resolver=Keys()).sign(
-        message, key_id=KEY_ID, covered_component_ids=("@method", "@target-uri", "content-digest"), body=body)
+    HTTPMessageSigner(signature_algorithm=getattr(algorithms, algorithm), key_resolver=Keys()).sign(
+        message, key_id=KEY_ID, covered_component_ids=("@method", "@target-uri", "content-digest"), body=body,
+        created=created, **sign_options)
     return dict(message.headers)
+
+
+def window() -> dict[str, object]:
+    """The clock window verify_rfc9421 is given: now, as an inbox does."""
+    return {"now": dt.datetime.now(dt.UTC), "max_age": 3600, "max_future": 300}
 
 
 def test_rfc9421_signatures_are_verified(key):
     headers = _rfc9421_signed(key, BODY)
     request = SignedRequest("POST", "/u/alice/inbox", {k.lower(): v for k, v in headers.items()}, BODY, URL)
     assert signatures.rfc9421_key_id(request.headers) == KEY_ID
-    signatures.verify_rfc9421(request, key.public_key(), max_age=3600)
+    signatures.verify_rfc9421(request, key.public_key(), **window())
     for tampered in (SignedRequest("POST", "/u/alice/inbox", request.headers, BODY + b" ", URL),
                      SignedRequest("POST", "/inbox", request.headers, BODY, "https://kiln.example/inbox")):
         with pytest.raises(SignatureError):
-            signatures.verify_rfc9421(tampered, key.public_key(), max_age=3600)
+            signatures.verify_rfc9421(tampered, key.public_key(), **window())
     with pytest.raises(SignatureError):
-        signatures.verify_rfc9421(request, signatures.new_private_key().public_key(), max_age=3600)
+        signatures.verify_rfc9421(request, signatures.new_private_key().public_key(), **window())
+
+
+def test_rfc9421_rsa_pss_and_a_clock_a_little_ahead_are_accepted(key):
+    """RSA-PSS when the signature says so (alg); a sender's clock up to five minutes ahead, as for
+    draft-cavage (the package alone allows five seconds)."""
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+    headers = _rfc9421_signed(key, BODY, "RSA_PSS_SHA512", created=ahead, include_alg=True)
+    request = SignedRequest("POST", "/u/alice/inbox", {k.lower(): v for k, v in headers.items()}, BODY, URL)
+    assert 'alg="rsa-pss-sha512"' in request.headers["signature-input"]
+    signatures.verify_rfc9421(request, key.public_key(), **window())
+    with pytest.raises(SignatureError) as refused:
+        signatures.verify_rfc9421(request, key.public_key(), **{**window(), "max_future": 60})
+    assert refused.value.code == "signature_future"
 
 
 @pytest.mark.parametrize(("param", "value"), [

@@ -83,7 +83,8 @@ def _verify(rt: Runtime, request: SignedRequest) -> remote.Actor:
                                          max_age=settings.signature_max_age_seconds,
                                          max_future=settings.signature_max_future_seconds)
             else:
-                signatures.verify_rfc9421(request, key, max_age=settings.signature_max_age_seconds)
+                signatures.verify_rfc9421(request, key, now=utcnow(), max_age=settings.signature_max_age_seconds,
+                                          max_future=settings.signature_max_future_seconds)
             return actor
         except SignatureError as exc:
             if fresh or exc.code not in ("signature_mismatch", "bad_key") or not remote.may_refetch(actor):

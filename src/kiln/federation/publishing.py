@@ -130,13 +130,19 @@ def _addressed(settings: Settings, media: MediaEntry) -> dict[str, list[str]]:
     return {"to": [actors.PUBLIC], "cc": [followers]}
 
 
+# A Note's terms beyond ActivityStreams' own, named as Mastodon names them: without them a JSON-LD
+# reader (bovine, for one) takes "Hashtag", "sensitive" and "blurhash" for unknown terms.
+NOTE_CONTEXT = [actors.AS_CONTEXT, {"Hashtag": "as:Hashtag", "sensitive": "as:sensitive",
+                                    "toot": "http://joinmastodon.org/ns#", "blurhash": "toot:blurhash"}]
+
+
 def note(settings: Settings, stores: Stores, media: MediaEntry) -> dict[str, Any]:
     from kiln.media.text import render_markdown
 
     me = actors.actor_id(settings, media.owner.username)
     page = note_id(settings, media)
     content = Markup("<p><strong>{}</strong></p>").format(escape(media.title)) + render_markdown(media.description)
-    document = {"@context": actors.AS_CONTEXT, "id": page, "type": "Note", "attributedTo": me,
+    document = {"@context": NOTE_CONTEXT, "id": page, "type": "Note", "attributedTo": me,
                 "content": str(content), "url": page, "published": _iso(media.published or media.created),
                 **_addressed(settings, media), "sensitive": False,
                 "attachment": attachments(settings, stores, media),
@@ -152,7 +158,7 @@ def create(settings: Settings, stores: Stores, media: MediaEntry, kind: str = "C
     document = note(settings, stores, media)
     inner = {k: v for k, v in document.items() if k != "@context"}
     stamp = f"#{kind.lower()}" if kind == "Create" else f"#{kind.lower()}-{int(utcnow().timestamp())}"
-    return {"@context": actors.AS_CONTEXT, "id": f"{document['id']}{stamp}", "type": kind,
+    return {"@context": NOTE_CONTEXT, "id": f"{document['id']}{stamp}", "type": kind,
             "actor": document["attributedTo"], "published": document["published"], "to": document["to"],
             "cc": document["cc"], "object": inner}
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from kiln.errors import KilnError
 
@@ -306,32 +306,60 @@ def check_cavage(request: SignedRequest, sig: CavageSignature, *, now: dt.dateti
 
 # RFC 9421 ----------------------------------------------------------------------------------------
 
-def rfc9421_key_id(headers: Mapping[str, str]) -> str:
-    """The ``keyid`` of the one signature in ``Signature-Input`` (RFC 9421), or SignatureError."""
+def _rfc9421_params(headers: Mapping[str, str]) -> dict[str, Any]:
+    """The parameters of the one signature in ``Signature-Input`` (RFC 9421), or SignatureError."""
     import http_sf
 
     try:
         parsed: Any = http_sf.parse(headers.get("signature-input", "").encode("ascii"), tltype="dictionary")
         (members,) = parsed.values()
-        key_id = members[1]["keyid"]
+        return dict(members[1])
     except Exception as exc:
         raise SignatureError("The Signature-Input header could not be read, or holds more than one signature.",
                              code="bad_signature") from exc
+
+
+def rfc9421_key_id(headers: Mapping[str, str]) -> str:
+    """The ``keyid`` of the one signature in ``Signature-Input`` (RFC 9421), or SignatureError."""
+    key_id = _rfc9421_params(headers).get("keyid")
     if not isinstance(key_id, str) or not key_id:
         raise SignatureError("The Signature-Input header lacks a keyid.", code="bad_signature")
     return key_id
 
 
-def verify_rfc9421(request: SignedRequest, key: rsa.RSAPublicKey, *, max_age: float) -> None:
-    """Raise SignatureError unless the request carries a valid RFC 9421 ``rsa-v1_5-sha256`` signature by
-    ``key`` covering ``@method``, ``@target-uri`` and (with a body) ``content-digest``, which matches."""
+INBOX_COMPONENTS = ("@method", "@target-uri")  # and content-digest with a body
+RFC9421_ALGORITHMS = {"rsa-v1_5-sha256": rsa.RSAPublicKey, "rsa-pss-sha512": rsa.RSAPublicKey,
+                      "ed25519": ed25519.Ed25519PublicKey}
+
+
+def verify_rfc9421(request: SignedRequest, key: rsa.RSAPublicKey | ed25519.Ed25519PublicKey, *, now: dt.datetime,
+                   max_age: float, max_future: float, required: tuple[str, ...] | None = None,
+                   algorithm: str | None = None) -> None:
+    """Raise SignatureError unless the request carries a valid RFC 9421 signature by ``key`` covering
+    ``required`` (by default what an inbox needs: ``@method``, ``@target-uri`` and, with a body,
+    ``content-digest``), made within the clock window (as for draft-cavage), over a body that matches
+    its ``Content-Digest`` when it covers one. The algorithm is the signature's ``alg`` (``rsa-v1_5-sha256``,
+    ``rsa-pss-sha512`` or ``ed25519``, fitting the key), else ``algorithm`` when the key is known to be
+    for one (RFC 9421 lets the key decide), else ``rsa-v1_5-sha256`` for an RSA key (what Mastodon
+    sends) and ``ed25519`` for an Ed25519 one."""
     from http_message_signatures import HTTPMessageSignaturesException, HTTPMessageVerifier, algorithms
     from http_message_signatures.resolvers import HTTPSignatureKeyResolver
     from http_message_signatures.structures import CaseInsensitiveDict
 
     class _Key(HTTPSignatureKeyResolver):
-        def resolve_public_key(self, key_id: str) -> rsa.RSAPublicKey:
+        def resolve_public_key(self, key_id: str) -> rsa.RSAPublicKey | ed25519.Ed25519PublicKey:
             return key
+
+    class _Verifier(HTTPMessageVerifier):
+        def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
+            # Kiln's clock and window, the same as for draft-cavage (the package's own allows 5 s ahead).
+            params = {name: str(sig_input.params[name]) for name in ("created", "expires") if name in sig_input.params}
+            created, expires = _timestamp(params, "created"), _timestamp(params, "expires")
+            if created is None:
+                raise SignatureError("The signature must say when it was made (created).", code="weak_signature")
+            _check_time(dt.datetime.fromtimestamp(created, dt.UTC), now, max_age_seconds, max_future)
+            if expires is not None and expires < now.timestamp():
+                raise SignatureError("The signature has expired; sign the request again.", code="signature_expired")
 
     @dataclass
     class _Message:
@@ -339,15 +367,26 @@ def verify_rfc9421(request: SignedRequest, key: rsa.RSAPublicKey, *, max_age: fl
         url: str
         headers: CaseInsensitiveDict
 
-    required = ["@method", "@target-uri"] + (["content-digest"] if request.body else [])
-    verifier = HTTPMessageVerifier(signature_algorithm=algorithms.RSA_V1_5_SHA256, key_resolver=_Key())
+    max_age_seconds = max_age
+    alg = _rfc9421_params(request.headers).get("alg", algorithm)
+    if alg is None:
+        alg = "ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "rsa-v1_5-sha256"
+    if not isinstance(alg, str) or not isinstance(key, RFC9421_ALGORITHMS.get(alg, type(None))):
+        raise SignatureError("Kiln verifies RFC 9421 signatures made with rsa-v1_5-sha256 or rsa-pss-sha512 (RSA "
+                             "keys) and ed25519, with the key of that kind; not %(name)s.", code="unknown_algorithm",
+                             name=str(alg)[:40])
+    chosen = {"rsa-v1_5-sha256": algorithms.RSA_V1_5_SHA256, "rsa-pss-sha512": algorithms.RSA_PSS_SHA512,
+              "ed25519": algorithms.ED25519}[alg]
+    if required is None:
+        required = INBOX_COMPONENTS + (("content-digest",) if request.body else ())
+    verifier = _Verifier(signature_algorithm=chosen, key_resolver=_Key())
     message = _Message(request.method.upper(), request.url, CaseInsensitiveDict(dict(request.headers)))
     try:
-        verifier.verify(message, max_age=dt.timedelta(seconds=max_age), require_components=required,
-                        body=request.body or None)
+        verifier.verify(message, max_age=None, require_components=required, body=request.body or None)
+    except SignatureError:  # Kiln's own clock checks, raised from within
+        raise
     except HTTPMessageSignaturesException as exc:
         raise SignatureError("The RFC 9421 signature was refused: %(reason)s.", code="signature_mismatch",
                              reason=str(exc)[:200]) from exc
     except (ValueError, TypeError, OverflowError, OSError, KeyError, IndexError) as exc:  # garbage parameters
         raise SignatureError("The RFC 9421 signature could not be read.", code="bad_signature") from exc
-

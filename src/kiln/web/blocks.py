@@ -41,14 +41,20 @@ def blocks_page(request: Request, session: DB, user: LoggedIn) -> HTMLResponse:
 Account = Annotated[str, Form(min_length=1, max_length=500)]
 
 
+BackId = Annotated[int | None, Form(ge=1, le=2**31 - 1)]
+
+
 @pages.post("/account/blocks/remote")
-def block_remote_form(request: Request, session: DB, user: LoggedIn, account: Account) -> Response:
-    """Block an account on another server (@name@host or its address) that Kiln has met."""
+def block_remote_form(request: Request, session: DB, user: LoggedIn, account: Account, media: BackId = None,
+                      comment: BackId = None) -> Response:
+    """Block an account on another server (@name@host or its address) that Kiln has met. From the
+    button beside its reply (``media`` and ``comment``), back to that reply; else to the blocks page."""
     actor = remote_blocks.find_actor(session, account)
     remote_blocks.block_remote(session, user, actor)
     session.commit()
     flash(request, interpolate(_(DONE["block", True]), {"name": actor.handle}), "success")
-    return RedirectResponse("/account/blocks#remote", status_code=303)
+    back = f"/m/{media}/comments/{comment}" if media and comment else "/account/blocks#remote"
+    return RedirectResponse(back, status_code=303)
 
 
 @pages.post("/account/blocks/remote/remove")

@@ -48,6 +48,7 @@ def _row_id(value: str | None) -> int | None:
 # Random per process (as the fragments are): no one writing a comment can know it.
 CSRF_MARK = "kiln-csrf-" + secrets.token_hex(12)
 _ACTIONS = re.compile(r"<!--kiln-actions (\d+) (\d+)-->")
+_REMOTE_BLOCK = re.compile(r"<!--kiln-remote-block-->(.*?)<!--/kiln-remote-block-->", re.S)
 
 
 class LazyThread:
@@ -69,10 +70,13 @@ class LazyThread:
 def personalise_thread(html: str, user: User | None, moderates: bool, media_id: int, page: Any,
                        csrf: Any) -> Markup:
     """A thread made for everyone, with this viewer's CSRF token and, on the comments they may edit or
-    delete (their own; anyone's for the owner and moderators), the buttons to do it."""
+    delete (their own; anyone's for the owner and moderators), the buttons to do it; a logged-in
+    viewer also gets the button that blocks a remote reply's author."""
     # The token's mark is secret; the actions' mark is an HTML comment, which a comment's Markdown
     # cannot make (its HTML is escaped), so no one can make a mark of their own.
     text = str(html)
+    # The button that blocks a remote reply's author is for logged-in viewers.
+    text = _REMOTE_BLOCK.sub("" if user is None else r"\1", text)
     if CSRF_MARK in text:  # only then: asking for the token sets its cookie, which no cached page may carry
         text = text.replace(f'value="{CSRF_MARK}"', f'value="{escape(str(csrf))}"')
 

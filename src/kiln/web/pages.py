@@ -12,7 +12,9 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 
+from kiln.config import Settings
 from kiln.errors import NotFound
+from kiln.federation import actors
 from kiln.i18n import N_, _, gettext, interpolate
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, MediaState, Tag
@@ -73,7 +75,13 @@ def gallery(request: Request, username: str, session: DB, rt: RT, user: CurrentU
                   more_url=more, kind_choices=sorted((name, gettext(k.label)) for name, k in kinds().items()),
                   unfinished_limit=UNFINISHED_SHOWN, media_src=src_for(rt, [*page.items, *pending] if own else []),
                   feed_url=f"/feeds/u/{owner.username}/atom", card=unfurl.profile_card(request, rt, owner),
+                  fediverse_handle=_fediverse_handle(rt.settings, owner.username),
                   **social.profile_context(session, owner, user))
+
+
+def _fediverse_handle(settings: Settings, username: str) -> str | None:
+    """``@name@host`` as people on other servers write the account (WebFinger finds it), when it federates."""
+    return f"@{username}@{actors.host(settings)}" if settings.federation.enabled else None
 
 
 @router.get("/u/{username}/m/{media_id}", response_class=HTMLResponse)
