@@ -11,9 +11,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, lazyload
 
@@ -39,8 +40,7 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
     """Run every due step of one media item, then the finishing check. Returns the item's state."""
     owner = lease_owner()
     with rt.sessions() as session:
-        # The tags are not needed here; the renditions are (selectin, one query), and the owner (joined).
-        media = session.get(MediaEntry, media_id, options=[lazyload(MediaEntry.tags)])
+        media = session.scalars(_media_query(), {"media_id": media_id}).first()
         if media is None:
             return None
         steps = ledger.steps_of(session, media_id)
@@ -54,6 +54,13 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
 
         admit_reprocess(rt)
     return state
+
+
+@cache
+def _media_query() -> Select[MediaEntry]:
+    """The item, built once: the tags are not needed here; the renditions are (selectin, one query), and
+    the owner (joined)."""
+    return select(MediaEntry).where(MediaEntry.id == bindparam("media_id")).options(lazyload(MediaEntry.tags))
 
 
 def _recover_dead(rt: Runtime, session: Session, media: MediaEntry, steps: list[ProcessingStep]) -> None:
@@ -284,12 +291,13 @@ def _settle(rt: Runtime, session: Session, media: MediaEntry, present: bool, mov
     elif all(s.state in ledger.FINAL for s in steps) and present:
         first_publication = media.published is None
         ledger.media_published(media)
+        if moved and media.original_store == "queue":
+            media.original_store = "originals"
         if first_publication:  # to followers on other servers, after this transaction commits
             from kiln.federation import publishing
 
-            publishing.on_published(session, rt.settings, media)
-        if moved and media.original_store == "queue":
-            media.original_store = "originals"
+            with session.no_autoflush:  # it reads only follows: the item's changes are flushed once, later
+                publishing.on_published(session, rt.settings, media)
         return first_publication
     elif media.published is None and any(s.state != WorkState.QUEUED for s in steps):
         ledger.media_processing(media)
