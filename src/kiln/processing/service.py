@@ -6,10 +6,12 @@ re-checks whether the item is finished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -58,9 +60,10 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
 
 @cache
 def _media_query() -> Select[MediaEntry]:
-    """The item, built once: the tags are not needed here; the renditions are (selectin, one query), and
-    the owner (joined)."""
-    return select(MediaEntry).where(MediaEntry.id == bindparam("media_id")).options(lazyload(MediaEntry.tags))
+    """The item, built once. Its renditions are needed (selectin, one query); its tags are not, nor its owner
+    but to tell of a failure (loaded then)."""
+    return (select(MediaEntry).where(MediaEntry.id == bindparam("media_id"))
+            .options(lazyload(MediaEntry.tags), lazyload(MediaEntry.owner)))
 
 
 def _recover_dead(rt: Runtime, session: Session, media: MediaEntry, steps: list[ProcessingStep]) -> None:
@@ -91,9 +94,7 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
             if not claimed:
                 continue
             if ctx is None:  # the working copy of the original, once this worker has work
-                rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
-                workdir = Path(tempfile.mkdtemp(prefix=f"media-{media.id}-{HOST}-{os.getpid()}-",
-                                                dir=rt.settings.workbench_dir))
+                workdir = _work_folder(rt)
                 store = rt.stores.by_name(media.original_store)
                 source = copy_to_local(store, media.original_key,
                                        workdir / ("original" + extension_for(media.mime_type)))
@@ -116,8 +117,43 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
             s, policy, "StorageError", code, KilnError("The original could not be read from storage.")))
     finally:
         if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _empty(workdir)
     return finish_check(rt, session, media.id)
+
+
+_work = threading.local()
+
+
+def _work_folder(rt: Runtime) -> Path:
+    """This thread's work folder in the workbench, empty. One per thread, kept from item to item and
+    emptied after each: a folder made and removed per item cost more than a small image's steps on a
+    disk mounted with ``discard`` (removing a folder waited on the journal). Named
+    ``work-HOST-PID-RANDOM``: the sweeper removes those of processes that died (``clean_workbench``)."""
+    folder: Path | None = getattr(_work, "folder", None)
+    if folder is not None and (_work.pid != os.getpid() or folder.parent != rt.settings.workbench_dir
+                               or not _empty(folder)):
+        folder = None  # another process (a fork), another site, or a folder that cannot be emptied
+    if folder is None:
+        rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"work-{HOST}-{os.getpid()}-", dir=rt.settings.workbench_dir))
+        _work.folder, _work.pid = folder, os.getpid()
+    return folder
+
+
+def _empty(folder: Path) -> bool:
+    """Remove everything in ``folder`` (the steps' files, the working copy), keeping the folder. Returns
+    whether it is empty now."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        return not any(folder.iterdir())
+    except OSError:
+        return False
 
 
 def _claim(rt: Runtime, session: Session, media: MediaEntry, group: list[ProcessingStep],
@@ -214,8 +250,8 @@ def clean_workbench(rt: Runtime) -> int:
     ``finally`` that removes them), so a file that keeps killing its worker cannot fill the disk; and
     the half-received uploads of web processes that died mid-upload.
 
-    A work directory is named ``media-ID-HOST-PID-RANDOM``, an upload ``upload-HOST-PID-RANDOM`` (the
-    random part has no dash).
+    A work folder is named ``work-HOST-PID-RANDOM`` (``media-ID-HOST-PID-RANDOM`` before), an upload
+    ``upload-HOST-PID-RANDOM`` (the random part has no dash).
     """
     removed = 0
     try:
@@ -226,7 +262,7 @@ def clean_workbench(rt: Runtime) -> int:
         head, _, rest = path.name.partition("-")
         if head == "media" and path.is_dir():
             rest = rest.split("-", 1)[-1]
-        elif not (head == "upload" and path.is_file()):
+        elif not (head == "upload" and path.is_file()) and not (head == "work" and path.is_dir()):
             continue
         parts = rest.rsplit("-", 2)
         if len(parts) != 3:
