@@ -27,13 +27,13 @@ from kiln.i18n import Nn_
 from kiln.media.models import MediaEntry, MediaState
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected, StepContext, StepDef
-from kiln.processing import ledger, run
+from kiln.processing import ledger, originals, run
 from kiln.processing.limits import HOST, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
 from kiln.search.upkeep import index_now
 from kiln.social.notify import notify
-from kiln.storage.base import StorageError, copy_to_local, put_local_file
+from kiln.storage.base import StorageError, copy_to_local
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
     groups = [due] if policy.batch_steps else [[step] for step in due]
     workdir: Path | None = None
     ctx: StepContext | None = None
+    early: originals.EarlyLink | None = None
     try:
         for index, group in enumerate(groups):
             claimed = _claim(rt, session, media, group, defs, owner)
@@ -100,10 +101,12 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
                                        workdir / ("original" + extension_for(media.mime_type)))
                 ctx = StepContext(source=source, workdir=workdir, settings=rt.settings,
                                   identified=identify(source, rt.settings, kind=media.kind))
+            if index == len(groups) - 1:  # this run may publish the item: its original moves meanwhile
+                early = originals.start_link(rt, media)
             outcomes = run.run_steps(rt, media, claimed, defs, ctx, owner)
             stored = run.store_outputs(rt, media, outcomes)
             state = _commit_outcomes(rt, session, media, steps, claimed, outcomes, stored, owner,
-                                     settle=index == len(groups) - 1)
+                                     settle=index == len(groups) - 1, early=early)
             if index == len(groups) - 1:
                 return state
     except run.MediaGone:
@@ -116,6 +119,8 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
         _settle_all(session, due, lambda s: ledger.schedule_retry(
             s, policy, "StorageError", code, KilnError("The original could not be read from storage.")))
     finally:
+        if early is not None:
+            early.undo()  # unless the publishing commit took it
         if workdir is not None:
             _empty(workdir)
     return finish_check(rt, session, media.id)
@@ -181,17 +186,18 @@ def _claim(rt: Runtime, session: Session, media: MediaEntry, group: list[Process
 
 def _commit_outcomes(rt: Runtime, session: Session, media: MediaEntry, steps: list[ProcessingStep],
                      claimed: list[ProcessingStep], outcomes: list[run.Outcome], stored: list[list[str]],
-                     owner: str, *, settle: bool) -> str | None:
+                     owner: str, *, settle: bool, early: originals.EarlyLink | None = None) -> str | None:
     """One transaction: the lease check, every outcome and (``settle``) the item's new state. What
     needs storage is done before it: the check that the renditions not made now are stored, and the
-    link of the original into the originals store when the item is about to be published."""
+    link of the original into the originals store when the item is about to be published (``early``:
+    started while the steps ran)."""
     made = {produced.name for outcome in outcomes for produced, *_ in outcome.stored}
     present = moved = False
     if settle:
         defs = get_kind(media.kind).steps(rt.settings)
         present = _renditions_present(rt, media, defs, made)
         if present and _publishes(media, steps, outcomes, defs):
-            moved = _link_original(rt, media)
+            moved = early.take() if early is not None else originals.link_original(rt, media)
     ids = [step.id for step in claimed]
     try:
         with session.no_autoflush:  # asked before the steps' new states are written
@@ -347,7 +353,7 @@ def _after_settle(rt: Runtime, session: Session, media: MediaEntry, kind: str, s
     yet in the originals store is moved now: copy, commit, delete, so a crash leaves a spare copy,
     never none."""
     if state == MediaState.PROCESSED and media.original_store == "queue":
-        moved = _link_original(rt, media) or _copy_original(rt, media)
+        moved = originals.link_original(rt, media) or originals.copy_original(rt, media)
         media.original_store = "originals"
         session.commit()
     if moved and media.original_store == "originals":
@@ -355,24 +361,6 @@ def _after_settle(rt: Runtime, session: Session, media: MediaEntry, kind: str, s
     if first_publication and state == MediaState.PROCESSED:  # after the commit: plugins see it published
         plugins.notify("kiln_media_published", media_id=media.id, kind=kind, runtime=rt)
     return state
-
-
-def _link_original(rt: Runtime, media: MediaEntry) -> bool:
-    """Link the original from the queue store into the originals store, where both are folders that
-    can (the upload's bytes were synced when it was received: a link, its folder synced). Returns
-    whether it did."""
-    if not rt.stores.queue.is_local or getattr(rt.stores.originals, "link_in", None) is None:
-        return False
-    key = list(media.original_key)
-    put_local_file(rt.stores.originals, key, rt.stores.queue.local_path(key), durable=True)
-    return True
-
-
-def _copy_original(rt: Runtime, media: MediaEntry) -> bool:
-    key = list(media.original_key)
-    with rt.stores.queue.open(key) as fh:
-        rt.stores.originals.save(key, fh)
-    return True
 
 
 def _renditions_present(rt: Runtime, media: MediaEntry, defs: Iterable[StepDef],
