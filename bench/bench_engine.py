@@ -13,13 +13,15 @@ the moment the last item is ``processed`` (polled every 20 ms). The worker is st
 on a few items first; its start-up is not timed.
 
 The pixel work is the same images through the image kind alone, in this process: identify, then
-the ``medium``, ``thumbnail`` and ``metadata`` steps, as the worker calls them. Overhead per item
+the ``medium``, ``thumbnail`` and ``metadata`` steps and the thumbnail's blurred placeholder, through
+the function the worker calls (``run.pixel_work``). Overhead per item
 is (engine time - pixel time) / count: the price of the ledger, the queue, the stores and the
 checks, per item. One worker process, so the two are compared on one core each. The SQL statements
 and commits of an item's submit and of its run in the worker are counted too, in this process
 (``per_item``).
 
-Each broker runs ``--runs`` times, interleaved; medians are reported. The database is a new SQLite
+Each broker runs ``--runs`` times, interleaved; medians are reported, with the 1-minute load average
+before and after each run (the machine is shared: read the ratios of one run). The database is a new SQLite
 file per run (the default install), or a new database on the PostgreSQL server ``--database-url``
 points at. With Redis, Kiln's lanes on ``--redis-url`` are emptied before each run.
 """
@@ -60,11 +62,13 @@ def make_images(directory: Path, count: int, size: int) -> list[Path]:
 
 
 def pixel_seconds(paths: list[Path], workdir: Path) -> float:
-    """The image kind's own work on each file: identify, medium, thumbnail, metadata."""
+    """The image kind's own work on each file, as the worker calls it: identify, then the medium,
+    thumbnail and metadata steps with the blurred placeholder (``run.pixel_work``)."""
     from kiln.config import load_settings
     from kiln.mediatypes import identify
     from kiln.mediatypes.base import StepContext
     from kiln.mediatypes.image import KIND
+    from kiln.processing.run import pixel_work
 
     settings = load_settings(data_dir=workdir / "data")
 
@@ -72,8 +76,7 @@ def pixel_seconds(paths: list[Path], workdir: Path) -> float:
         folder.mkdir()
         ctx = StepContext(source=path, workdir=folder, settings=settings, identified=identify(path, settings))
         for step in ("medium", "thumbnail", "metadata"):
-            for produced in KIND.run_step(step, ctx).files:
-                ctx.earlier[produced.name] = produced
+            pixel_work(KIND, step, ctx)
 
     for index, path in enumerate(paths[:WARMUP]):
         run(path, workdir / f"warm-{index}")
@@ -283,14 +286,19 @@ def main() -> None:
             print("per item: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in statements.items()))
             return
         samples: dict[str, list[dict[str, float]]] = {"pixels": [], **{name: [] for name in brokers}}
+        loads: dict[str, list[list[float]]] = {name: [] for name in samples}
         for index in range(args.runs):  # interleaved, so drift hits every case alike
             folder = directory / f"pixels-{index}"
             folder.mkdir()
+            before = os.getloadavg()[0]
             samples["pixels"].append({"engine_s": pixel_seconds(paths, folder), "submit_s": 0.0})
+            loads["pixels"].append([round(before, 2), round(os.getloadavg()[0], 2)])
             for name, broker in brokers.items():
                 folder = directory / f"{name}-{index}"
                 folder.mkdir()
+                before = os.getloadavg()[0]
                 samples[name].append(engine_run(paths, folder, broker, args.database_url, args.processes))
+                loads[name].append([round(before, 2), round(os.getloadavg()[0], 2)])
 
     n = args.count
     pixel_s = statistics.median(r["engine_s"] for r in samples["pixels"])
@@ -305,17 +313,21 @@ def main() -> None:
             "items_per_s": round(n / engine_s, 1),
             "submit_ms_per_item": round(submit_s / n * 1000, 2),
             "overhead_ms_per_item": round((engine_s - pixel_s) / n * 1000, 2),
+            "throughput_of_pixels": round(pixel_s / engine_s, 3),
+            "load_average_runs": loads[name],
         }
     report = {
         "what": (f"{n} JPEGs of {args.size}x{args.size} px, first submit to last processed, through a real "
                  f"`kiln worker --processes {args.processes}`; "
-                 "pixels = identify + medium + thumbnail + metadata in-process"),
+                 "pixels = identify + medium + thumbnail (+ placeholder) + metadata in-process"),
         "count": n,
         "processes": args.processes,
         "runs": args.runs,
         "versions": versions(args.database_url),
         "pixels": {"s_median": round(pixel_s, 3), "ms_per_item": round(pixel_s / n * 1000, 2),
-                   "s_runs": [round(r["engine_s"], 3) for r in samples["pixels"]]},
+                   "s_runs": [round(r["engine_s"], 3) for r in samples["pixels"]],
+                   "load_average_runs": loads["pixels"]},
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "brokers": cases,
         "per_item": statements,
     }
@@ -323,11 +335,14 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
     print(f"{n} images of {args.size}x{args.size} px, median of {args.runs} runs ({report['versions']['database']})")
-    print(f"{'case':<12}{'total s':>9}{'ms/item':>9}{'items/s':>9}{'submit ms/item':>16}{'overhead ms/item':>18}")
-    print(f"{'pixels':<12}{pixel_s:>9.2f}{pixel_s / n * 1000:>9.2f}{n / pixel_s:>9.1f}{'':>16}{'':>18}")
+    print(f"{'case':<12}{'total s':>9}{'ms/item':>9}{'items/s':>9}{'submit ms/item':>16}{'overhead ms/item':>18}"
+          f"{'of pixels':>11}  load average (1 min) before/after each run")
+    print(f"{'pixels':<12}{pixel_s:>9.2f}{pixel_s / n * 1000:>9.2f}{n / pixel_s:>9.1f}{'':>16}{'':>18}{'':>11}  "
+          f"{loads['pixels']}")
     for name, r in cases.items():
         print(f"{name:<12}{r['engine_s_median']:>9.2f}{r['engine_ms_per_item']:>9.2f}{r['items_per_s']:>9.1f}"
-              f"{r['submit_ms_per_item']:>16.2f}{r['overhead_ms_per_item']:>18.2f}")
+              f"{r['submit_ms_per_item']:>16.2f}{r['overhead_ms_per_item']:>18.2f}{r['throughput_of_pixels']:>11.1%}  "
+              f"{loads[name]}")
     print("per item: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in statements.items()))
     print(f"-> {args.out}")
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Any
+import functools
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Connection, Engine, event, inspect, select, text, update
+from sqlalchemy import BigInteger, Connection, Engine, Table, Update, bindparam, event, inspect, select, text, update
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, sessionmaker
 
 from kiln.db.base import Base, utcnow
@@ -104,14 +105,21 @@ def bump(connection: Connection) -> None:
     transaction = connection.get_transaction()
     if transaction is not None and connection.info.get(_MOVED_IN) is transaction:
         return
-    result = connection.execute(update(SiteChange).where(SiteChange.id == 1)
-                                .values(generation=SiteChange.generation + 1, changed_at=utcnow()))
+    result = connection.execute(_bump_statement(), {"moved_at": utcnow()})
     if result.rowcount == 0:
         connection.execute(text("INSERT INTO site_changes (id, generation, changed_at) VALUES (1, 1, :now)"),
                            {"now": utcnow().replace(tzinfo=None) if connection.dialect.name == "sqlite"
                             else utcnow()})
     if transaction is not None and not connection.in_nested_transaction():
         connection.info[_MOVED_IN] = transaction
+
+
+@functools.cache
+def _bump_statement() -> Update:
+    """Built once: this runs in every transaction that changes what visitors see."""
+    table = cast(Table, SiteChange.__table__)
+    return (update(table).where(table.c.id == 1)
+            .values(generation=table.c.generation + 1, changed_at=bindparam("moved_at", type_=table.c.changed_at.type)))
 
 
 def _history_values(obj: object, key: str) -> set[Any]:

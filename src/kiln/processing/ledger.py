@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, bindparam, inspect, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -62,7 +63,7 @@ def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random | None 
     return raw * (0.5 + 0.5 * (rng or random).random())
 
 
-def due_clause(model: type[Leased], now: dt.datetime) -> ColumnElement[bool]:
+def due_clause(model: type[Leased], now: dt.datetime | ColumnElement[dt.datetime]) -> ColumnElement[bool]:
     """Rows of ``model`` (processing steps, outbox effects) that a worker may claim now."""
     return or_(
         and_(
@@ -73,7 +74,7 @@ def due_clause(model: type[Leased], now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def _due_clause(now: dt.datetime) -> ColumnElement[bool]:
+def _due_clause(now: dt.datetime | ColumnElement[dt.datetime]) -> ColumnElement[bool]:
     return due_clause(ProcessingStep, now)
 
 
@@ -100,43 +101,78 @@ def due_steps(session: Session, media_id: int) -> list[ProcessingStep]:
     return list(session.scalars(query))
 
 
-def _claim_statement(now: dt.datetime, ids: list[int], owner: str, lease_seconds: int) -> Any:
+STEPS = cast(Table, ProcessingStep.__table__)
+MEDIA = cast(Table, MediaEntry.__table__)
+
+# The statements a worker sends for every item are built once, with bound parameters: building a
+# statement and its cache key each time cost more than SQLite took to run it (docs/processing.md).
+@cache
+def _claim_statement() -> Update:
+    """Take the due steps ``ids`` for ``owner`` until ``expires``, the attempt counted."""
+    now = bindparam("claim_now", type_=STEPS.c.started.type)
     return (
-        update(ProcessingStep)
-        .where(ProcessingStep.id.in_(ids), _due_clause(now))
+        update(STEPS)
+        .where(STEPS.c.id.in_(bindparam("ids", expanding=True)), _due_clause(now))
         .values(
             state=WorkState.RUNNING,
-            lease_owner=owner,
-            lease_expires=now + dt.timedelta(seconds=lease_seconds),
-            attempts=ProcessingStep.attempts + 1,
+            lease_owner=bindparam("claim_owner"),
+            lease_expires=bindparam("claim_expires", type_=STEPS.c.lease_expires.type),
+            attempts=STEPS.c.attempts + 1,
             started=now,
             progress=0.0,
         )
-        .execution_options(synchronize_session=False)
     )
 
 
-def _claimed(session: Session, ids: list[int], owner: str, lease_seconds: int) -> list[int]:
-    """Take those of the steps ``ids`` that are still due for ``owner``, in one UPDATE. Step objects the
-    session holds come back up to date (attempts, lease), read by the same statement where the
-    database can return what it updated. Returns the ids taken."""
+@cache
+def _step_attributes() -> list[tuple[str, str]]:
+    """(column name, attribute name) of every column of a step row."""
+    mapper = inspect(ProcessingStep)
+    return [(column.key, mapper.get_property_by_column(column).key) for column in STEPS.c]
+
+
+@cache
+def _claimed_returning() -> Update:
+    return _claim_statement().returning(*STEPS.c)
+
+
+def _claimed(session: Session, steps: Sequence[ProcessingStep], owner: str, lease_seconds: int) -> list[int]:
+    """Take those of ``steps`` that are still due for ``owner``, in one UPDATE. The step objects come
+    back up to date (attempts, lease, and anything another worker changed), read by the same statement
+    where the database can return what it updated. Returns the ids taken."""
     now = utcnow()
-    statement = _claim_statement(now, ids, owner, lease_seconds)
-    if session.get_bind().dialect.update_returning:
-        return [step.id for step in session.scalars(
-            statement.returning(ProcessingStep).execution_options(populate_existing=True))]
-    session.execute(statement)
-    return [step.id for step in session.scalars(  # read back what this claim took: its owner and time
-        select(ProcessingStep).where(ProcessingStep.id.in_(ids), ProcessingStep.lease_owner == owner,
-                                     ProcessingStep.state == WorkState.RUNNING, ProcessingStep.started == now)
-        .execution_options(populate_existing=True))]
+    params: dict[str, Any] = {"ids": [step.id for step in steps], "claim_now": now, "claim_owner": owner,
+              "claim_expires": now + dt.timedelta(seconds=lease_seconds)}
+    if not session.get_bind().dialect.update_returning:
+        session.execute(_claim_statement(), params)
+        return [step.id for step in session.scalars(  # read back what this claim took: its owner and time
+            select(ProcessingStep).where(ProcessingStep.id.in_(params["ids"]), ProcessingStep.lease_owner == owner,
+                                         ProcessingStep.state == WorkState.RUNNING, ProcessingStep.started == now)
+            .execution_options(populate_existing=True))]
+    by_id = {step.id: step for step in steps}
+    taken = []
+    for row in session.execute(_claimed_returning(), params).mappings():
+        step = by_id[row["id"]]
+        for column, attribute in _step_attributes():  # what populate_existing would do, without the ORM's load
+            set_committed_value(step, attribute, row[column])
+        taken.append(step.id)
+    return taken
 
 
-def _processing(session: Session, media_ids: ColumnElement[int] | int) -> None:
+@cache
+def _processing_statement() -> Update:
+    return (update(MEDIA).where(MEDIA.c.id == bindparam("media_id"), MEDIA.c.state == MediaState.QUEUED)
+            .values(state=MediaState.PROCESSING).execution_options(**{changes.QUIET: True}))
+
+
+def _processing(session: Session, media_id: ColumnElement[int] | int) -> None:
     """A queued item whose step was just claimed is processing (no visitor sees it either way)."""
+    if isinstance(media_id, int):
+        session.execute(_processing_statement(), {"media_id": media_id})
+        return
     session.execute(
         update(MediaEntry)
-        .where(MediaEntry.id == media_ids, MediaEntry.state == MediaState.QUEUED)
+        .where(MediaEntry.id == media_id, MediaEntry.state == MediaState.QUEUED)
         .values(state=MediaState.PROCESSING)
         .execution_options(**{changes.QUIET: True}, synchronize_session=False)
     )
@@ -146,7 +182,8 @@ def claim(session: Session, step_id: int, owner: str, lease_seconds: int, *, que
     """Take one step for this worker if it is still due, its item from queued to processing. Commits.
     ``queued``: whether its item may still be waiting in the queue (False once the caller has seen
     it is not)."""
-    claimed = bool(_claimed(session, [step_id], owner, lease_seconds))
+    step = session.get(ProcessingStep, step_id)
+    claimed = step is not None and bool(_claimed(session, [step], owner, lease_seconds))
     if claimed and queued:
         _processing(session, select(ProcessingStep.media_id).where(ProcessingStep.id == step_id).scalar_subquery())
     session.commit()
@@ -158,7 +195,7 @@ def claim_steps(session: Session, media: MediaEntry, steps: list[ProcessingStep]
     """Take every one of an item's ``steps`` that is still due for this worker, under one lease, in one
     statement, and a queued item to processing (a second statement). Does not commit. Returns the
     steps taken, in order, up to date."""
-    taken = set(_claimed(session, [step.id for step in steps], owner, lease_seconds))
+    taken = set(_claimed(session, steps, owner, lease_seconds))
     if taken and media.state == MediaState.QUEUED:
         _processing(session, media.id)
         set_committed_value(media, "state", MediaState.PROCESSING)
@@ -189,14 +226,16 @@ def still_holds(session: Session, step_ids: int | Sequence[int], owner: str) -> 
     meanwhile (its host fell silent, its lease lapsed) and given it to another worker, whose outcome
     must not be doubled. The sweeper locks the rows it takes back, so the two cannot cross."""
     ids = [step_ids] if isinstance(step_ids, int) else list(step_ids)
-    result = session.execute(
-        update(ProcessingStep)
-        .where(ProcessingStep.id.in_(ids), ProcessingStep.lease_owner == owner,
-               ProcessingStep.state == WorkState.RUNNING)
-        .values(lease_owner=owner)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_holds_statement(), {"ids": ids, "holder": owner})
     return rowcount(result) == len(ids)
+
+
+@cache
+def _holds_statement() -> Update:
+    return (update(STEPS)
+            .where(STEPS.c.id.in_(bindparam("ids", expanding=True)), STEPS.c.lease_owner == bindparam("holder"),
+                   STEPS.c.state == WorkState.RUNNING)
+            .values(lease_owner=bindparam("holder")))
 
 
 def release(session: Session, step_ids: Sequence[int], owner: str) -> None:
@@ -381,8 +420,13 @@ def media_processing(media: MediaEntry) -> None:
 
 
 def steps_of(session: Session, media_id: int) -> list[ProcessingStep]:
-    query = select(ProcessingStep).where(ProcessingStep.media_id == media_id).order_by(ProcessingStep.position)
-    return list(session.scalars(query))
+    return list(session.scalars(_steps_query(), {"media_id": media_id}))
+
+
+@cache
+def _steps_query() -> Select[ProcessingStep]:
+    return (select(ProcessingStep).where(ProcessingStep.media_id == bindparam("media_id"))
+            .order_by(ProcessingStep.position))
 
 
 def retry_at(steps: Iterable[ProcessingStep]) -> dt.datetime | None:

@@ -16,14 +16,15 @@ run is in the database, and files it had stored are unreferenced (``kiln storage
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from kiln.config import RetryPolicy
@@ -32,6 +33,7 @@ from kiln.media.captions import is_caption
 from kiln.media.models import MediaEntry, Rendition
 from kiln.mediatypes import get_kind, placeholder
 from kiln.mediatypes.base import (
+    MediaKind,
     MediaRejected,
     ProducedFile,
     RenditionSpec,
@@ -73,49 +75,93 @@ class Outcome:
     current: bool = False  # a reprocess found its stored outputs current: done, nothing run
 
 
-class LeaseKeeper(threading.Thread):
-    """Renews the lease of the steps a worker holds and reports the running one's progress; past a
-    step's time limit, in a worker process, it records the overrun and kills the process (nothing
-    else can stop a stuck decoder)."""
+class Lease:
+    """The steps a worker runs as one group: their lease, the running step and its progress, as the
+    process's :class:`LeaseKeeper` sees them."""
 
     def __init__(self, rt: Runtime, step_ids: list[int], owner: str, time_limit: float) -> None:
-        super().__init__(daemon=True, name=f"lease-{step_ids[0]}")
         self.rt, self.step_ids, self.owner, self.time_limit = rt, step_ids, owner, time_limit
-        self.stop = threading.Event()
         self.current = step_ids[0]
         self.progress: float | None = None
         self.started = time.monotonic()
+        self.last_progress: float | None = None
+        # Wake often enough to show progress live (one small UPDATE when it changed), renew the
+        # lease every third of its length, and notice an overrun within a quarter of the limit.
+        self.renew_every = rt.settings.processing.lease_seconds / 3
+        self.tick = max(0.5, min(2.0, self.renew_every, time_limit / 4))
+        self.last_renewal = self.started
 
     def begin(self, step_id: int) -> None:
         """The step now running: its time limit starts, and progress is its own."""
         self.current, self.progress, self.started = step_id, None, time.monotonic()
 
+    def tend(self, now: float) -> None:
+        """Renew the lease and record progress when due; past the time limit, in a worker process,
+        record the overrun and kill the process (nothing else can stop a stuck decoder)."""
+        overrun = now - self.started > self.time_limit
+        if not overrun and now - self.last_renewal < self.renew_every and self.progress == self.last_progress:
+            return
+        self.last_renewal, self.last_progress = now, self.progress
+        try:
+            with self.rt.sessions() as session:
+                if overrun and self.rt.enforce_limits:
+                    step = session.get(ProcessingStep, self.current)
+                    if step is not None and step.state == WorkState.RUNNING:
+                        ledger.mark_failed(step, "TimeLimit", "timeout",
+                                           KilnError("Processing took longer than the %(limit)s s limit "
+                                                     "and was stopped.", limit=round(self.time_limit)))
+                        session.commit()
+                    kill_self()
+                ledger.renew(session, self.step_ids, self.owner, self.rt.settings.processing.lease_seconds,
+                             self.progress, progress_of=self.current)
+        except Exception:  # renewal is best effort; the sweeper tolerates a late one
+            log.exception("lease renewal failed for steps %s", self.step_ids)
+
+
+class LeaseKeeper(threading.Thread):
+    """One thread per process tends every lease the process holds. It is started once, not per item:
+    starting a thread for each group cost a small image's run more than its lease check did."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="kiln-leases")
+        self.changed = threading.Condition()
+        self.leases: list[Lease] = []
+
+    def hold(self, lease: Lease) -> None:
+        with self.changed:
+            if not self.leases or lease.tick < min(held.tick for held in self.leases):
+                self.changed.notify()  # else the keeper wakes in time anyway: no switch to it per item
+            self.leases.append(lease)
+
+    def release(self, lease: Lease) -> None:
+        with self.changed:
+            self.leases.remove(lease)
+
     def run(self) -> None:
-        # Wake often enough to show progress live (one small UPDATE when it changed), renew the
-        # lease every third of its length, and notice an overrun within a quarter of the limit.
-        renew_every = self.rt.settings.processing.lease_seconds / 3
-        tick = max(0.5, min(2.0, renew_every, self.time_limit / 4))
-        last_renewal, last_progress = time.monotonic(), self.progress
-        while not self.stop.wait(tick):
+        while True:
+            with self.changed:
+                while not self.leases:
+                    self.changed.wait()
+                self.changed.wait(min(lease.tick for lease in self.leases))
+                held = list(self.leases)
             now = time.monotonic()
-            overrun = now - self.started > self.time_limit
-            if not overrun and now - last_renewal < renew_every and self.progress == last_progress:
-                continue
-            last_renewal, last_progress = now, self.progress
-            try:
-                with self.rt.sessions() as session:
-                    if overrun and self.rt.enforce_limits:
-                        step = session.get(ProcessingStep, self.current)
-                        if step is not None and step.state == WorkState.RUNNING:
-                            ledger.mark_failed(step, "TimeLimit", "timeout",
-                                               KilnError("Processing took longer than the %(limit)s s limit "
-                                                         "and was stopped.", limit=round(self.time_limit)))
-                            session.commit()
-                        kill_self()
-                    ledger.renew(session, self.step_ids, self.owner, self.rt.settings.processing.lease_seconds,
-                                 self.progress, progress_of=self.current)
-            except Exception:  # renewal is best effort; the sweeper tolerates a late one
-                log.exception("lease renewal failed for steps %s", self.step_ids)
+            for lease in held:
+                lease.tend(now)
+
+
+_keeper: tuple[int, LeaseKeeper] | None = None
+_keeper_lock = threading.Lock()
+
+
+def keeper() -> LeaseKeeper:
+    """This process's lease keeper (a new one in a forked child: threads do not cross a fork)."""
+    global _keeper
+    with _keeper_lock:
+        if _keeper is None or _keeper[0] != os.getpid():
+            thread = LeaseKeeper()
+            thread.start()
+            _keeper = (os.getpid(), thread)
+        return _keeper[1]
 
 
 # Running ------------------------------------------------------------------------------------------
@@ -125,9 +171,9 @@ def run_steps(rt: Runtime, media: MediaEntry, steps: list[ProcessingStep], defs:
     """Run the claimed ``steps`` in order (no transaction is open). Raises MediaGone when the item
     was deleted meanwhile."""
     policy = rt.settings.processing.policy(media.kind)
-    keeper = LeaseKeeper(rt, [step.id for step in steps], owner, policy.step_time_limit)
-    ctx.report_progress = lambda fraction: setattr(keeper, "progress", fraction)
-    keeper.start()
+    lease = Lease(rt, [step.id for step in steps], owner, policy.step_time_limit)
+    ctx.report_progress = lambda fraction: setattr(lease, "progress", fraction)
+    keeper().hold(lease)
     outcomes = []
     looked = time.monotonic()
     try:
@@ -143,10 +189,10 @@ def run_steps(rt: Runtime, media: MediaEntry, steps: list[ProcessingStep], defs:
                     ledger.mark_current, definition=definition, renditions=renditions)))
                 continue
             ctx.specs = _outputs_to_make(rt, media, step, definition, ctx)
-            keeper.begin(step.id)
+            lease.begin(step.id)
             outcomes.append(_run_one(media, step, definition, ctx, policy))
     finally:
-        keeper.stop.set()
+        keeper().release(lease)
     return outcomes
 
 
@@ -154,12 +200,7 @@ def _run_one(media: MediaEntry, step: ProcessingStep, definition: StepDef, ctx: 
              policy: RetryPolicy) -> Outcome:
     outcome = Outcome(step, definition, specs=set(ctx.specs))
     try:
-        result = get_kind(media.kind).run_step(step.name, ctx)
-        for produced in result.files:
-            ctx.earlier[produced.name] = produced
-            if produced.name == "thumbnail":  # every kind's gallery picture gets a blurred placeholder
-                result.metadata.setdefault("blurhash", placeholder(produced.path))
-        outcome.result = result
+        outcome.result = pixel_work(get_kind(media.kind), step.name, ctx)
     except MediaRejected as exc:
         outcome.settle = partial(ledger.mark_failed, error_class=type(exc).__name__, code=exc.code, message=exc)
     except (TransientFailure, StorageError) as exc:
@@ -172,6 +213,18 @@ def _run_one(media: MediaEntry, step: ProcessingStep, definition: StepDef, ctx: 
         outcome.settle = _retry(policy, type(exc).__name__, "internal",
                                 KilnError("Processing stopped on an unexpected error."))
     return outcome
+
+
+def pixel_work(kind: MediaKind, step: str, ctx: StepContext) -> StepResult:
+    """What a step makes, as the worker makes it: the kind's step, then the blurred placeholder of the
+    gallery picture (every kind's thumbnail gets one). ``bench/bench_engine.py`` times this alone as
+    the pixel work the engine is compared with."""
+    result = kind.run_step(step, ctx)
+    for produced in result.files:
+        ctx.earlier[produced.name] = produced
+        if produced.name == "thumbnail":
+            result.metadata.setdefault("blurhash", placeholder(produced.path))
+    return result
 
 
 def _retry(policy: RetryPolicy, error_class: str, code: str, message: KilnError) -> Callable[[ProcessingStep], object]:
@@ -215,8 +268,12 @@ def current_token(rt: Runtime, media_id: int) -> str | None:
     own (no session: one plain query): the step's session may hold a snapshot older than a deletion
     or a change of visibility."""
     with rt.engine.connect() as fresh:
-        token: str | None = fresh.scalar(select(MediaEntry.key_token).where(MediaEntry.id == media_id))
-    return token
+        return fresh.scalar(_token_query(), {"media_id": media_id})
+
+
+@cache
+def _token_query() -> Select[str]:
+    return select(MediaEntry.key_token).where(MediaEntry.id == bindparam("media_id"))
 
 
 def store_outputs(rt: Runtime, media: MediaEntry, outcomes: list[Outcome]) -> list[list[str]]:

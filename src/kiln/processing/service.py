@@ -6,14 +6,17 @@ re-checks whether the item is finished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, lazyload
 
@@ -24,13 +27,13 @@ from kiln.i18n import Nn_
 from kiln.media.models import MediaEntry, MediaState
 from kiln.mediatypes import extension_for, get_kind, identify
 from kiln.mediatypes.base import MediaRejected, StepContext, StepDef
-from kiln.processing import ledger, run
+from kiln.processing import ledger, originals, run
 from kiln.processing.limits import HOST, lease_owner, owner_is_dead
 from kiln.processing.models import ProcessingStep, WorkState
 from kiln.runtime import Runtime
 from kiln.search.upkeep import index_now
 from kiln.social.notify import notify
-from kiln.storage.base import StorageError, copy_to_local, put_local_file
+from kiln.storage.base import StorageError, copy_to_local
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,7 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
     """Run every due step of one media item, then the finishing check. Returns the item's state."""
     owner = lease_owner()
     with rt.sessions() as session:
-        # The tags are not needed here; the renditions are (selectin, one query), and the owner (joined).
-        media = session.get(MediaEntry, media_id, options=[lazyload(MediaEntry.tags)])
+        media = session.scalars(_media_query(), {"media_id": media_id}).first()
         if media is None:
             return None
         steps = ledger.steps_of(session, media_id)
@@ -54,6 +56,14 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
 
         admit_reprocess(rt)
     return state
+
+
+@cache
+def _media_query() -> Select[MediaEntry]:
+    """The item, built once. Its renditions are needed (selectin, one query); its tags are not, nor its owner
+    but to tell of a failure (loaded then)."""
+    return (select(MediaEntry).where(MediaEntry.id == bindparam("media_id"))
+            .options(lazyload(MediaEntry.tags), lazyload(MediaEntry.owner)))
 
 
 def _recover_dead(rt: Runtime, session: Session, media: MediaEntry, steps: list[ProcessingStep]) -> None:
@@ -78,24 +88,25 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
     groups = [due] if policy.batch_steps else [[step] for step in due]
     workdir: Path | None = None
     ctx: StepContext | None = None
+    early: originals.EarlyLink | None = None
     try:
         for index, group in enumerate(groups):
             claimed = _claim(rt, session, media, group, defs, owner)
             if not claimed:
                 continue
             if ctx is None:  # the working copy of the original, once this worker has work
-                rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
-                workdir = Path(tempfile.mkdtemp(prefix=f"media-{media.id}-{HOST}-{os.getpid()}-",
-                                                dir=rt.settings.workbench_dir))
+                workdir = _work_folder(rt)
                 store = rt.stores.by_name(media.original_store)
                 source = copy_to_local(store, media.original_key,
                                        workdir / ("original" + extension_for(media.mime_type)))
                 ctx = StepContext(source=source, workdir=workdir, settings=rt.settings,
                                   identified=identify(source, rt.settings, kind=media.kind))
+            if index == len(groups) - 1:  # this run may publish the item: its original moves meanwhile
+                early = originals.start_link(rt, media)
             outcomes = run.run_steps(rt, media, claimed, defs, ctx, owner)
             stored = run.store_outputs(rt, media, outcomes)
             state = _commit_outcomes(rt, session, media, steps, claimed, outcomes, stored, owner,
-                                     settle=index == len(groups) - 1)
+                                     settle=index == len(groups) - 1, early=early)
             if index == len(groups) - 1:
                 return state
     except run.MediaGone:
@@ -108,9 +119,46 @@ def _run_due(rt: Runtime, session: Session, media: MediaEntry, steps: list[Proce
         _settle_all(session, due, lambda s: ledger.schedule_retry(
             s, policy, "StorageError", code, KilnError("The original could not be read from storage.")))
     finally:
+        if early is not None:
+            early.undo()  # unless the publishing commit took it
         if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _empty(workdir)
     return finish_check(rt, session, media.id)
+
+
+_work = threading.local()
+
+
+def _work_folder(rt: Runtime) -> Path:
+    """This thread's work folder in the workbench, empty. One per thread, kept from item to item and
+    emptied after each: a folder made and removed per item cost more than a small image's steps on a
+    disk mounted with ``discard`` (removing a folder waited on the journal). Named
+    ``work-HOST-PID-RANDOM``: the sweeper removes those of processes that died (``clean_workbench``)."""
+    folder: Path | None = getattr(_work, "folder", None)
+    if folder is not None and (_work.pid != os.getpid() or folder.parent != rt.settings.workbench_dir
+                               or not _empty(folder)):
+        folder = None  # another process (a fork), another site, or a folder that cannot be emptied
+    if folder is None:
+        rt.settings.workbench_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"work-{HOST}-{os.getpid()}-", dir=rt.settings.workbench_dir))
+        _work.folder, _work.pid = folder, os.getpid()
+    return folder
+
+
+def _empty(folder: Path) -> bool:
+    """Remove everything in ``folder`` (the steps' files, the working copy), keeping the folder. Returns
+    whether it is empty now."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        return not any(folder.iterdir())
+    except OSError:
+        return False
 
 
 def _claim(rt: Runtime, session: Session, media: MediaEntry, group: list[ProcessingStep],
@@ -138,17 +186,18 @@ def _claim(rt: Runtime, session: Session, media: MediaEntry, group: list[Process
 
 def _commit_outcomes(rt: Runtime, session: Session, media: MediaEntry, steps: list[ProcessingStep],
                      claimed: list[ProcessingStep], outcomes: list[run.Outcome], stored: list[list[str]],
-                     owner: str, *, settle: bool) -> str | None:
+                     owner: str, *, settle: bool, early: originals.EarlyLink | None = None) -> str | None:
     """One transaction: the lease check, every outcome and (``settle``) the item's new state. What
     needs storage is done before it: the check that the renditions not made now are stored, and the
-    link of the original into the originals store when the item is about to be published."""
+    link of the original into the originals store when the item is about to be published (``early``:
+    started while the steps ran)."""
     made = {produced.name for outcome in outcomes for produced, *_ in outcome.stored}
     present = moved = False
     if settle:
         defs = get_kind(media.kind).steps(rt.settings)
         present = _renditions_present(rt, media, defs, made)
         if present and _publishes(media, steps, outcomes, defs):
-            moved = _link_original(rt, media)
+            moved = early.take() if early is not None else originals.link_original(rt, media)
     ids = [step.id for step in claimed]
     try:
         with session.no_autoflush:  # asked before the steps' new states are written
@@ -207,8 +256,8 @@ def clean_workbench(rt: Runtime) -> int:
     ``finally`` that removes them), so a file that keeps killing its worker cannot fill the disk; and
     the half-received uploads of web processes that died mid-upload.
 
-    A work directory is named ``media-ID-HOST-PID-RANDOM``, an upload ``upload-HOST-PID-RANDOM`` (the
-    random part has no dash).
+    A work folder is named ``work-HOST-PID-RANDOM`` (``media-ID-HOST-PID-RANDOM`` before), an upload
+    ``upload-HOST-PID-RANDOM`` (the random part has no dash).
     """
     removed = 0
     try:
@@ -219,7 +268,7 @@ def clean_workbench(rt: Runtime) -> int:
         head, _, rest = path.name.partition("-")
         if head == "media" and path.is_dir():
             rest = rest.split("-", 1)[-1]
-        elif not (head == "upload" and path.is_file()):
+        elif not (head == "upload" and path.is_file()) and not (head == "work" and path.is_dir()):
             continue
         parts = rest.rsplit("-", 2)
         if len(parts) != 3:
@@ -284,12 +333,13 @@ def _settle(rt: Runtime, session: Session, media: MediaEntry, present: bool, mov
     elif all(s.state in ledger.FINAL for s in steps) and present:
         first_publication = media.published is None
         ledger.media_published(media)
+        if moved and media.original_store == "queue":
+            media.original_store = "originals"
         if first_publication:  # to followers on other servers, after this transaction commits
             from kiln.federation import publishing
 
-            publishing.on_published(session, rt.settings, media)
-        if moved and media.original_store == "queue":
-            media.original_store = "originals"
+            with session.no_autoflush:  # it reads only follows: the item's changes are flushed once, later
+                publishing.on_published(session, rt.settings, media)
         return first_publication
     elif media.published is None and any(s.state != WorkState.QUEUED for s in steps):
         ledger.media_processing(media)
@@ -303,7 +353,7 @@ def _after_settle(rt: Runtime, session: Session, media: MediaEntry, kind: str, s
     yet in the originals store is moved now: copy, commit, delete, so a crash leaves a spare copy,
     never none."""
     if state == MediaState.PROCESSED and media.original_store == "queue":
-        moved = _link_original(rt, media) or _copy_original(rt, media)
+        moved = originals.link_original(rt, media) or originals.copy_original(rt, media)
         media.original_store = "originals"
         session.commit()
     if moved and media.original_store == "originals":
@@ -311,24 +361,6 @@ def _after_settle(rt: Runtime, session: Session, media: MediaEntry, kind: str, s
     if first_publication and state == MediaState.PROCESSED:  # after the commit: plugins see it published
         plugins.notify("kiln_media_published", media_id=media.id, kind=kind, runtime=rt)
     return state
-
-
-def _link_original(rt: Runtime, media: MediaEntry) -> bool:
-    """Link the original from the queue store into the originals store, where both are folders that
-    can (the upload's bytes were synced when it was received: a link, its folder synced). Returns
-    whether it did."""
-    if not rt.stores.queue.is_local or getattr(rt.stores.originals, "link_in", None) is None:
-        return False
-    key = list(media.original_key)
-    put_local_file(rt.stores.originals, key, rt.stores.queue.local_path(key), durable=True)
-    return True
-
-
-def _copy_original(rt: Runtime, media: MediaEntry) -> bool:
-    key = list(media.original_key)
-    with rt.stores.queue.open(key) as fh:
-        rt.stores.originals.save(key, fh)
-    return True
 
 
 def _renditions_present(rt: Runtime, media: MediaEntry, defs: Iterable[StepDef],

@@ -64,6 +64,10 @@ class Backend(Protocol):
 # SQLite FTS5 ---------------------------------------------------------------------------------------
 
 _FTS = table("search_media", column("rowid"))
+# Written once per published item: parsed once, not per call.
+_FTS_DELETE = text("DELETE FROM search_media WHERE rowid = :id")
+_FTS_INSERT = text("INSERT INTO search_media (rowid, title, tags, people, body) "
+                   "VALUES (:id, :title, :tags, :people, :body)")
 
 
 def _fts_quote(word: str) -> str:
@@ -80,15 +84,13 @@ def fts5_query(terms: list[Term]) -> str:
 
 class SQLiteBackend:
     def put(self, session: Session, media_id: int, document: Document) -> None:
-        session.execute(text("DELETE FROM search_media WHERE rowid = :id"), {"id": media_id})
-        session.execute(text("INSERT INTO search_media (rowid, title, tags, people, body) "
-                             "VALUES (:id, :title, :tags, :people, :body)"),
-                        {"id": media_id, "title": document.title, "tags": document.tags, "people": document.people,
-                         "body": document.body[:BODY_CHARS]})
+        session.execute(_FTS_DELETE, {"id": media_id})
+        session.execute(_FTS_INSERT, {"id": media_id, "title": document.title, "tags": document.tags,
+                                      "people": document.people, "body": document.body[:BODY_CHARS]})
 
     def remove(self, session: Session, media_ids: list[int]) -> None:
         for media_id in media_ids:
-            session.execute(text("DELETE FROM search_media WHERE rowid = :id"), {"id": media_id})
+            session.execute(_FTS_DELETE, {"id": media_id})
 
     def clear(self, session: Session) -> None:
         session.execute(text("DELETE FROM search_media"))

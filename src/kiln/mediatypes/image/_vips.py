@@ -7,7 +7,8 @@ Importing this module configures libvips for the whole process (only the image k
 * stricter still, every loader is blocked and only the JPEG, PNG, WebP, GIF, TIFF and HEIF (for
   AVIF) loaders are re-enabled, so even a mistake elsewhere cannot make libvips guess a format;
 * the operation cache is off: workers process each file once, and a cache keyed on file names
-  could hand back a stale image when a work directory is reused.
+  could hand back a stale image when a work directory is reused;
+* only its warnings and errors reach Python's logging (``_quiet``).
 
 It also turns libvips errors into Kiln's two outcomes: :class:`MediaRejected` (the file is bad)
 and :class:`TransientFailure` (the machine is short of memory or disk).
@@ -16,6 +17,7 @@ and :class:`TransientFailure` (the machine is short of memory or disk).
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,7 +75,24 @@ def _harden() -> None:
     pyvips.cache_set_max(0)
 
 
+def _quiet() -> None:
+    """Only libvips' warnings and errors reach Python's logging. pyvips hands every GLib message of
+    libvips to Python, its chatter too ("threadpool completed with 2 workers": about 15 lines an image),
+    each a call into Python from a libvips thread (which waits for the GIL) and, in a worker logging at
+    INFO, a formatted line written out."""
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
+    glib, handler, callback = (getattr(pyvips, name, None) for name in ("glib_lib", "_log_handler_id",
+                                                                          "_log_handler_cb"))
+    if glib is None or handler is None or callback is None:
+        return
+    domain = b"VIPS"
+    glib.g_log_remove_handler(domain, handler)
+    wanted = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 1) | (1 << 0)  # error, critical, warning; fatal, recursion
+    pyvips._log_handler_id = glib.g_log_set_handler(domain, wanted, callback, pyvips.ffi.NULL)
+
+
 _harden()
+_quiet()
 
 
 def load(path: str, fmt: Format, **options: object) -> pyvips.Image:
