@@ -1,10 +1,11 @@
 """The logged-in reader's Following timeline: new public items of the local accounts they follow and
 the posts of the accounts they follow elsewhere (kiln.federation.posts), interleaved, newest first.
 
-Each page costs the same few queries however deep it is: one keyset query per source (each from where
-the previous page left it, ``published, id`` descending, one more row than a page), merged here; the
-posts' attachments load in one more. The cursor carries both places: ``LOCAL~REMOTE``, each
-``MICROSECONDS-ID`` as media cursors are (an empty half: that source has not been read from yet).
+Each page costs the same few queries however deep it is: one query holding a keyset read per source
+(each from where the previous page left it, ``published, id`` descending, one more row than a page,
+joined by ``UNION ALL``), merged here; the posts a page shows, with their attachments, load only when it
+shows some. The cursor carries both places: ``LOCAL~REMOTE``, each ``MICROSECONDS-ID`` as media cursors
+are (an empty half: that source has not been read from yet).
 """
 
 from __future__ import annotations
