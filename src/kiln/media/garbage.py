@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kiln.accounts.models import User
 from kiln.media.models import MediaEntry, MediaState, Rendition
 from kiln.storage import STORE_NAMES, Stores
-from kiln.storage.base import NoSuchFile
+from kiln.storage.base import InvalidKey, NoSuchFile, clean_key
 from kiln.storage.local import LocalStorage
 
 # Bytes are stored before the row that points at them commits (an upload, a rendition): an object
@@ -46,7 +46,16 @@ def _referenced(session: Session) -> tuple[dict[str, set[tuple[str, ...]]], set[
         refs[store].add(tuple(key))
         if state in (MediaState.QUEUED, MediaState.PROCESSING):
             busy.add(media_id)
-    return refs, busy
+    # As the stores name them: a store cleans each component of a key (an avatar's random token that
+    # ends in "_" is saved without it), and the listing gives the cleaned names back.
+    return {name: {_as_stored(key) for key in keys} for name, keys in refs.items()}, busy
+
+
+def _as_stored(key: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(clean_key(list(key)))
+    except InvalidKey:  # never saved under any name: nothing listed can match it
+        return key
 
 
 def _owner_id(key: list[str]) -> int | None:

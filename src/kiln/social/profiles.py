@@ -48,7 +48,7 @@ def set_avatar(rt: Runtime, session: Session, user: User, data: bytes) -> None:
         source = Path(tmp) / "avatar"
         source.write_bytes(data)
         squares = square_avatars(source, AVATAR_SIZES, Path(tmp), rt.settings.image)
-    token = secrets.token_urlsafe(9)
+    token = secrets.token_hex(8)  # letters and digits: the key is saved as it is written
     keys = {str(size): avatar_key(user.id, token, size) for size in AVATAR_SIZES}
     for size, key in keys.items():
         rt.stores.public.save(key, io.BytesIO(squares[int(size)]))
