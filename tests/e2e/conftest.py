@@ -37,6 +37,33 @@ document.addEventListener('securitypolicyviolation', e => window.__csp.push(
 """
 
 
+def _goto_again_when_the_network_changed() -> None:
+    """Chromium ends a navigation with ERR_NETWORK_CHANGED when this machine's interfaces change, which
+    the tests that build network namespaces do (a veth's peer goes down when a host is cut off, a
+    bridge comes and goes) while browser tests run beside them: such a navigation is tried again."""
+    from playwright.sync_api import Error, Page
+
+    if getattr(Page.goto, "kiln_again", False):
+        return
+    goto = Page.goto
+
+    def again(self, url, **kwargs):  # type: ignore[no-untyped-def]
+        for attempt in range(4):
+            try:
+                return goto(self, url, **kwargs)
+            except Error as exc:
+                if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 3:
+                    raise
+                time.sleep(0.5)
+        return None
+
+    again.kiln_again = True  # type: ignore[attr-defined]
+    Page.goto = again  # type: ignore[method-assign]
+
+
+_goto_again_when_the_network_changed()
+
+
 @contextmanager
 def own_tab(context, init_script: str | None = None, **options):  # type: ignore[no-untyped-def]
     """A page in a browser of its own for a 3D model's page (logged in as ``context`` is, with
