@@ -78,7 +78,12 @@ def checked_file(media_id: RowId, name: str, session: DB, rt: RT, user: CurrentU
     store = rt.stores.public
     suffix = os.path.splitext(key[-1])[1].lower()
     media_type = served_types().get(suffix, "application/octet-stream")
-    headers = {**PRIVATE_HEADERS, **_disposition(key[-1], media_type)}
+    return serve_stored(store, key, media_type, {**PRIVATE_HEADERS, **_disposition(key[-1], media_type)})
+
+
+def serve_stored(store: Storage, key: list[str], media_type: str, headers: dict[str, str]) -> Response:
+    """A stored file through the app: sent from disk for a local store, else streamed from the store;
+    a missing file is 404."""
     try:
         if store.is_local:
             local = store.local_path(key)

@@ -4,11 +4,10 @@ readers what they follow, it is not a public mirror of other servers."""
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from kiln.errors import KilnError, NotFound
@@ -18,10 +17,9 @@ from kiln.federation.models import RemoteAttachment, RemotePost
 from kiln.i18n import _, interpolate
 from kiln.runtime import Runtime
 from kiln.social.models import COMMENT_MAX
-from kiln.storage.base import InvalidKey, NoSuchFile
 from kiln.web.api import ERRORS, api_csrf
 from kiln.web.deps import DB, RT, CurrentUser, LoggedIn, RowId, Writer, check_csrf, flash
-from kiln.web.files import PRIVATE_HEADERS, _chunks
+from kiln.web.files import PRIVATE_HEADERS, serve_stored
 from kiln.web.templating import render
 
 pages = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -119,17 +117,7 @@ def cached_file(attachment_id: RowId, session: DB, rt: RT, user: CurrentUser) ->
 
 
 def _serve(rt: Runtime, key: list[str], media_type: str) -> Response:
-    store = rt.stores.by_name(STORE)
-    headers = dict(PRIVATE_HEADERS)
-    try:
-        if store.is_local:
-            local = store.local_path(key)
-            return FileResponse(local, media_type=media_type, headers=headers, stat_result=os.stat(local))
-        size = store.size(key)
-        stream = store.open(key)
-    except (InvalidKey, FileNotFoundError, NoSuchFile) as exc:
-        raise NotFound("There is no such file.") from exc
-    return StreamingResponse(_chunks(stream), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+    return serve_stored(rt.stores.by_name(STORE), key, media_type, dict(PRIVATE_HEADERS))
 
 
 class AnswerIn(BaseModel):
