@@ -4,7 +4,9 @@ its inbox, and replies to it and likes it; Kiln shows the comment and counts the
 
 bovine's account is made as its own tools make one (``bovine_admin_store``: an actor with an RSA key
 for HTTP Signatures, and a did:key whose Ed25519 secret its client signs its own requests with, Moo-Auth-1),
-and the account acts through bovine's client (``BovineClient``) posting to its outbox, as a person's app would."""
+and the account acts through bovine's client (``BovineClient``) posting to its outbox, as a person's app would.
+bovine-herd keeps its default of answering only signed reads of its actors, so every key Kiln fetches
+from it is fetched with a signature (Kiln's site actor, kiln.federation.instance) that bovine checks."""
 
 from __future__ import annotations
 
@@ -49,24 +51,6 @@ async def make_bovine_account(db_url: str, domain: str) -> str:
     return secret
 
 
-# bovine-herd answers an unsigned GET of an actor 401: it wants signed fetches ("authorized fetch"), and
-# Kiln does not sign its fetches yet (docs/federation.md), so it cannot read milo's key. The test first
-# shows that refusal, then opens bovine's actors to unsigned reads through bovine's own hook for who is
-# asking (``authorization_adder``), as a server without authorized fetch answers.
-LET_UNSIGNED_READ = {"on": False}
-
-
-async def unsigned_reads_when_let() -> None:
-    from bovine_herd.server.authorize import add_authorization
-    from quart import g, request
-
-    signed = "signature" in request.headers or "authorization" in request.headers
-    if LET_UNSIGNED_READ["on"] and request.method == "GET" and not signed:
-        g.retriever = PUBLIC
-        return
-    await add_authorization()
-
-
 def test_bovine_follows_kiln_receives_a_photo_replies_and_likes(tmp_path):
     offline_bovine(tmp_path / "bovine")  # before bovine is imported
     import aiohttp
@@ -83,7 +67,7 @@ def test_bovine_follows_kiln_receives_a_photo_replies_and_likes(tmp_path):
     bovine_url = f"http://127.0.0.1:{port}"
     db_url = f"sqlite://{tmp_path / 'bovine' / 'herd.sqlite3'}"
     secret = asyncio.run(make_bovine_account(db_url, bovine_url))
-    herd = BovineHerd(Quart("bovine"), db_url=db_url, authorization_adder=unsigned_reads_when_let)
+    herd = BovineHerd(Quart("bovine"), db_url=db_url)  # its defaults: signed reads only
 
     with federating_kiln(tmp_path / "kiln") as kiln, asgi_on_loopback(herd, port):
         api = account(kiln, "ada")
@@ -107,8 +91,9 @@ def test_bovine_follows_kiln_receives_a_photo_replies_and_likes(tmp_path):
 
         milo = asyncio.run(as_milo(actor_id))
         unsigned = httpx.get(milo, headers={"Accept": "application/activity+json"}, timeout=10)
-        assert unsigned.status_code == 401  # what Kiln's key fetch meets, by bovine's default
-        LET_UNSIGNED_READ["on"] = True
+        # bovine-herd wants signed reads ("authorized fetch"): Kiln's fetch of milo's key is signed as the
+        # site's actor (/actor), whose key bovine fetches to check it.
+        assert unsigned.status_code == 401
         assert asyncio.run(as_milo(follow)) == milo
         followers = "/api/v1/users/ada/followers"
         wait_for(lambda: api.get(followers).json()["items"], "Kiln keeping bovine's follow", 30, log)

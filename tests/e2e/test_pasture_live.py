@@ -94,11 +94,11 @@ def test_pastures_actor_verifier_fetches_kilns_actor_and_posts_to_its_inbox(rig)
     assert result["webfinger"] is True, log  # acct:ada@host finds the same actor
     # Every actor, signing or not, fetches the actor and finds its inbox.
     assert all(result[name]["get_actor"] for name in ("alice", "bob", "claire", "dean", "emily", "frank")), result
-    # Signed posts are accepted from actors whose key Kiln can fetch (bob, emily) ...
-    assert result["bob"]["post_inbox"] and result["emily"]["post_inbox"], (result, log)
-    # ... refused from those whose server wants a signed fetch of their key (claire, frank: Kiln does not
-    # sign its fetches yet), and unsigned posts (alice, dean) are refused: every inbox needs a signature.
-    assert not any(result[name]["post_inbox"] for name in ("alice", "claire", "dean", "frank")), result
+    # Signed posts are accepted, also from actors whose server wants a signed fetch of their key (claire,
+    # frank: Kiln's fetch is signed as its site actor, which pasture checks) ...
+    assert all(result[name]["post_inbox"] for name in ("bob", "claire", "emily", "frank")), (result, log)
+    # ... and unsigned posts (alice, dean) are refused: every inbox needs a signature.
+    assert not any(result[name]["post_inbox"] for name in ("alice", "dean")), result
 
 
 def test_a_pasture_actor_reads_kilns_actor_and_note_with_bovines_parser(rig):

@@ -37,6 +37,8 @@ class Peer:
     key: rsa.RSAPrivateKey
     inbox: list[Received] = field(default_factory=list)
     fetches: list[str] = field(default_factory=list)
+    reads: list[Received] = field(default_factory=list)  # every GET, with its headers
+    signed_reads_only: bool = False  # answer an unsigned GET 401, as servers with authorized fetch do
     username: str = "rita"
     status: int = 202  # what its inbox answers (a server that is down, or refuses)
     # Other documents served by path: (status, headers, body) — a forger's, a redirect, a wrong type.
@@ -106,7 +108,11 @@ def serve(key: rsa.RSAPrivateKey | None = None) -> Iterator[Peer]:
         def do_GET(self) -> None:  # noqa: N802
             peer = peer_ref["peer"]
             peer.fetches.append(self.path)
-            if self.path in peer.pages:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            peer.reads.append(Received("GET", self.path, headers, b""))
+            if peer.signed_reads_only and "signature" not in headers:
+                self._answer(401, {"error": "Request not signed"})
+            elif self.path in peer.pages:
                 status, headers, body = peer.pages[self.path]
                 self.send_response(status)
                 for name, value in {**headers, "Content-Length": str(len(body))}.items():

@@ -87,6 +87,29 @@ def _verify_with_kiln(received: Received, pem: str) -> None:
                              max_age=3600, max_future=300)
 
 
+def test_kiln_signs_its_fetches_as_the_site_actor(fed, fed_rt, peer):
+    # A server with authorized fetch: an unsigned read of its actor is 401. Kiln's key fetch is signed as
+    # the site's own actor, whose key anyone can read, unsigned, at /actor.
+    peer.signed_reads_only = True
+    assert post(fed, peer, follow_activity(peer)).status_code == 202
+    site = fed.get("/actor", headers={"Accept": AP})
+    assert site.status_code == 200 and site.headers["content-type"].startswith(AP)
+    document = site.json()
+    assert document["type"] == "Application" and document["id"] == "http://testserver/actor"
+    assert document["inbox"] == "http://testserver/inbox" and "PRIVATE" not in site.text
+    (read,) = peer.reads
+    assert read.path == "/actor" and 'headers="(request-target) host date"' in read.headers["signature"]
+    pem = document["publicKey"]["publicKeyPem"]
+    assert verify_with_apsig(read, pem) == "http://testserver/actor#main-key"
+    _verify_with_kiln(read, pem)
+    # One key for the site, kept: a second process signs with the same one. A browser gets the home page.
+    from kiln.federation import instance
+
+    with fed_rt.sessions() as session:
+        assert instance.key_pair(session).public_pem == pem
+    assert fed.get("/actor", headers={"Accept": "text/html"}, follow_redirects=False).headers["location"] == "/"
+
+
 def test_other_activities_are_accepted_and_ignored(fed, fed_rt, peer):
     move = {"id": f"{peer.base}/moves/1", "type": "Move", "actor": peer.actor_id, "object": ALICE}
     assert post(fed, peer, move, path="/inbox").status_code == 202

@@ -50,7 +50,7 @@ def _resource(name: str) -> dict[str, object]:
 
 
 # Routes for other servers: answered without looking at a login (tests/security/test_blocked.py skips them).
-FOR_SERVERS = ("/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/2.1", "/ap/u/{username}",
+FOR_SERVERS = ("/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/2.1", "/actor", "/ap/u/{username}",
                "/ap/u/{username}/{collection}", "/ap/u/{username}/m/{media_id}", "/u/{username}/inbox", "/inbox")
 ACTIVITY = {"type": "Follow", "actor": "https://remote.example/actor", "object": "http://testserver/u/olivia"}
 CASES: list[Case] = [
@@ -61,6 +61,7 @@ CASES: list[Case] = [
          note="a malformed resource"),
     Case("GET", "/.well-known/nodeinfo", E(200)),
     Case("GET", "/nodeinfo/2.1", E(200)),
+    Case("GET", "/actor", E(200), note="the site's actor, its public key only"),
     Case("GET", "/ap/u/{username}", E(200), note="the owner's actor"),
     Case("GET", "/ap/u/{username}", E(404), ids={"username": "ap_banned"}, note="a banned account's actor"),
     Case("GET", "/ap/u/{username}/{collection}", E(200), ids={"collection": "ap_collection"}),

@@ -17,7 +17,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
@@ -249,22 +249,27 @@ def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] 
     return get_document(url, settings, headers)[0]
 
 
-def get_activity(url: str, settings: FederationSettings) -> tuple[dict[str, Any], str]:
+def get_activity(url: str, settings: FederationSettings,
+                 sign: Callable[[str, str], Mapping[str, str]] | None = None) -> tuple[dict[str, Any], str]:
     """GET an ActivityStreams document: (the JSON object, the final address it came from after
-    redirects). FetchError unless its Content-Type is ActivityStreams."""
-    return get_document(url, settings, activity=True)
+    redirects). FetchError unless its Content-Type is ActivityStreams. ``sign``: see get_document."""
+    return get_document(url, settings, activity=True, sign=sign)
 
 
 def get_document(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None,
-                 activity: bool = False) -> tuple[dict[str, Any], str]:
+                 activity: bool = False, sign: Callable[[str, str], Mapping[str, str]] | None = None,
+                 ) -> tuple[dict[str, Any], str]:
     """GET a JSON object, following at most a few redirects, each checked: (the object, the final
-    address). ``activity``: its Content-Type must be ActivityStreams."""
+    address). ``activity``: its Content-Type must be ActivityStreams. ``sign(method, url)``: the
+    headers that sign each request (each redirect's target signed anew, since a signature covers one
+    target), for servers that refuse unsigned reads (kiln.federation.instance)."""
     deadline = deadline_of(settings)
     with _client(settings, deadline) as client:
         for _ in range(MAX_REDIRECTS + 1):
             client.checked(url)
             try:
-                with client.stream("GET", url, headers={"Accept": ACCEPT, **(headers or {})}) as response:
+                signed = sign("GET", url) if sign is not None else {}
+                with client.stream("GET", url, headers={"Accept": ACCEPT, **(headers or {}), **signed}) as response:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue

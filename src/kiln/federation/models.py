@@ -29,6 +29,20 @@ class ActorKey(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class InstanceKey(Base):
+    """The key pair of the site's own actor (``kiln.federation.instance``), which signs Kiln's fetches of
+    documents on other servers. One row (``id`` 1), made on first need; like ``actor_keys``, no route
+    reads its ``private_pem``."""
+
+    __tablename__ = "instance_keys"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    public_pem: Mapped[str] = mapped_column(Text)
+    private_pem: Mapped[str] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class RemoteActor(Base):
     """An actor on another server, as last fetched: where to deliver to it and the key it signs with."""
 

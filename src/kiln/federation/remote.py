@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError
-from kiln.federation import fetch
+from kiln.federation import fetch, instance
 from kiln.federation.models import URI_MAX, RemoteActor
 from kiln.federation.signatures import SignatureError
 
@@ -125,14 +125,16 @@ def _same_host(a: str, b: str) -> bool:
     return fetch.normal_host(urlsplit(a).hostname or "a") == fetch.normal_host(urlsplit(b).hostname or "b")
 
 
-def fetch_actor(url: str, settings: FederationSettings) -> tuple[dict[str, Any], str]:
+def fetch_actor(rt: Runtime, url: str) -> tuple[dict[str, Any], str]:
     """An actor (or key) document and the address it really came from: when the document's ``id`` is
     another address than the one it was fetched from (after redirects), it is fetched again by its
-    ``id`` (parse_actor then requires the two to be equal). FetchError when it cannot."""
-    document, final = fetch.get_activity(urldefrag(url)[0], settings)
+    ``id`` (parse_actor then requires the two to be equal). FetchError when it cannot. Each GET is
+    signed as the site's actor (servers with authorized fetch refuse unsigned ones)."""
+    settings, sign = rt.settings.federation, instance.signer(rt)
+    document, final = fetch.get_activity(urldefrag(url)[0], settings, sign)
     claimed = _uri(document.get("id"))
     if claimed and claimed != final and urldefrag(claimed)[0] != final:
-        document, final = fetch.get_activity(urldefrag(claimed)[0], settings)
+        document, final = fetch.get_activity(urldefrag(claimed)[0], settings, sign)
     return document, final
 
 
@@ -218,14 +220,13 @@ def fetch_by_key(rt: Runtime, key_id: str) -> Actor:
 
 
 def _fetch_by_key(rt: Runtime, key_id: str) -> Actor:
-    settings = rt.settings.federation
     try:
-        document, final = fetch_actor(key_id, settings)
+        document, final = fetch_actor(rt, key_id)
         if "inbox" not in document and isinstance(document.get("owner"), str):  # a key document
             if _uri(document.get("id")) != key_id or fetch.origin(document["owner"]) != fetch.origin(key_id):
                 raise _refuse("The key document %(key)s is not the key it claims to be, or names an owner "
                               "on another server.", key=key_id[:200])
-            document, final = fetch_actor(document["owner"], settings)
+            document, final = fetch_actor(rt, document["owner"])
     except fetch.FetchError as exc:
         raise KeyUnavailable("Kiln could not fetch the signing key %(key)s: %(reason)s", key=key_id[:200],
                              reason=exc.message, server_failed=exc.code in fetch.SERVER_FAILURES) from exc
@@ -295,7 +296,7 @@ def lookup(rt: Runtime, text: str) -> Actor:
                       and isinstance(link.get("href"), str)), "")
         if not value:
             raise fetch.FetchError("%(host)s names no ActivityPub actor for that account.", host=host[:200])
-    fields = parse_actor(*fetch_actor(value, settings))
+    fields = parse_actor(*fetch_actor(rt, value))
     if not _same_host(fields["uri"], value):
         raise SignatureError("The actor document at %(url)s names an actor on another server.",
                              code="bad_actor", url=value[:200])

@@ -16,13 +16,13 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.config import Settings
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, inbox, publishing
+from kiln.federation import actors, inbox, instance, publishing
 from kiln.federation.fetch import ACTIVITY_JSON
 from kiln.federation.signatures import SignedRequest, check_host
 from kiln.media.models import MediaEntry
@@ -116,6 +116,22 @@ def nodeinfo(session: DB, rt: RT) -> Response:
     except KilnError as exc:
         return _problem(exc)
     return _json(actors.nodeinfo(session, rt.settings), NODEINFO_TYPE)
+
+
+@router.get(instance.PATH)
+def instance_actor(request: Request, session: DB, rt: RT) -> Response:
+    """The site's own actor (kiln.federation.instance), to anyone who asks, signed or not. A browser
+    asking for a page is sent to the home page."""
+    try:
+        _enabled(rt.settings)
+    except KilnError as exc:
+        return _problem(exc)
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and not wants_activity(accept):
+        return RedirectResponse("/", status_code=303)
+    document = instance.document(session, rt.settings)
+    session.commit()  # a key pair made on first need
+    return _json(document)
 
 
 @router.get("/ap/u/{username}")
