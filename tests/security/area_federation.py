@@ -1,9 +1,9 @@
 """ActivityPub's routes in the authorization matrix (kiln.web.federation). Everything here is for other
 servers: every role, logged in or not, gets the same answer. Actors and WebFinger know only accounts
-others may find (a banned one is 404 for everyone), notes only public or unlisted, finished items; the inboxes take
-only signed requests, so a login cookie or an API token is no way in (401 with a sentence for all). The
-signed paths are tests/federation/test_follow.py's and test_publish.py's. The deliveries page is for
-administrators only."""
+others may find (a banned one is 404 for everyone), notes only public or unlisted, finished items, albums
+only public ones; the inboxes take only signed requests, so a login cookie or an API token is no way in
+(401 with a sentence for all). The signed paths are tests/federation/test_follow.py's and
+test_publish.py's. The deliveries page is for administrators only."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def _resource(name: str) -> dict[str, object]:
 
 # Routes for other servers: answered without looking at a login (tests/security/test_blocked.py skips them).
 FOR_SERVERS = ("/.well-known/webfinger", "/.well-known/nodeinfo", "/nodeinfo/2.1", "/actor", "/ap/u/{username}",
-               "/ap/u/{username}/{collection}", "/ap/u/{username}/m/{media_id}", "/u/{username}/inbox", "/inbox")
+               "/ap/u/{username}/{collection}", "/ap/u/{username}/m/{media_id}", "/ap/c/{collection_id}",
+               "/u/{username}/inbox", "/inbox")
 ACTIVITY = {"type": "Follow", "actor": "https://remote.example/actor", "object": "http://testserver/u/olivia"}
 CASES: list[Case] = [
     Case("GET", "/.well-known/webfinger", E(200), send=lambda w: _resource(USERNAMES["owner"]), note="an account"),
@@ -69,6 +70,16 @@ CASES: list[Case] = [
     Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="private", note="never, not even to its owner"),
     Case("GET", "/ap/u/{username}/m/{media_id}", E(200), target="unlisted", note="sent to followers, cc Public"),
     Case("GET", "/ap/u/{username}/m/{media_id}", E(404), target="failed"),
+    # Albums (area_collections' public, unlisted and private ones): only a public album, and in it only
+    # the items whose Note is served (the public one, not the owner's private one).
+    Case("GET", "/ap/c/{collection_id}", E(200), ids={"collection_id": "col_public"}, note="a public album"),
+    Case("GET", "/ap/c/{collection_id}", E(404), ids={"collection_id": "col_unlisted"},
+         note="an unlisted album: never to other servers"),
+    Case("GET", "/ap/c/{collection_id}", E(404), ids={"collection_id": "col_private"},
+         note="a private album, not even to its owner or collaborator"),
+    Case("GET", "/ap/c/{collection_id}", E(404), ids={"collection_id": "col_private"},
+         send=lambda w: {"params": {"share": w.ids["share_live"], "page": "1"}},
+         note="a private album with a live share link: links are for people"),
     Case("POST", "/u/{username}/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
     Case("POST", "/inbox", E(401), send=lambda w: {"json": ACTIVITY}, note="unsigned, whoever asks"),
     Case("POST", "/inbox", E(400), send=lambda w: {"content": b"{not json"}, note="not JSON"),

@@ -67,11 +67,16 @@ def username_of(settings: Settings, uri: str) -> str | None:
 
 # Who may be found --------------------------------------------------------------------------------
 
+def findable(user: User) -> bool:
+    """Whether other servers may find ``user``: not banned, not waiting for approval."""
+    return not (user.banned_now or user.pending_approval)
+
+
 def local_actor(session: Session, username: str) -> User:
-    """The account behind ``username`` if others may find it: not banned, not waiting for approval.
-    Anyone else, deleted accounts included, is NotFound (404)."""
+    """The account behind ``username`` if others may find it (``findable``). Anyone else, deleted
+    accounts included, is NotFound (404)."""
     user = find_user(session, username) if _USERNAME.fullmatch(username or "") else None
-    if user is None or user.banned_now or user.pending_approval:
+    if user is None or not findable(user):
         raise NotFound("There is no user named '%(name)s'.", name=(username or "")[:30])
     return user
 

@@ -57,6 +57,13 @@ def federated(media: MediaEntry) -> bool:
             and not media.owner.banned_now)
 
 
+def served(media: MediaEntry) -> bool:
+    """Whether the item's page serves its Note to other servers (``/ap/u/NAME/m/ID``, and wherever
+    else that Note is listed, as an album's items): ``federated``, and its owner an account others may
+    find (``actors.findable``)."""
+    return federated(media) and actors.findable(media.owner)
+
+
 def audience(media: MediaEntry | None) -> str | None:
     """What other servers were (or would be) shown of ``media``: "public", "unlisted", or None."""
     return media.visibility if media is not None and federated(media) else None

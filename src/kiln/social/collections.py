@@ -141,7 +141,12 @@ def items_page(session: Session, collection: Collection, viewer: User | None, sh
     rows = list(session.scalars(query.limit(per_page + 1)).unique())
     items = rows[:per_page]
     more = len(rows) > per_page and items
-    return ItemPage(items, f"{items[-1].position}-{items[-1].id}" if more else None)
+    return ItemPage(items, cursor_of(items[-1]) if more else None)
+
+
+def cursor_of(item: CollectionItem) -> str:
+    """The cursor of the page that starts after ``item`` (``items_page``)."""
+    return f"{item.position}-{item.id}"
 
 
 def visible_items(session: Session, collection: Collection, viewer: User | None, share: ShareLink | None = None,

@@ -1,11 +1,11 @@
 """ActivityPub routes (kiln.federation): WebFinger, NodeInfo, actors and their collections, notes,
-inboxes.
+albums, inboxes.
 
 A profile's own address serves the actor to ActivityPub clients: ``Negotiation`` sends a GET of
-``/u/NAME`` (its followers, following or outbox; an item's page ``/u/NAME/m/ID``, its Note) that
-asks for ``application/activity+json`` or ActivityStreams JSON-LD to ``/ap/u/NAME...`` inside the app,
-before the page cache sees it, and marks both answers ``Vary: Accept``. With ``[federation] enabled =
-false`` every route here is 404.
+``/u/NAME`` (its followers, following or outbox; an item's page ``/u/NAME/m/ID``, its Note; an
+album's page ``/c/ID``, its collection) that asks for ``application/activity+json`` or ActivityStreams
+JSON-LD to ``/ap/u/NAME...`` (``/ap/c/ID``) inside the app, before the page cache sees it, and marks
+both answers ``Vary: Accept``. With ``[federation] enabled = false`` every route here is 404.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.config import Settings
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, inbox, instance, publishing
+from kiln.federation import actors, albums, inbox, instance, publishing
 from kiln.federation.fetch import ACTIVITY_JSON
 from kiln.federation.signatures import SignedRequest, check_host
 from kiln.media.models import MediaEntry
@@ -33,7 +33,7 @@ Username = Annotated[str, Path(min_length=1, max_length=30)]
 Collection = Annotated[str, Path(pattern="^(followers|following|outbox)$")]
 Resource = Annotated[str, Query(max_length=500, description="acct:name@host, or an actor's address")]
 ROUTE_BODY_CAP = 4 * 1024**2 + 1  # [federation] max_inbox_bytes is checked as the body arrives
-_NEGOTIATED = re.compile(r"^/u/[^/]+(/(followers|following|outbox)|/m/[0-9]+)?/?$")
+_NEGOTIATED = re.compile(r"^(/u/[^/]+(/(followers|following|outbox)|/m/[0-9]+)?|/c/[0-9]+)/?$")
 NODEINFO_TYPE = 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
 
 
@@ -185,7 +185,7 @@ def media_note(username: Username, media_id: RowId, session: DB, rt: RT) -> Resp
         _enabled(rt.settings)
         owner = actors.local_actor(session, username)
         media = session.get(MediaEntry, media_id)
-        if media is None or media.owner_id != owner.id or not publishing.federated(media):
+        if media is None or media.owner_id != owner.id or not publishing.served(media):
             address = publishing.item_address(rt.settings, owner.username, media_id)
             deleted = publishing.tombstone(session, address)
             if deleted is not None:  # other servers were sent it: it is gone, not unknown
@@ -193,6 +193,26 @@ def media_note(username: Username, media_id: RowId, session: DB, rt: RT) -> Resp
                               "deleted": deleted.isoformat(timespec="seconds")}, status=410)
             raise NotFound("There is no such media. It may have been deleted.")
         document = publishing.note(rt.settings, rt.stores, media)
+    except KilnError as exc:
+        return _problem(exc)
+    return _json(document)
+
+
+AlbumCursor = Annotated[str | None, Query(max_length=24, description="the album page's cursor, POSITION-ID")]
+
+
+@router.get("/ap/c/{collection_id}")
+def album(collection_id: RowId, session: DB, rt: RT, page: PageFlag = None, before: AlbumCursor = None) -> Response:
+    """A public album as an ``OrderedCollection`` of its items' Note ids (what its page answers to
+    ActivityPub clients), or with ``page=1`` one page of them in the album's order, later pages by
+    ``before``. Unlisted and private albums are 404 whoever signs (kiln.federation.albums)."""
+    try:
+        _enabled(rt.settings)
+        found = albums.public_album(session, collection_id)
+        if page is None:
+            document = albums.collection(session, rt.settings, found)
+        else:
+            document = albums.collection_page(session, rt.settings, found, before)
     except KilnError as exc:
         return _problem(exc)
     return _json(document)
