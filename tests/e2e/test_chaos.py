@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from kiln.processing.models import ProcessingStep
 from tests.e2e.test_brokers import (
-    BROKERS,
+    ON_THIS_DATABASE,
     Site,
     check_stores,
     running_site,
@@ -48,7 +48,7 @@ def busy_child(site: Site, killed: list[int], timeout: float = 30.0) -> int:
     raise AssertionError("no pool process was running a step:\n" + site.worker.tail())
 
 
-@pytest.mark.parametrize("broker", list(BROKERS.values()), ids=list(BROKERS))
+@pytest.mark.parametrize("broker", list(ON_THIS_DATABASE.values()), ids=list(ON_THIS_DATABASE))
 def test_sigkilled_workers_lose_nothing_and_duplicate_nothing(tmp_path, broker):
     folder = tmp_path / "uploads"
     folder.mkdir()
