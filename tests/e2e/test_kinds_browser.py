@@ -1,7 +1,9 @@
 """One file of every kind, uploaded in a real browser to `kiln serve`, each ends with a useful
 thumbnail and a working page: the phone video plays portrait and seeks, the audio player has its
 waveform, the PDF shows its pages, the .nfo shows its box art as text, the 3D models show a
-picture and a viewer, the animated GIF stays animated."""
+picture and a viewer, the animated GIF stays animated. And the strict Content-Security-Policy breaks
+nothing: every page visited here (and the main pages) carries it and runs its scripts, viewers and
+players with zero policy violations."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import CSP_LISTENER as LISTEN
 from tests.e2e.conftest import HAVE_CHROMIUM, IMAGE_LOADED, NO_CHROMIUM, own_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -57,7 +60,17 @@ def loaded(locator) -> bool:  # type: ignore[no-untyped-def]
 def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(browser, live_server, samples):  # type: ignore[no-untyped-def]
     files = {(kind, name): samples(kind)[name] for kind, name in CASES}
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.add_init_script(LISTEN)  # every page keeps the policy violations it meets in window.__csp
     page = context.new_page()
+    console: list[str] = []
+    context.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
+    violations: list[str] = []
+
+    def policed(tab: Page, response, path: str) -> None:  # type: ignore[no-untyped-def]
+        assert response is not None and response.status == 200, path
+        assert "default-src 'self'" in (response.headers.get("content-security-policy") or ""), path
+        violations.extend(f"{path}: {v}" for v in tab.evaluate("window.__csp"))
+
     sign_up(page, live_server, "kim")
     page.goto("/upload")
     page.set_input_files("input[name=file]", [str(p) for p in files.values()])
@@ -84,7 +97,8 @@ def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(bro
     page.screenshot(path=f"{SHOTS}/kinds-gallery.png", full_page=True)
 
     def open_page(key: tuple[str, str], shot: bool = True, tab=page) -> None:  # type: ignore[no-untyped-def]
-        tab.goto(by_name[key]["url"].replace(live_server.url, ""))
+        path = by_name[key]["url"].replace(live_server.url, "")
+        policed(tab, tab.goto(path), path)
         expect(tab.locator("article.media h1")).to_be_visible()
         if shot:
             tab.screenshot(path=f"{SHOTS}/kinds-{key[0]}-{key[1]}.png", full_page=True)
@@ -97,6 +111,7 @@ def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(bro
     assert height > width, (width, height)
     video.evaluate("v => { v.muted = true; v.currentTime = v.duration / 2; }")
     page.wait_for_function("v => !v.seeking && v.currentTime > 0", arg=video.element_handle(), timeout=30_000)
+    violations.extend(f"video: {v}" for v in page.evaluate("window.__csp"))  # the player, once seeking
 
     for key in [("image", "heic"), ("image", "dng")]:
         open_page(key)
@@ -119,13 +134,14 @@ def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(bro
     for key in [("model3d", "stl"), ("model3d", "glb")]:
         # The picture is taken once the model is drawn: a full-page shot of a page still loading its
         # WebGL scene waits on software rendering, which a loaded two-core machine may not finish in 30 s.
-        with own_tab(context, base_url=live_server.url, viewport={"width": 1280, "height": 900}) as tab:
+        with own_tab(context, LISTEN, base_url=live_server.url, viewport={"width": 1280, "height": 900}) as tab:
             open_page(key, shot=False, tab=tab)
             figure = tab.locator("figure.display-model3d")
             assert figure.get_attribute("data-model")
             tab.wait_for_function(
                 "() => { const v = document.querySelector('model-viewer'); return v && v.loaded; }", timeout=60_000)
             tab.screenshot(path=f"{SHOTS}/kinds-{key[0]}-{key[1]}.png", timeout=90_000)
+            violations.extend(f"{key}: {v}" for v in tab.evaluate("window.__csp"))  # the viewer's WebAssembly
 
     open_page(("audio", "m4a_cover"))
     audio = page.locator("audio.audio-element")
@@ -135,4 +151,11 @@ def test_one_file_of_each_kind_publishes_with_a_thumbnail_and_a_working_page(bro
     assert box
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
     page.wait_for_function("a => a.currentTime > 0.5", arg=audio.element_handle(), timeout=10_000)
+    violations.extend(f"audio: {v}" for v in page.evaluate("window.__csp"))  # the player, once playing
+
+    for path in ("/", "/u/kim", "/auth/login", "/auth/register", "/account", "/upload", "/auth/forgot"):
+        response = page.goto(path)
+        page.wait_for_load_state("networkidle")
+        policed(page, response, path)
     context.close()
+    assert violations == [] and console == [], (violations, console)

@@ -67,8 +67,12 @@ def test_migrate_public_store_to_swift_and_back_while_serving(tmp_path, images):
         assert len(after) == len(before) + 3  # the new item's medium and two thumbnails
         assert all(after[key] == digest for key, digest in before.items())
 
-        time.sleep(6)  # the server re-reads the assignment within 5 s
-        page = httpx.get(server.url + "/u/hana").text
+        deadline = time.monotonic() + 15  # the server re-reads the assignment within 5 s
+        while True:
+            page = httpx.get(server.url + "/u/hana").text
+            if "/media/entries/" not in page or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert "http://127.0.0.1:8080/v1/" in page and "/media/entries/" not in page
         first_thumb = page.split('src="http://127.0.0.1:8080/v1/')[1].split('"')[0]
         assert httpx.get("http://127.0.0.1:8080/v1/" + first_thumb).status_code == 200

@@ -21,13 +21,18 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from tests.conftest import BASE_URL
+from tests.conftest import BASE_URL, PG_URL
 from tests.security.conftest import USERNAMES, World
 
 pytestmark = pytest.mark.db
 
 HOSTILE = ("a\x00b", "1-2147483648", "99999999999999999999", "9223372036854775808-1", "١٢٣-٤", "-1", "",
            "x" * 3000, "../../etc/passwd", "\x07\x1b[31m\u202e", "1e309")
+# The PostgreSQL run sends the values whose fate can differ there (NUL, which its text refuses; numbers past
+# its integer types; lengths past its varchar limits; what casts and parses), not the traversal and the
+# control characters, which meet the same code on either database (the SQLite run sends every value).
+ON_THIS_DATABASE = HOSTILE if PG_URL is None else tuple(v for v in HOSTILE if v not in ("../../etc/passwd",
+                                                                                       "\x07\x1b[31m\u202e"))
 ROLES = ("anonymous", "owner", "token_write_owner")
 
 
@@ -74,7 +79,7 @@ def _requests(app: FastAPI, world: World) -> Iterator[tuple[str, str, dict[str, 
     for template, route in _routes(app):
         path_names, query, form, body = _fields(route)
         for method in sorted(set(route.methods) - {"HEAD"}):
-            for value in HOSTILE:
+            for value in ON_THIS_DATABASE:
                 for target in path_names:  # one path parameter hostile at a time, the others valid
                     url = template
                     for name in path_names:
