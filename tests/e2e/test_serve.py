@@ -214,7 +214,9 @@ def test_a_first_run_on_another_port_links_there_says_little_and_stops_at_once(t
             os.killpg(proc.pid, signal.SIGKILL)
     output = proc.stdout.read().decode()
     lines = _mail_blocks_removed(output)
-    assert took < 6, f"Ctrl-C took {took:.1f} s"
+    # At once, not after a graceful wait (30 s for web requests); it took 6.8 s once
+    # under CI's load (four test processes on two cores), hence the bound.
+    assert took < 12, f"Ctrl-C took {took:.1f} s"
     assert f"Kiln is running at {base}/" in lines[0]
     assert len(lines) <= 12, output
     for noise in ("SIGKILL", "out of memory", "SecurityWarning", "[queues]", "No hostname", "Booting worker"):

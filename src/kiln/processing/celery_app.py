@@ -46,8 +46,6 @@ def make_celery(settings: Settings) -> Celery:
             # folder instead, woken as a message lands.
             "polling_interval": 0.05,
         }
-        # Remote control (broadcast commands, unused by Kiln) would poll the folder for its own queue.
-        app.conf.worker_enable_remote_control = False
     else:
         app.conf.broker_url = settings.broker_url
         # Redis redelivers unacknowledged messages only after this; the sweeper covers the gap.
@@ -57,6 +55,12 @@ def make_celery(settings: Settings) -> Celery:
             # the connection being closed) held a bell, and the upload ringing it, forever: without a
             # socket timeout redis-py waits for the reply as long as the connection looks open.
             app.conf.broker_transport_options["socket_timeout"] = REDIS_SOCKET_TIMEOUT
+    # Remote control (Celery's broadcast commands) is unused by Kiln: off, a worker declares no "pidbox"
+    # queue of its own. On the embedded queue that queue would be another folder to poll; on RabbitMQ it
+    # is exclusive to the worker's connection, so a worker host cut off from the broker and started again
+    # (the same node name, the broker not yet aware the old connection is dead) failed to start with
+    # RESOURCE_LOCKED until RabbitMQ dropped the old connection, minutes later.
+    app.conf.worker_enable_remote_control = False
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
