@@ -107,7 +107,17 @@ def test_kiln_signs_its_fetches_as_the_site_actor(fed, fed_rt, peer):
 
     with fed_rt.sessions() as session:
         assert instance.key_pair(session).public_pem == pem
-    assert fed.get("/actor", headers={"Accept": "text/html"}, follow_redirects=False).headers["location"] == "/"
+    browser = fed.get("/actor", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert browser.headers["location"] == "/" and site.headers["vary"] == browser.headers["vary"] == "Accept"
+
+
+def test_a_key_on_another_server_than_the_actor_is_refused_before_any_fetch(fed, peer):
+    # Only a key on the actor's own server can verify (and only that server passed the block check):
+    # Kiln does not send its signed fetch to wherever a stranger's keyId points.
+    activity = {**follow_activity(peer), "actor": "https://elsewhere.example/users/mallory"}
+    answer = post(fed, peer, activity)
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "wrong_signer"
+    assert "not on its actor's server" in answer.json()["error"]["message"] and peer.reads == []
 
 
 def test_other_activities_are_accepted_and_ignored(fed, fed_rt, peer):

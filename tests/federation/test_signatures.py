@@ -53,6 +53,16 @@ def test_a_get_is_signed_without_a_digest(key):
     check(as_received(headers, b"", "GET", "/actor?x=1"), key)
 
 
+def test_an_international_address_is_signed_as_it_is_sent(key):
+    # httpx sends the name IDNA-encoded and the path percent-encoded: the signature covers those, and an
+    # address that cannot be sent is a ValueError (a sentence to the caller), not a crash in httpx.
+    headers = signatures.sign("GET", "https://bücher.example/users/ü?x=ä", b"", KEY_ID, key)
+    assert headers["Host"] == "xn--bcher-kva.example"
+    check(as_received(headers, b"", "GET", "/users/%C3%BC?x=%C3%A4"), key)
+    with pytest.raises(ValueError, match="cannot sign"):
+        signatures.sign("GET", "http://[::1/actor", b"", KEY_ID, key)
+
+
 def test_kiln_and_apsig_accept_each_others_signatures(key):
     theirs = Signer(headers={"Content-Type": "application/activity+json"}, private_key=key, method="POST",
                     url=URL, key_id=KEY_ID, body=BODY).sign()

@@ -65,7 +65,10 @@ def _deliver(rt: Runtime, payload: dict[str, Any]) -> None:
         if moderation.rule_for(session, inbox) == "block":
             raise outbox.Refused("Deliveries to %(host)s are blocked by the administrators.", host=host)
     hosts.before_try(rt, host)
-    headers = signatures.sign("POST", inbox, body, key_id, signatures.load_private(private_pem))
+    try:
+        headers = signatures.sign("POST", inbox, body, key_id, signatures.load_private(private_pem))
+    except ValueError as exc:  # an inbox address that cannot be sent to: never will be
+        raise outbox.Refused("The inbox address %(inbox)s cannot be sent to.", inbox=inbox[:200]) from exc
     try:
         status = fetch.post(inbox, body, headers, settings.federation)
     except Exception as exc:

@@ -268,7 +268,11 @@ def get_document(url: str, settings: FederationSettings, headers: Mapping[str, s
         for _ in range(MAX_REDIRECTS + 1):
             client.checked(url)
             try:
-                signed = sign("GET", url) if sign is not None else {}
+                try:
+                    signed = sign("GET", url) if sign is not None else {}
+                except ValueError as exc:
+                    raise FetchError("Kiln cannot read the address %(url)s.", code="bad_address",
+                                     url=url[:200]) from exc
                 with client.stream("GET", url, headers={"Accept": ACCEPT, **(headers or {}), **signed}) as response:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])

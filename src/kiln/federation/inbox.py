@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError, NotFound
-from kiln.federation import actors, delivery, following, moderation, receiving, remote, requests, signatures
+from kiln.federation import actors, delivery, fetch, following, moderation, receiving, remote, requests, signatures
 from kiln.federation.models import URI_MAX, InboxActivity, RemoteActor
 from kiln.federation.signatures import SignatureError, SignedRequest
 from kiln.processing import outbox
@@ -61,13 +61,19 @@ def check_shape(activity: Any) -> tuple[str, str]:
     return kind, actor
 
 
-def _verify(rt: Runtime, request: SignedRequest) -> remote.Actor:
+def _verify(rt: Runtime, request: SignedRequest, actor_uri: str) -> remote.Actor:
     """The remote actor whose key signed ``request``; SignatureError otherwise. A signature that fails
     with a kept key is tried once more with the key fetched again (the actor may have a new one)."""
     settings = rt.settings.federation
     rfc9421 = "signature-input" in request.headers
     cavage = None if rfc9421 else signatures.parse_cavage(request.headers)
     key_id = signatures.rfc9421_key_id(request.headers) if rfc9421 else cavage.key_id  # type: ignore[union-attr]
+    # Only a key on the actor's own server can end in a signature Kiln accepts (parse_actor), and that
+    # server has passed the block check: a key anywhere else is refused before it is fetched, so that
+    # nobody can have Kiln send its signed fetches to any address they name.
+    if fetch.origin(key_id) is None or fetch.origin(key_id) != fetch.origin(actor_uri):
+        raise SignatureError("The activity is signed with a key (%(key)s) that is not on its actor's server.",
+                             code="wrong_signer", key=key_id[:200])
     if cavage is not None:  # stale, garbled or weak: refused before any key is fetched
         signatures.check_cavage(request, cavage, now=utcnow(), max_age=settings.signature_max_age_seconds,
                                 max_future=settings.signature_max_future_seconds)
@@ -102,7 +108,7 @@ def receive(rt: Runtime, request: SignedRequest, activity: Any, recipient: str |
         moderation.check_accepted(session, actor_uri)
         if recipient is not None:
             recipient_id = actors.local_actor(session, recipient).id
-    signer = _verify(rt, request)
+    signer = _verify(rt, request, actor_uri)
     if signer.uri != actor_uri:
         raise SignatureError("The activity names %(actor)s as its actor, but was signed by %(signer)s.",
                              code="wrong_signer", actor=actor_uri[:200], signer=signer.uri[:200])

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
+import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
@@ -213,12 +213,15 @@ def signing_string(request: SignedRequest, covered: tuple[str, ...], sig: Cavage
 def sign(method: str, url: str, body: bytes, key_id: str, private_key: rsa.RSAPrivateKey,
          now: dt.datetime | None = None) -> dict[str, str]:
     """The headers that sign a request to ``url`` (Host, Date, Digest, Signature): draft-cavage
-    ``rsa-sha256`` over ``(request-target) host date digest`` (a GET without a body: no digest)."""
-    parts = urlsplit(url)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    headers = {"host": parts.netloc, "date": http_date(now)}
+    ``rsa-sha256`` over ``(request-target) host date digest`` (a GET without a body: no digest). The
+    host and target are signed as they are sent (httpx's form: an international name IDNA-encoded, the
+    path and query percent-encoded); a URL that cannot be sent is ValueError."""
+    try:
+        parts = httpx.URL(url)
+        host, target = parts.netloc.decode("ascii"), parts.raw_path.decode("ascii") or "/"
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise ValueError(f"Kiln cannot sign a request to {url[:200]!r}: {exc}") from exc
+    headers = {"host": host, "date": http_date(now)}
     covered: tuple[str, ...] = ("(request-target)", "host", "date")
     if body or method.upper() != "GET":
         headers["digest"] = digest_header(body)

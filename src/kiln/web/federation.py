@@ -128,10 +128,12 @@ def instance_actor(request: Request, session: DB, rt: RT) -> Response:
         return _problem(exc)
     accept = request.headers.get("accept", "")
     if "text/html" in accept and not wants_activity(accept):
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse("/", status_code=303, headers={"Vary": "Accept"})
     document = instance.document(session, rt.settings)
     session.commit()  # a key pair made on first need
-    return _json(document)
+    answer = _json(document)
+    answer.headers["Vary"] = "Accept"  # the same address answers a browser otherwise
+    return answer
 
 
 @router.get("/ap/u/{username}")
