@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -13,7 +14,7 @@ import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -388,10 +389,9 @@ def session_user(session: Session, token: str, also: Any = None) -> User | None:
     """The person logged in with ``token``, or None. One query: the login, its person and their
     privileges (every page asks for them), and ``also``, a scalar column correlated with
     ``LoginSession.user_id`` that the caller wants with them (the bell's count), kept in
-    ``session.info["also"]``."""
-    query = select(LoginSession) if also is None else select(LoginSession, also)
-    found = session.execute(query.options(joinedload(LoginSession.user).joinedload(User.privileges))
-                            .where(LoginSession.token_hash == digest(token))).unique().first()
+    ``session.info["also"]``. ``also`` should be one object made once: the statement is built once
+    for it (building it and its cache key cost more than the lookup's own Python work)."""
+    found = session.execute(_login_query(also), {"token_hash": digest(token)}).unique().first()
     if found is None:
         return None
     row = found[0]
@@ -400,6 +400,13 @@ def session_user(session: Session, token: str, also: Any = None) -> User | None:
     if also is not None:
         session.info["also"] = found[1]
     return row.user
+
+
+@functools.lru_cache(maxsize=8)
+def _login_query(also: Any) -> Any:
+    query = select(LoginSession) if also is None else select(LoginSession, also)
+    return (query.options(joinedload(LoginSession.user).joinedload(User.privileges))
+            .where(LoginSession.token_hash == bindparam("token_hash")))
 
 
 SEEN_EVERY = dt.timedelta(minutes=10)

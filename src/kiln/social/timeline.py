@@ -11,9 +11,11 @@ are (an empty half: that source has not been read from yet).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, literal, select, tuple_, union_all
+from sqlalchemy import Integer, Select, bindparam, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
@@ -85,21 +87,17 @@ def page(session: Session, user: User, cursor: str | None, per_page: int) -> Tim
     merged by time here. Local items come as ids (the gallery grid loads their rows only when the
     page is drawn without the fragment cache); posts from elsewhere load only when the page shows some."""
     local_at, remote_at = _split(cursor)
-    local_query = blocks.leave_out(session, user, follows.timeline_query(user.id), MediaEntry.owner_id)
-    after = media_service.decode_cursor(local_at)
-    if after is not None:
-        local_query = local_query.where(tuple_(MediaEntry.published, MediaEntry.id) < tuple_(*after))
-    remote_query_ = remote_query(user.id)
-    after = media_service.decode_cursor(remote_at)
-    if after is not None:
-        remote_query_ = remote_query_.where(tuple_(RemotePost.published, RemotePost.id) < tuple_(*after))
-    local = (local_query.with_only_columns(MediaEntry.published, literal(LOCAL).label("source"),
-                                           MediaEntry.id.label("row_id"))
-             .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1).subquery())
-    remote = (remote_query_.with_only_columns(RemotePost.published, literal(REMOTE).label("source"),
-                                              RemotePost.id.label("row_id"))
-              .order_by(RemotePost.published.desc(), RemotePost.id.desc()).limit(per_page + 1).subquery())
-    rows = session.execute(union_all(select(local), select(remote))).all()
+    local_after = media_service.decode_cursor(local_at)
+    remote_after = media_service.decode_cursor(remote_at)
+    people = tuple(sorted(blocks.hidden(session, user).people))
+    shape = (local_after is not None, remote_after is not None, per_page)
+    statement = _statement(*shape, people) if people else _kept_statement(*shape)
+    values: dict[str, Any] = {"viewer": user.id}
+    if local_after is not None:
+        values.update(local_when=local_after[0], local_id=local_after[1])
+    if remote_after is not None:
+        values.update(remote_when=remote_after[0], remote_id=remote_after[1])
+    rows = session.execute(statement, values).all()
     merged = sorted(((_aware(when), source, row_id) for when, source, row_id in rows if when is not None),
                     key=lambda row: (row[0], row[1] == LOCAL, row[2]), reverse=True)
     shown = merged[:per_page]
@@ -120,6 +118,34 @@ def page(session: Session, user: User, cursor: str | None, per_page: int) -> Tim
 
 
 LOCAL, REMOTE = 0, 1  # the ``source`` column of the page's query
+
+
+def _statement(local_after: bool, remote_after: bool, per_page: int, people: tuple[int, ...]) -> Any:
+    """The page's query for one shape (which sources continue from a cursor), the viewer and the
+    cursors as parameters. ``people``: those hidden from the viewer, left out (kiln.social.blocks)."""
+    viewer = bindparam("viewer", type_=Integer)
+    local_query = follows.timeline_query(viewer)  # type: ignore[arg-type]
+    if people:
+        local_query = local_query.where(MediaEntry.owner_id.not_in(people))
+    if local_after:
+        local_query = local_query.where(tuple_(MediaEntry.published, MediaEntry.id) < tuple_(
+            bindparam("local_when", type_=MediaEntry.published.type), bindparam("local_id", type_=Integer)))
+    remote_query_ = remote_query(viewer)  # type: ignore[arg-type]
+    if remote_after:
+        remote_query_ = remote_query_.where(tuple_(RemotePost.published, RemotePost.id) < tuple_(
+            bindparam("remote_when", type_=RemotePost.published.type), bindparam("remote_id", type_=Integer)))
+    local = (local_query.with_only_columns(MediaEntry.published, literal(LOCAL).label("source"),
+                                           MediaEntry.id.label("row_id"))
+             .order_by(MediaEntry.published.desc(), MediaEntry.id.desc()).limit(per_page + 1).subquery())
+    remote = (remote_query_.with_only_columns(RemotePost.published, literal(REMOTE).label("source"),
+                                              RemotePost.id.label("row_id"))
+              .order_by(RemotePost.published.desc(), RemotePost.id.desc()).limit(per_page + 1).subquery())
+    return union_all(select(local), select(remote))
+
+
+# Built once per shape for the viewers who hide nobody (nearly all): building the statement and its
+# cache key cost more than the query itself.
+_kept_statement = functools.lru_cache(maxsize=16)(functools.partial(_statement, people=()))
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

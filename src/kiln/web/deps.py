@@ -183,7 +183,7 @@ def current_user(request: Request, session: DB) -> User | None:
         user, request.state.token = row.user, row
     elif cookie := request.cookies.get(SESSION_COOKIE):
         # The bell's count comes with the login: a page then runs no query of its own for it.
-        user = accounts.session_user(session, cookie, also=notify.unseen_with(LoginSession.user_id))
+        user = accounts.session_user(session, cookie, also=_UNSEEN)
         if user is not None:
             notify.remember_unseen(session, user.id, int(session.info.pop("also", 0) or 0))
     request.state.user = user
@@ -197,6 +197,9 @@ def current_user(request: Request, session: DB) -> User | None:
         i18n.set_current(i18n.normalize(user.locale) or i18n.current())
     return user
 
+
+# The bell's count, asked with the login (one object: the login statement is built once for it).
+_UNSEEN = notify.unseen_with(LoginSession.user_id)
 
 CurrentUser = Annotated[User | None, Depends(current_user)]
 

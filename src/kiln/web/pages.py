@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
 from kiln.config import Settings
@@ -33,6 +33,8 @@ from kiln.web.templating import STATIC_DIR, render, render_block
 router = APIRouter(include_in_schema=False)
 # The media page loads an item's renditions and tags only if it renders its body (on a kept body, never).
 ONLY_THE_ROW = (lazyload(MediaEntry.renditions), lazyload(MediaEntry.tags))
+# The media page's item, built once (a get with options builds its statement and cache key each time).
+_MEDIA_ROW = select(MediaEntry).where(MediaEntry.id == bindparam("media_id")).options(*ONLY_THE_ROW)
 UNFINISHED_SHOWN = 24  # unfinished items at the top of an owner's own gallery; the panel lists them all
 
 
@@ -94,7 +96,7 @@ def media_page(request: Request, username: str, media_id: RowId, session: DB, rt
     per generation for each such variant, with marks where the token and the actions go
     (``comments.personalise_thread`` fills them in), and its renditions, tags and neighbours are only
     read to make it."""
-    media = session.get(MediaEntry, media_id, options=ONLY_THE_ROW)
+    media = session.scalars(_MEDIA_ROW, {"media_id": media_id}).first()
     if (media is not None and media.removed is not None and user is not None and user.id == media.owner_id
             and not user.is_admin and media.owner.username == username):
         # Its owner is told it was removed and why, and shown nothing else of it (kiln.moderation.removal).
