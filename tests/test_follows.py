@@ -4,9 +4,13 @@ ever shows new public media of the people one follows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
 
 from kiln.accounts.models import User
 from kiln.errors import InvalidInput
@@ -18,6 +22,21 @@ from kiln.social.models import Follow, Notification
 from tests.social_kit import api, log_in, person, post, upload
 
 pytestmark = pytest.mark.db
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL every engine sends meanwhile (the web's reading engine included)."""
+    sent: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
 
 
 def test_follow_is_idempotent_notifies_once_and_refuses_yourself(rt: Runtime) -> None:
@@ -78,9 +97,19 @@ def test_timeline_shows_only_new_public_media_of_people_followed(rt: Runtime, cl
         more = media_service.page(session, follows.timeline_query(reader), first.next_cursor, 2)
         assert [m.id for m in first.items + more.items] == shown[::-1] and more.next_cursor is None
     log_in(client, rt, reader)
-    page = client.get("/timeline")
+    with _statements() as sent:
+        page = client.get("/timeline")
     assert page.status_code == 200
     assert "Public 2" in page.text and "Hidden" not in page.text and "Not followed" not in page.text
+    # Following nobody elsewhere (the login query says so), the page reads no posts from elsewhere;
+    # once a follow elsewhere is asked, it does.
+    assert not [s for s in sent if "remote_posts" in s]
+    with rt.sessions() as session:
+        session.add(Follow(follower_id=reader, followee_uri="https://elsewhere.example/users/someone"))
+        session.commit()
+    with _statements() as sent:
+        assert "Public 2" in client.get("/timeline").text
+    assert [s for s in sent if "remote_posts" in s]
     body = api(client, "GET", "/api/v1/timeline", params={"limit": 2}).json()
     assert [m["title"] for m in body["items"]] == ["Public 2", "Public 1"] and body["next"]
     body = api(client, "GET", "/api/v1/timeline", params={"limit": 2, "cursor": body["next"]}).json()

@@ -385,27 +385,25 @@ def start_session(session: Session, user: User) -> str:
     return token
 
 
-def session_user(session: Session, token: str, also: Any = None) -> User | None:
+def session_user(session: Session, token: str, also: tuple[Any, ...] = ()) -> User | None:
     """The person logged in with ``token``, or None. One query: the login, its person and their
-    privileges (every page asks for them), and ``also``, a scalar column correlated with
-    ``LoginSession.user_id`` that the caller wants with them (the bell's count), kept in
-    ``session.info["also"]``. ``also`` should be one object made once: the statement is built once
-    for it (building it and its cache key cost more than the lookup's own Python work)."""
+    privileges (every page asks for them), and ``also``, scalar columns correlated with
+    ``LoginSession.user_id`` that the caller wants with them (the bell's count), kept as a tuple in
+    ``session.info["also"]``. ``also`` should be one tuple made once: the statement is built once for
+    it (building it and its cache key cost more than the lookup's own Python work)."""
     found = session.execute(_login_query(also), {"token_hash": digest(token)}).unique().first()
     if found is None:
         return None
     row = found[0]
     if row.expires < utcnow() or row.user.banned_now or row.user.pending_approval:
         return None
-    if also is not None:
-        session.info["also"] = found[1]
+    session.info["also"] = tuple(found[1:])
     return row.user
 
 
 @functools.lru_cache(maxsize=8)
-def _login_query(also: Any) -> Any:
-    query = select(LoginSession) if also is None else select(LoginSession, also)
-    return (query.options(joinedload(LoginSession.user).joinedload(User.privileges))
+def _login_query(also: tuple[Any, ...]) -> Any:
+    return (select(LoginSession, *also).options(joinedload(LoginSession.user).joinedload(User.privileges))
             .where(LoginSession.token_hash == bindparam("token_hash")))
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -147,6 +148,26 @@ def timeline_query(follower_id: int) -> Select[MediaEntry]:
     return (select(MediaEntry).join(Follow, Follow.followee_id == MediaEntry.owner_id)
             .where(Follow.follower_id == follower_id, MediaEntry.state == MediaState.PROCESSED,
                    MediaEntry.visibility == "public", MediaEntry.removed.is_(None)))
+
+
+_ELSEWHERE = "kiln_follows_elsewhere"
+
+
+def elsewhere_with(user_id: Any) -> Any:
+    """Whether the person follows, or asked to follow, anyone on another server: a column correlated
+    with ``user_id`` (a column), for the login query to fetch with the person."""
+    return exists().where(Follow.follower_id == user_id, Follow.followee_uri.is_not(None))
+
+
+def remember_elsewhere(session: Session, user_id: int, value: bool) -> None:
+    session.info[_ELSEWHERE] = (user_id, value)
+
+
+def maybe_elsewhere(session: Session, user_id: int) -> bool:
+    """False when the login told that ``user_id`` follows nobody elsewhere; True otherwise (not
+    known: the caller reads posts from elsewhere too, which finds what there is)."""
+    known = session.info.get(_ELSEWHERE)
+    return not (known is not None and known[0] == user_id and not known[1])
 
 
 @dataclass

@@ -90,7 +90,9 @@ def page(session: Session, user: User, cursor: str | None, per_page: int) -> Tim
     local_after = media_service.decode_cursor(local_at)
     remote_after = media_service.decode_cursor(remote_at)
     people = tuple(sorted(blocks.hidden(session, user).people))
-    shape = (local_after is not None, remote_after is not None, per_page)
+    # Posts from elsewhere are read only for someone who follows anyone elsewhere (the login says): for
+    # everyone else the page is one keyset read, quicker for PostgreSQL to plan than the UNION.
+    shape = (local_after is not None, remote_after is not None, per_page, follows.maybe_elsewhere(session, user.id))
     statement = _statement(*shape, people) if people else _kept_statement(*shape)
     values: dict[str, Any] = {"viewer": user.id}
     if local_after is not None:
@@ -120,9 +122,11 @@ def page(session: Session, user: User, cursor: str | None, per_page: int) -> Tim
 LOCAL, REMOTE = 0, 1  # the ``source`` column of the page's query
 
 
-def _statement(local_after: bool, remote_after: bool, per_page: int, people: tuple[int, ...]) -> Any:
-    """The page's query for one shape (which sources continue from a cursor), the viewer and the
-    cursors as parameters. ``people``: those hidden from the viewer, left out (kiln.social.blocks)."""
+def _statement(local_after: bool, remote_after: bool, per_page: int, elsewhere: bool,
+               people: tuple[int, ...]) -> Any:
+    """The page's query for one shape (which sources continue from a cursor, whether posts from
+    elsewhere are read at all), the viewer and the cursors as parameters. ``people``: those hidden from
+    the viewer, left out (kiln.social.blocks)."""
     viewer = bindparam("viewer", type_=Integer)
     local_query = follows.timeline_query(viewer)  # type: ignore[arg-type]
     if people:
@@ -140,7 +144,7 @@ def _statement(local_after: bool, remote_after: bool, per_page: int, people: tup
     remote = (remote_query_.with_only_columns(RemotePost.published, literal(REMOTE).label("source"),
                                               RemotePost.id.label("row_id"))
               .order_by(RemotePost.published.desc(), RemotePost.id.desc()).limit(per_page + 1).subquery())
-    return union_all(select(local), select(remote))
+    return union_all(select(local), select(remote)) if elsewhere else select(local)
 
 
 # Built once per shape for the viewers who hide nobody (nearly all): building the statement and its

@@ -21,7 +21,7 @@ from kiln.accounts.throttle import Throttle
 from kiln.db.session import began_writing
 from kiln.errors import KilnError, NotAuthenticated, PermissionDenied
 from kiln.runtime import Runtime
-from kiln.social import notify
+from kiln.social import follows, notify
 from kiln.web import security
 
 SESSION_COOKIE = "kiln_session"
@@ -183,9 +183,11 @@ def current_user(request: Request, session: DB) -> User | None:
         user, request.state.token = row.user, row
     elif cookie := request.cookies.get(SESSION_COOKIE):
         # The bell's count comes with the login: a page then runs no query of its own for it.
-        user = accounts.session_user(session, cookie, also=_UNSEEN)
+        user = accounts.session_user(session, cookie, also=_WITH_LOGIN)
         if user is not None:
-            notify.remember_unseen(session, user.id, int(session.info.pop("also", 0) or 0))
+            unseen, elsewhere = session.info.pop("also")
+            notify.remember_unseen(session, user.id, int(unseen or 0))
+            follows.remember_elsewhere(session, user.id, bool(elsewhere))
     request.state.user = user
     if user is not None:
         accounts.note_seen(runtime(request).engine, user)
@@ -198,8 +200,9 @@ def current_user(request: Request, session: DB) -> User | None:
     return user
 
 
-# The bell's count, asked with the login (one object: the login statement is built once for it).
-_UNSEEN = notify.unseen_with(LoginSession.user_id)
+# Asked with the login (one tuple: the login statement is built once for it): the bell's count, and
+# whether the person follows anyone elsewhere (the timeline reads posts from elsewhere only then).
+_WITH_LOGIN = (notify.unseen_with(LoginSession.user_id), follows.elsewhere_with(LoginSession.user_id))
 
 CurrentUser = Annotated[User | None, Depends(current_user)]
 
