@@ -12,6 +12,7 @@ answering marks the database unavailable for a few seconds (``kiln.db.health``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -165,13 +166,20 @@ def _begin_before_writing(engine: Engine) -> None:
     def _before(conn: Any, cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
         if not conn.get_execution_options().get(READS_FIRST):
             return
-        if _PLAIN_READ.match(statement) and not _LOCKS_OR_CALLS.search(statement):
+        if _plain_read(statement):
             return
         dbapi = cursor.connection
         if dbapi.info.transaction_status == 0:  # IDLE: no transaction yet
             dbapi.execute("BEGIN")
             if (flag := began_writing.get()) is not None:
                 flag[0] = True
+
+
+@functools.lru_cache(maxsize=2048)
+def _plain_read(statement: str) -> bool:
+    """Whether a statement only reads (asked of every statement a reading page sends: its few
+    distinct texts are looked at once each)."""
+    return bool(_PLAIN_READ.match(statement)) and not _LOCKS_OR_CALLS.search(statement)
 
 
 def reads_first(engine: Engine) -> Engine | None:
@@ -257,6 +265,9 @@ def bounded_classes() -> BoundedClasses:
                 self.availability.failed(f"no answer in {self.answer_timeout:g} s")
             return psycopg.OperationalError(f"the database did not answer within {self.answer_timeout:g} s")
 
+        def _watching(self) -> bool:
+            return self.availability is not None and self.availability.down
+
         def _answered(self, heard: list[bool]) -> None:
             if heard[0] and self.availability is not None and self.availability.down:
                 self.availability.succeeded()  # the server answered (a rollback of nothing does not count)
@@ -264,25 +275,29 @@ def bounded_classes() -> BoundedClasses:
     class AnswerBoundedConnection(Bounded, psycopg.Connection[Any]):
         def wait(self, gen, *args, **kwargs):
             self._bounded(kwargs, args)
-            heard = [False]
+            # Whether the server answered matters only while the database is thought down; otherwise
+            # psycopg's generator goes to its wait as it is (a generator around it costs every query).
+            heard = [False] if self._watching() else None
             try:
-                result = super().wait(_noting_io(gen, heard), *args, **kwargs)
+                result = super().wait(gen if heard is None else _noting_io(gen, heard), *args, **kwargs)
             except wait_timeout:
                 self.close()  # mid-protocol: the connection cannot be used again
                 raise self._silent() from None
-            self._answered(heard)
+            if heard is not None:
+                self._answered(heard)
             return result
 
     class AnswerBoundedAsyncConnection(Bounded, psycopg.AsyncConnection[Any]):
         async def wait(self, gen, *args, **kwargs):
             self._bounded(kwargs, args)
-            heard = [False]
+            heard = [False] if self._watching() else None
             try:
-                result = await super().wait(_noting_io(gen, heard), *args, **kwargs)
+                result = await super().wait(gen if heard is None else _noting_io(gen, heard), *args, **kwargs)
             except wait_timeout:
                 await self.close()
                 raise self._silent() from None
-            self._answered(heard)
+            if heard is not None:
+                self._answered(heard)
             return result
 
     _BOUNDED = (AnswerBoundedConnection, AnswerBoundedAsyncConnection)
