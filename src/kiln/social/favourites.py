@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -78,7 +78,23 @@ def unfavourite(session: Session, user: User | None, media: MediaEntry) -> bool:
 def is_favourite(session: Session, user: User | None, media: MediaEntry) -> bool:
     if user is None:
         return False
+    known = session.info.get(_KNOWN)
+    if known is not None and known[:2] == (user.id, media.id):
+        return bool(known[2])
     return session.execute(_IS_FAVOURITE, {"user_id": user.id, "media_id": media.id}).first() is not None
+
+
+def favourited_with(media_id: Any) -> Any:
+    """Whether the viewer (the parameter ``viewer``) favourited the item ``media_id`` (a column): a
+    column for the media page to read with the item, ``remember`` then keeps it for ``is_favourite``."""
+    return exists().where(Favourite.user_id == bindparam("viewer"), Favourite.media_id == media_id)
+
+
+def remember(session: Session, user_id: int, media_id: int, favourited: bool) -> None:
+    session.info[_KNOWN] = (user_id, media_id, favourited)
+
+
+_KNOWN = "kiln_favourited"
 
 
 # Built once: every logged-in media page asks it (an ORM get of a missing row costs several times more).

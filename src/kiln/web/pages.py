@@ -21,7 +21,7 @@ from kiln.media.models import MediaEntry, MediaState, Tag
 from kiln.media.visibility import src_for, visible_with_share
 from kiln.mediatypes import kinds
 from kiln.search import service as search_service
-from kiln.social import blocks
+from kiln.social import blocks, favourites
 from kiln.social.comments import held_of
 from kiln.social.comments import may_delete as may_delete_comment
 from kiln.web import collections, comments, social, unfurl
@@ -35,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 ONLY_THE_ROW = (lazyload(MediaEntry.renditions), lazyload(MediaEntry.tags))
 # The media page's item, built once (a get with options builds its statement and cache key each time).
 _MEDIA_ROW = select(MediaEntry).where(MediaEntry.id == bindparam("media_id")).options(*ONLY_THE_ROW)
+_MEDIA_ROW_FAVOURITED = _MEDIA_ROW.add_columns(favourites.favourited_with(MediaEntry.id))
 UNFINISHED_SHOWN = 24  # unfinished items at the top of an owner's own gallery; the panel lists them all
 
 
@@ -96,7 +97,13 @@ def media_page(request: Request, username: str, media_id: RowId, session: DB, rt
     per generation for each such variant, with marks where the token and the actions go
     (``comments.personalise_thread`` fills them in), and its renditions, tags and neighbours are only
     read to make it."""
-    media = session.scalars(_MEDIA_ROW, {"media_id": media_id}).first()
+    if user is None:
+        media = session.scalars(_MEDIA_ROW, {"media_id": media_id}).first()
+    else:  # with whether they favourited it: one query instead of two
+        found = session.execute(_MEDIA_ROW_FAVOURITED, {"media_id": media_id, "viewer": user.id}).first()
+        media = found[0] if found is not None else None
+        if found is not None:
+            favourites.remember(session, user.id, media_id, found[1])
     if (media is not None and media.removed is not None and user is not None and user.id == media.owner_id
             and not user.is_admin and media.owner.username == username):
         # Its owner is told it was removed and why, and shown nothing else of it (kiln.moderation.removal).
