@@ -220,7 +220,7 @@ def _people_items(session: Session, settings: Settings, user: User, which: str,
     rows = list(session.scalars(query.order_by(Follow.id.desc()).limit(COLLECTION_PAGE + 1)))
     ids = {f.follower_id or 0 for f in rows} | {f.followee_id or 0 for f in rows}
     shown = select(User.id, User.username).where(User.id.in_(ids), not_banned(utcnow()))
-    names = dict(session.execute(shown).tuples().all())
+    names = {user_id: name for user_id, name in session.execute(shown)}
     items = []
     for f in rows[:COLLECTION_PAGE]:
         if which == "followers":
