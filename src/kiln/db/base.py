@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, DateTime, MetaData, Result, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -29,6 +29,18 @@ def rowcount(result: Result[Any]) -> int:
     it is a CursorResult)."""
     assert isinstance(result, CursorResult)
     return result.rowcount
+
+
+def remember(session: Session, name: str, subject: Any, value: Any) -> None:
+    """Keep ``value`` about ``subject`` for the rest of this session's request: something a query
+    already read (with the login, with the item), so that asking it again costs no query."""
+    session.info[name] = (subject, value)
+
+
+def recall(session: Session, name: str, subject: Any, default: Any = None) -> Any:
+    """What ``remember`` kept under ``name`` about ``subject``, or ``default``."""
+    known = session.info.get(name)
+    return known[1] if known is not None and known[0] == subject else default
 
 
 def utcnow() -> dt.datetime:

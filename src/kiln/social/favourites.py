@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User
-from kiln.db.base import rowcount
+from kiln.db.base import recall, remember, rowcount
 from kiln.errors import NotAuthenticated, NotFound, PermissionDenied
 from kiln.media import services as media_service
 from kiln.media.models import MediaEntry, MediaState
@@ -78,20 +78,20 @@ def unfavourite(session: Session, user: User | None, media: MediaEntry) -> bool:
 def is_favourite(session: Session, user: User | None, media: MediaEntry) -> bool:
     if user is None:
         return False
-    known = session.info.get(_KNOWN)
-    if known is not None and known[:2] == (user.id, media.id):
-        return bool(known[2])
+    known = recall(session, _KNOWN, (user.id, media.id))
+    if known is not None:
+        return bool(known)
     return session.execute(_IS_FAVOURITE, {"user_id": user.id, "media_id": media.id}).first() is not None
 
 
 def favourited_with(media_id: Any) -> Any:
     """Whether the viewer (the parameter ``viewer``) favourited the item ``media_id`` (a column): a
-    column for the media page to read with the item, ``remember`` then keeps it for ``is_favourite``."""
+    column for the media page to read with the item, ``remember_favourited`` then keeps it for ``is_favourite``."""
     return exists().where(Favourite.user_id == bindparam("viewer"), Favourite.media_id == media_id)
 
 
-def remember(session: Session, user_id: int, media_id: int, favourited: bool) -> None:
-    session.info[_KNOWN] = (user_id, media_id, favourited)
+def remember_favourited(session: Session, user_id: int, media_id: int, favourited: bool) -> None:
+    remember(session, _KNOWN, (user_id, media_id), favourited)
 
 
 _KNOWN = "kiln_favourited"

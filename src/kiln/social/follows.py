@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User, not_banned
+from kiln.db.base import recall, remember
 from kiln.errors import InvalidInput, PermissionDenied
 from kiln.media.models import MediaEntry, MediaState
 from kiln.social import blocks
@@ -160,14 +161,13 @@ def elsewhere_with(user_id: Any) -> Any:
 
 
 def remember_elsewhere(session: Session, user_id: int, value: bool) -> None:
-    session.info[_ELSEWHERE] = (user_id, value)
+    remember(session, _ELSEWHERE, user_id, value)
 
 
 def maybe_elsewhere(session: Session, user_id: int) -> bool:
     """False when the login told that ``user_id`` follows nobody elsewhere; True otherwise (not
     known: the caller reads posts from elsewhere too, which finds what there is)."""
-    known = session.info.get(_ELSEWHERE)
-    return not (known is not None and known[0] == user_id and not known[1])
+    return bool(recall(session, _ELSEWHERE, user_id, True))
 
 
 @dataclass

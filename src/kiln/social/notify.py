@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from kiln.accounts.models import User, not_banned
-from kiln.db.base import utcnow
+from kiln.db.base import recall, remember, utcnow
 from kiln.errors import InvalidInput
 from kiln.processing.outbox import record, register_handler
 from kiln.social import blocks
@@ -102,9 +102,9 @@ def _fan_out(rt: Runtime, payload: dict[str, Any]) -> None:
 def unseen_count(session: Session, user_id: int) -> int:
     """How many notifications ``user_id`` has not read (ix_notifications_user_read): as counted with
     the login (``unseen_with``) when this session did, else one indexed count."""
-    known = session.info.get(_UNSEEN)
-    if known is not None and known[0] == user_id:
-        return int(known[1])
+    known = recall(session, _UNSEEN, user_id)
+    if known is not None:
+        return int(known)
     return int(session.scalar(select(func.count()).select_from(Notification)
                               .where(Notification.user_id == user_id, Notification.read.is_(None))) or 0)
 
@@ -120,7 +120,7 @@ def unseen_with(user_id: Any) -> Any:
 
 
 def remember_unseen(session: Session, user_id: int, count: int) -> None:
-    session.info[_UNSEEN] = (user_id, count)
+    remember(session, _UNSEEN, user_id, count)
 
 
 @dataclass

@@ -103,7 +103,7 @@ def media_page(request: Request, username: str, media_id: RowId, session: DB, rt
         found = session.execute(_MEDIA_ROW_FAVOURITED, {"media_id": media_id, "viewer": user.id}).first()
         media = found[0] if found is not None else None
         if found is not None:
-            favourites.remember(session, user.id, media_id, found[1])
+            favourites.remember_favourited(session, user.id, media_id, found[1])
     if (media is not None and media.removed is not None and user is not None and user.id == media.owner_id
             and not user.is_admin and media.owner.username == username):
         # Its owner is told it was removed and why, and shown nothing else of it (kiln.moderation.removal).
