@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, Update, and_, bindparam, inspect, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, bindparam, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -42,19 +42,14 @@ def _said(message: Message) -> tuple[str, dict[str, Any] | None]:
 
 
 def create_steps(session: Session, media: MediaEntry, steps: Iterable[StepDef], reason: str = "new") -> None:
+    """The item's steps, queued: one INSERT of all the rows (nothing needs them as objects in this
+    session; a worker reads them afresh)."""
     now = utcnow()
-    for position, step in enumerate(steps):
-        session.add(
-            ProcessingStep(
-                media_id=media.id,
-                name=step.name,
-                position=position,
-                fingerprint=step.fingerprint(),
-                state=WorkState.QUEUED,
-                reason=reason,
-                enqueued=now,
-            )
-        )
+    rows = [{"media_id": media.id, "name": step.name, "position": position, "fingerprint": step.fingerprint(),
+             "state": WorkState.QUEUED, "reason": reason, "enqueued": now}
+            for position, step in enumerate(steps)]
+    if rows:
+        session.execute(insert(ProcessingStep), rows)
 
 
 def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:

@@ -66,8 +66,9 @@ class Backend(Protocol):
 _FTS = table("search_media", column("rowid"))
 # Written once per published item: parsed once, not per call.
 _FTS_DELETE = text("DELETE FROM search_media WHERE rowid = :id")
-_FTS_INSERT = text("INSERT INTO search_media (rowid, title, tags, people, body) "
-                   "VALUES (:id, :title, :tags, :people, :body)")
+# FTS5 replaces a row with the same rowid (its old words leave the index): one statement per write.
+_FTS_PUT = text("INSERT OR REPLACE INTO search_media (rowid, title, tags, people, body) "
+                "VALUES (:id, :title, :tags, :people, :body)")
 
 
 def _fts_quote(word: str) -> str:
@@ -84,9 +85,8 @@ def fts5_query(terms: list[Term]) -> str:
 
 class SQLiteBackend:
     def put(self, session: Session, media_id: int, document: Document) -> None:
-        session.execute(_FTS_DELETE, {"id": media_id})
-        session.execute(_FTS_INSERT, {"id": media_id, "title": document.title, "tags": document.tags,
-                                      "people": document.people, "body": document.body[:BODY_CHARS]})
+        session.execute(_FTS_PUT, {"id": media_id, "title": document.title, "tags": document.tags,
+                                   "people": document.people, "body": document.body[:BODY_CHARS]})
 
     def remove(self, session: Session, media_ids: list[int]) -> None:
         for media_id in media_ids:
