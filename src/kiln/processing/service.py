@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from kiln import plugins
 from kiln.db.base import utcnow
@@ -42,7 +42,7 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
     """Run every due step of one media item, then the finishing check. Returns the item's state."""
     owner = lease_owner()
     with rt.sessions() as session:
-        media = session.scalars(_media_query(), {"media_id": media_id}).first()
+        media = session.scalars(_media_query(), {"media_id": media_id}).unique().first()
         if media is None:
             return None
         steps = ledger.steps_of(session, media_id)
@@ -60,10 +60,10 @@ def process_media(rt: Runtime, media_id: int) -> str | None:
 
 @cache
 def _media_query() -> Select[MediaEntry]:
-    """The item, built once. Its renditions are needed (selectin, one query); its tags are not, nor its owner
-    but to tell of a failure (loaded then)."""
+    """The item, built once. Its renditions are needed (joined: one query for both, none for a first run's
+    item, which has none); its tags are not, nor its owner but to tell of a failure (loaded then)."""
     return (select(MediaEntry).where(MediaEntry.id == bindparam("media_id"))
-            .options(lazyload(MediaEntry.tags), lazyload(MediaEntry.owner)))
+            .options(joinedload(MediaEntry.renditions), lazyload(MediaEntry.tags), lazyload(MediaEntry.owner)))
 
 
 def _recover_dead(rt: Runtime, session: Session, media: MediaEntry, steps: list[ProcessingStep]) -> None:
