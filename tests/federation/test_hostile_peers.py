@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -283,3 +284,18 @@ def test_a_key_id_belongs_to_one_actor(fed_rt, peer):
     assert remote.fetch_by_key(fed_rt, f"{peer.base}/new#k").uri == f"{peer.base}/new"
     assert remote.cached_by_key(fed_rt, f"{peer.base}/new#k").uri == f"{peer.base}/new"  # type: ignore[union-attr]
     assert remote.cached(fed_rt, f"{peer.base}/old").key_id == ""  # type: ignore[union-attr]
+
+
+def test_a_redirect_to_a_blocked_server_is_neither_followed_nor_signed_for(fed_rt, peer):
+    # The peer redirects to a name this site's admins blocked ("localhost": the same server, so the
+    # fetch would succeed were the redirect followed). Kiln stops before asking it.
+    port = urlsplit(peer.base).port
+    peer.page("/redirect", {}, status=302, Location=f"http://localhost:{port}/actor")
+    with fed_rt.sessions() as session:
+        moderation.block_domain(session, None, "localhost")
+        session.commit()
+    with pytest.raises(fetch.FetchError) as refused:
+        remote.lookup(fed_rt, f"{peer.base}/redirect")
+    assert refused.value.code == "domain_blocked" and refused.value.status == 403
+    assert "localhost" in refused.value.message
+    assert peer.fetches == ["/redirect"]  # the blocked name was never asked, nor sent a signature

@@ -51,6 +51,13 @@ class AddressRefused(FetchError):
     status = 400
 
 
+class ServerBlocked(FetchError):
+    """The address (or a redirect's target) is on a server this site's administrators blocked."""
+
+    code = "domain_blocked"
+    status = 403
+
+
 # Name resolution runs here, so that a resolver that hangs costs a thread, never the caller's time.
 _RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="kiln-resolve")
 
@@ -250,22 +257,28 @@ def get_json(url: str, settings: FederationSettings, headers: Mapping[str, str] 
 
 
 def get_activity(url: str, settings: FederationSettings,
-                 sign: Callable[[str, str], Mapping[str, str]] | None = None) -> tuple[dict[str, Any], str]:
+                 sign: Callable[[str, str], Mapping[str, str]] | None = None,
+                 refuse: Callable[[str], None] | None = None) -> tuple[dict[str, Any], str]:
     """GET an ActivityStreams document: (the JSON object, the final address it came from after
-    redirects). FetchError unless its Content-Type is ActivityStreams. ``sign``: see get_document."""
-    return get_document(url, settings, activity=True, sign=sign)
+    redirects). FetchError unless its Content-Type is ActivityStreams. ``sign``, ``refuse``: see
+    get_document."""
+    return get_document(url, settings, activity=True, sign=sign, refuse=refuse)
 
 
 def get_document(url: str, settings: FederationSettings, headers: Mapping[str, str] | None = None,
                  activity: bool = False, sign: Callable[[str, str], Mapping[str, str]] | None = None,
-                 ) -> tuple[dict[str, Any], str]:
+                 refuse: Callable[[str], None] | None = None) -> tuple[dict[str, Any], str]:
     """GET a JSON object, following at most a few redirects, each checked: (the object, the final
     address). ``activity``: its Content-Type must be ActivityStreams. ``sign(method, url)``: the
     headers that sign each request (each redirect's target signed anew, since a signature covers one
-    target), for servers that refuse unsigned reads (kiln.federation.instance)."""
+    target), for servers that refuse unsigned reads (kiln.federation.instance). ``refuse(url)``: asked
+    before each request, the first and every redirect's, and raises to stop there (a server this site
+    has blocked is neither asked nor sent a signature)."""
     deadline = deadline_of(settings)
     with _client(settings, deadline) as client:
         for _ in range(MAX_REDIRECTS + 1):
+            if refuse is not None:
+                refuse(url)
             client.checked(url)
             try:
                 try:

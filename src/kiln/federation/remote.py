@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiln.db.base import utcnow
 from kiln.errors import KilnError
-from kiln.federation import fetch, instance
+from kiln.federation import fetch, instance, moderation
 from kiln.federation.models import URI_MAX, RemoteActor
 from kiln.federation.signatures import SignatureError
 
@@ -131,10 +131,18 @@ def fetch_actor(rt: Runtime, url: str) -> tuple[dict[str, Any], str]:
     ``id`` (parse_actor then requires the two to be equal). FetchError when it cannot. Each GET is
     signed as the site's actor (servers with authorized fetch refuse unsigned ones)."""
     settings, sign = rt.settings.federation, instance.signer(rt)
-    document, final = fetch.get_activity(urldefrag(url)[0], settings, sign)
+
+    def refuse(address: str) -> None:  # every hop, redirects included: a blocked server is not asked
+        with rt.sessions() as session:
+            blocked = moderation.rule_for(session, address) == "block"
+        if blocked:
+            raise fetch.ServerBlocked("This site has blocked %(host)s, so Kiln does not ask it.",
+                                      host=moderation.host_of(address)[:200])
+
+    document, final = fetch.get_activity(urldefrag(url)[0], settings, sign, refuse)
     claimed = _uri(document.get("id"))
     if claimed and claimed != final and urldefrag(claimed)[0] != final:
-        document, final = fetch.get_activity(urldefrag(claimed)[0], settings, sign)
+        document, final = fetch.get_activity(urldefrag(claimed)[0], settings, sign, refuse)
     return document, final
 
 
