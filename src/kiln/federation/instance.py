@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiln.config import Settings
 from kiln.federation import signatures
+from kiln.federation.keys import kept_pair
 from kiln.federation.models import InstanceKey
 
 if TYPE_CHECKING:
@@ -41,19 +41,7 @@ def key_id(settings: Settings) -> str:
 def key_pair(session: Session) -> InstanceKey:
     """The site's key pair, made now if there is none (two processes at once: the first one's stays).
     Flushes; the caller commits."""
-    row = session.get(InstanceKey, 1)
-    if row is not None:
-        return row
-    private = signatures.new_private_key()
-    made = InstanceKey(id=1, public_pem=signatures.public_pem(private), private_pem=signatures.private_pem(private))
-    try:
-        with session.begin_nested():
-            session.add(made)
-    except IntegrityError:
-        row = session.get(InstanceKey, 1)
-        assert row is not None
-        return row
-    return made
+    return kept_pair(session, InstanceKey, 1, id=1)
 
 
 def document(session: Session, settings: Settings) -> dict[str, Any]:
