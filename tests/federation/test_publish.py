@@ -11,7 +11,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from kiln.accounts.models import User
+from kiln.federation import publishing
 from kiln.media import services as media_service
+from kiln.media.models import MediaEntry
 from tests.federation.conftest import AP
 from tests.federation.peer import Peer, verify_with_apsig
 from tests.federation.test_follow import ALICE, follow_activity, post
@@ -124,3 +126,14 @@ def test_the_outbox_and_followers_are_paginated_collections(fed, fed_rt, peer, t
         actors.COLLECTION_PAGE = original
     assert fed.get("/ap/u/alice/outbox?page=2").status_code == 422
     assert fed.get("/ap/u/alice/outbox?page=1&before=abc").headers["content-type"].startswith("application/json")
+
+
+def test_an_account_waiting_for_approval_federates_nothing(fed, fed_rt, tmp_path):
+    media_id = upload(fed_rt, tmp_path, "Waiting")
+    with fed_rt.sessions() as session:
+        session.scalar(select(User).where(User.username == "alice")).pending_approval = True
+        session.commit()
+        media = session.get(MediaEntry, media_id)
+        assert media.state == "processed" and not publishing.federated(media)  # neither sent nor shown
+        assert publishing.audience(media) is None
+    assert fed.get(f"/ap/u/alice/m/{media_id}").status_code == 404

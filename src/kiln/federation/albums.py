@@ -5,7 +5,7 @@ in the album's order, ``actors.COLLECTION_PAGE`` a page.
 Other servers are anonymous readers, and strict ones: only a **public** album is served (an unlisted
 or private one is 404 whoever signs, and share links, which are for people, never count here), not a
 removed one nor one whose owner others may not find; inside it, only the items whose page serves their
-Note (``publishing.served``, the rule of ``/ap/u/NAME/m/ID``), each by that Note's id (a collaborator's
+Note (``publishing.federated``, the rule of ``/ap/u/NAME/m/ID``), each by that Note's id (a collaborator's
 item under its own owner's name). The rest is neither listed nor counted.
 """
 
@@ -43,10 +43,10 @@ def public_album(session: Session, collection_id: int) -> Collection:
 def _served(session: Session, collection: Collection, cursor: str | None, batch: int) -> Iterator[CollectionItem]:
     """The album's items whose Note other servers are served, in its order, from after ``cursor``: the
     anonymous visitor's items (``items_page``, a keyset walk ``batch`` rows at a time), of which those
-    ``publishing.served`` allows."""
+    ``publishing.federated`` allows."""
     while True:
         page = service.items_page(session, collection, None, None, cursor, batch)
-        yield from (item for item in page.items if publishing.served(item.media))
+        yield from (item for item in page.items if publishing.federated(item.media))
         if page.next_cursor is None:
             return
         cursor = page.next_cursor

@@ -51,17 +51,12 @@ def item_address(settings: Settings, username: str, media_id: int) -> str:
 
 
 def federated(media: MediaEntry) -> bool:
-    """Whether other servers may be sent or shown this item: processed, public or unlisted, not
-    removed, its owner not banned (the one visibility rule, asked as an anonymous visitor)."""
+    """Whether other servers may be sent or shown this item (its Note at ``/ap/u/NAME/m/ID``, and
+    wherever else it is listed, as an album's items): processed, public or unlisted, not removed (the
+    one visibility rule, asked as an anonymous visitor), its owner an account others may find
+    (``actors.findable``: not banned, not waiting for approval)."""
     return (media.state == MediaState.PROCESSED and media.visibility in AUDIENCES and visible(media, None)
-            and not media.owner.banned_now)
-
-
-def served(media: MediaEntry) -> bool:
-    """Whether the item's page serves its Note to other servers (``/ap/u/NAME/m/ID``, and wherever
-    else that Note is listed, as an album's items): ``federated``, and its owner an account others may
-    find (``actors.findable``)."""
-    return federated(media) and actors.findable(media.owner)
+            and actors.findable(media.owner))
 
 
 def audience(media: MediaEntry | None) -> str | None:

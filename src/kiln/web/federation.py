@@ -187,7 +187,7 @@ def media_note(username: Username, media_id: RowId, session: DB, rt: RT) -> Resp
         _enabled(rt.settings)
         owner = actors.local_actor(session, username)
         media = session.get(MediaEntry, media_id)
-        if media is None or media.owner_id != owner.id or not publishing.served(media):
+        if media is None or media.owner_id != owner.id or not publishing.federated(media):
             address = publishing.item_address(rt.settings, owner.username, media_id)
             deleted = publishing.tombstone(session, address)
             if deleted is not None:  # other servers were sent it: it is gone, not unknown
