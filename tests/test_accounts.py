@@ -306,3 +306,11 @@ def test_a_reset_revokes_every_api_token_and_a_change_offers_to(client, settings
                                                       "revoke_tokens": "true"}, page="/account")
     assert "API tokens were revoked" in changed.text
     assert client.get("/api/v1/media?user=alice&state=queued", headers=second).status_code == 401
+
+
+def test_the_addresses_people_type_lead_to_the_login_and_signup_pages(client):
+    found = client.get("/login?next=/upload", follow_redirects=False)
+    assert found.status_code == 308 and found.headers["location"] == "/auth/login?next=/upload"
+    assert client.get("/register", follow_redirects=False).headers["location"] == "/auth/register"
+    page = client.get("/login?next=/upload")
+    assert page.status_code == 200 and 'name="password"' in page.text and 'value="/upload"' in page.text

@@ -61,6 +61,8 @@ CASES: list[Case] = [
     Case("GET", "/auth/verify", E(400), note="a bad token"),
     Case("POST", "/auth/resend", E(303, anon=401)),
     Case("GET", "/auth/login", E(200)),
+    Case("GET", "/login", E(308), note="to /auth/login"),
+    Case("GET", "/register", E(308), note="to /auth/register"),
     Case("POST", "/auth/login", E(401), send=form(username=USERNAMES["owner"], password="wrong password"),
          note="a wrong password"),
     Case("POST", "/auth/logout", E(303)),

@@ -141,6 +141,15 @@ def resend(request: Request, session: DB, rt: RT, user: LoggedIn,
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
+@router.get("/login", include_in_schema=False)
+@router.get("/register", include_in_schema=False)
+def typed_address(request: Request) -> Response:
+    """The addresses people type (``/login``, ``/register``) lead to the pages, whose address is under
+    ``/auth/`` as MediaGoblin's was; the query (``next``) goes along, checked there."""
+    page = "/auth/login" if request.url.path == "/login" else "/auth/register"
+    return RedirectResponse(page + (f"?{request.url.query}" if request.url.query else ""), status_code=308)
+
+
 @router.get("/auth/login", response_class=HTMLResponse)
 def login_form(request: Request, user: CurrentUser, next: str = "/") -> Response:
     return render(request, "login.html", next=_safe_next(next))
